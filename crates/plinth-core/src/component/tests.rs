@@ -1,0 +1,88 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Component, ConfigError> {
+    Component::parse(text, "c.yaml", PathBuf::from("c.yaml"), PathBuf::from("."))
+}
+
+const GOOD: &str = r#"
+component: {name: hello, version: 1.0.0, owner: team, description: says hello}
+server: {port: 9000, lease: 10s}
+functions:
+  - name: echo
+    handler: {command: {argv: [cat]}}
+  - name: sleep
+    handler: {command: {argv: [sh, sleep.sh], cwd: handlers, env: {A: b}}}
+    input_schema:
+      type: object
+      properties: {seconds: {type: number, minimum: 0}}
+      required: [seconds]
+    policy:
+      retries: {max_attempts: 5, backoff: {initial: 100ms, max: 2s, multiplier: 3}}
+      timeout: 1m
+      concurrency: 2
+  - name: noop
+    handler: {rust: noop}
+"#;
+
+#[test]
+fn parses_a_full_file() {
+    let c = parse(GOOD).expect("valid");
+    assert_eq!(c.file.component.name, "hello");
+    assert_eq!(c.file.server.port, Some(9000));
+    assert_eq!(c.file.functions.len(), 3);
+    let (i, sleep) = c.function("sleep").expect("sleep");
+    assert_eq!(i, 1);
+    assert_eq!(sleep.policy.retries.max_attempts, 5);
+    assert_eq!(sleep.policy.concurrency, Some(2));
+    assert!(c.schemas[1].is_some() && c.schemas[0].is_none());
+    assert_eq!(c.file.functions[2].handler.kind(), "rust");
+    assert!(c.function("missing").is_none());
+}
+
+#[test]
+fn unknown_key_names_the_field() {
+    let text = GOOD.replace("concurrency: 2", "concurrency: 2\n      retry_forever: true");
+    let e = parse(&text).expect_err("unknown key");
+    assert_eq!(e.field, "functions[1].policy.retry_forever");
+    assert!(e.reason.contains("retry_forever"), "{}", e.reason);
+    assert!(e.to_string().contains("PLINTH_001"));
+}
+
+#[test]
+fn invalid_values_name_the_field() {
+    let cases = [
+        (GOOD.replace("max_attempts: 5", "max_attempts: 0"), "functions[1].policy.retries.max_attempts"),
+        (GOOD.replace("timeout: 1m", "timeout: forever"), "functions[1].policy.timeout"),
+        (GOOD.replace("name: noop", "name: echo"), "functions[2].name"),
+        (GOOD.replace("name: hello", "name: Hello"), "component.name"),
+        (GOOD.replace("argv: [cat]", "argv: []"), "functions[0].handler.command.argv"),
+        (GOOD.replace("type: number", "type: 12"), "functions[1].input_schema"),
+        (GOOD.replace("port: 9000", "port: 99999"), "server.port"),
+        (GOOD.replace("{rust: noop}", "{http: {url: x}}"), "functions[2].handler.http"),
+        (GOOD.replace("{rust: noop}", "{}"), "functions[2].handler"),
+        (GOOD.replace("{rust: noop}", "{rust: noop, command: {argv: [cat]}}"), "functions[2].handler"),
+    ];
+    for (text, field) in cases {
+        let e = parse(&text).expect_err(field);
+        assert_eq!(e.field, field, "{e}");
+    }
+}
+
+#[test]
+fn rejects_empty_and_non_yaml_documents() {
+    assert!(parse("").is_err());
+    assert!(parse("just a string").is_err());
+    let e = parse("component: {name: a, version: '1'}\nfunctions: []").expect_err("no functions");
+    assert_eq!(e.field, "functions");
+}
+
+#[test]
+fn load_reports_missing_file_and_resolves_base_dir() {
+    let e = Component::load(Path::new("/nonexistent/component.yaml")).expect_err("missing");
+    assert_eq!(e.field, "(file)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("component.yaml");
+    std::fs::write(&path, GOOD).expect("write");
+    let c = Component::load(&path).expect("load");
+    assert_eq!(c.base_dir, dir.path());
+}

@@ -1,0 +1,260 @@
+//! The error hierarchy's stable codes and their catalog, and configuration errors.
+//!
+//! Every code a user can meet is a [`Code`]; each has a name, an HTTP status (when it can
+//! answer a request), a meaning and what the user should do. `docs/errors.md` and
+//! `GET /errors/{code}` are both made from [`Code::ALL`], so they cannot drift apart.
+
+use serde::Serialize;
+
+/// A stable Plinth error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// PLINTH_001
+    InvalidConfig,
+    /// PLINTH_002
+    ConnectionFailed,
+    /// PLINTH_003
+    MalformedJson,
+    /// PLINTH_004
+    ValidationFailed,
+    /// PLINTH_005
+    FunctionNotFound,
+    /// PLINTH_006
+    RunNotFound,
+    /// PLINTH_007
+    PayloadTooLarge,
+    /// PLINTH_008
+    UnsupportedMediaType,
+    /// PLINTH_009
+    RunAlreadyTerminal,
+    /// PLINTH_010
+    NotReady,
+    /// PLINTH_011
+    FunctionRequired,
+    /// PLINTH_012
+    RouteNotFound,
+    /// PLINTH_013
+    MethodNotAllowed,
+    /// PLINTH_014
+    InvalidQuery,
+    /// PLINTH_015
+    IdempotencyKeyMismatch,
+    /// PLINTH_016
+    UnknownErrorCode,
+    /// PLINTH_020
+    HandlerFailed,
+    /// PLINTH_021
+    HandlerTimeout,
+    /// PLINTH_022
+    HandlerCrashed,
+    /// PLINTH_023
+    HandlerNotStarted,
+    /// PLINTH_024
+    RunCancelled,
+    /// PLINTH_025
+    LeaseExpired,
+    /// PLINTH_026
+    OutputTooLarge,
+    /// PLINTH_099
+    Internal,
+}
+
+/// One entry of the error catalog.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CatalogEntry {
+    /// The stable code, `PLINTH_0xx`.
+    pub code: &'static str,
+    /// A short CamelCase name.
+    pub name: &'static str,
+    /// The title used in problem+json bodies.
+    pub title: &'static str,
+    /// The HTTP status it answers with, or none for errors that never answer a request.
+    pub http_status: Option<u16>,
+    /// Whether retrying the same thing later may succeed.
+    pub retryable: bool,
+    /// What happened.
+    pub meaning: &'static str,
+    /// What the user should do.
+    pub action: &'static str,
+}
+
+macro_rules! catalog {
+    ($( $variant:ident => $code:literal, $name:literal, $title:literal, $status:expr, $retry:literal,
+        $meaning:literal, $action:literal; )*) => {
+        impl Code {
+            /// Every code, in catalog order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The catalog entry of this code.
+            #[must_use]
+            pub const fn entry(self) -> CatalogEntry {
+                match self {
+                    $(Code::$variant => CatalogEntry {
+                        code: $code, name: $name, title: $title, http_status: $status,
+                        retryable: $retry, meaning: $meaning, action: $action,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+catalog! {
+    InvalidConfig => "PLINTH_001", "InvalidConfig", "Invalid configuration", None, false,
+        "The component file, a flag or a PLINTH_* environment variable has an unknown key or an invalid value. Plinth refuses to start.",
+        "Read the file, field and reason in the message, correct the value, and start again. `plinth config` shows every effective setting and its source.";
+    ConnectionFailed => "PLINTH_002", "ConnectionFailed", "Dependency unavailable", Some(503), true,
+        "The run store (the database) could not be reached, opened or written: it may be down, read-only or out of disk space.",
+        "Check `/health` for the failing check, then the database: that it runs, that its file and folder are writable, that the disk has room. Retry the request after it recovers.";
+    MalformedJson => "PLINTH_003", "MalformedJson", "Malformed JSON", Some(400), false,
+        "The request body is not valid JSON, or not a JSON object where one is expected.",
+        "Send a well-formed JSON object; the detail names the line and column where parsing failed.";
+    ValidationFailed => "PLINTH_004", "ValidationFailed", "Validation failed", Some(422), false,
+        "The request is well-formed JSON but a field has the wrong type or value, or the input does not match the function's input schema.",
+        "Fix each field named in `errors` (JSON pointers into the request) and send it again. `GET /functions` shows each function's input schema.";
+    FunctionNotFound => "PLINTH_005", "FunctionNotFound", "Function not found", Some(404), false,
+        "The request names a function this component does not have.",
+        "Use one of the names listed by `GET /functions`.";
+    RunNotFound => "PLINTH_006", "RunNotFound", "Run not found", Some(404), false,
+        "No run has this id: it never existed, the id is mistyped, or it finished longer ago than the retention period and was pruned.",
+        "Check the id (as returned in `run_id` by `POST /run`); list recent runs with `GET /runs`.";
+    PayloadTooLarge => "PLINTH_007", "PayloadTooLarge", "Payload too large", Some(413), false,
+        "The request body is larger than the configured limit (`--body-limit`, 1 MiB by default).",
+        "Send a smaller input (pass large data by reference, such as a URL), or raise `--body-limit`.";
+    UnsupportedMediaType => "PLINTH_008", "UnsupportedMediaType", "Unsupported media type", Some(415), false,
+        "The request has a body but its Content-Type is not application/json.",
+        "Send the header `Content-Type: application/json`.";
+    RunAlreadyTerminal => "PLINTH_009", "RunAlreadyTerminal", "Run already finished", Some(409), false,
+        "The run has already succeeded, failed or been cancelled, so it cannot be cancelled.",
+        "Nothing to do: read its final state with `GET /runs/{id}`.";
+    NotReady => "PLINTH_010", "NotReady", "Not ready", Some(503), true,
+        "The component is starting or shutting down and does not take this request now.",
+        "Retry after the `Retry-After` delay, or send it to another instance.";
+    FunctionRequired => "PLINTH_011", "FunctionRequired", "Function required", Some(422), false,
+        "The component has several functions and the request did not say which one to run.",
+        "Add `\"function\": NAME` to the request; `GET /functions` lists the names.";
+    RouteNotFound => "PLINTH_012", "RouteNotFound", "Not found", Some(404), false,
+        "No endpoint has this path.",
+        "Check the path against the contract; `GET /functions` and the README list the endpoints.";
+    MethodNotAllowed => "PLINTH_013", "MethodNotAllowed", "Method not allowed", Some(405), false,
+        "The path exists but does not accept this HTTP method.",
+        "Use the method the contract gives for this path (for example `POST /run`, `GET /runs`).";
+    InvalidQuery => "PLINTH_014", "InvalidQuery", "Invalid query parameter", Some(400), false,
+        "A query parameter has an invalid value: a limit out of range, an unknown status, a malformed cursor or wait.",
+        "Correct the parameter named in the detail; limits and ranges are in the contract.";
+    IdempotencyKeyMismatch => "PLINTH_015", "IdempotencyKeyMismatch", "Idempotency key reused", Some(422), false,
+        "The idempotency key was already used with a different request.",
+        "Use a new key for a new request; resend the original request unchanged to get its run back.";
+    UnknownErrorCode => "PLINTH_016", "UnknownErrorCode", "Unknown error code", Some(404), false,
+        "`GET /errors/{code}` was asked for a code that is not in the catalog.",
+        "Check the code; `docs/errors.md` lists them all.";
+    HandlerFailed => "PLINTH_020", "HandlerFailed", "Handler failed", None, true,
+        "The handler reported a failure: a command exited with a non-zero status, or an in-process handler returned an error.",
+        "Read the run's logs (`GET /runs/{id}/logs`) for what the handler wrote. It is retried while attempts remain.";
+    HandlerTimeout => "PLINTH_021", "HandlerTimeout", "Handler timed out", None, true,
+        "The attempt ran longer than the function's `timeout`; the handler was sent SIGTERM, then SIGKILL after the grace period.",
+        "Make the handler faster or raise the function's `policy.timeout`.";
+    HandlerCrashed => "PLINTH_022", "HandlerCrashed", "Handler crashed", None, true,
+        "The handler's process was killed by a signal (for example out of memory, or a segmentation fault).",
+        "Read the run's logs and the host's kernel log; check the handler's memory use.";
+    HandlerNotStarted => "PLINTH_023", "HandlerNotStarted", "Handler could not start", None, false,
+        "The handler's command could not be started: the program is missing, not executable, or its cwd does not exist.",
+        "Check `handler.command.argv` and `cwd` in component.yaml; paths are relative to the file's folder.";
+    RunCancelled => "PLINTH_024", "RunCancelled", "Run cancelled", None, false,
+        "The run was cancelled through `POST /runs/{id}/cancel` before it finished.",
+        "Nothing to do; submit a new run if the work is still wanted.";
+    LeaseExpired => "PLINTH_025", "LeaseExpired", "Worker lost", None, true,
+        "The worker running this attempt stopped renewing its lease (it crashed or was killed); the attempt counts and the run is taken up again while attempts remain.",
+        "Look for the crashed node's logs; make handlers idempotent, since the attempt may have done part of its work.";
+    OutputTooLarge => "PLINTH_026", "OutputTooLarge", "Handler output too large", None, false,
+        "The handler wrote more to stdout than the output limit allows.",
+        "Return a smaller output (store large results elsewhere and return a reference).";
+    Internal => "PLINTH_099", "Internal", "Internal error", Some(500), true,
+        "An unexpected failure inside Plinth. It is a bug: nothing a client sends should cause it.",
+        "Retry; if it persists, report it with the `correlation_id` from the response and the server's logs.";
+}
+
+impl Code {
+    /// The stable code text, such as `PLINTH_004`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        self.entry().code
+    }
+
+    /// Looks a code up by its text (case-insensitive).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The HTTP status it answers with (500 for codes that never answer a request).
+    #[must_use]
+    pub const fn status(self) -> u16 {
+        match self.entry().http_status {
+            Some(s) => s,
+            None => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An invalid component file or setting: `PLINTH_001`, with where and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{source_name}: {field}: {reason} ({code})", code = Code::InvalidConfig)]
+pub struct ConfigError {
+    /// The file (or `flag`/`environment`) the value came from.
+    pub source_name: String,
+    /// The field, as a path such as `functions[0].policy.timeout`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A new configuration error.
+    pub fn new(source_name: impl Into<String>, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { source_name: source_name.into(), field: field.into(), reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            let e = code.entry();
+            assert!(seen.insert(e.code), "duplicate {}", e.code);
+            assert!(e.code.starts_with("PLINTH_0") && e.code.len() == 10, "{}", e.code);
+            assert!(!e.meaning.is_empty() && !e.action.is_empty());
+            assert_eq!(Code::parse(e.code), Some(*code));
+        }
+    }
+
+    #[test]
+    fn parse_rejects_unknown_codes() {
+        assert_eq!(Code::parse("PLINTH_777"), None);
+        assert_eq!(Code::parse(""), None);
+        assert_eq!(Code::parse("plinth_004"), Some(Code::ValidationFailed));
+    }
+
+    #[test]
+    fn startup_only_codes_map_to_500() {
+        assert_eq!(Code::InvalidConfig.status(), 500);
+        assert_eq!(Code::MalformedJson.status(), 400);
+    }
+
+    #[test]
+    fn config_error_names_file_field_and_code() {
+        let e = ConfigError::new("c.yaml", "functions[0].name", "must not be empty");
+        assert_eq!(e.to_string(), "c.yaml: functions[0].name: must not be empty (PLINTH_001)");
+    }
+}

@@ -1,0 +1,54 @@
+//! Run ids: ULIDs, so that they sort by creation time, made monotonic within a process.
+
+use std::sync::Mutex;
+use ulid::{Generator, Ulid};
+
+static GENERATOR: Mutex<Generator> = Mutex::new(Generator::new());
+
+/// A new run id that sorts after every id this process made before.
+#[must_use]
+pub fn new_run_id() -> String {
+    let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Why: the generator fails only when 2^80 ids are made in one millisecond; a fresh
+    // random ULID is still unique, only not ordered within that millisecond.
+    generator.generate().map_or_else(|_| Ulid::generate(), |id| id).to_string()
+}
+
+/// A new correlation id for a request that came without one.
+#[must_use]
+pub fn new_correlation_id() -> String {
+    Ulid::generate().to_string().to_ascii_lowercase()
+}
+
+/// Whether `text` is a well-formed run id.
+#[must_use]
+pub fn is_run_id(text: &str) -> bool {
+    Ulid::from_string(text).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_ordered_and_unique() {
+        let ids: Vec<String> = (0..1000).map(|_| new_run_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(ids, sorted);
+        assert!(ids.iter().all(|i| is_run_id(i)));
+    }
+
+    #[test]
+    fn rejects_bad_ids() {
+        assert!(!is_run_id(""));
+        assert!(!is_run_id("not-a-ulid"));
+        assert!(!is_run_id("01ARZ3NDEKTSV4RRFFQ69G5FAVX"));
+    }
+
+    #[test]
+    fn correlation_ids_differ() {
+        assert_ne!(new_correlation_id(), new_correlation_id());
+    }
+}

@@ -1,0 +1,19 @@
+//! Plinth's domain: what a component is, what a run is, the policy that governs
+//! its attempts, the error catalog and the metrics. Nothing here does I/O.
+
+pub mod component;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod policy;
+pub mod run;
+pub mod schema;
+pub mod timefmt;
+
+pub use component::{CommandSpec, Component, ComponentFile, FunctionSpec, HandlerKind, HandlerSpec, Identity, ServerSection};
+pub use error::{Code, ConfigError};
+pub use policy::{Backoff, DurationSpec, Retries, RunPolicy};
+pub use run::{Finish, NewRun, Run, RunError, RunStatus};
+
+/// The version of Plinth, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

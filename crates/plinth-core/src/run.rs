@@ -1,0 +1,246 @@
+//! Runs: what `POST /run` creates and `GET /runs/{id}` shows, and how an attempt ends.
+
+use crate::error::Code;
+use crate::timefmt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Waiting for a worker (first attempt, or a retry after its backoff).
+    Queued,
+    /// An attempt holds a lease and executes.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error, no attempt left or not retryable.
+    Failed,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 5] =
+        [RunStatus::Queued, RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled];
+
+    /// The status as text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the text form.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the run can change no more.
+    #[must_use]
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+/// Why an attempt or a run failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// A catalog code, `PLINTH_0xx`.
+    pub code: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+}
+
+impl RunError {
+    /// An error with the code's default retryability.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code: code.as_str().to_string(), message: message.into(), retryable: code.entry().retryable }
+    }
+
+    /// The same error, with retryability set.
+    #[must_use]
+    pub const fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+/// One attempt of a run, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attempt {
+    /// Its number, from 1.
+    pub attempt: u32,
+    /// When it started.
+    #[serde(serialize_with = "timefmt::serde_req::serialize")]
+    pub started_at: i64,
+    /// When it ended, if it has.
+    #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    pub finished_at: Option<i64>,
+    /// `running`, `succeeded`, `failed`, `retrying`, `cancelled`, `lease_expired` or `released`.
+    pub outcome: String,
+    /// Why it failed.
+    pub error: Option<RunError>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: Option<f64>,
+}
+
+/// A run, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Run {
+    /// Its id (a ULID: sorts by creation time).
+    pub run_id: String,
+    /// The function it runs.
+    pub function: String,
+    /// Where it is.
+    pub status: RunStatus,
+    /// The number of the current or last attempt (0 before the first).
+    pub attempt: u32,
+    /// Attempts it may have in all.
+    pub max_attempts: u32,
+    /// Its input.
+    pub input: Value,
+    /// The handler's output, once succeeded.
+    pub output: Option<Value>,
+    /// The last error.
+    pub error: Option<RunError>,
+    /// When it was accepted.
+    #[serde(serialize_with = "timefmt::serde_req::serialize")]
+    pub created_at: i64,
+    /// When its latest attempt started.
+    #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    pub started_at: Option<i64>,
+    /// When it reached a terminal state.
+    #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    pub finished_at: Option<i64>,
+    /// While queued: the earliest time its next attempt may start.
+    #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    pub next_attempt_at: Option<i64>,
+    /// The correlation id of the request that created it.
+    pub correlation_id: String,
+    /// The idempotency key it was created with.
+    pub idempotency_key: Option<String>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Whether a cancel was asked while it ran.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
+    /// Every attempt, when asked for one run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<Attempt>>,
+}
+
+/// A run to enqueue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    /// Its id.
+    pub run_id: String,
+    /// The function.
+    pub function: String,
+    /// The input, already validated.
+    pub input: Value,
+    /// From the function's policy.
+    pub max_attempts: u32,
+    /// Higher first.
+    pub priority: i32,
+    /// When it was accepted (micros).
+    pub created_at: i64,
+    /// Not before this time (micros): `created_at` plus any delay.
+    pub not_before: i64,
+    /// The request's correlation id.
+    pub correlation_id: String,
+    /// The idempotency key, if any.
+    pub idempotency_key: Option<String>,
+    /// A hash of the request, to tell a replay from a different request with the same key.
+    pub request_hash: Option<String>,
+}
+
+/// How an attempt ended, as the engine reports it to the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Finish {
+    /// It succeeded with this output.
+    Succeeded(Value),
+    /// It failed and will be tried again at this time (micros).
+    Retry(RunError, i64),
+    /// It failed for good.
+    Failed(RunError),
+    /// It was cancelled.
+    Cancelled(RunError),
+    /// It was given back unfinished (shutdown): queued again, the attempt not counted.
+    Released,
+}
+
+impl Finish {
+    /// The attempt's outcome word, as recorded.
+    #[must_use]
+    pub const fn outcome(&self) -> &'static str {
+        match self {
+            Finish::Succeeded(_) => "succeeded",
+            Finish::Retry(..) => "retrying",
+            Finish::Failed(_) => "failed",
+            Finish::Cancelled(_) => "cancelled",
+            Finish::Released => "released",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+        assert_eq!(RunStatus::parse("QUEUED"), None);
+        assert!(RunStatus::Cancelled.is_terminal() && !RunStatus::Running.is_terminal());
+    }
+
+    #[test]
+    fn run_error_takes_catalog_retryability() {
+        assert!(RunError::new(Code::HandlerFailed, "x").retryable);
+        assert!(!RunError::new(Code::HandlerNotStarted, "x").retryable);
+        assert!(!RunError::new(Code::HandlerFailed, "x").retryable(false).retryable);
+    }
+
+    #[test]
+    fn run_serializes_times_as_rfc3339() {
+        let run = Run {
+            run_id: "01J".into(),
+            function: "echo".into(),
+            status: RunStatus::Queued,
+            attempt: 0,
+            max_attempts: 3,
+            input: serde_json::json!({}),
+            output: None,
+            error: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: Some(1_000_000),
+            correlation_id: "c".into(),
+            idempotency_key: None,
+            priority: 0,
+            cancel_requested: false,
+            attempts: None,
+        };
+        let v = serde_json::to_value(&run).expect("json");
+        assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["next_attempt_at"], "1970-01-01T00:00:01Z");
+        assert_eq!(v["status"], "queued");
+        assert!(v.get("attempts").is_none() && v.get("cancel_requested").is_none());
+        assert_eq!(Finish::Released.outcome(), "released");
+    }
+}
