@@ -1,1 +1,172 @@
-//! placeholder
+//! Plinth's engine: it claims due runs from the store, executes their attempts (command or
+//! in-process handlers) under a timeout, records each outcome, keeps leases alive, takes runs
+//! back from dead workers, prunes old runs, and shuts down gracefully.
+//!
+//! The engine never speaks HTTP to clients; the API never executes. They meet in the store.
+
+mod dispatcher;
+pub mod executor;
+mod inflight;
+mod maintenance;
+
+pub use executor::in_process::{Handler, HandlerContext, HandlerError, Handlers};
+
+use inflight::InFlight;
+use plinth_core::component::Component;
+use plinth_core::metrics::Metrics;
+use plinth_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How the engine runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// This node's lease owner id.
+    pub owner: String,
+    /// Attempts at once on this node.
+    pub workers: u32,
+    /// How long a claim holds a run before the rescuer may take it back.
+    pub lease: Duration,
+    /// Between SIGTERM and SIGKILL when a command handler is stopped.
+    pub kill_grace: Duration,
+    /// Finished runs older than this are deleted.
+    pub retention: Duration,
+    /// Stderr bytes kept per attempt.
+    pub max_log_bytes: u64,
+    /// Stdout bytes accepted per attempt.
+    pub max_output_bytes: u64,
+    /// This server's URL, handed to handlers as `PLINTH_URL`.
+    pub url: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            owner: format!("node-{}", plinth_core::ids::new_correlation_id()),
+            workers: 16,
+            lease: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_log_bytes: 1024 * 1024,
+            max_output_bytes: 16 * 1024 * 1024,
+            url: "http://127.0.0.1:8000".into(),
+        }
+    }
+}
+
+/// What the engine's tasks share.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) component: Arc<Component>,
+    pub(crate) handlers: Arc<Handlers>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: EngineConfig,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) inflight: InFlight,
+    /// Cancelled when no new run may be claimed.
+    pub(crate) no_claims: CancellationToken,
+    /// Cancelled when the background services stop.
+    pub(crate) stop: CancellationToken,
+}
+
+/// A running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+}
+
+/// What a graceful shutdown did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Attempts that finished within the grace period.
+    pub finished: usize,
+    /// Attempts stopped and given back to the queue.
+    pub released: usize,
+}
+
+impl Engine {
+    /// Checks that every `rust` handler the component names is registered.
+    ///
+    /// # Errors
+    /// `PLINTH_001` naming the function whose handler is missing.
+    pub fn check_handlers(component: &Component, handlers: &Handlers) -> Result<(), plinth_core::ConfigError> {
+        for (i, f) in component.file.functions.iter().enumerate() {
+            if let Some(plinth_core::HandlerKind::Rust(name)) = f.handler.get() {
+                if !handlers.contains(name) {
+                    return Err(plinth_core::ConfigError::new(
+                        component.path.display().to_string(),
+                        format!("functions[{i}].handler.rust"),
+                        format!("no in-process handler is registered as `{name}`; registered: {}", handlers.names().join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the dispatcher and the background services.
+    #[must_use]
+    pub fn start(
+        store: Arc<dyn Store>,
+        component: Arc<Component>,
+        handlers: Arc<Handlers>,
+        metrics: Arc<Metrics>,
+        config: EngineConfig,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            store,
+            component,
+            handlers,
+            metrics,
+            config,
+            wake: Arc::new(Notify::new()),
+            inflight: InFlight::default(),
+            no_claims: CancellationToken::new(),
+            stop: CancellationToken::new(),
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(dispatcher::run(shared.clone()));
+        tasks.spawn(maintenance::heartbeat(shared.clone()));
+        tasks.spawn(maintenance::rescuer(shared.clone()));
+        tasks.spawn(maintenance::pruner(shared.clone()));
+        tasks.spawn(maintenance::cancel_listener(shared.clone()));
+        Self { shared, tasks }
+    }
+
+    /// The signal the API sends after an enqueue, so the dispatcher looks at once.
+    #[must_use]
+    pub fn waker(&self) -> Arc<Notify> {
+        self.shared.wake.clone()
+    }
+
+    /// Attempts executing now.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.shared.inflight.len()
+    }
+
+    /// Stops claiming, lets running attempts finish for `grace`, stops and releases what
+    /// remains (back to the queue, the attempt not counted), then stops the services.
+    pub async fn shutdown(mut self, grace: Duration) -> ShutdownReport {
+        self.shared.no_claims.cancel();
+        let before = self.shared.inflight.len();
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.shared.inflight.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let released = self.shared.inflight.release_all();
+        // Why: released attempts still have to stop their handler (SIGTERM, grace, SIGKILL)
+        // and write their release; give them that long and a little more.
+        let wait = self.shared.config.kill_grace + Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.shared.inflight.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.shared.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        ShutdownReport { finished: before.saturating_sub(released), released }
+    }
+}

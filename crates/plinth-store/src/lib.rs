@@ -1,1 +1,214 @@
-//! placeholder
+//! The durable run store: the [`Store`] trait every backend implements, and the embedded
+//! SQLite backend.
+//!
+//! A backend owns its SQL and its migrations. The engine and the API talk to it only through
+//! [`Store`], so another backend (PostgreSQL) can stand in without either of them changing.
+
+mod notify;
+pub mod sqlite;
+
+pub use notify::Notifier;
+
+use async_trait::async_trait;
+use plinth_core::run::Attempt;
+use plinth_core::{Finish, NewRun, Run, RunError, RunStatus};
+use std::time::Duration;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The database cannot be reached, opened or written (down, read-only, disk full).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The idempotency key was used before with a different request.
+    #[error("idempotency key already used for run {run_id} with a different request")]
+    IdempotencyMismatch {
+        /// The run the key belongs to.
+        run_id: String,
+    },
+    /// The database holds a schema this version does not know, or an edited migration.
+    #[error("database schema problem: {0}")]
+    Schema(String),
+    /// Data in the database could not be read back.
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
+}
+
+/// The result of an enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    /// A new run, on disk.
+    Created(Run),
+    /// The run an earlier identical request with the same idempotency key created.
+    Replayed(Run),
+}
+
+/// The result of a cancel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// It was queued and is now cancelled.
+    Cancelled(Run),
+    /// It is running; its worker is asked to stop it.
+    Requested(Run),
+    /// It had already finished.
+    AlreadyTerminal(Run),
+    /// No such run.
+    NotFound,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this function.
+    pub function: Option<String>,
+    /// Only this status.
+    pub status: Option<RunStatus>,
+    /// Only runs with this correlation id.
+    pub correlation_id: Option<String>,
+    /// Created at or after (micros).
+    pub created_after: Option<i64>,
+    /// Created before (micros).
+    pub created_before: Option<i64>,
+    /// Runs older than this id (the cursor of the previous page).
+    pub before_id: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The runs.
+    pub runs: Vec<Run>,
+    /// The cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// A claim: lease up to `n` due runs of each function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// Who takes the lease.
+    pub owner: String,
+    /// Now (micros).
+    pub now: i64,
+    /// When the lease runs out (micros).
+    pub lease_until: i64,
+    /// How many runs of each function, tried in this order.
+    pub wants: Vec<(String, u32)>,
+    /// The most runs in all (the node's free worker slots).
+    pub limit: u32,
+}
+
+/// What a claim took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The runs now leased, status `running`, attempt incremented.
+    pub runs: Vec<Run>,
+    /// When the earliest still-queued run becomes due (micros), if any is queued.
+    pub next_due: Option<i64>,
+}
+
+/// An attempt's end, fenced by the lease owner and the attempt number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishRequest {
+    /// The run.
+    pub run_id: String,
+    /// The lease owner that ran it.
+    pub owner: String,
+    /// The attempt that ends.
+    pub attempt: u32,
+    /// How it ended.
+    pub finish: Finish,
+    /// When (micros).
+    pub now: i64,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// A lease renewal's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Runs whose lease this owner no longer holds.
+    pub lost: Vec<String>,
+    /// Runs a cancel was asked for.
+    pub cancel: Vec<String>,
+}
+
+/// A run the rescuer took back from a dead worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescued {
+    /// The run.
+    pub run_id: String,
+    /// Its function.
+    pub function: String,
+    /// The attempt that was lost.
+    pub attempt: u32,
+    /// The worker that held it.
+    pub owner: String,
+    /// Where it went: `queued`, `failed` or `cancelled`.
+    pub status: RunStatus,
+}
+
+/// A line a handler wrote to stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Its place within the attempt, from 0.
+    pub seq: u32,
+    /// When it was read (micros).
+    pub ts: i64,
+    /// The line (without its newline).
+    pub line: String,
+}
+
+/// A stored log line with its attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The attempt.
+    pub attempt: u32,
+    /// The line.
+    pub line: LogLine,
+}
+
+/// A durable run store.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a new run; returns once it is on disk.
+    async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError>;
+    /// One run, with its attempts when asked.
+    async fn get(&self, run_id: &str, with_attempts: bool) -> Result<Option<Run>, StoreError>;
+    /// A page of runs, newest first.
+    async fn list(&self, filter: ListFilter) -> Result<Page, StoreError>;
+    /// Cancels a queued run, or asks the worker of a running one to stop it.
+    async fn cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError>;
+    /// Leases due runs to `owner`.
+    async fn claim(&self, req: ClaimRequest) -> Result<Claimed, StoreError>;
+    /// Extends the leases of `runs` (id, attempt) held by `owner`.
+    async fn heartbeat(&self, owner: &str, runs: Vec<(String, u32)>, lease_until: i64) -> Result<Heartbeat, StoreError>;
+    /// Records an attempt's end; `false` when the lease was no longer this owner's.
+    async fn finish(&self, req: FinishRequest) -> Result<bool, StoreError>;
+    /// Appends stderr lines to an attempt's log.
+    async fn append_logs(&self, run_id: &str, attempt: u32, lines: Vec<LogLine>) -> Result<(), StoreError>;
+    /// A run's log lines, by attempt; `None` when the run does not exist.
+    async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError>;
+    /// Takes back runs whose lease expired before `now`.
+    async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError>;
+    /// Deletes up to `batch` runs that finished before `before` (micros), with their logs.
+    async fn prune(&self, before: i64, batch: u32) -> Result<u64, StoreError>;
+    /// Queued runs per function.
+    async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Proves the store can be written now; returns how long that took.
+    async fn check(&self) -> Result<Duration, StoreError>;
+    /// Wakes waiters on terminal states and workers on cancels.
+    fn notifier(&self) -> &Notifier;
+    /// The backend's name, for `/health`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Every attempt of a run, used by backends to fill [`Run::attempts`].
+pub type Attempts = Vec<Attempt>;
+
+/// The run's error when its cancel took effect.
+#[must_use]
+pub fn cancelled_error() -> RunError {
+    RunError::new(plinth_core::Code::RunCancelled, "cancelled by request")
+}

@@ -1,0 +1,86 @@
+//! The dispatcher: claims at most as many due runs as there are free slots, and starts them.
+
+use crate::Shared;
+use crate::executor;
+use plinth_core::timefmt::now_micros;
+use plinth_store::ClaimRequest;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest the dispatcher sleeps without being woken, in case a wake-up was missed
+/// (another process wrote to the same database, say).
+const POLL: Duration = Duration::from_millis(1000);
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let functions: Vec<(String, u32)> = shared
+        .component
+        .file
+        .functions
+        .iter()
+        .map(|f| (f.name.clone(), f.policy.concurrency.unwrap_or(shared.config.workers)))
+        .collect();
+    let mut rotate = 0usize;
+    loop {
+        if shared.no_claims.is_cancelled() {
+            return;
+        }
+        let free = shared.config.workers.saturating_sub(u32::try_from(shared.inflight.len()).unwrap_or(u32::MAX));
+        let mut wants: Vec<(String, u32)> = functions
+            .iter()
+            .map(|(name, limit)| (name.clone(), limit.saturating_sub(shared.inflight.running(name)).min(free)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if free == 0 || wants.is_empty() {
+            if !sleep(&shared, POLL).await {
+                return;
+            }
+            continue;
+        }
+        // Why: the claim fills functions in order; rotating it keeps one busy function from
+        // starving the others of the node's slots.
+        let k = rotate % wants.len();
+        wants.rotate_left(k);
+        rotate = rotate.wrapping_add(1);
+        let asked: u32 = wants.iter().map(|w| w.1).sum::<u32>().min(free);
+        let now = now_micros();
+        let lease_until = now + i64::try_from(shared.config.lease.as_micros()).unwrap_or(i64::MAX / 2);
+        let req = ClaimRequest { owner: shared.config.owner.clone(), now, lease_until, wants, limit: free };
+        match shared.store.claim(req).await {
+            Ok(claimed) => {
+                let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
+                for run in claimed.runs {
+                    let stop = shared.inflight.insert(&run.run_id, run.attempt, &run.function);
+                    tokio::spawn(executor::execute(shared.clone(), run, stop));
+                }
+                if got < asked {
+                    // Nothing more is due now: sleep until woken or the next run falls due.
+                    let until_due = claimed
+                        .next_due
+                        .map(|due| Duration::from_micros(u64::try_from(due - now_micros()).unwrap_or(0)))
+                        .map_or(POLL, |d| d.min(POLL));
+                    // Why: a run already due that we did not take belongs to a function with
+                    // no free slot; a finishing attempt wakes us.
+                    let pause = if until_due.is_zero() { POLL } else { until_due };
+                    if !sleep(&shared, pause).await {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim runs; retrying shortly");
+                if !sleep(&shared, Duration::from_millis(500)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a wake-up or `d`; false when claiming has stopped.
+async fn sleep(shared: &Shared, d: Duration) -> bool {
+    tokio::select! {
+        () = shared.wake.notified() => true,
+        () = tokio::time::sleep(d) => true,
+        () = shared.no_claims.cancelled() => false,
+    }
+}

@@ -1,0 +1,186 @@
+//! Executing one attempt, and recording how it ended.
+
+pub mod command;
+pub mod in_process;
+mod logsink;
+
+use crate::inflight::{Stop, StopReason};
+use crate::{EngineConfig, Shared};
+use plinth_core::timefmt::now_micros;
+use plinth_core::{Code, Finish, HandlerKind, Run, RunError};
+use plinth_store::{FinishRequest, Store, cancelled_error};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What an attempt needs from its surroundings.
+pub(crate) struct AttemptEnv<'a> {
+    pub(crate) run: &'a Run,
+    pub(crate) store: &'a Arc<dyn Store>,
+    pub(crate) config: &'a EngineConfig,
+    pub(crate) base_dir: &'a Path,
+    pub(crate) timeout: Duration,
+    pub(crate) stop: &'a CancellationToken,
+}
+
+/// How the handler's attempt ended, before policy is applied.
+#[derive(Debug, PartialEq)]
+pub(crate) enum AttemptEnd {
+    Succeeded(Value),
+    Failed(RunError),
+    /// Stopped from outside (cancel, shutdown, lost lease): the stop's reason says which.
+    Stopped,
+}
+
+/// Executes one claimed attempt to its end and records it. Runs as its own task.
+pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
+    let span = tracing::info_span!(
+        "attempt",
+        run_id = %run.run_id,
+        function = %run.function,
+        attempt = run.attempt,
+        correlation_id = %run.correlation_id,
+    );
+    async {
+        shared.metrics.in_flight(&run.function, 1);
+        let started = Instant::now();
+        tracing::info!("attempt started");
+        let end = handle(&shared, &run, &stop).await;
+        let duration = started.elapsed();
+        let finish = decide(&shared, &run, end, stop.reason());
+        shared.metrics.in_flight(&run.function, -1);
+        match finish {
+            Some(finish) => record(&shared, &run, finish, duration).await,
+            None => tracing::warn!("lease lost during the attempt; another worker owns the run now"),
+        }
+        shared.inflight.remove(&run.run_id);
+        shared.wake.notify_one();
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
+    let Some((_, spec)) = shared.component.function(&run.function) else {
+        let msg = format!("this node's component has no function `{}`", run.function);
+        return AttemptEnd::Failed(RunError::new(Code::FunctionNotFound, msg).retryable(true));
+    };
+    let timeout = spec.policy.timeout.get();
+    match spec.handler.get() {
+        Some(HandlerKind::Command(cmd)) => {
+            let env = AttemptEnv {
+                run,
+                store: &shared.store,
+                config: &shared.config,
+                base_dir: &shared.component.base_dir,
+                timeout,
+                stop: stop.token(),
+            };
+            command::run(cmd, &env, &run.input).await
+        }
+        Some(HandlerKind::Rust(name)) => {
+            let Some(handler) = shared.handlers.get(name) else {
+                let msg = format!("no in-process handler is registered as `{name}`");
+                return AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg));
+            };
+            let ctx = in_process::HandlerContext {
+                run_id: run.run_id.clone(),
+                function: run.function.clone(),
+                attempt: run.attempt,
+                correlation_id: run.correlation_id.clone(),
+                cancel: stop.token().clone(),
+            };
+            let fut = handler.call(ctx, run.input.clone());
+            tokio::select! {
+                r = tokio::time::timeout(timeout, fut) => match r {
+                    Ok(Ok(v)) => AttemptEnd::Succeeded(v),
+                    Ok(Err(e)) => AttemptEnd::Failed(RunError::new(Code::HandlerFailed, e.message).retryable(e.retryable)),
+                    Err(_) => AttemptEnd::Failed(RunError::new(
+                        Code::HandlerTimeout,
+                        format!("the handler did not finish within {}", plinth_core::DurationSpec(timeout)),
+                    )),
+                },
+                () = stop.token().cancelled() => AttemptEnd::Stopped,
+            }
+        }
+        None => AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, "the function has no valid handler")),
+    }
+}
+
+/// Applies the policy: what the store should record, or nothing when our lease is lost.
+fn decide(shared: &Shared, run: &Run, end: AttemptEnd, reason: StopReason) -> Option<Finish> {
+    match end {
+        AttemptEnd::Succeeded(v) => Some(Finish::Succeeded(v)),
+        AttemptEnd::Stopped => match reason {
+            StopReason::Cancel => Some(Finish::Cancelled(cancelled_error())),
+            StopReason::Lost => None,
+            StopReason::Release | StopReason::None => Some(Finish::Released),
+        },
+        AttemptEnd::Failed(e) if e.retryable && run.attempt < run.max_attempts => {
+            let backoff = shared
+                .component
+                .function(&run.function)
+                .map(|(_, f)| f.policy.retries.backoff.delay(run.attempt, fastrand_unit()))
+                .unwrap_or_default();
+            let at = now_micros() + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX / 2);
+            Some(Finish::Retry(e, at))
+        }
+        AttemptEnd::Failed(e) => Some(Finish::Failed(e)),
+    }
+}
+
+fn fastrand_unit() -> f64 {
+    // Why: jitter needs no cryptographic quality; the nanoseconds of the clock are enough
+    // entropy to spread retries of runs that failed together.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) {
+    let outcome = finish.outcome();
+    match &finish {
+        Finish::Succeeded(_) => tracing::info!(outcome, duration_ms = duration.as_millis() as u64, "attempt succeeded"),
+        Finish::Retry(e, at) => tracing::warn!(outcome, code = %e.code, error = %e.message, retry_at = %plinth_core::timefmt::rfc3339(*at), "attempt failed; will retry"),
+        Finish::Failed(e) => tracing::warn!(outcome, code = %e.code, error = %e.message, "run failed"),
+        Finish::Cancelled(_) => tracing::info!(outcome, "run cancelled"),
+        Finish::Released => tracing::info!(outcome, "attempt released at shutdown"),
+    }
+    if let Finish::Retry(e, _) | Finish::Failed(e) = &finish {
+        let name = Code::parse(&e.code).map_or("HandlerFailed", |c| c.entry().name);
+        shared.metrics.error(name);
+    }
+    shared.metrics.run_finished(&run.function, outcome, duration.as_secs_f64());
+    let req = FinishRequest {
+        run_id: run.run_id.clone(),
+        owner: shared.config.owner.clone(),
+        attempt: run.attempt,
+        finish,
+        now: now_micros(),
+        duration,
+    };
+    // Why: a database hiccup must not lose a finished attempt; retry while our lease could
+    // still be valid, after which the rescuer takes the run back anyway.
+    let deadline = Instant::now() + shared.config.lease;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match shared.store.finish(req.clone()).await {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!("the attempt's end was not recorded: the lease had moved to another worker");
+                return;
+            }
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(error = %e, "cannot record the attempt's end yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "gave up recording the attempt's end; the rescuer will take the run back");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The attempts executing on this node, with their cancel tokens and per-function counts.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Why an attempt was told to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Not stopped.
+    None = 0,
+    /// A user cancelled the run.
+    Cancel = 1,
+    /// Shutdown: give the run back.
+    Release = 2,
+    /// Our lease was lost: another worker may hold the run now.
+    Lost = 3,
+}
+
+/// A stop signal with its reason.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stop {
+    token: CancellationToken,
+    reason: Arc<AtomicU8>,
+}
+
+impl Stop {
+    pub(crate) fn stop(&self, reason: StopReason) {
+        // Why: the first reason wins; a release after a cancel must not undo the cancel.
+        let _ = self.reason.compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    pub(crate) fn reason(&self) -> StopReason {
+        match self.reason.load(Ordering::SeqCst) {
+            1 => StopReason::Cancel,
+            2 => StopReason::Release,
+            3 => StopReason::Lost,
+            _ => StopReason::None,
+        }
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+struct Entry {
+    attempt: u32,
+    function: String,
+    stop: Stop,
+}
+
+#[derive(Default)]
+struct Inner {
+    runs: HashMap<String, Entry>,
+    per_function: HashMap<String, u32>,
+}
+
+/// The in-flight table.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    inner: Mutex<Inner>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert(&self, run_id: &str, attempt: u32, function: &str) -> Stop {
+        let stop = Stop::default();
+        let mut inner = self.lock();
+        *inner.per_function.entry(function.to_string()).or_default() += 1;
+        inner.runs.insert(run_id.to_string(), Entry { attempt, function: function.to_string(), stop: stop.clone() });
+        stop
+    }
+
+    pub(crate) fn remove(&self, run_id: &str) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.runs.remove(run_id) {
+            if let Some(n) = inner.per_function.get_mut(&e.function) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().runs.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn running(&self, function: &str) -> u32 {
+        self.lock().per_function.get(function).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn leases(&self) -> Vec<(String, u32)> {
+        self.lock().runs.iter().map(|(id, e)| (id.clone(), e.attempt)).collect()
+    }
+
+    pub(crate) fn stop(&self, run_id: &str, reason: StopReason) -> bool {
+        self.lock().runs.get(run_id).map(|e| e.stop.stop(reason)).is_some()
+    }
+
+    pub(crate) fn release_all(&self) -> usize {
+        let inner = self.lock();
+        inner.runs.values().for_each(|e| e.stop.stop(StopReason::Release));
+        inner.runs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_function_and_stops_with_first_reason() {
+        let f = InFlight::default();
+        let s = f.insert("a", 1, "echo");
+        f.insert("b", 2, "echo");
+        assert_eq!(f.running("echo"), 2);
+        assert_eq!(f.running("other"), 0);
+        assert!(f.stop("a", StopReason::Cancel));
+        assert!(!f.stop("zzz", StopReason::Cancel));
+        f.release_all();
+        assert_eq!(s.reason(), StopReason::Cancel);
+        assert!(s.token().is_cancelled());
+        f.remove("a");
+        f.remove("a");
+        assert_eq!(f.running("echo"), 1);
+        assert_eq!(f.leases(), vec![("b".to_string(), 2)]);
+    }
+}

@@ -1,0 +1,109 @@
+//! In-process wake-ups: waiters for a run's terminal state, and cancel requests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::{broadcast, oneshot};
+
+/// Wakes long-polls when runs finish and workers when a cancel is asked.
+#[derive(Debug)]
+pub struct Notifier {
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    cancels: broadcast::Sender<String>,
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self { waiters: Mutex::new(HashMap::new()), cancels: broadcast::channel(1024).0 }
+    }
+}
+
+impl Notifier {
+    /// A receiver that fires when `run_id` reaches a terminal state. Register before reading
+    /// the run, so a finish between the read and the wait is not missed.
+    pub fn wait_terminal(&self, run_id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut map = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = map.entry(run_id.to_string()).or_default();
+        // Why: waiters that timed out leave closed senders behind; drop them as we pass.
+        list.retain(|s| !s.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    /// Drops the closed waiters of `run_id` (after a long-poll timed out).
+    pub fn forget_closed(&self, run_id: &str) {
+        let mut map = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(list) = map.get_mut(run_id) {
+            list.retain(|s| !s.is_closed());
+            if list.is_empty() {
+                map.remove(run_id);
+            }
+        }
+    }
+
+    /// Tells the waiters of these runs that they reached a terminal state.
+    pub fn terminal<'a>(&self, run_ids: impl IntoIterator<Item = &'a str>) {
+        let mut map = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.is_empty() {
+            return;
+        }
+        for id in run_ids {
+            if let Some(list) = map.remove(id) {
+                for s in list {
+                    let _ = s.send(());
+                }
+            }
+        }
+    }
+
+    /// How many runs have waiters (for tests and leak checks).
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Subscribes to cancel requests for running runs.
+    #[must_use]
+    pub fn cancels(&self) -> broadcast::Receiver<String> {
+        self.cancels.subscribe()
+    }
+
+    /// Announces a cancel request.
+    pub fn cancel(&self, run_id: &str) {
+        let _ = self.cancels.send(run_id.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wakes_waiters_of_finished_runs_only() {
+        let n = Notifier::default();
+        let a = n.wait_terminal("a");
+        let mut b = n.wait_terminal("b");
+        n.terminal(["a"]);
+        assert!(a.await.is_ok());
+        assert!(b.try_recv().is_err());
+        assert_eq!(n.waiting(), 1);
+    }
+
+    #[tokio::test]
+    async fn forgets_timed_out_waiters() {
+        let n = Notifier::default();
+        drop(n.wait_terminal("x"));
+        n.forget_closed("x");
+        assert_eq!(n.waiting(), 0);
+        n.forget_closed("never");
+        n.terminal(["x"]);
+    }
+
+    #[tokio::test]
+    async fn broadcasts_cancels() {
+        let n = Notifier::default();
+        let mut rx = n.cancels();
+        n.cancel("r1");
+        assert_eq!(rx.recv().await.ok().as_deref(), Some("r1"));
+    }
+}

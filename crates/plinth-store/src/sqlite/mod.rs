@@ -1,0 +1,264 @@
+//! The embedded SQLite store: WAL mode, one writer thread with group commit, a pool of
+//! read-only connections.
+
+mod migrate;
+mod ops;
+mod read;
+mod rows;
+mod writer;
+
+use crate::{
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, ListFilter, LogEntry, LogLine, Notifier, Page,
+    Rescued, Store, StoreError,
+};
+use async_trait::async_trait;
+use plinth_core::{NewRun, Run};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use writer::Op;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// How durable a commit is (SQLite's `synchronous` in WAL mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync at every commit: an accepted run survives a power loss. The default.
+    #[default]
+    Full,
+    /// fsync at checkpoints: survives a crash of Plinth, not of the machine.
+    Normal,
+    /// Never fsync: for throw-away data only.
+    Off,
+}
+
+impl Synchronous {
+    /// Parses `full`, `normal` or `off`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "full" => Some(Self::Full),
+            "normal" => Some(Self::Normal),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    const fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+            Self::Off => "OFF",
+        }
+    }
+}
+
+/// The file path a `sqlite:` URL (or a plain path) names.
+///
+/// # Errors
+/// When the URL names another database, or no file.
+pub fn path_from_url(url: &str) -> Result<PathBuf, String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if rest.is_empty() || rest.contains("://") {
+        return Err(format!("`{url}` is not a SQLite URL; write it like sqlite://.plinth/plinth.db"));
+    }
+    Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    const MAX_IDLE: usize = 8;
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < Self::MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    tx: mpsc::Sender<Op>,
+    readers: Arc<Readers>,
+    notifier: Arc<Notifier>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folder if needed) and migrates the database at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or written, or its schema is newer or edited.
+    pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create folder {}: {e}", dir.display())))?;
+        }
+        let mut conn = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!("cannot switch {} to WAL mode (got {mode})", path.display())));
+        }
+        conn.execute_batch(&format!("PRAGMA synchronous = {}; PRAGMA temp_store = MEMORY;", synchronous.pragma()))?;
+        let applied = migrate::migrate(&mut conn, migrate::MIGRATIONS)?;
+        if applied > 0 {
+            tracing::info!(applied, path = %path.display(), "database migrated");
+        }
+        let notifier = Arc::new(Notifier::default());
+        let (tx, rx) = mpsc::channel(16 * writer::MAX_BATCH);
+        let writer_notifier = notifier.clone();
+        std::thread::Builder::new()
+            .name("plinth-sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, &writer_notifier))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        let readers = Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
+        Ok(Self { tx, readers, notifier, path: path.to_path_buf() })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.put(conn);
+            result.map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+    }
+
+    /// Runs SQL on the writer connection. For tests that simulate a read-only or full disk
+    /// (`PRAGMA query_only = 1`, `PRAGMA max_page_count = N`); not part of the store's API.
+    ///
+    /// # Errors
+    /// As SQLite reports them.
+    #[doc(hidden)]
+    pub async fn debug_pragma(&self, sql: &str) -> Result<(), StoreError> {
+        let sql = sql.to_string();
+        self.write(|r| Op::Pragma(sql, r)).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
+        self.write(|r| Op::Enqueue(run, r)).await
+    }
+
+    async fn get(&self, run_id: &str, with_attempts: bool) -> Result<Option<Run>, StoreError> {
+        let id = run_id.to_string();
+        self.read(move |c| read::get_run(c, &id, with_attempts)).await
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Page, StoreError> {
+        self.read(move |c| read::list(c, &filter)).await
+    }
+
+    async fn cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
+        let id = run_id.to_string();
+        self.write(|r| Op::Cancel(id, now, r)).await
+    }
+
+    async fn claim(&self, req: ClaimRequest) -> Result<Claimed, StoreError> {
+        self.write(|r| Op::Claim(req, r)).await
+    }
+
+    async fn heartbeat(&self, owner: &str, runs: Vec<(String, u32)>, lease_until: i64) -> Result<Heartbeat, StoreError> {
+        let owner = owner.to_string();
+        self.write(|r| Op::Heartbeat(owner, runs, lease_until, r)).await
+    }
+
+    async fn finish(&self, req: FinishRequest) -> Result<bool, StoreError> {
+        self.write(|r| Op::Finish(req, r)).await
+    }
+
+    async fn append_logs(&self, run_id: &str, attempt: u32, lines: Vec<LogLine>) -> Result<(), StoreError> {
+        let id = run_id.to_string();
+        self.write(|r| Op::Logs(id, attempt, lines, r)).await
+    }
+
+    async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        let id = run_id.to_string();
+        self.read(move |c| read::logs(c, &id)).await
+    }
+
+    async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError> {
+        self.write(|r| Op::Rescue(now, r)).await
+    }
+
+    async fn prune(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
+        self.write(|r| Op::Prune(before, batch, r)).await
+    }
+
+    async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(read::queue_depth).await
+    }
+
+    async fn check(&self) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        self.write(|r| Op::Probe(plinth_core::timefmt::now_micros(), r)).await?;
+        Ok(started.elapsed())
+    }
+
+    fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! The writes, each run by the writer thread inside its group-commit transaction.
+
+use super::read::get_run;
+use super::rows::{RUN_COLS, run_from_row, to_json};
+use crate::{CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Rescued, StoreError, cancelled_error};
+use plinth_core::{Code, Finish, NewRun, Run, RunError, RunStatus};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// What a committed write announces.
+#[derive(Default)]
+pub(crate) struct Events {
+    pub(crate) terminal: Vec<String>,
+    pub(crate) cancels: Vec<String>,
+}
+
+pub(crate) type OpResult<T> = Result<(T, Events), StoreError>;
+
+fn none<T>(v: T) -> OpResult<T> {
+    Ok((v, Events::default()))
+}
+
+fn missing(id: &str) -> StoreError {
+    StoreError::Corrupt(format!("run {id} vanished inside its own transaction"))
+}
+
+pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
+    if let Some(key) = &run.idempotency_key {
+        let found: Option<(String, Option<String>)> = conn
+            .prepare_cached("SELECT id, request_hash FROM runs WHERE idempotency_key = ?1")?
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, hash)) = found {
+            if hash != run.request_hash {
+                return Err(StoreError::IdempotencyMismatch { run_id: id });
+            }
+            let existing = get_run(conn, &id, false)?.ok_or_else(|| missing(&id))?;
+            return none(Enqueued::Replayed(existing));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
+         next_attempt_at, correlation_id, idempotency_key, request_hash) \
+         VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        run.run_id,
+        run.function,
+        run.max_attempts,
+        to_json(&run.input),
+        run.priority,
+        run.created_at,
+        run.not_before,
+        run.correlation_id,
+        run.idempotency_key,
+        run.request_hash,
+    ])?;
+    none(Enqueued::Created(Run {
+        run_id: run.run_id,
+        function: run.function,
+        status: RunStatus::Queued,
+        attempt: 0,
+        max_attempts: run.max_attempts,
+        input: run.input,
+        output: None,
+        error: None,
+        created_at: run.created_at,
+        started_at: None,
+        finished_at: None,
+        next_attempt_at: Some(run.not_before),
+        correlation_id: run.correlation_id,
+        idempotency_key: run.idempotency_key,
+        priority: run.priority,
+        cancel_requested: false,
+        attempts: None,
+    }))
+}
+
+pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> {
+    let sql = format!(
+        "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2, \
+         started_at = ?3 WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND function = ?4 \
+         AND next_attempt_at <= ?3 ORDER BY priority DESC, next_attempt_at, id LIMIT ?5) RETURNING {RUN_COLS}"
+    );
+    let mut runs = Vec::new();
+    for (function, n) in &req.wants {
+        let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
+        let n = (*n).min(remaining);
+        if n == 0 {
+            continue;
+        }
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let claimed = stmt
+            .query_map(params![req.owner, req.lease_until, req.now, function, n], run_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        runs.extend(claimed);
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (run_id, attempt, owner, started_at, outcome) VALUES (?1, ?2, ?3, ?4, 'running')",
+    )?;
+    for run in &runs {
+        insert.execute(params![run.run_id, run.attempt, req.owner, req.now])?;
+    }
+    runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
+    let next_due: Option<i64> = conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'queued'")?
+        .query_row([], |r| r.get(0))?;
+    none(Claimed { runs, next_due })
+}
+
+pub(crate) fn heartbeat(conn: &Connection, owner: &str, runs: &[(String, u32)], until: i64) -> OpResult<Heartbeat> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE runs SET lease_expires_at = ?1 WHERE id = ?2 AND lease_owner = ?3 AND attempt = ?4 \
+         AND status = 'running' RETURNING cancel_requested",
+    )?;
+    let mut hb = Heartbeat::default();
+    for (id, attempt) in runs {
+        match stmt.query_row(params![until, id, owner, attempt], |r| r.get::<_, i64>(0)).optional()? {
+            None => hb.lost.push(id.clone()),
+            Some(0) => {}
+            Some(_) => hb.cancel.push(id.clone()),
+        }
+    }
+    none(hb)
+}
+
+struct Transition {
+    status: RunStatus,
+    output: Option<String>,
+    error: Option<RunError>,
+    next_attempt_at: Option<i64>,
+    attempt: u32,
+}
+
+pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
+    let held: Option<i64> = conn
+        .prepare_cached(
+            "SELECT cancel_requested FROM runs WHERE id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND status = 'running'",
+        )?
+        .query_row(params![req.run_id, req.owner, req.attempt], |r| r.get(0))
+        .optional()?;
+    let Some(cancel_requested) = held else {
+        return none(false);
+    };
+    let cancelled = || Transition {
+        status: RunStatus::Cancelled,
+        output: None,
+        error: Some(cancelled_error()),
+        next_attempt_at: None,
+        attempt: req.attempt,
+    };
+    let attempt_error = match &req.finish {
+        Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(e.clone()),
+        Finish::Succeeded(_) | Finish::Released => None,
+    };
+    let t = match req.finish.clone() {
+        Finish::Succeeded(out) => Transition {
+            status: RunStatus::Succeeded,
+            output: Some(to_json(&out)),
+            error: None,
+            next_attempt_at: None,
+            attempt: req.attempt,
+        },
+        Finish::Retry(..) | Finish::Released if cancel_requested != 0 => cancelled(),
+        Finish::Retry(error, at) => Transition {
+            status: RunStatus::Queued,
+            output: None,
+            error: Some(error),
+            next_attempt_at: Some(at),
+            attempt: req.attempt,
+        },
+        Finish::Failed(error) => {
+            Transition { status: RunStatus::Failed, output: None, error: Some(error), next_attempt_at: None, attempt: req.attempt }
+        }
+        Finish::Cancelled(error) => {
+            Transition { status: RunStatus::Cancelled, output: None, error: Some(error), next_attempt_at: None, attempt: req.attempt }
+        }
+        Finish::Released => Transition {
+            status: RunStatus::Queued,
+            output: None,
+            error: None,
+            next_attempt_at: Some(req.now),
+            attempt: req.attempt.saturating_sub(1),
+        },
+    };
+    let terminal = t.status.is_terminal();
+    conn.prepare_cached(
+        "UPDATE runs SET status = ?1, output = ?2, error = COALESCE(?3, error), finished_at = ?4, \
+         next_attempt_at = COALESCE(?5, next_attempt_at), attempt = ?6, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = ?7",
+    )?
+    .execute(params![
+        t.status.as_str(),
+        t.output,
+        t.error.as_ref().map(to_json),
+        terminal.then_some(req.now),
+        t.next_attempt_at,
+        t.attempt,
+        req.run_id,
+    ])?;
+    let duration_us = i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "UPDATE attempts SET finished_at = ?1, outcome = ?2, error = ?3, duration_us = ?4 WHERE run_id = ?5 AND attempt = ?6",
+    )?
+    .execute(params![req.now, req.finish.outcome(), attempt_error.as_ref().map(to_json), duration_us, req.run_id, req.attempt])?;
+    let mut events = Events::default();
+    if terminal {
+        events.terminal.push(req.run_id);
+    }
+    Ok((true, events))
+}
+
+pub(crate) fn append_logs(conn: &Connection, run_id: &str, attempt: u32, lines: &[LogLine]) -> OpResult<()> {
+    let mut stmt =
+        conn.prepare_cached("INSERT OR IGNORE INTO run_logs (run_id, attempt, seq, ts, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for l in lines {
+        stmt.execute(params![run_id, attempt, l.seq, l.ts, l.line])?;
+    }
+    none(())
+}
+
+pub(crate) fn cancel(conn: &Connection, run_id: &str, now: i64) -> OpResult<CancelOutcome> {
+    let Some(run) = get_run(conn, run_id, false)? else {
+        return none(CancelOutcome::NotFound);
+    };
+    let mut events = Events::default();
+    let outcome = match run.status {
+        RunStatus::Queued => {
+            conn.prepare_cached(
+                "UPDATE runs SET status = 'cancelled', finished_at = ?1, error = ?2, cancel_requested = 1 WHERE id = ?3",
+            )?
+            .execute(params![now, to_json(&cancelled_error()), run_id])?;
+            events.terminal.push(run_id.to_string());
+            CancelOutcome::Cancelled(get_run(conn, run_id, false)?.ok_or_else(|| missing(run_id))?)
+        }
+        RunStatus::Running => {
+            conn.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?.execute(params![run_id])?;
+            events.cancels.push(run_id.to_string());
+            CancelOutcome::Requested(Run { cancel_requested: true, ..run })
+        }
+        _ => CancelOutcome::AlreadyTerminal(run),
+    };
+    Ok((outcome, events))
+}
+
+pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, function, attempt, max_attempts, COALESCE(lease_owner, ''), cancel_requested FROM runs \
+         WHERE status = 'running' AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT 1000",
+    )?;
+    let expired = stmt
+        .query_map(params![now], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?, r.get::<_, i64>(5)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut update = conn.prepare_cached(
+        "UPDATE runs SET status = ?1, error = ?2, finished_at = ?3, next_attempt_at = ?4, lease_owner = NULL, \
+         lease_expires_at = NULL WHERE id = ?5",
+    )?;
+    let mut attempt_update = conn.prepare_cached(
+        "UPDATE attempts SET finished_at = ?1, outcome = 'lease_expired', error = ?2 WHERE run_id = ?3 AND attempt = ?4",
+    )?;
+    let mut rescued = Vec::with_capacity(expired.len());
+    let mut events = Events::default();
+    for (id, function, attempt, max_attempts, owner, cancel_requested) in expired {
+        let lost = RunError::new(Code::LeaseExpired, format!("worker {owner} stopped renewing its lease during attempt {attempt}"));
+        let (status, error) = if cancel_requested != 0 {
+            (RunStatus::Cancelled, cancelled_error())
+        } else if attempt >= max_attempts {
+            (RunStatus::Failed, lost.clone())
+        } else {
+            (RunStatus::Queued, lost.clone())
+        };
+        let terminal = status.is_terminal();
+        update.execute(params![status.as_str(), to_json(&error), terminal.then_some(now), now, id])?;
+        attempt_update.execute(params![now, to_json(&lost), id, attempt])?;
+        if terminal {
+            events.terminal.push(id.clone());
+        }
+        rescued.push(Rescued { run_id: id, function, attempt, owner, status });
+    }
+    Ok((rescued, events))
+}
+
+pub(crate) fn prune(conn: &Connection, before: i64, batch: u32) -> OpResult<u64> {
+    let doomed = "SELECT id FROM runs WHERE finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
+    conn.execute(&format!("DELETE FROM run_logs WHERE run_id IN ({doomed})"), params![before, batch])?;
+    conn.execute(&format!("DELETE FROM attempts WHERE run_id IN ({doomed})"), params![before, batch])?;
+    let n = conn.execute(&format!("DELETE FROM runs WHERE id IN ({doomed})"), params![before, batch])?;
+    none(n as u64)
+}
+
+pub(crate) fn probe(conn: &Connection, now: i64) -> OpResult<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?1)")?.execute(params![now])?;
+    none(())
+}

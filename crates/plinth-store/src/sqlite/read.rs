@@ -1,0 +1,85 @@
+//! Queries that only read; used by the reader pool, and by the writer inside its transaction.
+
+use super::rows::{ATTEMPT_COLS, RUN_COLS, attempt_from_row, run_from_row};
+use crate::{ListFilter, LogEntry, LogLine, Page};
+use plinth_core::Run;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+pub(crate) fn get_run(conn: &Connection, id: &str, with_attempts: bool) -> rusqlite::Result<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1");
+    let run = conn.prepare_cached(&sql)?.query_row(params![id], run_from_row).optional()?;
+    match run {
+        Some(mut run) if with_attempts => {
+            let sql = format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE run_id = ?1 ORDER BY attempt");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let attempts = stmt.query_map(params![id], attempt_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            run.attempts = Some(attempts);
+            Ok(Some(run))
+        }
+        other => Ok(other),
+    }
+}
+
+pub(crate) fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(func) = &f.function {
+        clauses.push("function = ?");
+        args.push(Value::Text(func.clone()));
+    }
+    if let Some(status) = f.status {
+        clauses.push("status = ?");
+        args.push(Value::Text(status.as_str().to_string()));
+    }
+    if let Some(c) = &f.correlation_id {
+        clauses.push("correlation_id = ?");
+        args.push(Value::Text(c.clone()));
+    }
+    if let Some(t) = f.created_after {
+        clauses.push("created_at >= ?");
+        args.push(Value::Integer(t));
+    }
+    if let Some(t) = f.created_before {
+        clauses.push("created_at < ?");
+        args.push(Value::Integer(t));
+    }
+    if let Some(id) = &f.before_id {
+        clauses.push("id < ?");
+        args.push(Value::Text(id.clone()));
+    }
+    let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    let limit = f.limit.max(1);
+    args.push(Value::Integer(i64::from(limit) + 1));
+    let sql = format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY id DESC LIMIT ?");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut runs = stmt.query_map(params_from_iter(args), run_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if runs.len() > limit as usize {
+        runs.truncate(limit as usize);
+        runs.last().map(|r| r.run_id.clone())
+    } else {
+        None
+    };
+    Ok(Page { runs, next_cursor })
+}
+
+pub(crate) fn logs(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<LogEntry>>> {
+    let exists = conn.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?.exists(params![id])?;
+    if !exists {
+        return Ok(None);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT attempt, seq, ts, line FROM run_logs WHERE run_id = ?1 ORDER BY attempt, seq")?;
+    let entries = stmt
+        .query_map(params![id], |row| {
+            Ok(LogEntry { attempt: row.get(0)?, line: LogLine { seq: row.get(1)?, ts: row.get(2)?, line: row.get(3)? } })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(entries))
+}
+
+pub(crate) fn queue_depth(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT function, COUNT(*) FROM runs WHERE status = 'queued' GROUP BY function ORDER BY function")?;
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect()
+}
