@@ -26,6 +26,18 @@ pub fn is_run_id(text: &str) -> bool {
     Ulid::from_string(text).is_ok()
 }
 
+/// A short, stable fingerprint of some text (FNV-1a, 64 bits): tells two requests apart
+/// for idempotency; not a security measure.
+#[must_use]
+pub fn fingerprint(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +57,13 @@ mod tests {
         assert!(!is_run_id(""));
         assert!(!is_run_id("not-a-ulid"));
         assert!(!is_run_id("01ARZ3NDEKTSV4RRFFQ69G5FAVX"));
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        assert_eq!(fingerprint(""), "cbf29ce484222325");
+        assert_eq!(fingerprint("a"), fingerprint("a"));
+        assert_ne!(fingerprint("a"), fingerprint("b"));
     }
 
     #[test]

@@ -1,1 +1,87 @@
-//! placeholder
+//! Plinth's HTTP API: the component contract (`/health`, `/ready`, `POST /run`, `/runs`...)
+//! answered from the run store. It never executes a run; it wakes the engine after an enqueue.
+
+mod body;
+mod middleware;
+pub mod problem;
+mod routes;
+
+pub use problem::ApiError;
+
+use axum::Router;
+use axum::routing::{get, post};
+use plinth_core::component::Component;
+use plinth_core::metrics::Metrics;
+use plinth_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::sync::Notify;
+
+/// Whether the node takes traffic.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicU8);
+
+impl Readiness {
+    /// Starting: not ready yet.
+    pub fn starting(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+    /// Ready for traffic.
+    pub fn ready(&self) {
+        self.0.store(1, Ordering::SeqCst);
+    }
+    /// Shutting down: `/ready` answers 503 at once.
+    pub fn draining(&self) {
+        self.0.store(2, Ordering::SeqCst);
+    }
+    /// `None` when ready, else the reason.
+    #[must_use]
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        match self.0.load(Ordering::SeqCst) {
+            1 => None,
+            2 => Some("draining"),
+            _ => Some("starting"),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The run store.
+    pub store: Arc<dyn Store>,
+    /// The component served.
+    pub component: Arc<Component>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the dispatcher after an enqueue.
+    pub wake: Arc<Notify>,
+    /// Readiness.
+    pub readiness: Arc<Readiness>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// The router for the whole contract.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.body_limit;
+    Router::new()
+        .route("/health", get(routes::meta::health))
+        .route("/ready", get(routes::meta::ready))
+        .route("/functions", get(routes::meta::functions))
+        .route("/metrics", get(routes::meta::metrics))
+        .route("/errors", get(routes::meta::error_list))
+        .route("/errors/{code}", get(routes::meta::error_entry))
+        .route("/run", post(routes::runs::submit))
+        .route("/runs", get(routes::runs::list))
+        .route("/runs/{id}", get(routes::runs::show))
+        .route("/runs/{id}/cancel", post(routes::runs::cancel))
+        .route("/runs/{id}/logs", get(routes::runs::logs))
+        .fallback(routes::meta::not_found)
+        .method_not_allowed_fallback(routes::meta::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,9 @@
+//! The contract's endpoints.
+
+pub(crate) mod meta;
+mod request;
+pub(crate) mod runs;
+
+/// The request's correlation id, put in the request by the middleware.
+#[derive(Clone, Debug)]
+pub(crate) struct Correlation(pub(crate) String);

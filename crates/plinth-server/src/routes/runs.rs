@@ -1,0 +1,238 @@
+//! `POST /run`, `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/cancel`, `GET /runs/{id}/logs`.
+
+use super::Correlation;
+use super::request::{self, RunRequest};
+use crate::AppState;
+use crate::body::json_body;
+use crate::problem::{ApiError, FieldError};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use plinth_core::timefmt::{now_micros, parse_rfc3339, rfc3339};
+use plinth_core::{Code, NewRun, Run, RunStatus};
+use plinth_store::{CancelOutcome, Enqueued, ListFilter};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest `?wait=` accepted, in seconds.
+const MAX_WAIT: f64 = 60.0;
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(Code::RunNotFound, format!("no run has the id `{id}`"))
+}
+
+fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize, &'a plinth_core::FunctionSpec), ApiError> {
+    let functions = &state.component.file.functions;
+    match &req.function {
+        Some(name) => state.component.function(name).ok_or_else(|| {
+            let known: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+            ApiError::new(Code::FunctionNotFound, format!("no function `{name}`; this component has: {}", known.join(", ")))
+        }),
+        None if functions.len() == 1 => Ok((0, &functions[0])),
+        None => Err(ApiError::new(Code::FunctionRequired, "this component has several functions: name one in `function`")
+            .with_errors(vec![FieldError { pointer: "/function".into(), message: "required".into() }])),
+    }
+}
+
+pub(crate) async fn submit(
+    State(state): State<Arc<AppState>>,
+    Extension(Correlation(correlation_id)): Extension<Correlation>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut req = request::parse(json_body(&headers, body, state.body_limit)?)?;
+    if let Some(h) = headers.get("idempotency-key") {
+        let key = h.to_str().unwrap_or("").to_string();
+        let mut errors = Vec::new();
+        request::check_key(&key, "/headers/Idempotency-Key", &mut errors);
+        if req.idempotency_key.as_ref().is_some_and(|k| *k != key) {
+            errors.push(FieldError { pointer: "/idempotency_key".into(), message: "differs from the Idempotency-Key header".into() });
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::new(Code::ValidationFailed, "invalid idempotency key").with_errors(errors));
+        }
+        req.idempotency_key = Some(key);
+    }
+    let (index, function) = resolve_function(&state, &req)?;
+    if let Some(schema) = &state.component.schemas[index] {
+        let violations = schema.violations(&req.input);
+        if !violations.is_empty() {
+            let detail = violations.iter().map(|v| format!("{}: {}", v.pointer, v.message)).collect::<Vec<_>>().join("; ");
+            let errors = violations.into_iter().map(|v| FieldError { pointer: v.pointer, message: v.message }).collect();
+            return Err(ApiError::new(Code::ValidationFailed, detail).with_errors(errors));
+        }
+    }
+    let now = now_micros();
+    #[allow(clippy::cast_possible_truncation)]
+    let delay = (req.delay_seconds * 1e6) as i64;
+    let request_hash = req.idempotency_key.as_ref().map(|_| {
+        let canonical = json!({"function": function.name, "input": req.input, "priority": req.priority, "delay_seconds": req.delay_seconds});
+        plinth_core::ids::fingerprint(&canonical.to_string())
+    });
+    let new = NewRun {
+        run_id: plinth_core::ids::new_run_id(),
+        function: function.name.clone(),
+        input: req.input,
+        max_attempts: function.policy.retries.max_attempts,
+        priority: req.priority,
+        created_at: now,
+        not_before: now + delay,
+        correlation_id,
+        idempotency_key: req.idempotency_key,
+        request_hash,
+    };
+    let (run, replayed) = match state.store.enqueue(new).await? {
+        Enqueued::Created(run) => (run, false),
+        Enqueued::Replayed(run) => (run, true),
+    };
+    if !replayed {
+        state.wake.notify_one();
+        tracing::debug!(run_id = %run.run_id, function = %run.function, "run accepted");
+    }
+    let status_url = format!("/runs/{}", run.run_id);
+    let body = json!({
+        "run_id": run.run_id, "function": run.function, "status": run.status,
+        "status_url": status_url, "correlation_id": run.correlation_id,
+    });
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&status_url) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+fn run_response(run: &Run) -> Response {
+    let mut resp = Json(run).into_response();
+    if !run.status.is_terminal() {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+    }
+    resp
+}
+
+fn query_error(detail: impl Into<String>, name: &str) -> ApiError {
+    let detail = detail.into();
+    ApiError::new(Code::InvalidQuery, detail.clone()).with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
+}
+
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| query_error(e.body_text(), "query"))?;
+    let mut wait = 0.0;
+    for (k, v) in &params {
+        match k.as_str() {
+            "wait" => {
+                wait = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|w| (0.0..=MAX_WAIT).contains(w))
+                    .ok_or_else(|| query_error(format!("wait must be a number of seconds from 0 to {MAX_WAIT}"), "wait"))?;
+            }
+            other => return Err(query_error(format!("unknown query parameter `{other}`; known: wait"), other)),
+        }
+    }
+    if !plinth_core::ids::is_run_id(&id) {
+        return Err(not_found(&id));
+    }
+    let notifier = state.store.notifier();
+    let waiter = (wait > 0.0).then(|| notifier.wait_terminal(&id));
+    let run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
+    let Some(waiter) = waiter.filter(|_| !run.status.is_terminal()) else {
+        return Ok(run_response(&run));
+    };
+    if tokio::time::timeout(Duration::from_secs_f64(wait), waiter).await.is_err() {
+        notifier.forget_closed(&id);
+    }
+    let run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
+    Ok(run_response(&run))
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| query_error(e.body_text(), "query"))?;
+    let mut f = ListFilter { limit: 50, ..ListFilter::default() };
+    for (k, v) in params {
+        match k.as_str() {
+            "function" => f.function = Some(v),
+            "status" => {
+                f.status = Some(RunStatus::parse(&v).ok_or_else(|| {
+                    query_error(format!("status `{v}` is not one of queued, running, succeeded, failed, cancelled"), "status")
+                })?);
+            }
+            "limit" => {
+                f.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=500).contains(l))
+                    .ok_or_else(|| query_error("limit must be a whole number from 1 to 500", "limit"))?;
+            }
+            "cursor" => {
+                if !plinth_core::ids::is_run_id(&v) {
+                    return Err(query_error("cursor must be a `next_cursor` value from an earlier page", "cursor"));
+                }
+                f.before_id = Some(v);
+            }
+            "correlation_id" => f.correlation_id = Some(v),
+            "created_after" => f.created_after = Some(parse_rfc3339(&v).map_err(|e| query_error(e, "created_after"))?),
+            "created_before" => f.created_before = Some(parse_rfc3339(&v).map_err(|e| query_error(e, "created_before"))?),
+            other => {
+                return Err(query_error(
+                    format!("unknown query parameter `{other}`; known: function, status, limit, cursor, correlation_id, created_after, created_before"),
+                    other,
+                ));
+            }
+        }
+    }
+    let page = state.store.list(f).await?;
+    Ok(Json(json!({"runs": page.runs, "next_cursor": page.next_cursor})).into_response())
+}
+
+pub(crate) async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if !plinth_core::ids::is_run_id(&id) {
+        return Err(not_found(&id));
+    }
+    match state.store.cancel(&id, now_micros()).await? {
+        CancelOutcome::Cancelled(run) | CancelOutcome::Requested(run) => {
+            tracing::info!(run_id = %id, status = run.status.as_str(), "cancel accepted");
+            Ok((StatusCode::ACCEPTED, Json(run)).into_response())
+        }
+        CancelOutcome::AlreadyTerminal(run) => Err(ApiError::new(
+            Code::RunAlreadyTerminal,
+            format!("run {id} already ended as {}", run.status.as_str()),
+        )),
+        CancelOutcome::NotFound => Err(not_found(&id)),
+    }
+}
+
+pub(crate) async fn logs(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if !plinth_core::ids::is_run_id(&id) {
+        return Err(not_found(&id));
+    }
+    let entries = state.store.logs(&id).await?.ok_or_else(|| not_found(&id))?;
+    let logs: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            let mut v = json!({"attempt": e.attempt, "seq": e.line.seq, "timestamp": rfc3339(e.line.ts), "text": e.line.line});
+            // Why: handlers that log JSON lines keep their structure.
+            if e.line.line.starts_with('{') {
+                if let Ok(obj @ Value::Object(_)) = serde_json::from_str::<Value>(&e.line.line) {
+                    v["json"] = obj;
+                }
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"run_id": id, "logs": logs})).into_response())
+}

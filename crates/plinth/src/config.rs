@@ -1,0 +1,240 @@
+//! Effective settings: flag > `PLINTH_*` environment > component file > default, each value
+//! with its source, validated after merging.
+
+use crate::cli::ServeArgs;
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use plinth_core::component::Component;
+use plinth_core::{ConfigError, DurationSpec};
+use plinth_store::sqlite::Synchronous;
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where a value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A command-line flag.
+    Flag,
+    /// A `PLINTH_*` environment variable.
+    Env,
+    /// The component file's `server:` section.
+    File,
+    /// Plinth's default.
+    Default,
+}
+
+impl Source {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::File => "file",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// One setting, as `plinth config` shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Shown {
+    /// The setting's name (the flag without dashes).
+    pub(crate) name: &'static str,
+    /// Its value (secrets masked).
+    pub(crate) value: String,
+    /// Where it came from.
+    pub(crate) source: Source,
+}
+
+/// The merged settings of `serve`.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub(crate) struct Settings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) log_level: String,
+    pub(crate) log_dir: Option<PathBuf>,
+    pub(crate) database_url: String,
+    pub(crate) workers: u32,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) body_limit: u64,
+    pub(crate) retention: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) kill_grace: Duration,
+    pub(crate) sqlite_synchronous: Synchronous,
+    pub(crate) metrics_prefix: String,
+    pub(crate) max_log_bytes: u64,
+    pub(crate) max_output_bytes: u64,
+    /// Every value with its source.
+    pub(crate) shown: Vec<Shown>,
+}
+
+/// Hides a password in a URL.
+fn mask(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(colon) => format!("{}:****{}", &url[..s + 3 + colon], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+struct Merger<'a> {
+    matches: Option<&'a ArgMatches>,
+    file_name: String,
+    shown: Vec<Shown>,
+}
+
+impl Merger<'_> {
+    fn source_of(&self, id: &str) -> Source {
+        match self.matches.and_then(|m| m.value_source(id)) {
+            Some(ValueSource::CommandLine) => Source::Flag,
+            Some(ValueSource::EnvVariable) => Source::Env,
+            _ => Source::Flag,
+        }
+    }
+
+    fn pick<T: Clone + Display>(&mut self, name: &'static str, cli: Option<T>, file: Option<T>, default: T) -> T {
+        let (value, source) = match (cli, file) {
+            (Some(v), _) => (v, self.source_of(name)),
+            (None, Some(v)) => (v, Source::File),
+            (None, None) => (default, Source::Default),
+        };
+        let shown = if name == "database_url" { mask(&value.to_string()) } else { value.to_string() };
+        self.shown.push(Shown { name, value: shown, source });
+        value
+    }
+
+    fn duration(
+        &mut self,
+        name: &'static str,
+        cli: Option<&String>,
+        file: Option<DurationSpec>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let cli = cli
+            .map(|t| DurationSpec::parse(t).map_err(|e| ConfigError::new(self.source_of(name).as_str(), name, e)))
+            .transpose()?;
+        Ok(self.pick(name, cli, file, DurationSpec(default)).get())
+    }
+
+    fn err(&self, name: &str, source: Source, reason: String) -> ConfigError {
+        let src = if source == Source::File { self.file_name.clone() } else { source.as_str().to_string() };
+        ConfigError::new(src, name, reason)
+    }
+
+    fn last_source(&self) -> Source {
+        self.shown.last().map_or(Source::Default, |s| s.source)
+    }
+}
+
+/// Merges flags/env (`args` with their `matches`) over the component file over defaults.
+///
+/// # Errors
+/// `PLINTH_001` naming the setting, its source and the reason.
+pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component: &Component) -> Result<Settings, ConfigError> {
+    let f = &component.file.server;
+    let mut m = Merger { matches, file_name: component.path.display().to_string(), shown: Vec::new() };
+    m.shown.push(Shown { name: "config", value: args.config.display().to_string(), source: m.source_of("config") });
+    if matches.and_then(|x| x.value_source("config")) == Some(ValueSource::DefaultValue) {
+        if let Some(s) = m.shown.last_mut() {
+            s.source = Source::Default;
+        }
+    }
+    let host = m.pick("host", args.host.clone(), f.host.clone(), "127.0.0.1".to_string());
+    let port = m.pick("port", args.port, f.port, 8000);
+    let log_level = m.pick("log_level", args.log_level.clone(), f.log_level.clone(), "info".to_string());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        return Err(m.err("log_level", m.last_source(), format!("`{log_level}` is not a log level or filter")));
+    }
+    let log_dir = args.log_dir.clone().or_else(|| f.log_dir.clone());
+    let log_dir_source =
+        if args.log_dir.is_some() { m.source_of("log_dir") } else if f.log_dir.is_some() { Source::File } else { Source::Default };
+    m.shown.push(Shown {
+        name: "log_dir",
+        value: log_dir.as_ref().map_or_else(|| "(none)".to_string(), |d| d.display().to_string()),
+        source: log_dir_source,
+    });
+    let database_url =
+        m.pick("database_url", args.database_url.clone(), f.database_url.clone(), "sqlite://.plinth/plinth.db".to_string());
+    if let Err(reason) = plinth_store::sqlite::path_from_url(&database_url) {
+        return Err(m.err("database_url", m.last_source(), reason));
+    }
+    let workers = m.pick("workers", args.workers, f.workers, 16);
+    if !(1..=4096).contains(&workers) {
+        return Err(m.err("workers", m.last_source(), format!("must be from 1 to 4096, got {workers}")));
+    }
+    let shutdown_grace = m.duration("shutdown_grace", args.shutdown_grace.as_ref(), f.shutdown_grace, Duration::from_secs(30))?;
+    let body_limit = m.pick("body_limit", args.body_limit, f.body_limit, 1024 * 1024);
+    if !(1024..=256 * 1024 * 1024).contains(&body_limit) {
+        return Err(m.err("body_limit", m.last_source(), "must be from 1024 bytes to 256 MiB".into()));
+    }
+    let retention = m.duration("retention", args.retention.as_ref(), f.retention, Duration::from_secs(7 * 24 * 3600))?;
+    if retention < Duration::from_secs(60) {
+        return Err(m.err("retention", m.last_source(), "must be at least 1m".into()));
+    }
+    let lease = m.duration("lease", args.lease.as_ref(), f.lease, Duration::from_secs(30))?;
+    if lease < Duration::from_millis(500) {
+        return Err(m.err("lease", m.last_source(), "must be at least 500ms".into()));
+    }
+    let kill_grace = m.duration("kill_grace", args.kill_grace.as_ref(), f.kill_grace, Duration::from_secs(5))?;
+    let sync_text = m.pick("sqlite_synchronous", args.sqlite_synchronous.clone(), f.sqlite_synchronous.clone(), "full".to_string());
+    let sqlite_synchronous = Synchronous::parse(&sync_text)
+        .ok_or_else(|| m.err("sqlite_synchronous", m.last_source(), format!("`{sync_text}` is not one of full, normal, off")))?;
+    let metrics_prefix = m.pick("metrics_prefix", args.metrics_prefix.clone(), f.metrics_prefix.clone(), "plinth".to_string());
+    if metrics_prefix.is_empty() || !metrics_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(m.err("metrics_prefix", m.last_source(), "must hold only letters, digits and _".into()));
+    }
+    let max_log_bytes = m.pick("max_log_bytes", args.max_log_bytes, f.max_log_bytes, 1024 * 1024);
+    let max_output_bytes = m.pick("max_output_bytes", args.max_output_bytes, f.max_output_bytes, 16 * 1024 * 1024);
+    Ok(Settings {
+        host,
+        port,
+        log_level,
+        log_dir,
+        database_url,
+        workers,
+        shutdown_grace,
+        body_limit,
+        retention,
+        lease,
+        kill_grace,
+        sqlite_synchronous,
+        metrics_prefix,
+        max_log_bytes,
+        max_output_bytes,
+        shown: m.shown,
+    })
+}
+
+/// Loads the component file and merges the settings; prints the error and gives exit code 2.
+pub(crate) fn load(args: &ServeArgs, matches: Option<&ArgMatches>) -> Result<(Component, Settings), ExitCode> {
+    let component = Component::load(&args.config).map_err(|e| {
+        eprintln!("plinth: {e}");
+        ExitCode::from(2)
+    })?;
+    let settings = resolve(args, matches, &component).map_err(|e| {
+        eprintln!("plinth: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok((component, settings))
+}
+
+/// `plinth config`: every effective value and its source.
+pub(crate) fn print(args: &ServeArgs, matches: Option<&ArgMatches>) -> ExitCode {
+    let (_, settings) = match load(args, matches) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    println!("{:<20} {:<8} {:<28} VALUE", "SETTING", "SOURCE", "ENV");
+    for s in &settings.shown {
+        let env = format!("PLINTH_{}", s.name.to_ascii_uppercase());
+        println!("{:<20} {:<8} {:<28} {}", s.name, s.source.as_str(), env, s.value);
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! `plinth serve`: open the store, start the engine and the API, and stop gracefully.
+
+use crate::cli::ServeArgs;
+use crate::config::{self, Settings};
+use clap::ArgMatches;
+use plinth_core::component::Component;
+use plinth_core::metrics::Metrics;
+use plinth_engine::{Engine, EngineConfig, Handlers};
+use plinth_server::{AppState, Readiness};
+use plinth_store::Store;
+use plinth_store::sqlite::SqliteStore;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Handlers) -> ExitCode {
+    let (component, settings) = match config::load(args, matches) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Err(e) = Engine::check_handlers(&component, &handlers) {
+        eprintln!("plinth: {e}");
+        return ExitCode::from(2);
+    }
+    let _guards = match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("plinth: {e} ({})", plinth_core::Code::InvalidConfig);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plinth: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(component, settings, handlers))
+}
+
+async fn run(component: Component, settings: Settings, handlers: Handlers) -> ExitCode {
+    let path = match plinth_store::sqlite::path_from_url(&settings.database_url) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(code = "PLINTH_001", error = %e, "invalid database_url");
+            return ExitCode::from(2);
+        }
+    };
+    let store: Arc<dyn Store> = match SqliteStore::open(&path, settings.sqlite_synchronous) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(code = "PLINTH_002", error = %e, "cannot open the run store");
+            eprintln!("plinth: cannot open the run store: {e} (PLINTH_002)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = format!("{}:{}", settings.host, settings.port);
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(code = "PLINTH_001", error = %e, addr = %addr, "cannot listen");
+            eprintln!("plinth: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map_or(addr, |a| a.to_string());
+    let component = Arc::new(component);
+    let metrics = Arc::new(Metrics::new(&settings.metrics_prefix, &component.file.component.name));
+    let engine_config = EngineConfig {
+        workers: settings.workers,
+        lease: settings.lease,
+        kill_grace: settings.kill_grace,
+        retention: settings.retention,
+        max_log_bytes: settings.max_log_bytes,
+        max_output_bytes: settings.max_output_bytes,
+        url: format!("http://{local}"),
+        ..EngineConfig::default()
+    };
+    let owner = engine_config.owner.clone();
+    let engine = Engine::start(store.clone(), component.clone(), Arc::new(handlers), metrics.clone(), engine_config);
+    let readiness = Arc::new(Readiness::default());
+    let state = Arc::new(AppState {
+        store,
+        component: component.clone(),
+        metrics,
+        wake: engine.waker(),
+        readiness: readiness.clone(),
+        body_limit: usize::try_from(settings.body_limit).unwrap_or(usize::MAX),
+    });
+    let stop_http = CancellationToken::new();
+    let server = axum::serve(listener, plinth_server::router(state)).with_graceful_shutdown(stop_http.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    readiness.ready();
+    tracing::info!(addr = %local, component = %component.file.component.name, owner = %owner,
+        database = %path.display(), "listening");
+    if settings.host != "127.0.0.1" && settings.host != "localhost" && settings.host != "::1" {
+        tracing::warn!(host = %settings.host, "listening beyond loopback without authentication");
+    }
+    let signal = shutdown_signal().await;
+    readiness.draining();
+    tracing::info!(signal, grace_ms = settings.shutdown_grace.as_millis() as u64, "shutting down: no new claims, in-flight runs get the grace period");
+    let report = engine.shutdown(settings.shutdown_grace).await;
+    stop_http.cancel();
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+        Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+    }
+    tracing::info!(finished = report.finished, released = report.released, "stopped");
+    ExitCode::SUCCESS
+}
+
+/// Waits for ctrl-c or SIGTERM; returns which.
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
+    }
+}
