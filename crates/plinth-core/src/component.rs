@@ -155,8 +155,8 @@ impl Component {
     /// `PLINTH_001` with the file, the field and the reason.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(&name, "(file)", format!("cannot read it: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::new(&name, "(file)", format!("cannot read it: {e}")))?;
         let base_dir = path
             .parent()
             .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
@@ -219,7 +219,10 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchem
     for (i, f) in file.functions.iter().enumerate() {
         let at = |field: &str| format!("functions[{i}].{field}");
         if !is_identifier(&f.name) {
-            return Err(err(at("name"), format!("`{}` must start with a lowercase letter and hold only a-z, 0-9, _ and - (64 at most)", f.name)));
+            return Err(err(
+                at("name"),
+                format!("`{}` must start with a lowercase letter and hold only a-z, 0-9, _ and - (64 at most)", f.name),
+            ));
         }
         if !names.insert(f.name.as_str()) {
             return Err(err(at("name"), format!("`{}` is declared twice", f.name)));

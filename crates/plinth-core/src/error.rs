@@ -258,3 +258,18 @@ mod tests {
         assert_eq!(e.to_string(), "c.yaml: functions[0].name: must not be empty (PLINTH_001)");
     }
 }
+
+#[cfg(test)]
+mod catalog_doc {
+    use super::Code;
+
+    #[test]
+    fn docs_errors_md_lists_every_code() {
+        let doc = include_str!("../../../docs/errors.md");
+        for code in Code::ALL {
+            let e = code.entry();
+            let row = format!("| `{}` | {} |", e.code, e.name);
+            assert!(doc.contains(&row), "docs/errors.md lacks the row of {}", e.code);
+        }
+    }
+}

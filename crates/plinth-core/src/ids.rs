@@ -11,7 +11,11 @@ pub fn new_run_id() -> String {
     let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     // Why: the generator fails only when 2^80 ids are made in one millisecond; a fresh
     // random ULID is still unique, only not ordered within that millisecond.
-    generator.generate().map_or_else(|_| Ulid::generate(), |id| id).to_string()
+    let id = match generator.generate() {
+        Ok(id) => id,
+        Err(_) => Ulid::generate(),
+    };
+    id.to_string()
 }
 
 /// A new correlation id for a request that came without one.

@@ -76,11 +76,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            initial: DurationSpec(Duration::from_secs(1)),
-            max: DurationSpec(Duration::from_secs(60)),
-            multiplier: 2.0,
-        }
+        Self { initial: DurationSpec(Duration::from_secs(1)), max: DurationSpec(Duration::from_secs(60)), multiplier: 2.0 }
     }
 }
 
@@ -134,11 +130,7 @@ pub struct RunPolicy {
 
 impl Default for RunPolicy {
     fn default() -> Self {
-        Self {
-            retries: Retries::default(),
-            timeout: DurationSpec(Duration::from_secs(300)),
-            concurrency: None,
-        }
+        Self { retries: Retries::default(), timeout: DurationSpec(Duration::from_secs(300)), concurrency: None }
     }
 }
 
@@ -222,11 +214,9 @@ mod tests {
         let mut p = RunPolicy::default();
         p.retries.backoff.initial = DurationSpec(Duration::from_secs(100));
         assert_eq!(p.validate().map_err(|e| e.0), Err("retries.backoff.initial".to_string()));
-        let mut p = RunPolicy::default();
-        p.timeout = DurationSpec(Duration::ZERO);
+        let p = RunPolicy { timeout: DurationSpec(Duration::ZERO), ..RunPolicy::default() };
         assert_eq!(p.validate().map_err(|e| e.0), Err("timeout".to_string()));
-        let mut p = RunPolicy::default();
-        p.concurrency = Some(0);
+        let p = RunPolicy { concurrency: Some(0), ..RunPolicy::default() };
         assert_eq!(p.validate().map_err(|e| e.0), Err("concurrency".to_string()));
     }
 }

@@ -1,9 +1,9 @@
 //! The attempts executing on this node, with their cancel tokens and per-function counts.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Why an attempt was told to stop.

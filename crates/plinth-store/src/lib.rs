@@ -4,6 +4,8 @@
 //! A backend owns its SQL and its migrations. The engine and the API talk to it only through
 //! [`Store`], so another backend (PostgreSQL) can stand in without either of them changing.
 
+#[doc(hidden)]
+pub mod conformance;
 mod notify;
 pub mod sqlite;
 

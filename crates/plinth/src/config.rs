@@ -150,8 +150,13 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         return Err(m.err("log_level", m.last_source(), format!("`{log_level}` is not a log level or filter")));
     }
     let log_dir = args.log_dir.clone().or_else(|| f.log_dir.clone());
-    let log_dir_source =
-        if args.log_dir.is_some() { m.source_of("log_dir") } else if f.log_dir.is_some() { Source::File } else { Source::Default };
+    let log_dir_source = if args.log_dir.is_some() {
+        m.source_of("log_dir")
+    } else if f.log_dir.is_some() {
+        Source::File
+    } else {
+        Source::Default
+    };
     m.shown.push(Shown {
         name: "log_dir",
         value: log_dir.as_ref().map_or_else(|| "(none)".to_string(), |d| d.display().to_string()),
@@ -180,7 +185,8 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         return Err(m.err("lease", m.last_source(), "must be at least 500ms".into()));
     }
     let kill_grace = m.duration("kill_grace", args.kill_grace.as_ref(), f.kill_grace, Duration::from_secs(5))?;
-    let sync_text = m.pick("sqlite_synchronous", args.sqlite_synchronous.clone(), f.sqlite_synchronous.clone(), "full".to_string());
+    let sync_text =
+        m.pick("sqlite_synchronous", args.sqlite_synchronous.clone(), f.sqlite_synchronous.clone(), "full".to_string());
     let sqlite_synchronous = Synchronous::parse(&sync_text)
         .ok_or_else(|| m.err("sqlite_synchronous", m.last_source(), format!("`{sync_text}` is not one of full, normal, off")))?;
     let metrics_prefix = m.pick("metrics_prefix", args.metrics_prefix.clone(), f.metrics_prefix.clone(), "plinth".to_string());

@@ -99,7 +99,11 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
     }
     let signal = shutdown_signal().await;
     readiness.draining();
-    tracing::info!(signal, grace_ms = settings.shutdown_grace.as_millis() as u64, "shutting down: no new claims, in-flight runs get the grace period");
+    tracing::info!(
+        signal,
+        grace_ms = settings.shutdown_grace.as_millis() as u64,
+        "shutting down: no new claims, in-flight runs get the grace period"
+    );
     let report = engine.shutdown(settings.shutdown_grace).await;
     stop_http.cancel();
     match server.await {

@@ -14,6 +14,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 fn signal_group(pid: Option<u32>, signal: Signal) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
@@ -31,13 +32,19 @@ async fn terminate(child: &mut Child, pid: Option<u32>, grace: Duration) {
     }
 }
 
-/// Reads at most `limit` bytes; returns them and whether there was more (which is drained).
-async fn read_bounded(mut reader: impl AsyncRead + Unpin, limit: u64) -> (Vec<u8>, bool) {
+/// Reads at most `limit` bytes, until the end or `quit`; returns them and whether there was
+/// more (which is drained).
+async fn read_bounded(mut reader: impl AsyncRead + Unpin, limit: u64, quit: impl Future<Output = ()>) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     let mut over = false;
+    tokio::pin!(quit);
     loop {
-        match reader.read(&mut chunk).await {
+        let read = tokio::select! {
+            r = reader.read(&mut chunk) => r,
+            () = &mut quit => break,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) if over || out.len() as u64 + n as u64 > limit => over = true,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
@@ -103,19 +110,29 @@ pub(crate) async fn run(spec: &CommandSpec, env: &AttemptEnv<'_>, input: &Value)
             let _ = stdin.shutdown().await;
         }
     });
+    // Why: a child that left the process group may hold stdout and stderr open after the
+    // command ended; stop reading a while later, keeping what was read.
+    let drain = Duration::from_secs(2);
+    let ended_token = CancellationToken::new();
+    let linger = |t: CancellationToken| async move {
+        t.cancelled_owned().await;
+        tokio::time::sleep(drain).await;
+    };
     let stdout = child.stdout.take();
     let limit = env.config.max_output_bytes;
+    let out_quit = linger(ended_token.clone());
     let out_task = tokio::spawn(async move {
         match stdout {
-            Some(s) => read_bounded(s, limit).await,
+            Some(s) => read_bounded(s, limit, out_quit).await,
             None => (Vec::new(), false),
         }
     });
     let sink = LogSink::new(env.store.clone(), &env.run.run_id, env.run.attempt, env.config.max_log_bytes);
     let stderr = child.stderr.take();
+    let err_quit = linger(ended_token.clone());
     let err_task = tokio::spawn(async move {
         match stderr {
-            Some(s) => pump(s, sink).await,
+            Some(s) => pump(s, sink, err_quit).await,
             None => sink.close().await,
         }
     });
@@ -132,9 +149,9 @@ pub(crate) async fn run(spec: &CommandSpec, env: &AttemptEnv<'_>, input: &Value)
     // Why: the whole group goes, so no stray child keeps stdout open or outlives its run.
     signal_group(pid, Signal::SIGKILL);
     writer.abort();
-    let drain = Duration::from_secs(2);
-    let (out, over) = tokio::time::timeout(drain, out_task).await.ok().and_then(Result::ok).unwrap_or_default();
-    let last_line = tokio::time::timeout(drain, err_task).await.ok().and_then(Result::ok).flatten();
+    ended_token.cancel();
+    let (out, over) = tokio::time::timeout(drain * 2, out_task).await.ok().and_then(Result::ok).unwrap_or_default();
+    let last_line = tokio::time::timeout(drain * 2, err_task).await.ok().and_then(Result::ok).flatten();
 
     match ended {
         Err(None) => AttemptEnd::Failed(RunError::new(

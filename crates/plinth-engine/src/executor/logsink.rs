@@ -81,15 +81,24 @@ impl LogSink {
     }
 }
 
-/// Reads `reader` to its end, line by line, into `sink`; memory stays bounded by
-/// [`MAX_LINE`] whatever the handler writes.
-pub(crate) async fn pump(mut reader: impl AsyncRead + Unpin, mut sink: LogSink) -> Option<String> {
+/// Reads `reader` to its end (or until `quit`), line by line, into `sink`; memory stays
+/// bounded by [`MAX_LINE`] whatever the handler writes.
+pub(crate) async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    mut sink: LogSink,
+    quit: impl Future<Output = ()>,
+) -> Option<String> {
     let mut chunk = vec![0u8; 16 * 1024];
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut cut = false;
     let mut last_flush = tokio::time::Instant::now();
+    tokio::pin!(quit);
     loop {
-        let n = match reader.read(&mut chunk).await {
+        let read = tokio::select! {
+            r = reader.read(&mut chunk) => r,
+            () = &mut quit => break,
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

@@ -86,22 +86,28 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
                 let msg = format!("no in-process handler is registered as `{name}`");
                 return AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg));
             };
+            // Why: a child token also tells the handler's own tasks to stop on timeout,
+            // without marking the attempt as stopped from outside.
+            let cancel = stop.token().child_token();
             let ctx = in_process::HandlerContext {
                 run_id: run.run_id.clone(),
                 function: run.function.clone(),
                 attempt: run.attempt,
                 correlation_id: run.correlation_id.clone(),
-                cancel: stop.token().clone(),
+                cancel: cancel.clone(),
             };
             let fut = handler.call(ctx, run.input.clone());
             tokio::select! {
                 r = tokio::time::timeout(timeout, fut) => match r {
                     Ok(Ok(v)) => AttemptEnd::Succeeded(v),
                     Ok(Err(e)) => AttemptEnd::Failed(RunError::new(Code::HandlerFailed, e.message).retryable(e.retryable)),
-                    Err(_) => AttemptEnd::Failed(RunError::new(
-                        Code::HandlerTimeout,
-                        format!("the handler did not finish within {}", plinth_core::DurationSpec(timeout)),
-                    )),
+                    Err(_) => {
+                        cancel.cancel();
+                        AttemptEnd::Failed(RunError::new(
+                            Code::HandlerTimeout,
+                            format!("the handler did not finish within {}", plinth_core::DurationSpec(timeout)),
+                        ))
+                    }
                 },
                 () = stop.token().cancelled() => AttemptEnd::Stopped,
             }
@@ -143,7 +149,9 @@ async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) 
     let outcome = finish.outcome();
     match &finish {
         Finish::Succeeded(_) => tracing::info!(outcome, duration_ms = duration.as_millis() as u64, "attempt succeeded"),
-        Finish::Retry(e, at) => tracing::warn!(outcome, code = %e.code, error = %e.message, retry_at = %plinth_core::timefmt::rfc3339(*at), "attempt failed; will retry"),
+        Finish::Retry(e, at) => {
+            tracing::warn!(outcome, code = %e.code, error = %e.message, retry_at = %plinth_core::timefmt::rfc3339(*at), "attempt failed; will retry")
+        }
         Finish::Failed(e) => tracing::warn!(outcome, code = %e.code, error = %e.message, "run failed"),
         Finish::Cancelled(_) => tracing::info!(outcome, "run cancelled"),
         Finish::Released => tracing::info!(outcome, "attempt released at shutdown"),

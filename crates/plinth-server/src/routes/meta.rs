@@ -18,8 +18,14 @@ async fn database_check(state: &AppState) -> (bool, serde_json::Value) {
     let backend = state.store.backend();
     match tokio::time::timeout(CHECK_TIMEOUT, state.store.check()).await {
         Ok(Ok(latency)) => (true, json!({"status": "ok", "backend": backend, "latency_ms": latency.as_secs_f64() * 1000.0})),
-        Ok(Err(e)) => (false, json!({"status": "failing", "backend": backend, "error": e.to_string(), "code": Code::ConnectionFailed.as_str()})),
-        Err(_) => (false, json!({"status": "failing", "backend": backend, "error": format!("no answer within {}s", CHECK_TIMEOUT.as_secs()), "code": Code::ConnectionFailed.as_str()})),
+        Ok(Err(e)) => (
+            false,
+            json!({"status": "failing", "backend": backend, "error": e.to_string(), "code": Code::ConnectionFailed.as_str()}),
+        ),
+        Err(_) => (
+            false,
+            json!({"status": "failing", "backend": backend, "error": format!("no answer within {}s", CHECK_TIMEOUT.as_secs()), "code": Code::ConnectionFailed.as_str()}),
+        ),
     }
 }
 
@@ -49,7 +55,8 @@ pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
     match reason {
         None => Json(json!({"status": "ready"})).into_response(),
         Some(reason) => {
-            let mut resp = (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": reason}))).into_response();
+            let mut resp =
+                (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": reason}))).into_response();
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
             resp
         }
@@ -80,10 +87,8 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         }
     }
     let mut resp = state.metrics.render().into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     resp
 }
 

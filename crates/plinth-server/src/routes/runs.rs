@@ -6,12 +6,12 @@ use crate::AppState;
 use crate::body::json_body;
 use crate::problem::{ApiError, FieldError};
 use axum::Extension;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use plinth_core::timefmt::{now_micros, parse_rfc3339, rfc3339};
 use plinth_core::{Code, NewRun, Run, RunStatus};
 use plinth_store::{CancelOutcome, Enqueued, ListFilter};
@@ -51,7 +51,10 @@ pub(crate) async fn submit(
         let mut errors = Vec::new();
         request::check_key(&key, "/headers/Idempotency-Key", &mut errors);
         if req.idempotency_key.as_ref().is_some_and(|k| *k != key) {
-            errors.push(FieldError { pointer: "/idempotency_key".into(), message: "differs from the Idempotency-Key header".into() });
+            errors.push(FieldError {
+                pointer: "/idempotency_key".into(),
+                message: "differs from the Idempotency-Key header".into(),
+            });
         }
         if !errors.is_empty() {
             return Err(ApiError::new(Code::ValidationFailed, "invalid idempotency key").with_errors(errors));
@@ -71,7 +74,8 @@ pub(crate) async fn submit(
     #[allow(clippy::cast_possible_truncation)]
     let delay = (req.delay_seconds * 1e6) as i64;
     let request_hash = req.idempotency_key.as_ref().map(|_| {
-        let canonical = json!({"function": function.name, "input": req.input, "priority": req.priority, "delay_seconds": req.delay_seconds});
+        let canonical =
+            json!({"function": function.name, "input": req.input, "priority": req.priority, "delay_seconds": req.delay_seconds});
         plinth_core::ids::fingerprint(&canonical.to_string())
     });
     let new = NewRun {
@@ -119,7 +123,8 @@ fn run_response(run: &Run) -> Response {
 
 fn query_error(detail: impl Into<String>, name: &str) -> ApiError {
     let detail = detail.into();
-    ApiError::new(Code::InvalidQuery, detail.clone()).with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
+    ApiError::new(Code::InvalidQuery, detail.clone())
+        .with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
 }
 
 pub(crate) async fn show(
@@ -189,7 +194,9 @@ pub(crate) async fn list(
             "created_before" => f.created_before = Some(parse_rfc3339(&v).map_err(|e| query_error(e, "created_before"))?),
             other => {
                 return Err(query_error(
-                    format!("unknown query parameter `{other}`; known: function, status, limit, cursor, correlation_id, created_after, created_before"),
+                    format!(
+                        "unknown query parameter `{other}`; known: function, status, limit, cursor, correlation_id, created_after, created_before"
+                    ),
                     other,
                 ));
             }
@@ -208,10 +215,9 @@ pub(crate) async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<St
             tracing::info!(run_id = %id, status = run.status.as_str(), "cancel accepted");
             Ok((StatusCode::ACCEPTED, Json(run)).into_response())
         }
-        CancelOutcome::AlreadyTerminal(run) => Err(ApiError::new(
-            Code::RunAlreadyTerminal,
-            format!("run {id} already ended as {}", run.status.as_str()),
-        )),
+        CancelOutcome::AlreadyTerminal(run) => {
+            Err(ApiError::new(Code::RunAlreadyTerminal, format!("run {id} already ended as {}", run.status.as_str())))
+        }
         CancelOutcome::NotFound => Err(not_found(&id)),
     }
 }

@@ -69,10 +69,7 @@ impl Synchronous {
 /// # Errors
 /// When the URL names another database, or no file.
 pub fn path_from_url(url: &str) -> Result<PathBuf, String> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     if rest.is_empty() || rest.contains("://") {
         return Err(format!("`{url}` is not a SQLite URL; write it like sqlite://.plinth/plinth.db"));
     }
@@ -128,8 +125,8 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create folder {}: {e}", dir.display())))?;
         }
-        let mut conn = Connection::open(path)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let mut conn =
+            Connection::open(path).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -2,7 +2,9 @@
 
 use super::read::get_run;
 use super::rows::{RUN_COLS, run_from_row, to_json};
-use crate::{CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Rescued, StoreError, cancelled_error};
+use crate::{
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Rescued, StoreError, cancelled_error,
+};
 use plinth_core::{Code, Finish, NewRun, Run, RunError, RunStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -101,9 +103,8 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
         insert.execute(params![run.run_id, run.attempt, req.owner, req.now])?;
     }
     runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
-    let next_due: Option<i64> = conn
-        .prepare_cached("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'queued'")?
-        .query_row([], |r| r.get(0))?;
+    let next_due: Option<i64> =
+        conn.prepare_cached("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'queued'")?.query_row([], |r| r.get(0))?;
     none(Claimed { runs, next_due })
 }
 
@@ -168,12 +169,20 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
             next_attempt_at: Some(at),
             attempt: req.attempt,
         },
-        Finish::Failed(error) => {
-            Transition { status: RunStatus::Failed, output: None, error: Some(error), next_attempt_at: None, attempt: req.attempt }
-        }
-        Finish::Cancelled(error) => {
-            Transition { status: RunStatus::Cancelled, output: None, error: Some(error), next_attempt_at: None, attempt: req.attempt }
-        }
+        Finish::Failed(error) => Transition {
+            status: RunStatus::Failed,
+            output: None,
+            error: Some(error),
+            next_attempt_at: None,
+            attempt: req.attempt,
+        },
+        Finish::Cancelled(error) => Transition {
+            status: RunStatus::Cancelled,
+            output: None,
+            error: Some(error),
+            next_attempt_at: None,
+            attempt: req.attempt,
+        },
         Finish::Released => Transition {
             status: RunStatus::Queued,
             output: None,
@@ -201,7 +210,14 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
     conn.prepare_cached(
         "UPDATE attempts SET finished_at = ?1, outcome = ?2, error = ?3, duration_us = ?4 WHERE run_id = ?5 AND attempt = ?6",
     )?
-    .execute(params![req.now, req.finish.outcome(), attempt_error.as_ref().map(to_json), duration_us, req.run_id, req.attempt])?;
+    .execute(params![
+        req.now,
+        req.finish.outcome(),
+        attempt_error.as_ref().map(to_json),
+        duration_us,
+        req.run_id,
+        req.attempt
+    ])?;
     let mut events = Events::default();
     if terminal {
         events.terminal.push(req.run_id);
@@ -249,7 +265,14 @@ pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
     )?;
     let expired = stmt
         .query_map(params![now], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?, r.get::<_, i64>(5)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut update = conn.prepare_cached(
@@ -262,7 +285,8 @@ pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
     let mut rescued = Vec::with_capacity(expired.len());
     let mut events = Events::default();
     for (id, function, attempt, max_attempts, owner, cancel_requested) in expired {
-        let lost = RunError::new(Code::LeaseExpired, format!("worker {owner} stopped renewing its lease during attempt {attempt}"));
+        let lost =
+            RunError::new(Code::LeaseExpired, format!("worker {owner} stopped renewing its lease during attempt {attempt}"));
         let (status, error) = if cancel_requested != 0 {
             (RunStatus::Cancelled, cancelled_error())
         } else if attempt >= max_attempts {

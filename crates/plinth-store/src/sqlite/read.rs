@@ -68,8 +68,7 @@ pub(crate) fn logs(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<L
     if !exists {
         return Ok(None);
     }
-    let mut stmt =
-        conn.prepare_cached("SELECT attempt, seq, ts, line FROM run_logs WHERE run_id = ?1 ORDER BY attempt, seq")?;
+    let mut stmt = conn.prepare_cached("SELECT attempt, seq, ts, line FROM run_logs WHERE run_id = ?1 ORDER BY attempt, seq")?;
     let entries = stmt
         .query_map(params![id], |row| {
             Ok(LogEntry { attempt: row.get(0)?, line: LogLine { seq: row.get(1)?, ts: row.get(2)?, line: row.get(3)? } })

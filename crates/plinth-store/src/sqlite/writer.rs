@@ -31,9 +31,12 @@ pub(crate) enum Op {
     Pragma(String, Reply<()>),
 }
 
+/// Sends an operation's answer once the commit's fate is known.
+type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
 /// An applied operation whose answer waits for the commit.
 struct Applied {
-    answer: Box<dyn FnOnce(Option<&StoreError>) + Send>,
+    answer: Answer,
     events: Events,
 }
 

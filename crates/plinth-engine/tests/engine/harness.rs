@@ -1,0 +1,219 @@
+//! Shared set-up: a temp dir with a SQLite store, a component from inline YAML, an engine.
+
+use plinth_core::component::Component;
+use plinth_core::metrics::Metrics;
+use plinth_core::timefmt::now_micros;
+use plinth_core::{NewRun, Run};
+use plinth_engine::{Engine, EngineConfig, Handlers};
+use plinth_store::sqlite::{SqliteStore, Synchronous};
+use plinth_store::{Enqueued, LogEntry, Store};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest any test waits for a run to reach a state.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// An engine config with short leases and grace periods.
+pub(crate) fn config() -> EngineConfig {
+    EngineConfig { lease: Duration::from_secs(2), kill_grace: Duration::from_millis(200), ..Default::default() }
+}
+
+/// A function whose handler is the command `argv`; `policy` is a YAML flow mapping or "".
+pub(crate) fn command_fn(name: &str, argv: &[&str], policy: &str) -> String {
+    let argv = serde_json::to_string(argv).expect("argv as JSON");
+    let mut f = format!("  - name: {name}\n    handler:\n      command:\n        argv: {argv}\n");
+    if !policy.is_empty() {
+        f.push_str(&format!("    policy: {policy}\n"));
+    }
+    f
+}
+
+/// A function whose handler is `sh -c script`.
+pub(crate) fn sh_fn(name: &str, script: &str, policy: &str) -> String {
+    command_fn(name, &["sh", "-c", script], policy)
+}
+
+/// A function whose handler is the in-process handler registered as `handler`.
+pub(crate) fn rust_fn(name: &str, handler: &str, policy: &str) -> String {
+    let mut f = format!("  - name: {name}\n    handler:\n      rust: {handler}\n");
+    if !policy.is_empty() {
+        f.push_str(&format!("    policy: {policy}\n"));
+    }
+    f
+}
+
+/// Parses a component made of `functions` (concatenated `*_fn` results).
+pub(crate) fn component(functions: &str, base_dir: PathBuf) -> Component {
+    let yaml = format!("component:\n  name: engine-test\n  version: \"1\"\nfunctions:\n{functions}");
+    Component::parse(&yaml, "inline.yaml", base_dir.join("component.yaml"), base_dir)
+        .unwrap_or_else(|e| panic!("component does not parse: {e}\n{yaml}"))
+}
+
+/// A store, a component and (once started) an engine.
+pub(crate) struct Harness {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) component: Arc<Component>,
+    pub(crate) engine: Option<Engine>,
+}
+
+impl Harness {
+    /// A fresh store and component; no engine yet.
+    pub(crate) fn new(functions: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("db"), Synchronous::Normal).expect("open store");
+        let component = Arc::new(component(functions, dir.path().to_path_buf()));
+        Self { dir, store: Arc::new(store), component, engine: None }
+    }
+
+    /// Starts the engine with the built-in handlers plus `extra`.
+    pub(crate) fn start(&mut self, extra: impl FnOnce(&mut Handlers), config: EngineConfig) {
+        let mut handlers = Handlers::builtin();
+        extra(&mut handlers);
+        Engine::check_handlers(&self.component, &handlers).expect("every handler is registered");
+        let engine = Engine::start(
+            self.store.clone(),
+            self.component.clone(),
+            Arc::new(handlers),
+            Arc::new(Metrics::new("plinth", "t")),
+            config,
+        );
+        self.engine = Some(engine);
+    }
+
+    /// A new store and component with the engine started.
+    pub(crate) fn started(functions: &str, extra: impl FnOnce(&mut Handlers), config: EngineConfig) -> Self {
+        let mut h = Self::new(functions);
+        h.start(extra, config);
+        h
+    }
+
+    /// A file in the test's temp dir.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The run as `function` with `input` would be enqueued, due at `not_before`.
+    pub(crate) fn new_run(&self, function: &str, input: Value, not_before: i64) -> NewRun {
+        let (_, spec) = self.component.function(function).expect("function in the component");
+        let now = now_micros();
+        NewRun {
+            run_id: plinth_core::ids::new_run_id(),
+            function: function.to_string(),
+            input,
+            max_attempts: spec.policy.retries.max_attempts,
+            priority: 0,
+            created_at: now,
+            not_before,
+            correlation_id: format!("corr-{function}"),
+            idempotency_key: None,
+            request_hash: None,
+        }
+    }
+
+    /// Enqueues a run due at `not_before` and wakes the dispatcher.
+    pub(crate) async fn enqueue_at(&self, function: &str, input: Value, not_before: i64) -> String {
+        let run = self.new_run(function, input, not_before);
+        let id = match self.store.enqueue(run).await.expect("enqueue") {
+            Enqueued::Created(r) => r.run_id,
+            Enqueued::Replayed(r) => panic!("unexpected replay of {}", r.run_id),
+        };
+        if let Some(engine) = &self.engine {
+            engine.waker().notify_one();
+        }
+        id
+    }
+
+    /// Enqueues a run due now and wakes the dispatcher.
+    pub(crate) async fn enqueue(&self, function: &str, input: Value) -> String {
+        self.enqueue_at(function, input, now_micros()).await
+    }
+
+    /// The run with its attempts.
+    pub(crate) async fn get(&self, id: &str) -> Run {
+        self.store.get(id, true).await.expect("get").expect("the run exists")
+    }
+
+    /// The run's log lines.
+    pub(crate) async fn logs(&self, id: &str) -> Vec<LogEntry> {
+        self.store.logs(id).await.expect("logs").expect("the run exists")
+    }
+
+    /// Waits (at most [`WAIT`]) until the run satisfies `pred`.
+    pub(crate) async fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Run) -> bool) -> Run {
+        let poll = async {
+            loop {
+                // Why: register before reading, so a finish in between is not missed.
+                let rx = self.store.notifier().wait_terminal(id);
+                let run = self.get(id).await;
+                if pred(&run) {
+                    return run;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), rx).await;
+            }
+        };
+        let found = tokio::time::timeout(WAIT, poll).await;
+        self.store.notifier().forget_closed(id);
+        match found {
+            Ok(run) => run,
+            Err(_) => panic!("run {id} did not become {what} within {WAIT:?}: {:#?}", self.get(id).await),
+        }
+    }
+
+    /// Waits (at most [`WAIT`]) until the run is terminal.
+    pub(crate) async fn wait_terminal(&self, id: &str) -> Run {
+        self.wait_for(id, "terminal", |r| r.status.is_terminal()).await
+    }
+
+    /// Waits (at most five seconds) until no attempt is in flight; the last one leaves the
+    /// in-flight table just after its end is recorded. Returns whether it did.
+    pub(crate) async fn idle(&self) -> bool {
+        let engine = self.engine.as_ref().expect("engine");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while engine.in_flight() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        engine.in_flight() == 0
+    }
+
+    /// Waits (at most [`WAIT`]) until the run is running.
+    pub(crate) async fn wait_running(&self, id: &str) -> Run {
+        self.wait_for(id, "running", |r| r.status == plinth_core::RunStatus::Running).await
+    }
+}
+
+/// The code of the run's error.
+pub(crate) fn code(run: &Run) -> &str {
+    run.error.as_ref().map_or("(no error)", |e| e.code.as_str())
+}
+
+/// The outcomes of the run's recorded attempts, in order.
+pub(crate) fn outcomes(run: &Run) -> Vec<String> {
+    run.attempts.as_ref().expect("attempts were asked for").iter().map(|a| a.outcome.clone()).collect()
+}
+
+/// Whether the process `pid` exists and is not a zombie.
+pub(crate) fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// Reads a pid a handler wrote, waiting for the file to appear.
+pub(crate) async fn read_pid(path: &std::path::Path) -> u32 {
+    let read = async {
+        loop {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if let Ok(pid) = text.trim().parse::<u32>() {
+                    return pid;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.unwrap_or_else(|_| panic!("no pid in {}", path.display()))
+}

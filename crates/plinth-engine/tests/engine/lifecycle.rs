@@ -1,0 +1,113 @@
+//! A run's life beyond one attempt: cancel, rescue from a dead worker, graceful shutdown.
+
+use crate::harness::{Harness, alive, code, config, outcomes, read_pid, rust_fn, sh_fn};
+use plinth_core::RunStatus;
+use plinth_core::timefmt::now_micros;
+use plinth_engine::EngineConfig;
+use plinth_store::{CancelOutcome, ClaimRequest};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const SLEEPER: &str = "echo $$ > sh.pid; exec sleep 30";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_command_stops_it_quickly() {
+    // Why: a long lease puts the first heartbeat seconds away, so only the cancel listener
+    // can make the run end as quickly as asserted below.
+    let cfg = EngineConfig { lease: Duration::from_secs(15), ..config() };
+    let h = Harness::started(&sh_fn("sleeper", SLEEPER, ""), |_| {}, cfg);
+    let id = h.enqueue("sleeper", json!({})).await;
+    h.wait_running(&id).await;
+    let pid = read_pid(&h.path("sh.pid")).await;
+    assert!(alive(pid));
+
+    let asked = Instant::now();
+    match h.store.cancel(&id, now_micros()).await.expect("cancel") {
+        CancelOutcome::Requested(run) => assert!(run.cancel_requested),
+        other => panic!("expected a cancel request for a running run, got {other:?}"),
+    }
+    let run = h.wait_terminal(&id).await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(3), "the cancel took {took:?}");
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert_eq!(code(&run), "PLINTH_024");
+    assert_eq!(run.attempt, 1);
+    assert_eq!(outcomes(&run), ["cancelled"]);
+    assert!(!alive(pid), "the cancelled command {pid} is still running");
+    assert!(h.idle().await, "an attempt stayed in flight");
+
+    // A second cancel finds the run finished.
+    let again = h.store.cancel(&id, now_micros()).await.expect("cancel");
+    assert!(matches!(again, CancelOutcome::AlreadyTerminal(_)), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_held_by_a_dead_worker_is_rescued_and_retried() {
+    let policy = "{retries: {max_attempts: 3, backoff: {initial: 10ms, max: 20ms}}}";
+    let mut h = Harness::new(&rust_fn("job", "echo", policy));
+    let id = h.enqueue("job", json!({"n": 7})).await;
+    let now = now_micros();
+    let claimed = h
+        .store
+        .claim(ClaimRequest { owner: "dead-node".into(), now, lease_until: now, wants: vec![("job".into(), 1)], limit: 1 })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.runs.len(), 1);
+    assert_eq!((claimed.runs[0].run_id.as_str(), claimed.runs[0].attempt), (id.as_str(), 1));
+    assert_eq!(h.get(&id).await.status, RunStatus::Running);
+
+    h.start(|_| {}, EngineConfig { lease: Duration::from_millis(500), ..config() });
+    let run = h.wait_terminal(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.output, Some(json!({"n": 7})));
+    assert_eq!(run.attempt, 2);
+    assert_eq!(outcomes(&run), ["lease_expired", "succeeded"]);
+    let lost = run.attempts.as_ref().expect("attempts")[0].error.as_ref().expect("the lost attempt's error");
+    assert_eq!(lost.code, "PLINTH_025");
+    assert!(lost.message.contains("dead-node"), "{}", lost.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_releases_a_long_run_back_to_the_queue() {
+    let mut h = Harness::started(&sh_fn("sleeper", SLEEPER, ""), |_| {}, config());
+    let id = h.enqueue("sleeper", json!({})).await;
+    h.wait_running(&id).await;
+    let pid = read_pid(&h.path("sh.pid")).await;
+
+    let engine = h.engine.take().expect("engine");
+    assert_eq!(engine.in_flight(), 1);
+    let asked = Instant::now();
+    let report = engine.shutdown(Duration::from_millis(200)).await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+    assert_eq!(report.released, 1, "{report:?}");
+    assert_eq!(report.finished, 0, "{report:?}");
+    assert!(!alive(pid), "the released command {pid} is still running");
+
+    let run = h.get(&id).await;
+    assert_eq!(run.status, RunStatus::Queued, "{run:#?}");
+    assert_eq!(run.attempt, 0, "a released attempt is not counted");
+    assert!(run.error.is_none() && run.finished_at.is_none(), "{run:#?}");
+    assert_eq!(outcomes(&run), ["released"]);
+
+    // The next worker gets it as attempt 1 again.
+    let now = now_micros();
+    let req =
+        ClaimRequest { owner: "next".into(), now, lease_until: now + 1_000_000, wants: vec![("sleeper".into(), 1)], limit: 1 };
+    let claimed = h.store.claim(req).await.expect("claim");
+    assert_eq!(claimed.runs.iter().map(|r| (r.run_id.clone(), r.attempt)).collect::<Vec<_>>(), [(id, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_short_runs_finish() {
+    let mut h = Harness::started(&sh_fn("short", "sleep 0.3; echo finished", ""), |_| {}, config());
+    let id = h.enqueue("short", json!({})).await;
+    h.wait_running(&id).await;
+    let engine = h.engine.take().expect("engine");
+    let report = engine.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.released, 0, "{report:?}");
+    assert_eq!(report.finished, 1, "{report:?}");
+    let run = h.get(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.output, Some(json!("finished")));
+}

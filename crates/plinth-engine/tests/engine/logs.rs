@@ -1,0 +1,65 @@
+//! Stderr as the run's log: order, the per-attempt byte limit, and the line length limit.
+
+use crate::harness::{Harness, config, sh_fn};
+use plinth_core::RunStatus;
+use plinth_engine::EngineConfig;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stderr_lines_become_the_log_in_order() {
+    let script = "for i in $(seq 1 600); do echo \"line $i\" >&2; done; echo '{\"done\": true}'";
+    let h = Harness::started(&sh_fn("chatty", script, ""), |_| {}, config());
+    let id = h.enqueue("chatty", json!({})).await;
+    let run = h.wait_terminal(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.output, Some(json!({"done": true})), "stderr does not leak into the output");
+    let logs = h.logs(&id).await;
+    let lines: Vec<&str> = logs.iter().map(|e| e.line.line.as_str()).collect();
+    let expected: Vec<String> = (1..=600).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected);
+    assert!(logs.iter().all(|e| e.attempt == 1));
+    let seqs: Vec<u32> = logs.iter().map(|e| e.line.seq).collect();
+    assert_eq!(seqs, (0..600).collect::<Vec<u32>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_stderr_keeps_the_log_within_its_limit() {
+    let limit = 2000u64;
+    let script = "yes line | head -c 5000000 >&2; echo ok";
+    let h = Harness::started(&sh_fn("flood", script, ""), |_| {}, EngineConfig { max_log_bytes: limit, ..config() });
+    let started = Instant::now();
+    let id = h.enqueue("flood", json!({})).await;
+    let run = h.wait_terminal(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.output, Some(json!("ok")));
+    assert!(started.elapsed() < Duration::from_secs(15), "flood took {:?}", started.elapsed());
+    let logs = h.logs(&id).await;
+    let (last, kept) = logs.split_last().expect("some log lines");
+    let kept_bytes: u64 = kept.iter().map(|e| e.line.line.len() as u64).sum();
+    assert!(kept_bytes <= limit, "{kept_bytes} bytes kept over a {limit}-byte limit");
+    assert_eq!(kept.len(), usize::try_from(limit / 4).expect("small"), "every `line` that fits is kept");
+    assert!(kept.iter().all(|e| e.line.line == "line"));
+    let note = &last.line.line;
+    assert!(note.starts_with("[plinth] ") && note.contains("dropped"), "{note}");
+    // 5_000_000 bytes are 1_000_000 lines of `line\n`; 500 are kept.
+    assert!(note.contains("999500 more lines"), "{note}");
+    // The note comes last in order.
+    assert!(logs.windows(2).all(|w| w[0].line.seq < w[1].line.seq));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_line_without_newline_is_cut() {
+    let script = "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo done";
+    let h = Harness::started(&sh_fn("huge", script, ""), |_| {}, config());
+    let id = h.enqueue("huge", json!({})).await;
+    let run = h.wait_terminal(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.output, Some(json!("done")));
+    let logs = h.logs(&id).await;
+    assert_eq!(logs.len(), 1, "one line, cut: {:?}", logs.iter().map(|e| e.line.line.len()).collect::<Vec<_>>());
+    let line = &logs[0].line.line;
+    assert!(line.len() < 9 * 1024, "the stored line is {} bytes", line.len());
+    assert!(line.starts_with(&"x".repeat(8 * 1024)), "the line keeps its first 8 KiB");
+    assert!(line.contains("cut"), "the line says it was cut: {}", &line[8 * 1024..]);
+}

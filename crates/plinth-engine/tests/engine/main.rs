@@ -1,0 +1,10 @@
+//! Black-box tests of the engine: a real SQLite store in a temp dir, a component parsed from
+//! inline YAML, command handlers as `sh -c` scripts, and in-process handlers as closures.
+
+mod command;
+mod edges;
+mod harness;
+mod in_process;
+mod lifecycle;
+mod logs;
+mod scheduling;

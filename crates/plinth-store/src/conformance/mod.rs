@@ -1,0 +1,204 @@
+//! The store conformance suite: the behaviour every [`Store`] backend must show.
+//!
+//! Each case is a `pub async fn(&dyn Store)` that panics, saying what broke, when the store
+//! misbehaves. Every case expects a fresh, empty store of its own. A backend's tests call the
+//! cases one by one, or all of them through [`run_all`]. The cases use only the [`Store`]
+//! trait and the domain types of `plinth_core`, so any backend can be held to them.
+//!
+//! Times given to the store are made up around the clock (`t0` plus some seconds): the store
+//! must go by the `now` it is told, never by its own clock.
+
+mod claims;
+mod leases;
+mod runs;
+mod upkeep;
+
+pub use claims::*;
+pub use leases::*;
+pub use runs::*;
+pub use upkeep::*;
+
+use crate::{ClaimRequest, Claimed, Enqueued, FinishRequest, Store};
+use plinth_core::ids::new_run_id;
+use plinth_core::{Finish, NewRun, Run};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What a case returns when called through [`Case`].
+pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A conformance case, callable through a pointer.
+pub type Case = for<'a> fn(&'a dyn Store) -> CaseFuture<'a>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        /// Every case, with its name.
+        pub const CASES: &[(&str, Case)] = &[$((stringify!($name), |store| Box::pin($name(store)))),*];
+    };
+}
+
+cases![
+    enqueue_and_get_round_trip,
+    enqueue_keeps_boundary_values,
+    enqueue_refuses_a_duplicate_run_id,
+    get_of_unknown_run_is_none,
+    list_is_newest_first_and_filters,
+    list_pages_through_every_run,
+    idempotency_replays_and_refuses_mismatches,
+    claim_takes_only_due_runs,
+    claim_respects_counts_and_priority,
+    claims_never_share_a_run,
+    finish_is_fenced_by_owner_and_attempt,
+    finish_retry_requeues_then_failed_is_terminal,
+    finish_released_does_not_count_the_attempt,
+    finish_cancelled_is_terminal,
+    attempts_are_recorded,
+    heartbeat_extends_leases_and_reports,
+    cancel_of_a_queued_run,
+    cancel_of_a_running_run,
+    cancel_of_finished_and_unknown_runs,
+    notifier_wakes_terminal_waiters_and_workers,
+    rescue_takes_back_expired_leases,
+    prune_deletes_only_old_finished_runs,
+    logs_read_back_in_order,
+    queue_depth_counts_queued_runs,
+    check_answers,
+];
+
+/// Runs every case, each against a fresh store from `make`. `make` returns the store with a
+/// guard (a temporary folder, a scratch schema) that is dropped once the case is over.
+pub async fn run_all<F, Fut, G>(mut make: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = (G, Arc<dyn Store>)>,
+{
+    for (name, case) in CASES {
+        eprintln!("store conformance: {name}");
+        let (guard, store) = make().await;
+        case(store.as_ref()).await;
+        drop(store);
+        drop(guard);
+    }
+}
+
+/// One second, in the store's microseconds.
+const SEC: i64 = 1_000_000;
+/// How long the leases the cases take last.
+const LEASE: i64 = 30 * SEC;
+/// How long a case waits for a wake-up that must come.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long a case waits to be sure a wake-up does not come.
+const QUIET: Duration = Duration::from_millis(200);
+
+/// A run of `function`, created and due at `at`.
+fn new_run(function: &str, at: i64) -> NewRun {
+    NewRun {
+        run_id: new_run_id(),
+        function: function.to_string(),
+        input: serde_json::json!({ "n": 1 }),
+        max_attempts: 3,
+        priority: 0,
+        created_at: at,
+        not_before: at,
+        correlation_id: "corr".to_string(),
+        idempotency_key: None,
+        request_hash: None,
+    }
+}
+
+/// Enqueues a run that must be new.
+async fn enqueue(store: &dyn Store, run: NewRun) -> Run {
+    let id = run.run_id.clone();
+    match store.enqueue(run).await {
+        Ok(Enqueued::Created(run)) => run,
+        other => panic!("enqueue of new run {id} should create it, got {other:?}"),
+    }
+}
+
+/// Enqueues a run of `function` due at `at`.
+async fn enqueue_at(store: &dyn Store, function: &str, at: i64) -> Run {
+    enqueue(store, new_run(function, at)).await
+}
+
+/// A run that must exist.
+async fn get(store: &dyn Store, id: &str) -> Run {
+    match store.get(id, false).await {
+        Ok(Some(run)) => run,
+        other => panic!("get of run {id} should find it, got {other:?}"),
+    }
+}
+
+/// Claims for `owner` at `now`, with a lease of [`LEASE`].
+async fn claim(store: &dyn Store, owner: &str, now: i64, wants: &[(&str, u32)]) -> Claimed {
+    let req = ClaimRequest {
+        owner: owner.to_string(),
+        now,
+        lease_until: now + LEASE,
+        wants: wants.iter().map(|(f, n)| ((*f).to_string(), *n)).collect(),
+        limit: u32::MAX,
+    };
+    match store.claim(req).await {
+        Ok(claimed) => claimed,
+        Err(e) => panic!("claim by {owner} at {now} for {wants:?} failed: {e}"),
+    }
+}
+
+/// Claims exactly one run of `function`.
+async fn claim_one(store: &dyn Store, owner: &str, function: &str, now: i64) -> Run {
+    let claimed = claim(store, owner, now, &[(function, 1)]).await;
+    let mut runs = claimed.runs;
+    assert_eq!(runs.len(), 1, "claim of one `{function}` run by {owner} at {now} should take one: {runs:?}");
+    runs.remove(0)
+}
+
+/// Ends `attempt` of `run_id` as `owner`; returns what the store answered.
+async fn finish(store: &dyn Store, run_id: &str, owner: &str, attempt: u32, finish: Finish, now: i64) -> bool {
+    finish_took(store, run_id, owner, attempt, finish, now, Duration::from_millis(10)).await
+}
+
+/// [`finish`] with a duration.
+async fn finish_took(
+    store: &dyn Store,
+    run_id: &str,
+    owner: &str,
+    attempt: u32,
+    finish: Finish,
+    now: i64,
+    duration: Duration,
+) -> bool {
+    let req = FinishRequest { run_id: run_id.to_string(), owner: owner.to_string(), attempt, finish, now, duration };
+    match store.finish(req.clone()).await {
+        Ok(done) => done,
+        Err(e) => panic!("finish {req:?} failed: {e}"),
+    }
+}
+
+/// The ids of `runs`, in order.
+fn ids(runs: &[Run]) -> Vec<String> {
+    runs.iter().map(|r| r.run_id.clone()).collect()
+}
+
+/// `ids` sorted, to compare sets.
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// Waits for a terminal wake-up that must come.
+async fn fires(rx: &mut oneshot::Receiver<()>, what: &str) {
+    match tokio::time::timeout(WAIT, rx).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("{what}: the waiter was dropped without being woken"),
+        Err(_) => panic!("{what}: no wake-up within {WAIT:?}"),
+    }
+}
+
+/// Makes sure a terminal wake-up does not come.
+async fn stays_quiet(rx: &mut oneshot::Receiver<()>, what: &str) {
+    if let Ok(woken) = tokio::time::timeout(QUIET, rx).await {
+        panic!("{what}: the waiter was woken ({woken:?}) but the run is not terminal");
+    }
+}
