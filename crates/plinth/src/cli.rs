@@ -18,8 +18,6 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Print every effective setting and where it came from.
     Config(ServeArgs),
-    /// Start a server on a temporary database, drive it over HTTP and print figures as JSON.
-    Bench(BenchArgs),
 }
 
 /// Settings of `serve` (and `config`). Precedence: flag > environment > component file > default.
@@ -73,24 +71,4 @@ pub(crate) struct ServeArgs {
     /// Stdout bytes accepted per attempt [default: 16777216].
     #[arg(long, env = "PLINTH_MAX_OUTPUT_BYTES")]
     pub(crate) max_output_bytes: Option<u64>,
-}
-
-/// Options of `bench`.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct BenchArgs {
-    /// Runs submitted in the throughput phase.
-    #[arg(long, default_value_t = 20_000)]
-    pub(crate) runs: u32,
-    /// Concurrent submitters in the throughput phase.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) concurrency: u32,
-    /// Sequential runs in the idle pickup phase.
-    #[arg(long, default_value_t = 200)]
-    pub(crate) pickups: u32,
-    /// Worker slots of the server under test.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) workers: u32,
-    /// SQLite durability of the server under test (full, normal, off).
-    #[arg(long, default_value = "full")]
-    pub(crate) sqlite_synchronous: String,
 }
