@@ -167,15 +167,21 @@ impl Harness {
         self.wait_for(id, "terminal", |r| r.status.is_terminal()).await
     }
 
-    /// Waits (at most five seconds) until no attempt is in flight; the last one leaves the
-    /// in-flight table just after its end is recorded. Returns whether it did.
-    pub(crate) async fn idle(&self) -> bool {
+    /// Waits (at most five seconds) until `n` attempts are in flight; returns whether they
+    /// are. Why: an attempt enters the in-flight table just after its claim is written, and
+    /// leaves it just after its end is written, so the store is a little ahead of the table.
+    pub(crate) async fn in_flight_becomes(&self, n: usize) -> bool {
         let engine = self.engine.as_ref().expect("engine");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while engine.in_flight() > 0 && std::time::Instant::now() < deadline {
+        while engine.in_flight() != n && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        engine.in_flight() == 0
+        engine.in_flight() == n
+    }
+
+    /// Waits (at most five seconds) until no attempt is in flight; returns whether none is.
+    pub(crate) async fn idle(&self) -> bool {
+        self.in_flight_becomes(0).await
     }
 
     /// Waits (at most [`WAIT`]) until the run is running.

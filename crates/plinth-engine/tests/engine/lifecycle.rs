@@ -3,10 +3,12 @@
 use crate::harness::{Harness, alive, code, config, outcomes, read_pid, rust_fn, sh_fn};
 use plinth_core::RunStatus;
 use plinth_core::timefmt::now_micros;
-use plinth_engine::EngineConfig;
+use plinth_engine::{EngineConfig, HandlerContext};
 use plinth_store::{CancelOutcome, ClaimRequest};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 const SLEEPER: &str = "echo $$ > sh.pid; exec sleep 30";
 
@@ -100,11 +102,31 @@ async fn graceful_shutdown_releases_a_long_run_back_to_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_short_runs_finish() {
-    let mut h = Harness::started(&sh_fn("short", "sleep 0.3; echo finished", ""), |_| {}, config());
-    let id = h.enqueue("short", json!({})).await;
+    // The handler finishes only when the test lets it, after the shutdown has begun.
+    let gate = Arc::new(Notify::new());
+    let opened = gate.clone();
+    let mut h = Harness::started(
+        &rust_fn("gated", "gated", ""),
+        move |hs| {
+            hs.register("gated", move |_ctx: HandlerContext, _input: Value| {
+                let opened = opened.clone();
+                async move {
+                    opened.notified().await;
+                    Ok(json!("finished"))
+                }
+            });
+        },
+        config(),
+    );
+    let id = h.enqueue("gated", json!({})).await;
     h.wait_running(&id).await;
+    assert!(h.in_flight_becomes(1).await, "the attempt never entered the in-flight table");
     let engine = h.engine.take().expect("engine");
-    let report = engine.shutdown(Duration::from_secs(10)).await;
+    let shutdown = tokio::spawn(engine.shutdown(Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!shutdown.is_finished(), "the shutdown did not wait for the running attempt");
+    gate.notify_one();
+    let report = tokio::time::timeout(Duration::from_secs(5), shutdown).await.expect("shutdown in time").expect("join");
     assert_eq!(report.released, 0, "{report:?}");
     assert_eq!(report.finished, 1, "{report:?}");
     let run = h.get(&id).await;
