@@ -4,7 +4,7 @@
 use crate::harness::{Harness, alive, code, config, outcomes, read_pid, rust_fn, sh_fn};
 use plinth_core::RunStatus;
 use plinth_core::timefmt::now_micros;
-use plinth_engine::{EngineConfig, HandlerContext};
+use plinth_engine::{EngineConfig, Handler, HandlerContext};
 use plinth_store::CancelOutcome;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -88,6 +88,23 @@ async fn output_and_logs_survive_a_child_that_escapes_the_process_group() {
     assert_eq!(lines, ["before the daemon"], "the log written before the shell exited is kept");
 }
 
+/// A handler that sleeps 30s; background work it started watches its cancel token and
+/// raises `flag` when told to stop.
+fn sets_flag_when_told_to_stop(flag: Arc<AtomicBool>) -> impl Handler {
+    move |ctx: HandlerContext, _input: Value| {
+        let flag = flag.clone();
+        async move {
+            let cancel = ctx.cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                flag.store(true, Ordering::SeqCst);
+            });
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Value::Null)
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_handler_is_told_to_stop_on_timeout() {
     let told = Arc::new(AtomicBool::new(false));
@@ -95,19 +112,7 @@ async fn an_in_process_handler_is_told_to_stop_on_timeout() {
     let h = Harness::started(
         &rust_fn("stuck", "stuck", "{timeout: 200ms, retries: {max_attempts: 1}}"),
         move |hs| {
-            hs.register("stuck", move |ctx: HandlerContext, _input: Value| {
-                let flag = flag.clone();
-                async move {
-                    // Background work the handler started watches its cancel token.
-                    let cancel = ctx.cancel.clone();
-                    tokio::spawn(async move {
-                        cancel.cancelled().await;
-                        flag.store(true, Ordering::SeqCst);
-                    });
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    Ok(Value::Null)
-                }
-            });
+            hs.register("stuck", sets_flag_when_told_to_stop(flag));
         },
         config(),
     );
@@ -124,18 +129,7 @@ async fn cancelling_a_running_in_process_handler() {
     let h = Harness::started(
         &rust_fn("wait", "wait", ""),
         move |hs| {
-            hs.register("wait", move |ctx: HandlerContext, _input: Value| {
-                let flag = flag.clone();
-                async move {
-                    let cancel = ctx.cancel.clone();
-                    tokio::spawn(async move {
-                        cancel.cancelled().await;
-                        flag.store(true, Ordering::SeqCst);
-                    });
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    Ok(Value::Null)
-                }
-            });
+            hs.register("wait", sets_flag_when_told_to_stop(flag));
         },
         EngineConfig { lease: Duration::from_secs(15), ..config() },
     );
