@@ -5,7 +5,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// (version, name, SQL) of every migration, in order. Never edit one that was released:
 /// add a new one.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "health_probe_room", include_str!("migrations/0002_health_probe_room.sql")),
+];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.
 pub(crate) fn checksum(text: &str) -> String {

@@ -70,10 +70,11 @@ impl Synchronous {
 /// When the URL names another database, or no file.
 pub fn path_from_url(url: &str) -> Result<PathBuf, String> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    if rest.is_empty() || rest.contains("://") {
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || rest.contains("://") {
         return Err(format!("`{url}` is not a SQLite URL; write it like sqlite://.plinth/plinth.db"));
     }
-    Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
+    Ok(PathBuf::from(path))
 }
 
 struct Readers {

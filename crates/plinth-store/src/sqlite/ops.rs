@@ -226,8 +226,11 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
 }
 
 pub(crate) fn append_logs(conn: &Connection, run_id: &str, attempt: u32, lines: &[LogLine]) -> OpResult<()> {
-    let mut stmt =
-        conn.prepare_cached("INSERT OR IGNORE INTO run_logs (run_id, attempt, seq, ts, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    // Why: only lines of a run that exists are kept, so pruning the run prunes all its lines.
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO run_logs (run_id, attempt, seq, ts, line) \
+         SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+    )?;
     for l in lines {
         stmt.execute(params![run_id, attempt, l.seq, l.ts, l.line])?;
     }
@@ -313,7 +316,13 @@ pub(crate) fn prune(conn: &Connection, before: i64, batch: u32) -> OpResult<u64>
     none(n as u64)
 }
 
+/// Bytes the health probe writes and clears: a few pages the database must be able to find.
+const PROBE_ROOM: i64 = 64 * 1024;
+
+/// Writes a row with room to spare, then clears the room: fails when the file cannot grow.
 pub(crate) fn probe(conn: &Connection, now: i64) -> OpResult<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?1)")?.execute(params![now])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO health_probe (id, at, room) VALUES (1, ?1, zeroblob(?2))")?
+        .execute(params![now, PROBE_ROOM])?;
+    conn.prepare_cached("UPDATE health_probe SET room = NULL WHERE id = 1")?.execute([])?;
     none(())
 }

@@ -113,7 +113,7 @@ fn sqlite_urls_name_files() {
     for (url, path) in good {
         assert_eq!(path_from_url(url), Ok(PathBuf::from(path)), "{url}");
     }
-    for url in ["", "sqlite://", "sqlite:", "postgres://user@host/db", "postgresql://host/db", "mysql://host/db"] {
+    for url in ["", "sqlite://", "sqlite:", "sqlite://?mode=rwc", "postgres://user@host/db", "postgresql://host/db", "mysql://host/db"] {
         let err = path_from_url(url).expect_err(url);
         assert!(err.contains("not a SQLite URL"), "{url}: {err}");
     }
@@ -288,9 +288,12 @@ async fn a_full_disk_is_unavailable_not_a_panic() {
     assert!(written > 0, "the capped file still took a few runs before it filled");
     let page = store.list(ListFilter { limit: 1000, ..ListFilter::default() }).await.expect("reads still work");
     assert_eq!(page.runs.len(), written, "every accepted run is there, the refused one is not");
+    let health = store.check().await;
+    assert!(matches!(&health, Err(StoreError::Unavailable(msg)) if msg.contains("full")), "the health probe sees it: {health:?}");
 
     store.debug_pragma("PRAGMA max_page_count = 1073741823").await.expect("uncap the file");
     assert!(matches!(store.enqueue(new_run("echo", json!({ "pad": big }))).await, Ok(Enqueued::Created(_))), "writes come back");
+    store.check().await.expect("and so does health");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,4 +325,24 @@ async fn a_burst_of_concurrent_enqueues_all_land() {
         store.list(ListFilter { function: Some("burst".into()), limit: 1000, ..ListFilter::default() }).await.expect("list");
     assert_eq!((page.runs.len(), page.next_cursor), (500, None), "all 500 runs are listed");
     assert_eq!(store.queue_depth().await.expect("depth"), vec![("burst".to_string(), 500)]);
+}
+
+#[tokio::test]
+async fn lines_of_an_unknown_run_are_not_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("plinth.db");
+    let store = SqliteStore::open(&path, Synchronous::Full).expect("open");
+    let line = crate::LogLine { seq: 0, ts: now_micros(), line: "orphan".into() };
+    store.append_logs(&new_run_id(), 1, vec![line.clone()]).await.expect("not an error");
+    let Enqueued::Created(run) = store.enqueue(new_run("echo", json!(1))).await.expect("enqueue") else { panic!("created") };
+    store.append_logs(&run.run_id, 1, vec![line]).await.expect("append");
+    let conn = Connection::open(&path).expect("open");
+    let rows: Vec<String> = conn
+        .prepare("SELECT run_id FROM run_logs")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows, vec![run.run_id], "only the known run's line is stored, so pruning leaves nothing behind");
 }
