@@ -18,6 +18,38 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Print every effective setting and where it came from.
     Config(ServeArgs),
+    /// Start a server on a temporary database, load it with no-op runs, print a JSON report.
+    Bench(BenchArgs),
+}
+
+/// Settings of `bench`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct BenchArgs {
+    /// Runs submitted in each round of load.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) runs: usize,
+    /// Rounds of load; the report gives each and their median.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) rounds: usize,
+    /// Connections submitting runs at once.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) concurrency: usize,
+    /// Runs submitted one at a time on the idle server to measure pickup.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) pickup_samples: usize,
+    /// The server's `--workers` (attempts executing at once); as many as the connections, so
+    /// the no-op runs measure Plinth rather than a small worker pool.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) workers: u32,
+    /// The server's SQLite durability: full, normal, off.
+    #[arg(long, default_value = "full")]
+    pub(crate) sqlite_synchronous: String,
+    /// Keep the database in this folder instead of a temporary one.
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// The plinth binary to start [default: this one].
+    #[arg(long)]
+    pub(crate) binary: Option<PathBuf>,
 }
 
 /// Settings of `serve` (and `config`). Precedence: flag > environment > component file > default.

@@ -1,4 +1,4 @@
-//! Plinth as a library: the command line, `serve` and `config`.
+//! Plinth as a library: the command line, `serve`, `config` and `bench`.
 //!
 //! A Rust component embeds Plinth by registering its in-process handlers and handing the
 //! command line over:
@@ -12,6 +12,7 @@
 //! std::process::exit(i32::from(plinth::run_cli(handlers) != std::process::ExitCode::SUCCESS));
 //! ```
 
+mod bench;
 mod cli;
 mod config;
 mod serve;
@@ -34,5 +35,6 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
     match parsed.command {
         cli::Command::Serve(args) => serve::main(&args, sub.as_ref(), handlers),
         cli::Command::Config(args) => config::print(&args, sub.as_ref()),
+        cli::Command::Bench(args) => bench::main(&args),
     }
 }

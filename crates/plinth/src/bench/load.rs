@@ -1,0 +1,267 @@
+//! Driving the server over HTTP: idle pickup samples and rounds of load at a fixed concurrency.
+
+use plinth_core::timefmt::parse_rfc3339;
+use serde_json::Value;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A pooled keep-alive client for one server.
+#[derive(Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+    prefix: String,
+}
+
+/// Progress on stderr: one rewritten line on a terminal, a line every two seconds otherwise.
+pub(crate) struct Progress {
+    tty: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        Self { tty: std::io::stderr().is_terminal(), last: None }
+    }
+
+    pub(crate) fn update(&mut self, message: &str) {
+        if self.tty {
+            eprint!("\r\x1b[2K{message}");
+            let _ = std::io::stderr().flush();
+        } else if self.last.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            eprintln!("{message}");
+            self.last = Some(Instant::now());
+        }
+    }
+
+    pub(crate) fn done(&mut self, message: &str) {
+        if self.tty {
+            eprintln!("\r\x1b[2K{message}");
+        } else {
+            eprintln!("{message}");
+        }
+        self.last = None;
+    }
+}
+
+/// Run attempts ended, summed from `/metrics`: (succeeded, any other outcome).
+pub(crate) fn finished_from_metrics(text: &str, prefix: &str) -> (u64, u64) {
+    let name = format!("{prefix}_runs_total{{");
+    let mut ok = 0;
+    let mut other = 0;
+    for line in text.lines().filter(|l| l.starts_with(&name)) {
+        let Some(count) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = count as u64;
+        if line.contains("status=\"succeeded\"") { ok += count } else { other += count }
+    }
+    (ok, other)
+}
+
+/// Micros between two RFC 3339 fields of a run.
+pub(crate) fn gap_micros(run: &Value, from: &str, to: &str) -> Result<u64, String> {
+    let field = |name: &str| -> Result<i64, String> {
+        let text = run.get(name).and_then(Value::as_str).ok_or_else(|| format!("the run has no `{name}`: {run}"))?;
+        parse_rfc3339(text)
+    };
+    u64::try_from(field(to)? - field(from)?).map_err(|_| format!("`{to}` is before `{from}` in {run}"))
+}
+
+impl Client {
+    pub(crate) fn new(addr: &str, concurrency: usize) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency.max(1))
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(70))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self { http, base: format!("http://{addr}"), prefix: "plinth".into() })
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.http.get(format!("{}/ready", self.base)).send().await {
+                Ok(r) if r.status().as_u16() == 200 => return Ok(()),
+                Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(r) => return Err(format!("/ready still answers {}", r.status())),
+                Err(e) => return Err(format!("/ready: {e}")),
+            }
+        }
+    }
+
+    /// `POST /run` of the no-op function; the run id on 202.
+    pub(crate) async fn submit(&self) -> Result<String, String> {
+        let resp = self
+            .http
+            .post(format!("{}/run", self.base))
+            .header("content-type", "application/json")
+            .body(r#"{"function":"noop","input":{}}"#)
+            .send()
+            .await
+            .map_err(|e| format!("POST /run: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| format!("POST /run body: {e}"))?;
+        if status != 202 {
+            return Err(format!("POST /run answered {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| format!("POST /run body: {e}"))?;
+        v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
+    }
+
+    /// `GET /runs/{id}?wait=S`: the run, terminal unless the wait ran out.
+    pub(crate) async fn wait_run(&self, id: &str, seconds: u32) -> Result<Value, String> {
+        let resp = self
+            .http
+            .get(format!("{}/runs/{id}?wait={seconds}", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("GET /runs/{id}: {e}"))?;
+        let body = resp.bytes().await.map_err(|e| format!("GET /runs/{id}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("GET /runs/{id}: {e}"))
+    }
+
+    /// Run attempts ended so far: (succeeded, other).
+    pub(crate) async fn finished(&self) -> Result<(u64, u64), String> {
+        let resp = self.http.get(format!("{}/metrics", self.base)).send().await.map_err(|e| format!("GET /metrics: {e}"))?;
+        let text = resp.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
+        Ok(finished_from_metrics(&text, &self.prefix))
+    }
+}
+
+/// Idle pickup: one run at a time on a quiet server.
+pub(crate) struct Pickup {
+    /// `created_at` (before the 202) to `started_at` (the handler is called), by the server's clock.
+    pub(crate) server_micros: Vec<u64>,
+    /// `POST /run` sent to the terminal run received by the client, the whole round trip.
+    pub(crate) roundtrip_micros: Vec<u64>,
+}
+
+pub(crate) async fn pickup(client: &Client, samples: usize, progress: &mut Progress) -> Result<Pickup, String> {
+    let mut out = Pickup { server_micros: Vec::with_capacity(samples), roundtrip_micros: Vec::with_capacity(samples) };
+    for i in 0..samples {
+        // Lets the dispatcher go back to sleep, so each sample starts from idle.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t0 = Instant::now();
+        let id = client.submit().await?;
+        let run = client.wait_run(&id, 10).await?;
+        let roundtrip = t0.elapsed();
+        if run.get("status").and_then(Value::as_str) != Some("succeeded") {
+            return Err(format!("pickup run {id} did not succeed: {run}"));
+        }
+        out.server_micros.push(gap_micros(&run, "created_at", "started_at")?);
+        out.roundtrip_micros.push(u64::try_from(roundtrip.as_micros()).unwrap_or(u64::MAX));
+        progress.update(&format!("bench: idle pickup {}/{samples}", i + 1));
+    }
+    progress.done(&format!("bench: idle pickup, {samples} samples"));
+    Ok(out)
+}
+
+/// One round of load.
+pub(crate) struct Round {
+    pub(crate) accepted: usize,
+    pub(crate) rejected: usize,
+    pub(crate) not_succeeded: u64,
+    /// First POST to the last run ended.
+    pub(crate) elapsed: Duration,
+    /// First POST to the last 202.
+    pub(crate) submit_elapsed: Duration,
+    pub(crate) post_micros: Vec<u64>,
+}
+
+/// Submits `runs` no-op runs from `concurrency` connections, then waits until all have ended.
+pub(crate) async fn round(
+    client: &Client,
+    runs: usize,
+    concurrency: usize,
+    label: &str,
+    progress: &mut Progress,
+) -> Result<Round, String> {
+    let (ok_before, other_before) = client.finished().await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency.max(1) {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut rejected = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < runs {
+                let t = Instant::now();
+                match client.submit().await {
+                    Ok(_) => latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
+                    Err(e) => rejected.push(e),
+                }
+            }
+            (latencies, rejected)
+        }));
+    }
+    let mut post_micros = Vec::with_capacity(runs);
+    let mut rejected = Vec::new();
+    for t in tasks {
+        let (l, r) = t.await.map_err(|e| format!("a load task failed: {e}"))?;
+        post_micros.extend(l);
+        rejected.extend(r);
+    }
+    let submit_elapsed = start.elapsed();
+    if let Some(first) = rejected.first() {
+        progress.done(&format!("bench: {label}: {} submissions failed, the first: {first}", rejected.len()));
+    }
+    let accepted = post_micros.len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (ok, other) = client.finished().await?;
+        let ended = (ok - ok_before) + (other - other_before);
+        #[allow(clippy::cast_possible_truncation)]
+        if ended >= accepted as u64 {
+            let elapsed = start.elapsed();
+            progress.done(&format!("bench: {label}: {accepted} runs ended in {:.2}s", elapsed.as_secs_f64()));
+            return Ok(Round { accepted, rejected: rejected.len(), not_succeeded: other - other_before, elapsed, submit_elapsed, post_micros });
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{label}: only {ended} of {accepted} runs ended within 120s after the last submission"));
+        }
+        progress.update(&format!("bench: {label}: {accepted} submitted, {ended} ended"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finished_runs_are_summed_from_metrics() {
+        let text = "# HELP plinth_runs Run attempts ended, by outcome\n\
+            plinth_runs_total{component=\"bench\",function=\"noop\",status=\"succeeded\"} 12\n\
+            plinth_runs_total{component=\"bench\",function=\"other\",status=\"succeeded\"} 3\n\
+            plinth_runs_total{component=\"bench\",function=\"noop\",status=\"failed\"} 2\n\
+            plinth_requests_total{component=\"bench\",status=\"202\"} 99\n";
+        assert_eq!(finished_from_metrics(text, "plinth"), (15, 2));
+    }
+
+    #[test]
+    fn metrics_without_runs_count_nothing() {
+        assert_eq!(finished_from_metrics("", "plinth"), (0, 0));
+        assert_eq!(finished_from_metrics("plinth_runs_total{status=\"succeeded\"} NaNx\n", "plinth"), (0, 0));
+        assert_eq!(finished_from_metrics("other_runs_total{status=\"succeeded\"} 4\n", "plinth"), (0, 0));
+    }
+
+    #[test]
+    fn gaps_are_measured_between_timestamps() {
+        let run = json!({"created_at": "2026-01-01T00:00:00.000100Z", "started_at": "2026-01-01T00:00:00.001600Z"});
+        assert_eq!(gap_micros(&run, "created_at", "started_at"), Ok(1500));
+    }
+
+    #[test]
+    fn missing_or_reversed_timestamps_are_errors() {
+        let run = json!({"created_at": "2026-01-01T00:00:01Z", "started_at": "2026-01-01T00:00:00Z"});
+        assert!(gap_micros(&run, "created_at", "started_at").is_err_and(|e| e.contains("before")));
+        assert!(gap_micros(&json!({"created_at": "2026-01-01T00:00:01Z"}), "created_at", "started_at").is_err());
+        assert!(gap_micros(&json!({"created_at": "yesterday", "started_at": "x"}), "created_at", "started_at").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! `plinth bench`: starts `plinth serve` on a temporary database with one no-op in-process
+//! function, drives it over HTTP and prints a JSON report on stdout (progress on stderr).
+//!
+//! Measured: idle RSS; idle pickup (one run at a time); rounds of no-op runs submitted from
+//! `--concurrency` connections, each giving end-to-end runs/s and `POST /run` latency; peak RSS.
+
+mod load;
+mod server;
+mod stats;
+
+use crate::cli::BenchArgs;
+use load::{Client, Progress};
+use serde_json::{Value, json};
+use server::{Server, ServerOptions};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The targets on a 2-core machine; the report says which were met.
+const TARGET_RUNS_PER_SECOND: f64 = 5000.0;
+const TARGET_POST_P99_MS: f64 = 10.0;
+const TARGET_PICKUP_P50_MS: f64 = 2.0;
+const TARGET_IDLE_RSS_MIB: f64 = 30.0;
+
+pub(crate) fn main(args: &BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plinth bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("plinth bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(args: &BenchArgs) -> Result<(), String> {
+    if args.runs == 0 || args.rounds == 0 || args.concurrency == 0 {
+        return Err("--runs, --rounds and --concurrency must be at least 1".into());
+    }
+    if !["full", "normal", "off"].contains(&args.sqlite_synchronous.as_str()) {
+        return Err(format!("--sqlite-synchronous must be full, normal or off, not `{}`", args.sqlite_synchronous));
+    }
+    Ok(())
+}
+
+async fn run(args: &BenchArgs) -> Result<Value, String> {
+    validate(args)?;
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?,
+    };
+    let (dir, _temp) = server::work_dir(args.dir.as_deref())?;
+    let opts = ServerOptions { binary, dir, workers: args.workers, synchronous: args.sqlite_synchronous.clone() };
+    let mut progress = Progress::new();
+    progress.done(&format!("bench: starting {} serve in {}", opts.binary.display(), opts.dir.display()));
+    let server = Server::start(&opts, Duration::from_secs(30))?;
+    let client = Client::new(&server.addr, args.concurrency)?;
+    client.ready(Duration::from_secs(10)).await?;
+    // Lets start-up work (migrations, first maintenance pass) settle before reading memory.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = server::memory_mib(server.pid(), "VmRSS");
+
+    let pickup = load::pickup(&client, args.pickup_samples, &mut progress).await?;
+    let mut rounds = Vec::new();
+    for r in 0..args.rounds {
+        let label = format!("round {}/{}", r + 1, args.rounds);
+        rounds.push(load::round(&client, args.runs, args.concurrency, &label, &mut progress).await?);
+    }
+    let rss_after = server::memory_mib(server.pid(), "VmRSS");
+    let peak_rss = server::memory_mib(server.pid(), "VmHWM");
+    let exit = server.stop(Duration::from_secs(30))?;
+
+    let round_reports: Vec<Value> = rounds.iter().map(round_report).collect();
+    let per_round = |key: &str| -> Vec<f64> {
+        round_reports.iter().filter_map(|r| r.pointer(key).and_then(Value::as_f64)).collect::<Vec<_>>()
+    };
+    let median_rps = stats::median(&per_round("/runs_per_second"));
+    let median_p50 = stats::median(&per_round("/post_run/p50_ms"));
+    let median_p99 = stats::median(&per_round("/post_run/p99_ms"));
+    let pickup_server = stats::summarize(&pickup.server_micros);
+    let pickup_p50 = pickup_server.map(|s| s.p50_ms);
+    Ok(json!({
+        "plinth_version": plinth_core::VERSION,
+        "machine": {"cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get)},
+        "settings": {
+            "runs_per_round": args.runs, "rounds": args.rounds, "concurrency": args.concurrency,
+            "pickup_samples": args.pickup_samples, "workers": args.workers,
+            "sqlite_synchronous": args.sqlite_synchronous, "function": "noop (in-process)",
+        },
+        "memory_mib": {"idle_rss": idle_rss.map(stats::round3), "rss_after_load": rss_after.map(stats::round3),
+            "peak_rss": peak_rss.map(stats::round3)},
+        "idle_pickup": {
+            "created_to_started": pickup_server,
+            "post_to_terminal_roundtrip": stats::summarize(&pickup.roundtrip_micros),
+        },
+        "load": {
+            "median_runs_per_second": median_rps.map(stats::round3),
+            "median_post_run_p50_ms": median_p50,
+            "median_post_run_p99_ms": median_p99,
+            "rounds": round_reports,
+        },
+        "targets": [
+            target("end-to-end runs/s (median of rounds)", ">=", TARGET_RUNS_PER_SECOND, median_rps),
+            target("POST /run p99 ms under load (median of rounds)", "<=", TARGET_POST_P99_MS, median_p99),
+            target("idle pickup p50 ms (created_at to started_at)", "<=", TARGET_PICKUP_P50_MS, pickup_p50),
+            target("idle RSS MiB", "<=", TARGET_IDLE_RSS_MIB, idle_rss),
+        ],
+        "server_exit": exit.to_string(),
+    }))
+}
+
+fn round_report(r: &load::Round) -> Value {
+    #[allow(clippy::cast_precision_loss)]
+    let per_second = |n: usize, d: Duration| stats::round3(n as f64 / d.as_secs_f64().max(1e-9));
+    json!({
+        "accepted": r.accepted,
+        "rejected": r.rejected,
+        "not_succeeded": r.not_succeeded,
+        "seconds": stats::round3(r.elapsed.as_secs_f64()),
+        "runs_per_second": per_second(r.accepted, r.elapsed),
+        "submitted_per_second": per_second(r.accepted, r.submit_elapsed),
+        "post_run": stats::summarize(&r.post_micros),
+    })
+}
+
+fn target(name: &str, op: &str, bound: f64, measured: Option<f64>) -> Value {
+    let met = measured.map(|m| if op == ">=" { m >= bound } else { m <= bound });
+    json!({"name": name, "target": format!("{op} {bound}"), "measured": measured.map(stats::round3), "met": met})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> BenchArgs {
+        BenchArgs {
+            runs: 10,
+            rounds: 1,
+            concurrency: 2,
+            pickup_samples: 1,
+            workers: 4,
+            sqlite_synchronous: "full".into(),
+            dir: None,
+            binary: None,
+        }
+    }
+
+    #[test]
+    fn sensible_arguments_pass() {
+        assert_eq!(validate(&args()), Ok(()));
+    }
+
+    #[test]
+    fn zero_counts_are_refused() {
+        assert!(validate(&BenchArgs { runs: 0, ..args() }).is_err());
+        assert!(validate(&BenchArgs { concurrency: 0, ..args() }).is_err());
+    }
+
+    #[test]
+    fn an_unknown_durability_is_refused() {
+        let err = validate(&BenchArgs { sqlite_synchronous: "sometimes".into(), ..args() }).err().expect("refused");
+        assert!(err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn targets_say_whether_they_were_met() {
+        assert_eq!(target("x", ">=", 5.0, Some(6.0))["met"], json!(true));
+        assert_eq!(target("x", "<=", 5.0, Some(6.0))["met"], json!(false));
+        assert_eq!(target("x", "<=", 5.0, None)["met"], Value::Null);
+    }
+
+    #[test]
+    fn a_round_reports_rates_and_latencies() {
+        let r = load::Round {
+            accepted: 100,
+            rejected: 0,
+            not_succeeded: 0,
+            elapsed: Duration::from_millis(500),
+            submit_elapsed: Duration::from_millis(250),
+            post_micros: vec![1000; 100],
+        };
+        let v = round_report(&r);
+        assert_eq!(v["runs_per_second"], json!(200.0));
+        assert_eq!(v["submitted_per_second"], json!(400.0));
+        assert_eq!(v["post_run"]["p99_ms"], json!(1.0));
+    }
+}

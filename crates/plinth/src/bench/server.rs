@@ -1,0 +1,208 @@
+//! The server under test: `plinth serve` as a child process on a temporary database.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The component the benchmark serves: one in-process function that does nothing.
+pub(crate) const COMPONENT: &str = "\
+component:
+  name: bench
+  version: 0.1.0
+  owner: plinth
+  description: A no-op function, to measure Plinth's own overhead.
+functions:
+  - name: noop
+    description: Returns null at once.
+    handler:
+      rust: noop
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 10s
+";
+
+/// How the child is started.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerOptions {
+    pub(crate) binary: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) workers: u32,
+    pub(crate) synchronous: String,
+}
+
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) addr: String,
+}
+
+/// Finds the address in the JSON `listening` log line; `None` for any other line.
+pub(crate) fn listening_addr(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    Some(value.get("addr")?.as_str()?.to_string())
+}
+
+/// Reads `VmRSS` or `VmHWM` (peak) of a process from `/proc`, in MiB.
+pub(crate) fn memory_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_memory(&status, field)
+}
+
+pub(crate) fn parse_memory(status: &str, field: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+impl Server {
+    /// Writes the component, starts `plinth serve` and waits for its `listening` line.
+    pub(crate) fn start(opts: &ServerOptions, timeout: Duration) -> Result<Self, String> {
+        let config = opts.dir.join("component.yaml");
+        std::fs::write(&config, COMPONENT).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let db = opts.dir.join("bench.db");
+        let mut child = Command::new(&opts.binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warn,plinth=info"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", db.display()))
+            .args(["--workers", &opts.workers.to_string(), "--sqlite-synchronous", &opts.synchronous])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", opts.binary.display()))?;
+        let stdout = child.stdout.take().ok_or("the server's stdout is not piped")?;
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining the server's logs so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent && let Some(addr) = listening_addr(&line) {
+                    sent = tx.send(addr).is_ok();
+                }
+            }
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(addr) => Ok(Self { child, addr }),
+            Err(_) => {
+                // Stdout closes a moment before the exit can be collected.
+                let mut status = None;
+                for _ in 0..50 {
+                    status = child.try_wait().ok().flatten();
+                    if status.is_some() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(match status {
+                    Some(s) => format!("the server exited before listening ({s})"),
+                    None => format!("the server did not log `listening` within {timeout:?}"),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit (SIGKILL after it).
+    pub(crate) fn stop(mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).map_err(|e| e.to_string())?);
+        kill(pid, Signal::SIGTERM).map_err(|e| format!("cannot signal the server: {e}"))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("the server did not stop within {timeout:?} of SIGTERM; killed"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The folder for the database: a new temporary one unless given.
+pub(crate) fn work_dir(given: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
+    match given {
+        Some(p) => {
+            std::fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            Ok((p.to_path_buf(), None))
+        }
+        None => {
+            let t = tempfile::Builder::new().prefix("plinth-bench-").tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_line_gives_the_address() {
+        let line = r#"{"addr":"127.0.0.1:4321","level":"info","message":"listening"}"#;
+        assert_eq!(listening_addr(line).as_deref(), Some("127.0.0.1:4321"));
+    }
+
+    #[test]
+    fn other_lines_give_no_address() {
+        assert_eq!(listening_addr(r#"{"message":"database migrated","addr":"x"}"#), None);
+        assert_eq!(listening_addr("not json"), None);
+        assert_eq!(listening_addr(r#"{"message":"listening"}"#), None);
+    }
+
+    #[test]
+    fn memory_is_read_from_proc_status() {
+        let status = "Name:\tplinth\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(parse_memory(status, "VmRSS"), Some(10.0));
+        assert_eq!(parse_memory(status, "VmHWM"), Some(20.0));
+        assert_eq!(parse_memory(status, "VmSwap"), None);
+        assert_eq!(parse_memory("VmRSS:\tlots kB\n", "VmRSS"), None);
+        assert!(memory_mib(std::process::id(), "VmRSS").is_some_and(|m| m > 0.0));
+    }
+
+    #[test]
+    fn a_missing_binary_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = ServerOptions {
+            binary: dir.path().join("no-such-plinth"),
+            dir: dir.path().to_path_buf(),
+            workers: 4,
+            synchronous: "full".into(),
+        };
+        let err = Server::start(&opts, Duration::from_secs(1)).err().expect("fails");
+        assert!(err.contains("cannot start"), "{err}");
+    }
+
+    #[test]
+    fn a_server_that_exits_early_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = ServerOptions { binary: "false".into(), dir: dir.path().to_path_buf(), workers: 4, synchronous: "full".into() };
+        let err = Server::start(&opts, Duration::from_secs(5)).err().expect("fails");
+        assert!(err.contains("exited before listening"), "{err}");
+    }
+}
