@@ -1,0 +1,47 @@
+//! `plinth bench` end to end on a small load (figures are printed, never asserted).
+
+use crate::harness::plinth;
+use serde_json::Value;
+
+#[test]
+fn a_small_bench_reports_every_figure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = plinth(
+        &["bench", "--runs", "300", "--rounds", "2", "--concurrency", "8", "--workers", "8", "--pickup-samples", "3"],
+        &[],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("round 2/2"), "progress is shown: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let rounds = report["load"]["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2);
+    for r in rounds {
+        assert_eq!((r["accepted"].as_u64(), r["rejected"].as_u64(), r["not_succeeded"].as_u64()), (Some(300), Some(0), Some(0)));
+        assert_eq!(r["post_run"]["samples"], 300);
+        assert!(r["runs_per_second"].as_f64().is_some_and(|x| x > 0.0));
+    }
+    assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
+    assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
+    assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(4));
+    assert_eq!(report["server_exit"], "exit status: 0");
+}
+
+#[test]
+fn zero_runs_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = plinth(&["bench", "--runs", "0"], &[], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1"));
+    assert!(out.stdout.is_empty(), "no report on error");
+}
+
+#[test]
+fn a_missing_server_binary_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = plinth(&["bench", "--binary", "/nonexistent/plinth", "--runs", "1"], &[], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start /nonexistent/plinth"));
+}

@@ -1,0 +1,144 @@
+//! Spawning the real `plinth` binary and talking to it over HTTP.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_plinth");
+
+/// `plinth ARGS` run to completion with extra environment variables.
+pub(crate) fn plinth(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    // A developer's own PLINTH_* variables must not leak into the tests.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PLINTH_")) {
+        if !envs.iter().any(|(e, _)| *e == k) {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().expect("run plinth")
+}
+
+/// A running `plinth serve`, with its stdout lines collected.
+pub(crate) struct Served {
+    child: Child,
+    pub(crate) addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// Starts `plinth serve --config CONFIG --port 0 ARGS` in `cwd` and waits for `listening`.
+    pub(crate) fn start(config: &Path, args: &[&str], cwd: &Path) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").arg("--config").arg(config).args(["--port", "0"]).args(args).current_dir(cwd);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PLINTH_")) {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn plinth");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let addr = lines.lock().expect("lines").iter().find_map(|l| {
+                let v: Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "listening").then(|| v["addr"].as_str().map(str::to_string)).flatten()
+            });
+            if let Some(addr) = addr {
+                return Self { child, addr, lines };
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("plinth serve exited before listening ({status}); stdout: {:?}", lines.lock().expect("lines"));
+            }
+            assert!(Instant::now() < deadline, "plinth serve did not listen within 30s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The JSON log lines printed so far.
+    pub(crate) fn logs(&self) -> Vec<Value> {
+        self.lines.lock().expect("lines").iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Every stdout line so far, JSON or not.
+    pub(crate) fn raw_lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
+    /// Sends `signal` and waits up to `timeout` for the exit.
+    pub(crate) fn signal_and_wait(mut self, signal: nix::sys::signal::Signal, timeout: Duration) -> ExitStatus {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("signal");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("plinth serve did not exit within {timeout:?} of {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A folder holding `component.yaml` with `text`.
+pub(crate) fn component_dir(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("component.yaml");
+    std::fs::write(&path, text).expect("write component.yaml");
+    (dir, path)
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
+}
+
+/// Sends a request and returns (status, JSON body or Null).
+pub(crate) async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.expect("body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// `POST /run` of `function` with `input`; the run id (asserts 202).
+pub(crate) async fn submit(c: &reqwest::Client, s: &Served, function: &str, input: Value) -> String {
+    let (status, body) = send(c.post(s.url("/run")).json(&serde_json::json!({"function": function, "input": input}))).await;
+    assert_eq!(status, 202, "{body}");
+    body["run_id"].as_str().expect("run_id").to_string()
+}
