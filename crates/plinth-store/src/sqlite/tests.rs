@@ -113,7 +113,9 @@ fn sqlite_urls_name_files() {
     for (url, path) in good {
         assert_eq!(path_from_url(url), Ok(PathBuf::from(path)), "{url}");
     }
-    for url in ["", "sqlite://", "sqlite:", "sqlite://?mode=rwc", "postgres://user@host/db", "postgresql://host/db", "mysql://host/db"] {
+    for url in
+        ["", "sqlite://", "sqlite:", "sqlite://?mode=rwc", "postgres://user@host/db", "postgresql://host/db", "mysql://host/db"]
+    {
         let err = path_from_url(url).expect_err(url);
         assert!(err.contains("not a SQLite URL"), "{url}: {err}");
     }

@@ -219,7 +219,14 @@ pub(crate) async fn round(
         if ended >= accepted as u64 {
             let elapsed = start.elapsed();
             progress.done(&format!("bench: {label}: {accepted} runs ended in {:.2}s", elapsed.as_secs_f64()));
-            return Ok(Round { accepted, rejected: rejected.len(), not_succeeded: other - other_before, elapsed, submit_elapsed, post_micros });
+            return Ok(Round {
+                accepted,
+                rejected: rejected.len(),
+                not_succeeded: other - other_before,
+                elapsed,
+                submit_elapsed,
+                post_micros,
+            });
         }
         if Instant::now() >= deadline {
             return Err(format!("{label}: only {ended} of {accepted} runs ended within 120s after the last submission"));

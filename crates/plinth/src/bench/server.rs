@@ -201,7 +201,8 @@ mod tests {
     #[test]
     fn a_server_that_exits_early_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = ServerOptions { binary: "false".into(), dir: dir.path().to_path_buf(), workers: 4, synchronous: "full".into() };
+        let opts =
+            ServerOptions { binary: "false".into(), dir: dir.path().to_path_buf(), workers: 4, synchronous: "full".into() };
         let err = Server::start(&opts, Duration::from_secs(5)).err().expect("fails");
         assert!(err.contains("exited before listening"), "{err}");
     }
