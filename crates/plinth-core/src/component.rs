@@ -85,9 +85,27 @@ pub struct HandlerSpec {
     /// A program, started once per attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandSpec>,
+    /// An HTTP endpoint, sent one POST per attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
     /// An in-process Rust handler registered under this name through the library API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rust: Option<String>,
+}
+
+/// An HTTP handler: Plinth POSTs `{"run_id","function","attempt","input"}` to `url`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// `http://` or `https://` address of the endpoint.
+    pub url: String,
+    /// How long one request may take; the function's `policy.timeout` when absent (the shorter wins).
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+    /// Extra request headers; `${NAME}` in a value is replaced by the environment variable NAME
+    /// at start-up, so secrets stay out of the file.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A handler, once checked to be exactly one kind.
@@ -95,6 +113,8 @@ pub struct HandlerSpec {
 pub enum HandlerKind<'a> {
     /// A command handler.
     Command(&'a CommandSpec),
+    /// An HTTP handler.
+    Http(&'a HttpSpec),
     /// An in-process handler's registered name.
     Rust(&'a str),
 }
@@ -103,9 +123,10 @@ impl HandlerSpec {
     /// The one handler this spec names (validated at load, so `None` only for unchecked specs).
     #[must_use]
     pub fn get(&self) -> Option<HandlerKind<'_>> {
-        match (&self.command, &self.rust) {
-            (Some(c), None) => Some(HandlerKind::Command(c)),
-            (None, Some(r)) => Some(HandlerKind::Rust(r)),
+        match (&self.command, &self.http, &self.rust) {
+            (Some(c), None, None) => Some(HandlerKind::Command(c)),
+            (None, Some(h), None) => Some(HandlerKind::Http(h)),
+            (None, None, Some(r)) => Some(HandlerKind::Rust(r)),
             _ => None,
         }
     }
@@ -115,6 +136,7 @@ impl HandlerSpec {
     pub fn kind(&self) -> &'static str {
         match self.get() {
             Some(HandlerKind::Command(_)) => "command",
+            Some(HandlerKind::Http(_)) => "http",
             Some(HandlerKind::Rust(_)) => "rust",
             None => "invalid",
         }
@@ -236,11 +258,14 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchem
                     return Err(err(at("handler.command.env"), format!("`{key}` is not a valid variable name")));
                 }
             }
+            Some(HandlerKind::Http(h)) => {
+                validate_http(h).map_err(|(field, reason)| err(at(&format!("handler.http.{field}")), reason))?
+            }
             Some(HandlerKind::Rust(name)) if name.trim().is_empty() => {
                 return Err(err(at("handler.rust"), "must name a registered handler".into()));
             }
             Some(HandlerKind::Rust(_)) => {}
-            None => return Err(err(at("handler"), "give exactly one of `command` or `rust`".into())),
+            None => return Err(err(at("handler"), "give exactly one of `command`, `http` or `rust`".into())),
         }
         f.policy.validate().map_err(|(field, reason)| err(at(&format!("policy.{field}")), reason))?;
         let schema = match &f.input_schema {
@@ -250,6 +275,46 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchem
         schemas.push(schema);
     }
     Ok(schemas)
+}
+
+/// Checks an HTTP handler: an absolute http(s) URL with a host, header names that are tokens,
+/// values without line breaks.
+fn validate_http(h: &HttpSpec) -> Result<(), (&'static str, String)> {
+    let rest = h.url.strip_prefix("http://").or_else(|| h.url.strip_prefix("https://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    if host.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
+        return Err(("url", format!("`{}` must be an absolute http:// or https:// URL with a host", h.url)));
+    }
+    if h.timeout.is_some_and(|t| t.get().is_zero()) {
+        return Err(("timeout", "must be more than 0".into()));
+    }
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if let Some(name) = h.headers.keys().find(|k| k.is_empty() || !k.chars().all(token)) {
+        return Err(("headers", format!("`{name}` is not a valid header name")));
+    }
+    if let Some(name) = h.headers.iter().find(|(_, v)| v.contains(['\r', '\n'])).map(|(k, _)| k) {
+        return Err(("headers", format!("the value of `{name}` holds a line break")));
+    }
+    Ok(())
+}
+
+/// Replaces `${NAME}` in a header value by the environment variable NAME, as `lookup` gives it.
+///
+/// # Errors
+/// When a named variable is not set, or a `${` is not closed.
+pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("`${{` without a closing `}}` in `{value}`"))?;
+        let name = &after[..end];
+        out.push_str(&lookup(name).ok_or_else(|| format!("the environment variable `{name}` is not set"))?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -55,6 +55,12 @@ pub enum Code {
     LeaseExpired,
     /// PLINTH_026
     OutputTooLarge,
+    /// PLINTH_027
+    HandlerRejected,
+    /// PLINTH_028
+    HandlerUnreachable,
+    /// PLINTH_029
+    HandlerBadResponse,
     /// PLINTH_099
     Internal,
 }
@@ -169,6 +175,15 @@ catalog! {
     OutputTooLarge => "PLINTH_026", "OutputTooLarge", "Handler output too large", None, false,
         "The handler wrote more to stdout than the output limit allows.",
         "Return a smaller output (store large results elsewhere and return a reference).";
+    HandlerRejected => "PLINTH_027", "HandlerRejected", "HTTP handler rejected the run", None, false,
+        "The HTTP handler answered with a 4xx status other than 408 or 429: it refuses this input, so retrying would not help. The status and the start of its body are in the message.",
+        "Read the status and body excerpt in the run's error, fix the input or the handler, and submit a new run.";
+    HandlerUnreachable => "PLINTH_028", "HandlerUnreachable", "HTTP handler unreachable", None, true,
+        "Plinth could not connect to the HTTP handler's URL (refused, reset, name not resolved, TLS failure). It is retried while attempts remain.",
+        "Check that the handler's service runs and that `handler.http.url` in component.yaml points at it.";
+    HandlerBadResponse => "PLINTH_029", "HandlerBadResponse", "HTTP handler answered non-JSON", None, false,
+        "The HTTP handler answered 2xx but its body is not JSON (or it redirected elsewhere), so there is no output to record.",
+        "Make the handler answer `Content-Type: application/json` with a JSON body (or an empty body for no output).";
     Internal => "PLINTH_099", "Internal", "Internal error", Some(500), true,
         "An unexpected failure inside Plinth. It is a bug: nothing a client sends should cause it.",
         "Retry; if it persists, report it with the `correlation_id` from the response and the server's logs.";

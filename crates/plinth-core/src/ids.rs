@@ -24,6 +24,18 @@ pub fn new_correlation_id() -> String {
     Ulid::generate().to_string().to_ascii_lowercase()
 }
 
+/// A W3C `traceparent` for one attempt of a run: the trace id is the run id's 128 bits (so every
+/// attempt of a run shares one trace), the parent id is new for each call.
+#[must_use]
+pub fn traceparent(run_id: &str) -> String {
+    let trace = Ulid::from_string(run_id).map_or_else(|_| Ulid::generate().0, |u| u.0);
+    // Why: an all-zero trace or span id is invalid; the random half of a ULID is never all zero in practice,
+    // but the spec forbids it, so make sure.
+    let trace = if trace == 0 { 1 } else { trace };
+    let span = (Ulid::generate().0 as u64).max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
 /// Whether `text` is a well-formed run id.
 #[must_use]
 pub fn is_run_id(text: &str) -> bool {
@@ -54,6 +66,28 @@ mod tests {
         sorted.dedup();
         assert_eq!(ids, sorted);
         assert!(ids.iter().all(|i| is_run_id(i)));
+    }
+
+    #[test]
+    fn traceparents_follow_the_w3c_format() {
+        let run = new_run_id();
+        let a = traceparent(&run);
+        let b = traceparent(&run);
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(parts.len(), 4, "{a}");
+        assert_eq!((parts[0], parts[1].len(), parts[2].len(), parts[3]), ("00", 32, 16, "01"));
+        assert!(parts[1..3].iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())));
+        assert_eq!(a[..36], b[..36], "attempts of one run share the trace id");
+        assert_eq!(u128::from_str_radix(parts[1], 16).ok(), Ulid::from_string(&run).ok().map(|u| u.0));
+    }
+
+    #[test]
+    fn a_traceparent_for_a_bad_run_id_is_still_valid() {
+        for bad in ["", "not-a-ulid"] {
+            let t = traceparent(bad);
+            assert_eq!(t.len(), 55, "{t}");
+            assert!(!t.contains(&"0".repeat(32)), "{t}");
+        }
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     pub(crate) wake: Arc<Notify>,
     pub(crate) inflight: InFlight,
+    /// HTTP handlers' targets and their pooled client.
+    pub(crate) http: executor::http::HttpHandlers,
     /// Cancelled when no new run may be claimed.
     pub(crate) no_claims: CancellationToken,
     /// Cancelled when the background services stop.
@@ -88,11 +90,13 @@ pub struct ShutdownReport {
 }
 
 impl Engine {
-    /// Checks that every `rust` handler the component names is registered.
+    /// Checks that every `rust` handler the component names is registered, and that every
+    /// `http` handler's URL parses and its `${NAME}` header variables are set.
     ///
     /// # Errors
-    /// `PLINTH_001` naming the function whose handler is missing.
+    /// `PLINTH_001` naming the function whose handler is missing or invalid.
     pub fn check_handlers(component: &Component, handlers: &Handlers) -> Result<(), plinth_core::ConfigError> {
+        executor::http::HttpHandlers::new(component)?;
         for (i, f) in component.file.functions.iter().enumerate() {
             if let Some(plinth_core::HandlerKind::Rust(name)) = f.handler.get() {
                 if !handlers.contains(name) {
@@ -118,12 +122,15 @@ impl Engine {
     ) -> Self {
         let shared = Arc::new(Shared {
             store,
-            component,
+            component: component.clone(),
             handlers,
             metrics,
             config,
             wake: Arc::new(Notify::new()),
             inflight: InFlight::default(),
+            // Why: `check_handlers` reported any error before start; a target that fails now
+            // (an environment variable removed in between) fails its runs with PLINTH_023.
+            http: executor::http::HttpHandlers::new(&component).unwrap_or_default(),
             no_claims: CancellationToken::new(),
             stop: CancellationToken::new(),
         });

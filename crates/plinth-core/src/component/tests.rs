@@ -58,7 +58,7 @@ fn invalid_values_name_the_field() {
         (GOOD.replace("argv: [cat]", "argv: []"), "functions[0].handler.command.argv"),
         (GOOD.replace("type: number", "type: 12"), "functions[1].input_schema"),
         (GOOD.replace("port: 9000", "port: 99999"), "server.port"),
-        (GOOD.replace("{rust: noop}", "{http: {url: x}}"), "functions[2].handler.http"),
+        (GOOD.replace("{rust: noop}", "{http: {url: x}}"), "functions[2].handler.http.url"),
         (GOOD.replace("{rust: noop}", "{}"), "functions[2].handler"),
         (GOOD.replace("{rust: noop}", "{rust: noop, command: {argv: [cat]}}"), "functions[2].handler"),
     ];
@@ -85,4 +85,51 @@ fn load_reports_missing_file_and_resolves_base_dir() {
     std::fs::write(&path, GOOD).expect("write");
     let c = Component::load(&path).expect("load");
     assert_eq!(c.base_dir, dir.path());
+}
+
+fn with_handler(handler: &str) -> Result<Component, ConfigError> {
+    parse(&format!("component: {{name: h, version: '1'}}\nfunctions:\n  - name: f\n    handler: {handler}\n"))
+}
+
+#[test]
+fn parses_an_http_handler() {
+    let c = with_handler("{http: {url: 'https://svc.internal:8443/work', timeout: 5s, headers: {Authorization: 'Bearer ${T}'}}}")
+        .expect("valid");
+    let f = &c.file.functions[0];
+    assert_eq!(f.handler.kind(), "http");
+    let Some(HandlerKind::Http(h)) = f.handler.get() else { panic!("an http handler") };
+    assert_eq!(h.url, "https://svc.internal:8443/work");
+    assert_eq!(h.timeout.map(|t| t.get()), Some(std::time::Duration::from_secs(5)));
+    assert_eq!(h.headers.get("Authorization").map(String::as_str), Some("Bearer ${T}"), "expanded at start-up, not load");
+}
+
+#[test]
+fn refuses_bad_http_handlers() {
+    let cases = [
+        ("{http: {url: 'ftp://host/x'}}", "functions[0].handler.http.url"),
+        ("{http: {url: 'http:///path'}}", "functions[0].handler.http.url"),
+        ("{http: {url: 'localhost:8080'}}", "functions[0].handler.http.url"),
+        ("{http: {url: 'http://h/', timeout: 0s}}", "functions[0].handler.http.timeout"),
+        ("{http: {url: 'http://h/', headers: {'Bad Name': x}}}", "functions[0].handler.http.headers"),
+        ("{http: {url: 'http://h/', headers: {X-A: \"a\\nb\"}}}", "functions[0].handler.http.headers"),
+        ("{http: {url: 'http://h/', retries: 3}}", "functions[0].handler.http"),
+        ("{http: {url: 'http://h/'}, command: {argv: [cat]}}", "functions[0].handler"),
+    ];
+    for (handler, field) in cases {
+        let e = with_handler(handler).expect_err(handler);
+        assert!(e.to_string().contains(field), "{handler}: {e}");
+    }
+}
+
+#[test]
+fn expands_environment_variables() {
+    let env = |name: &str| match name {
+        "A" => Some("1".to_string()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    };
+    assert_eq!(expand_env("x${A}y${EMPTY}z$A", env), Ok("x1yz$A".to_string()));
+    assert_eq!(expand_env("plain", env), Ok("plain".to_string()));
+    assert!(expand_env("${NOPE}", env).is_err_and(|e| e.contains("NOPE")));
+    assert!(expand_env("${A", env).is_err_and(|e| e.contains("closing")));
 }

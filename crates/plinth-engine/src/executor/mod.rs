@@ -1,6 +1,7 @@
 //! Executing one attempt, and recording how it ended.
 
 pub mod command;
+pub(crate) mod http;
 pub mod in_process;
 mod logsink;
 
@@ -80,6 +81,17 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
                 stop: stop.token(),
             };
             command::run(cmd, &env, &run.input).await
+        }
+        Some(HandlerKind::Http(_)) => {
+            let env = AttemptEnv {
+                run,
+                store: &shared.store,
+                config: &shared.config,
+                base_dir: &shared.component.base_dir,
+                timeout,
+                stop: stop.token(),
+            };
+            shared.http.run(&env).await
         }
         Some(HandlerKind::Rust(name)) => {
             let Some(handler) = shared.handlers.get(name) else {

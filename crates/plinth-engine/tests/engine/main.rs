@@ -4,6 +4,7 @@
 mod command;
 mod edges;
 mod harness;
+mod http;
 mod in_process;
 mod lifecycle;
 mod logs;
