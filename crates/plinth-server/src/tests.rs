@@ -1,6 +1,7 @@
 //! Router tests through `oneshot`, with no socket, on a temporary SQLite store.
 
 mod errors;
+mod idempotency;
 mod runs;
 
 use crate::{AppState, Readiness, router};
