@@ -121,8 +121,11 @@ impl Merger<'_> {
     }
 
     fn err(&self, name: &str, source: Source, reason: String) -> ConfigError {
-        let src = if source == Source::File { self.file_name.clone() } else { source.as_str().to_string() };
-        ConfigError::new(src, name, reason)
+        // Why: in the component file the setting sits under `server:`; name the path a reader finds.
+        match source {
+            Source::File => ConfigError::new(self.file_name.clone(), format!("server.{name}"), reason),
+            _ => ConfigError::new(source.as_str(), name, reason),
+        }
     }
 
     fn last_source(&self) -> Source {
@@ -134,6 +137,17 @@ impl Merger<'_> {
 ///
 /// # Errors
 /// `PLINTH_001` naming the setting, its source and the reason.
+/// Whether every bare word of a filter is a level: `verbose` would otherwise be read as a
+/// target name and silently turn off every other log line.
+fn plain_levels_are_known(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.contains('=') && !d.contains('['))
+        .all(|d| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)))
+}
+
 pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component: &Component) -> Result<Settings, ConfigError> {
     let f = &component.file.server;
     let mut m = Merger { matches, file_name: component.path.display().to_string(), shown: Vec::new() };
@@ -146,7 +160,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     let host = m.pick("host", args.host.clone(), f.host.clone(), "127.0.0.1".to_string());
     let port = m.pick("port", args.port, f.port, 8000);
     let log_level = m.pick("log_level", args.log_level.clone(), f.log_level.clone(), "info".to_string());
-    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() || !plain_levels_are_known(&log_level) {
         return Err(m.err("log_level", m.last_source(), format!("`{log_level}` is not a log level or filter")));
     }
     let log_dir = args.log_dir.clone().or_else(|| f.log_dir.clone());
@@ -165,7 +179,8 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     let database_url =
         m.pick("database_url", args.database_url.clone(), f.database_url.clone(), "sqlite://.plinth/plinth.db".to_string());
     if let Err(reason) = plinth_store::sqlite::path_from_url(&database_url) {
-        return Err(m.err("database_url", m.last_source(), reason));
+        // Why: the store quotes the URL back; its password must not reach the terminal or the logs.
+        return Err(m.err("database_url", m.last_source(), reason.replace(&database_url, &mask(&database_url))));
     }
     let workers = m.pick("workers", args.workers, f.workers, 16);
     if !(1..=4096).contains(&workers) {

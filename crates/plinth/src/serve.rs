@@ -91,13 +91,16 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
     let stop_http = CancellationToken::new();
     let server = axum::serve(listener, plinth_server::router(state)).with_graceful_shutdown(stop_http.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
+    // Why: handlers are installed before readiness is announced, so a SIGTERM sent as soon as
+    // the node looks ready drains it instead of killing it with the default action.
+    let signals = Signals::install();
     readiness.ready();
     tracing::info!(addr = %local, component = %component.file.component.name, owner = %owner,
         database = %path.display(), "listening");
     if settings.host != "127.0.0.1" && settings.host != "localhost" && settings.host != "::1" {
         tracing::warn!(host = %settings.host, "listening beyond loopback without authentication");
     }
-    let signal = shutdown_signal().await;
+    let signal = signals.recv().await;
     readiness.draining();
     tracing::info!(
         signal,
@@ -115,21 +118,31 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
     ExitCode::SUCCESS
 }
 
-/// Waits for ctrl-c or SIGTERM; returns which.
-async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGINT and SIGTERM streams, installed up front (a stream that cannot be installed never fires).
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self { interrupt: signal(SignalKind::interrupt()).ok(), terminate: signal(SignalKind::terminate()).ok() }
+    }
+
+    /// Waits for SIGINT or SIGTERM; returns which.
+    async fn recv(mut self) -> &'static str {
+        async fn next(s: Option<&mut tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = term => "SIGTERM",
+        tokio::select! {
+            () = next(self.interrupt.as_mut()) => "SIGINT",
+            () = next(self.terminate.as_mut()) => "SIGTERM",
+        }
     }
 }

@@ -87,7 +87,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
 /// Installs the JSON subscriber; keep the guards until exit so buffered lines are flushed.
 ///
 /// # Errors
-/// When the filter is invalid or the log folder cannot be created.
+/// When the filter is invalid or the log folder or its file cannot be created.
 pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>) -> Result<Vec<WorkerGuard>, String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("log_level `{level}`: {e}"))?;
     let mut guards = Vec::new();
@@ -97,7 +97,12 @@ pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>) -> Resu
     guards.push(guard);
     if let Some(dir) = log_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("log_dir {}: {e}", dir.display()))?;
-        let file = tracing_appender::rolling::daily(dir, "plinth.log");
+        // Why: `rolling::daily` panics when the file cannot be opened; the builder reports it.
+        let file = tracing_appender::rolling::RollingFileAppender::builder()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("plinth.log")
+            .build(dir)
+            .map_err(|e| format!("log_dir {}: {e}", dir.display()))?;
         let (w, guard) = tracing_appender::non_blocking(file);
         writers.push(w);
         guards.push(guard);
