@@ -14,6 +14,7 @@
 
 mod bench;
 mod cli;
+mod client;
 mod config;
 mod serve;
 mod telemetry;
@@ -26,7 +27,10 @@ use std::process::ExitCode;
 /// Parses the command line and runs the subcommand with these in-process handlers.
 #[must_use]
 pub fn run_cli(handlers: Handlers) -> ExitCode {
-    let matches = cli::Cli::command().get_matches();
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => exit_on(&e),
+    };
     let parsed = match cli::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -36,5 +40,19 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
         cli::Command::Serve(args) => serve::main(&args, sub.as_ref(), handlers),
         cli::Command::Config(args) => config::print(&args, sub.as_ref()),
         cli::Command::Bench(args) => bench::main(&args),
+        cli::Command::Run(args) => client::run(&args),
+        cli::Command::Runs(command) => client::runs(&command),
     }
+}
+
+/// Prints a command-line error and exits; an invalid flag or `PLINTH_*` value is `PLINTH_001`,
+/// as the error catalog promises, like the invalid values `config` itself finds.
+fn exit_on(e: &clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+        let _ = e.print();
+        eprintln!("plinth: invalid setting ({})", plinth_core::Code::InvalidConfig);
+        std::process::exit(e.exit_code());
+    }
+    e.exit()
 }

@@ -71,6 +71,8 @@ pub(crate) fn gap_micros(run: &Value, from: &str, to: &str) -> Result<u64, Strin
 
 impl Client {
     pub(crate) fn new(addr: &str, concurrency: usize) -> Result<Self, String> {
+        // Why: reqwest is built without a default TLS provider (decision 0002).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency.max(1))
             .tcp_nodelay(true)

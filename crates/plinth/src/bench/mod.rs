@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn an_unknown_durability_is_refused() {
-        let err = validate(&BenchArgs { sqlite_synchronous: "sometimes".into(), ..args() }).err().expect("refused");
+        let err = validate(&BenchArgs { sqlite_synchronous: "sometimes".into(), ..args() }).expect_err("refused");
         assert!(err.contains("sometimes"), "{err}");
     }
 

@@ -1,5 +1,12 @@
 //! Black-box tests of the `plinth` binary: spawned as a real process, driven over HTTP.
 
 mod bench;
+mod client;
+mod config;
 mod harness;
+mod invalid;
+mod log_dir;
+mod port;
 mod recovery;
+mod serve;
+mod shutdown;

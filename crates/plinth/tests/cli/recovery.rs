@@ -98,7 +98,15 @@ async fn a_restart_on_a_corrupt_database_fails_loudly() {
     let db = dir.path().join("runs.db");
     std::fs::write(&db, b"this is not a SQLite database, just some bytes that fill a page").expect("db");
     let out = crate::harness::plinth(
-        &["serve", "--config", config.to_str().expect("utf-8"), "--port", "0", "--database-url", &format!("sqlite://{}", db.display())],
+        &[
+            "serve",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--port",
+            "0",
+            "--database-url",
+            &format!("sqlite://{}", db.display()),
+        ],
         &[],
         dir.path(),
     );

@@ -1,0 +1,90 @@
+//! Human output of the CLI client: a table of runs, one run's details, log lines.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Columns padded to their widest cell.
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec(), &mut out);
+    for row in rows {
+        line(row.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+/// `GET /runs` as a table, with the cursor of the next page when there is one.
+pub(crate) fn run_table(page: &Value) -> String {
+    let rows: Vec<Vec<String>> = page["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                text(&r["run_id"]),
+                text(&r["function"]),
+                text(&r["status"]),
+                format!("{}/{}", text(&r["attempt"]), text(&r["max_attempts"])),
+                text(&r["created_at"]),
+                r["error"]["code"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no runs\n".into();
+    }
+    let mut out = table(&["RUN_ID", "FUNCTION", "STATUS", "ATTEMPT", "CREATED", "ERROR"], &rows);
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        let _ = writeln!(out, "more: --cursor {cursor}");
+    }
+    out
+}
+
+/// One run as `key: value` lines, its output or error last.
+pub(crate) fn run_detail(run: &Value) -> String {
+    let mut out = String::new();
+    for key in ["run_id", "function", "status", "correlation_id", "created_at", "started_at", "finished_at"] {
+        let _ = writeln!(out, "{key:<15}{}", text(&run[key]));
+    }
+    let _ = writeln!(out, "{:<15}{}/{}", "attempt", text(&run["attempt"]), text(&run["max_attempts"]));
+    if let Some(next) = run["next_attempt_at"].as_str() {
+        let _ = writeln!(out, "{:<15}{next}", "next_attempt");
+    }
+    if run["error"].is_object() {
+        let _ = writeln!(out, "{:<15}{} {}", "error", text(&run["error"]["code"]), text(&run["error"]["message"]));
+    }
+    if !run["output"].is_null() {
+        let _ = writeln!(out, "{:<15}{}", "output", run["output"]);
+    }
+    out
+}
+
+/// `GET /runs/{id}/logs` as `attempt timestamp text` lines.
+pub(crate) fn log_lines(logs: &Value) -> String {
+    let mut out = String::new();
+    for l in logs["logs"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "#{} {} {}", text(&l["attempt"]), text(&l["timestamp"]), text(&l["text"]));
+    }
+    if out.is_empty() {
+        out.push_str("no log lines\n");
+    }
+    out
+}
