@@ -133,6 +133,13 @@ pub(crate) struct BenchArgs {
     /// The server's SQLite durability: full, normal, off.
     #[arg(long, default_value = "full")]
     pub(crate) sqlite_synchronous: String,
+    /// After the rounds, one more paced at this many submissions per second, for `POST /run`
+    /// latency at that load rather than at full speed; 0 skips it.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) paced_rate: u32,
+    /// The server's `--log-level` (its logs are read and dropped).
+    #[arg(long, default_value = "info")]
+    pub(crate) server_log_level: String,
     /// Keep the database in this folder instead of a temporary one.
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,

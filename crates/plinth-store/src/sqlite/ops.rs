@@ -104,7 +104,9 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
     }
     runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
     let next_due: Option<i64> =
-        conn.prepare_cached("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'queued'")?.query_row([], |r| r.get(0))?;
+        // Why: without INDEXED BY the planner walks every queued run through `runs_by_status`.
+        conn.prepare_cached("SELECT MIN(next_attempt_at) FROM runs INDEXED BY runs_due WHERE status = 'queued'")?
+            .query_row([], |r| r.get(0))?;
     none(Claimed { runs, next_due })
 }
 
@@ -264,7 +266,7 @@ pub(crate) fn cancel(conn: &Connection, run_id: &str, now: i64) -> OpResult<Canc
 pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, function, attempt, max_attempts, COALESCE(lease_owner, ''), cancel_requested FROM runs \
-         WHERE status = 'running' AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT 1000",
+         INDEXED BY runs_leases WHERE status = 'running' AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT 1000",
     )?;
     let expired = stmt
         .query_map(params![now], |r| {

@@ -79,6 +79,9 @@ pub(crate) fn logs(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<L
 
 pub(crate) fn queue_depth(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
     let mut stmt =
-        conn.prepare_cached("SELECT function, COUNT(*) FROM runs WHERE status = 'queued' GROUP BY function ORDER BY function")?;
+        // Why: counted from the queue index alone, never from the table's rows.
+        conn.prepare_cached(
+            "SELECT function, COUNT(*) FROM runs INDEXED BY runs_queue WHERE status = 'queued' GROUP BY function ORDER BY function",
+        )?;
     stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect()
 }

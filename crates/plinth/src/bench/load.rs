@@ -174,14 +174,21 @@ pub(crate) struct Round {
     pub(crate) post_micros: Vec<u64>,
 }
 
+/// How a round submits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Load {
+    pub(crate) runs: usize,
+    pub(crate) concurrency: usize,
+    /// Submissions per second; `None` submits as fast as the connections allow (closed loop).
+    pub(crate) rate: Option<f64>,
+}
+
 /// Submits `runs` no-op runs from `concurrency` connections, then waits until all have ended.
-pub(crate) async fn round(
-    client: &Client,
-    runs: usize,
-    concurrency: usize,
-    label: &str,
-    progress: &mut Progress,
-) -> Result<Round, String> {
+///
+/// With a rate, submission `i` is due at `start + i / rate` and its latency counts from that
+/// moment, so a server that falls behind shows it (no coordinated omission).
+pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &mut Progress) -> Result<Round, String> {
+    let Load { runs, concurrency, rate } = load;
     let (ok_before, other_before) = client.finished().await?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -191,8 +198,20 @@ pub(crate) async fn round(
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut rejected = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < runs {
-                let t = Instant::now();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= runs {
+                    break;
+                }
+                #[allow(clippy::cast_precision_loss)]
+                let t = match rate {
+                    Some(r) => {
+                        let due = start + Duration::from_secs_f64(i as f64 / r);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 match client.submit().await {
                     Ok(_) => latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
                     Err(e) => rejected.push(e),

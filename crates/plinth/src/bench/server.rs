@@ -32,6 +32,7 @@ pub(crate) struct ServerOptions {
     pub(crate) dir: PathBuf,
     pub(crate) workers: u32,
     pub(crate) synchronous: String,
+    pub(crate) log_level: String,
 }
 
 pub(crate) struct Server {
@@ -70,7 +71,9 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&config)
-            .args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warn,plinth=info"])
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            // Why: the `listening` line is needed whatever the level asked for.
+            .args(["--log-level", &format!("{},plinth::serve=info", opts.log_level)])
             .arg("--database-url")
             .arg(format!("sqlite://{}", db.display()))
             .args(["--workers", &opts.workers.to_string(), "--sqlite-synchronous", &opts.synchronous])
@@ -193,6 +196,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             workers: 4,
             synchronous: "full".into(),
+            log_level: "info".into(),
         };
         let err = Server::start(&opts, Duration::from_secs(1)).err().expect("fails");
         assert!(err.contains("cannot start"), "{err}");
@@ -201,8 +205,13 @@ mod tests {
     #[test]
     fn a_server_that_exits_early_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts =
-            ServerOptions { binary: "false".into(), dir: dir.path().to_path_buf(), workers: 4, synchronous: "full".into() };
+        let opts = ServerOptions {
+            binary: "false".into(),
+            dir: dir.path().to_path_buf(),
+            workers: 4,
+            synchronous: "full".into(),
+            log_level: "info".into(),
+        };
         let err = Server::start(&opts, Duration::from_secs(5)).err().expect("fails");
         assert!(err.contains("exited before listening"), "{err}");
     }

@@ -7,7 +7,21 @@ use serde_json::Value;
 fn a_small_bench_reports_every_figure() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = plinth(
-        &["bench", "--runs", "300", "--rounds", "2", "--concurrency", "8", "--workers", "8", "--pickup-samples", "3"],
+        &[
+            "bench",
+            "--runs",
+            "300",
+            "--rounds",
+            "2",
+            "--concurrency",
+            "8",
+            "--workers",
+            "8",
+            "--pickup-samples",
+            "3",
+            "--paced-rate",
+            "1000",
+        ],
         &[],
         dir.path(),
     );
@@ -22,10 +36,15 @@ fn a_small_bench_reports_every_figure() {
         assert_eq!(r["post_run"]["samples"], 300);
         assert!(r["runs_per_second"].as_f64().is_some_and(|x| x > 0.0));
     }
+    let paced = &report["load"]["paced"];
+    assert_eq!(paced["target_runs_per_second"], 1000);
+    assert_eq!((paced["round"]["accepted"].as_u64(), paced["round"]["rejected"].as_u64()), (Some(300), Some(0)));
+    // 300 submissions due over 0.3 s: paced, never faster than asked (allowing for rounding).
+    assert!(paced["round"]["submitted_per_second"].as_f64().is_some_and(|r| r > 0.0 && r < 1100.0), "{paced}");
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(4));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(5));
     assert_eq!(report["server_exit"], "exit status: 0");
 }
 
