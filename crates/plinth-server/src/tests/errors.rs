@@ -46,6 +46,12 @@ async fn full_disk_is_a_503_not_a_500() {
     }
     let r = refused.expect("the database filled up");
     assert_problem(&r, 503, "PLINTH_002");
+    let health = h.get("/health").await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "health says so: {}", health.json);
+    assert_eq!(health.json["checks"]["database"]["status"], "failing");
+    assert!(health.json["checks"]["database"]["error"].as_str().is_some_and(|e| e.contains("full")), "{}", health.json);
+    h.sqlite.debug_pragma("PRAGMA max_page_count = 1073741823").await.expect("room again");
+    assert_eq!(h.get("/health").await.status, StatusCode::OK, "and recovers with the room");
 }
 
 #[tokio::test]
