@@ -51,6 +51,7 @@ pub struct ServerSection {
     pub shutdown_grace: Option<DurationSpec>,
     pub body_limit: Option<u64>,
     pub retention: Option<DurationSpec>,
+    pub idempotency_window: Option<DurationSpec>,
     pub lease: Option<DurationSpec>,
     pub kill_grace: Option<DurationSpec>,
     pub sqlite_synchronous: Option<String>,

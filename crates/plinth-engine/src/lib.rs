@@ -34,6 +34,8 @@ pub struct EngineConfig {
     pub kill_grace: Duration,
     /// Finished runs older than this are deleted.
     pub retention: Duration,
+    /// How long an idempotency key gives back its run; after it, the key makes a new run.
+    pub idempotency_window: Duration,
     /// Stderr bytes kept per attempt.
     pub max_log_bytes: u64,
     /// Stdout bytes accepted per attempt.
@@ -50,6 +52,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
+            idempotency_window: Duration::from_secs(24 * 3600),
             max_log_bytes: 1024 * 1024,
             max_output_bytes: 16 * 1024 * 1024,
             url: "http://127.0.0.1:8000".into(),

@@ -85,15 +85,17 @@ pub(crate) async fn rescuer(shared: Arc<Shared>) {
     }
 }
 
-/// Deletes finished runs older than the retention.
+/// Forgets idempotency keys older than their window; deletes finished runs older than the retention.
 pub(crate) async fn pruner(shared: Arc<Shared>) {
     const BATCH: u32 = 1000;
-    let every = (shared.config.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let shortest = shared.config.retention.min(shared.config.idempotency_window);
+    let every = (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
     while tick(&shared, every).await {
-        let before = now_micros() - micros(shared.config.retention);
+        let now = now_micros();
+        let (before, keys_before) = (now - micros(shared.config.retention), now - micros(shared.config.idempotency_window));
         let mut total = 0;
         loop {
-            match shared.store.prune(before, BATCH).await {
+            match shared.store.prune(before, keys_before, BATCH).await {
                 Ok(n) => {
                     total += n;
                     if n < u64::from(BATCH) || shared.stop.is_cancelled() {

@@ -194,8 +194,10 @@ pub trait Store: Send + Sync + 'static {
     async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError>;
     /// Takes back runs whose lease expired before `now`.
     async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError>;
-    /// Deletes up to `batch` runs that finished before `before` (micros), with their logs.
-    async fn prune(&self, before: i64, batch: u32) -> Result<u64, StoreError>;
+    /// Forgets the idempotency keys of runs created before `keys_before`, then deletes up to
+    /// `batch` runs that finished before `before` (micros), with their logs. A run whose key
+    /// is still remembered is kept, so a retention shorter than the key window loses no key.
+    async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError>;
     /// Queued runs per function.
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Proves the store can be written now; returns how long that took.

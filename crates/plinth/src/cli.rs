@@ -181,6 +181,9 @@ pub(crate) struct ServeArgs {
     /// Finished runs are deleted after this long [default: 7d].
     #[arg(long, env = "PLINTH_RETENTION")]
     pub(crate) retention: Option<String>,
+    /// How long an idempotency key gives back its run; after it the key makes a new run [default: 24h].
+    #[arg(long, env = "PLINTH_IDEMPOTENCY_WINDOW")]
+    pub(crate) idempotency_window: Option<String>,
     /// Lease of a claimed run; a dead worker's runs are taken back after it [default: 30s].
     #[arg(long, env = "PLINTH_LEASE")]
     pub(crate) lease: Option<String>,

@@ -60,6 +60,7 @@ pub(crate) struct Settings {
     pub(crate) shutdown_grace: Duration,
     pub(crate) body_limit: u64,
     pub(crate) retention: Duration,
+    pub(crate) idempotency_window: Duration,
     pub(crate) lease: Duration,
     pub(crate) kill_grace: Duration,
     pub(crate) sqlite_synchronous: Synchronous,
@@ -195,6 +196,11 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     if retention < Duration::from_secs(60) {
         return Err(m.err("retention", m.last_source(), "must be at least 1m".into()));
     }
+    let idempotency_window =
+        m.duration("idempotency_window", args.idempotency_window.as_ref(), f.idempotency_window, Duration::from_secs(24 * 3600))?;
+    if idempotency_window < Duration::from_secs(60) {
+        return Err(m.err("idempotency_window", m.last_source(), "must be at least 1m".into()));
+    }
     let lease = m.duration("lease", args.lease.as_ref(), f.lease, Duration::from_secs(30))?;
     if lease < Duration::from_millis(500) {
         return Err(m.err("lease", m.last_source(), "must be at least 500ms".into()));
@@ -220,6 +226,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         shutdown_grace,
         body_limit,
         retention,
+        idempotency_window,
         lease,
         kill_grace,
         sqlite_synchronous,

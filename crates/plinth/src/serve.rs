@@ -72,6 +72,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
         lease: settings.lease,
         kill_grace: settings.kill_grace,
         retention: settings.retention,
+        idempotency_window: settings.idempotency_window,
         max_log_bytes: settings.max_log_bytes,
         max_output_bytes: settings.max_output_bytes,
         url: format!("http://{local}"),

@@ -63,6 +63,7 @@ cases![
     notifier_wakes_terminal_waiters_and_workers,
     rescue_takes_back_expired_leases,
     prune_deletes_only_old_finished_runs,
+    idempotency_keys_expire_after_their_window,
     logs_read_back_in_order,
     queue_depth_counts_queued_runs,
     check_answers,

@@ -1,7 +1,7 @@
 //! Pruning, logs, queue depth and the health check.
 
 use super::{SEC, claim_one, enqueue, enqueue_at, finish, get, new_run};
-use crate::{CancelOutcome, LogEntry, LogLine, Store};
+use crate::{CancelOutcome, Enqueued, LogEntry, LogLine, Store};
 use plinth_core::ids::new_run_id;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Code, Finish, NewRun, RunError};
@@ -46,16 +46,16 @@ pub async fn prune_deletes_only_old_finished_runs(store: &dyn Store) {
     }
 
     let cutoff = t0 + 10 * SEC;
-    assert_eq!(store.prune(cutoff, 0).await.expect("prune"), 0, "a batch of 0 deletes nothing");
-    assert_eq!(store.prune(t0 + SEC, 100).await.expect("prune"), 0, "nothing finished before t0 + 1s");
-    assert_eq!(store.prune(cutoff, 2).await.expect("prune"), 2, "the first batch takes 2 of the 3 old runs");
+    assert_eq!(store.prune(cutoff, t0, 0).await.expect("prune"), 0, "a batch of 0 deletes nothing");
+    assert_eq!(store.prune(t0 + SEC, t0, 100).await.expect("prune"), 0, "nothing finished before t0 + 1s");
+    assert_eq!(store.prune(cutoff, t0, 2).await.expect("prune"), 2, "the first batch takes 2 of the 3 old runs");
     let mut left = 0;
     for id in &old {
         left += usize::from(exists(store, id).await);
     }
     assert_eq!(left, 1, "one old run is left for the next batch");
-    assert_eq!(store.prune(cutoff, 2).await.expect("prune"), 1, "the second batch takes the last old run");
-    assert_eq!(store.prune(cutoff, 2).await.expect("prune"), 0, "then nothing is left before the cutoff");
+    assert_eq!(store.prune(cutoff, t0, 2).await.expect("prune"), 1, "the second batch takes the last old run");
+    assert_eq!(store.prune(cutoff, t0, 2).await.expect("prune"), 0, "then nothing is left before the cutoff");
     for id in &old {
         assert!(!exists(store, id).await, "old run {id} must be pruned");
         assert_eq!(store.logs(id).await.expect("logs"), None, "a pruned run has no logs");
@@ -63,11 +63,42 @@ pub async fn prune_deletes_only_old_finished_runs(store: &dyn Store) {
     assert!(exists(store, &edge).await, "a run finished exactly at the cutoff is kept");
     assert_eq!(store.logs(&recent).await.expect("logs").map(|l| l.len()), Some(1), "a kept run keeps its logs");
 
-    assert_eq!(store.prune(t0 + 7200 * SEC, 100).await.expect("prune"), 2, "later, the two other finished runs go");
+    assert_eq!(store.prune(t0 + 7200 * SEC, t0, 100).await.expect("prune"), 2, "later, the two other finished runs go");
     for id in [&queued, &running, &retried] {
         assert!(exists(store, id).await, "unfinished run {id} is never pruned");
     }
     assert!(!exists(store, &recent).await && !exists(store, &edge).await);
+}
+
+/// An idempotency key gives back its run within its window; after it, the key is free again,
+/// and a finished run is kept past its retention while its key is still remembered.
+pub async fn idempotency_keys_expire_after_their_window(store: &dyn Store) {
+    let t0 = now_micros();
+    let keyed = |key: &str, hash: &str, at: i64| NewRun {
+        idempotency_key: Some(key.to_string()),
+        request_hash: Some(hash.to_string()),
+        ..new_run("echo", at)
+    };
+    let old = enqueue(store, keyed("k-old", "h-1", t0)).await;
+    let young = enqueue(store, keyed("k-young", "h-1", t0 + 100 * SEC)).await;
+    cancel_at(store, &old.run_id, t0 + SEC).await;
+    cancel_at(store, &young.run_id, t0 + 101 * SEC).await;
+
+    // Retention has passed for both, but only the old key's window.
+    assert_eq!(store.prune(t0 + 200 * SEC, t0 + 50 * SEC, 100).await.expect("prune"), 1, "only the run whose key expired goes");
+    assert!(!exists(store, &old.run_id).await, "the old run is pruned once its key is forgotten");
+    assert!(exists(store, &young.run_id).await, "a run whose key is remembered is kept past its retention");
+    match store.enqueue(keyed("k-young", "h-1", t0 + 150 * SEC)).await {
+        Ok(Enqueued::Replayed(run)) => assert_eq!(run.run_id, young.run_id, "a live key still replays"),
+        other => panic!("the young key must replay, got {other:?}"),
+    }
+    let reused = enqueue(store, keyed("k-old", "h-2", t0 + 150 * SEC)).await;
+    assert_ne!(reused.run_id, old.run_id, "an expired key makes a new run, even with another request");
+
+    assert_eq!(store.prune(t0 + 200 * SEC, t0 + 120 * SEC, 100).await.expect("prune"), 1, "later the young key expires too");
+    assert!(!exists(store, &young.run_id).await);
+    let again = enqueue(store, keyed("k-young", "h-3", t0 + 300 * SEC)).await;
+    assert_ne!(again.run_id, young.run_id);
 }
 
 /// Log lines come back by attempt then sequence, whatever order they were written in.

@@ -235,8 +235,8 @@ impl Store for SqliteStore {
         self.write(|r| Op::Rescue(now, r)).await
     }
 
-    async fn prune(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
-        self.write(|r| Op::Prune(before, batch, r)).await
+    async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError> {
+        self.write(|r| Op::Prune(before, keys_before, batch, r)).await
     }
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {

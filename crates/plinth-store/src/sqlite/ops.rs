@@ -310,8 +310,13 @@ pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
     Ok((rescued, events))
 }
 
-pub(crate) fn prune(conn: &Connection, before: i64, batch: u32) -> OpResult<u64> {
-    let doomed = "SELECT id FROM runs WHERE finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
+pub(crate) fn prune(conn: &Connection, before: i64, keys_before: i64, batch: u32) -> OpResult<u64> {
+    conn.prepare_cached(
+        "UPDATE runs INDEXED BY runs_keys_by_age SET idempotency_key = NULL, request_hash = NULL \
+         WHERE idempotency_key IS NOT NULL AND created_at < ?1",
+    )?
+    .execute(params![keys_before])?;
+    let doomed = "SELECT id FROM runs WHERE finished_at < ?1 AND idempotency_key IS NULL ORDER BY finished_at, id LIMIT ?2";
     conn.execute(&format!("DELETE FROM run_logs WHERE run_id IN ({doomed})"), params![before, batch])?;
     conn.execute(&format!("DELETE FROM attempts WHERE run_id IN ({doomed})"), params![before, batch])?;
     let n = conn.execute(&format!("DELETE FROM runs WHERE id IN ({doomed})"), params![before, batch])?;

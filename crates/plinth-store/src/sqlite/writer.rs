@@ -26,7 +26,7 @@ pub(crate) enum Op {
     Logs(String, u32, Vec<LogLine>, Reply<()>),
     Cancel(String, i64, Reply<CancelOutcome>),
     Rescue(i64, Reply<Vec<Rescued>>),
-    Prune(i64, u32, Reply<u64>),
+    Prune(i64, i64, u32, Reply<u64>),
     Probe(i64, Reply<()>),
     Pragma(String, Reply<()>),
 }
@@ -64,7 +64,7 @@ fn apply(conn: &Connection, op: Op) -> Option<Applied> {
         Op::Logs(run_id, attempt, lines, reply) => settle(ops::append_logs(conn, &run_id, attempt, &lines), reply),
         Op::Cancel(run_id, now, reply) => settle(ops::cancel(conn, &run_id, now), reply),
         Op::Rescue(now, reply) => settle(ops::rescue(conn, now), reply),
-        Op::Prune(before, batch, reply) => settle(ops::prune(conn, before, batch), reply),
+        Op::Prune(before, keys_before, batch, reply) => settle(ops::prune(conn, before, keys_before, batch), reply),
         Op::Probe(now, reply) => settle(ops::probe(conn, now), reply),
         Op::Pragma(sql, reply) => settle(conn.execute_batch(&sql).map(|()| ((), Events::default())).map_err(Into::into), reply),
     }

@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 17] = [
     "config",
     "host",
     "port",
@@ -19,6 +19,7 @@ const NAMES: [&str; 16] = [
     "shutdown_grace",
     "body_limit",
     "retention",
+    "idempotency_window",
     "lease",
     "kill_grace",
     "sqlite_synchronous",
@@ -268,4 +269,21 @@ fn an_unknown_bare_log_level_is_refused() {
     }
     let e = err(&[], None, "{log_level: chatty}");
     assert_eq!(e.field, "server.log_level");
+}
+
+#[test]
+fn the_idempotency_window_defaults_to_a_day_and_follows_the_layers() {
+    assert_eq!(ok(&[], "{}").idempotency_window, Duration::from_secs(24 * 3600));
+    assert_eq!(ok(&[], "{idempotency_window: 48h}").idempotency_window, Duration::from_secs(48 * 3600));
+    assert_eq!(ok(&["--idempotency-window", "2h"], "{idempotency_window: 48h}").idempotency_window, Duration::from_secs(7200));
+}
+
+#[test]
+fn a_too_short_or_invalid_idempotency_window_is_refused() {
+    let e = err(&["--idempotency-window", "30s"], None, "{}");
+    assert_eq!((e.field.as_str(), e.reason.as_str()), ("idempotency_window", "must be at least 1m"));
+    let e = component("{idempotency_window: soon}").expect_err("not a duration");
+    assert_eq!(e.field, "server.idempotency_window");
+    let e = err(&[], None, "{idempotency_window: 10s}");
+    assert_eq!((e.field.as_str(), e.source_name.as_str()), ("server.idempotency_window", "c.yaml"));
 }

@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 16] = [
+const SETTINGS: [&str; 17] = [
     "config",
     "host",
     "port",
@@ -18,6 +18,7 @@ const SETTINGS: [&str; 16] = [
     "shutdown_grace",
     "body_limit",
     "retention",
+    "idempotency_window",
     "lease",
     "kill_grace",
     "sqlite_synchronous",
@@ -84,6 +85,7 @@ fn config_prints_every_setting_with_its_value_and_source() {
         ("shutdown_grace", "30s"),
         ("body_limit", "1048576"),
         ("retention", "7days"),
+        ("idempotency_window", "1day"),
         ("lease", "30s"),
         ("kill_grace", "5s"),
         ("sqlite_synchronous", "full"),
