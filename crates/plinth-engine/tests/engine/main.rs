@@ -8,4 +8,5 @@ mod http;
 mod in_process;
 mod lifecycle;
 mod logs;
+mod races;
 mod scheduling;
