@@ -13,6 +13,8 @@ pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     prefix: String,
+    /// Sent as a bearer token on `POST /run` when set.
+    key: Option<String>,
 }
 
 /// Progress on stderr: one rewritten line on a terminal, a line every two seconds otherwise.
@@ -79,7 +81,13 @@ impl Client {
             .timeout(Duration::from_secs(70))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Self { http, base: format!("http://{addr}"), prefix: "plinth".into() })
+        Ok(Self { http, base: format!("http://{addr}"), prefix: "plinth".into(), key: None })
+    }
+
+    /// The same client, sending `key` as a bearer token on `POST /run`.
+    pub(crate) fn with_key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_string());
+        self
     }
 
     /// Waits until `/ready` answers 200.
@@ -96,15 +104,16 @@ impl Client {
     }
 
     /// `POST /run` of the no-op function; the run id on 202.
-    pub(crate) async fn submit(&self) -> Result<String, String> {
-        let resp = self
+    pub(crate) async fn submit(&self, function: &str) -> Result<String, String> {
+        let mut req = self
             .http
             .post(format!("{}/run", self.base))
             .header("content-type", "application/json")
-            .body(r#"{"function":"noop","input":{}}"#)
-            .send()
-            .await
-            .map_err(|e| format!("POST /run: {e}"))?;
+            .body(format!(r#"{{"function":"{function}","input":{{}}}}"#));
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.map_err(|e| format!("POST /run: {e}"))?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| format!("POST /run body: {e}"))?;
         if status != 202 {
@@ -148,7 +157,7 @@ pub(crate) async fn pickup(client: &Client, samples: usize, progress: &mut Progr
         // Lets the dispatcher go back to sleep, so each sample starts from idle.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t0 = Instant::now();
-        let id = client.submit().await?;
+        let id = client.submit("noop").await?;
         let run = client.wait_run(&id, 10).await?;
         let roundtrip = t0.elapsed();
         if run.get("status").and_then(Value::as_str) != Some("succeeded") {
@@ -177,6 +186,7 @@ pub(crate) struct Round {
 /// How a round submits.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Load {
+    pub(crate) function: &'static str,
     pub(crate) runs: usize,
     pub(crate) concurrency: usize,
     /// Submissions per second; `None` submits as fast as the connections allow (closed loop).
@@ -188,7 +198,7 @@ pub(crate) struct Load {
 /// With a rate, submission `i` is due at `start + i / rate` and its latency counts from that
 /// moment, so a server that falls behind shows it (no coordinated omission).
 pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &mut Progress) -> Result<Round, String> {
-    let Load { runs, concurrency, rate } = load;
+    let Load { function, runs, concurrency, rate } = load;
     let (ok_before, other_before) = client.finished().await?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -212,7 +222,7 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
                     }
                     None => Instant::now(),
                 };
-                match client.submit().await {
+                match client.submit(function).await {
                     Ok(_) => latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
                     Err(e) => rejected.push(e),
                 }

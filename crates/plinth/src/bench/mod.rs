@@ -5,6 +5,8 @@
 //! `--concurrency` connections, each giving end-to-end runs/s and `POST /run` latency; a round
 //! paced at `--paced-rate` submissions/s for the latency at a given load; peak RSS.
 
+mod auth;
+mod endpoint;
 mod load;
 mod server;
 mod stats;
@@ -21,6 +23,7 @@ const TARGET_RUNS_PER_SECOND: f64 = 5000.0;
 const TARGET_POST_P99_MS: f64 = 10.0;
 const TARGET_PICKUP_P50_MS: f64 = 2.0;
 const TARGET_IDLE_RSS_MIB: f64 = 30.0;
+const TARGET_AUTH_P50_RATIO: f64 = 1.05;
 
 pub(crate) fn main(args: &BenchArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -65,6 +68,8 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
         workers: args.workers,
         synchronous: args.sqlite_synchronous.clone(),
         log_level: args.server_log_level.clone(),
+        http_url: format!("http://{}/noop", endpoint::start()?),
+        api_key: None,
     };
     let mut progress = Progress::new();
     progress.done(&format!("bench: starting {} serve in {}", opts.binary.display(), opts.dir.display()));
@@ -79,20 +84,32 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
     let mut rounds = Vec::new();
     for r in 0..args.rounds {
         let label = format!("round {}/{}", r + 1, args.rounds);
-        let load = load::Load { runs: args.runs, concurrency: args.concurrency, rate: None };
+        let load = load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: None };
         rounds.push(load::round(&client, load, &label, &mut progress).await?);
     }
     let paced = match Some(args.paced_rate) {
         #[allow(clippy::cast_precision_loss)]
         Some(rate) if rate > 0 => {
-            let load = load::Load { runs: args.runs, concurrency: args.concurrency, rate: Some(rate as f64) };
+            let load = load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: Some(rate as f64) };
             Some(load::round(&client, load, &format!("paced round at {rate} runs/s"), &mut progress).await?)
         }
         _ => None,
     };
+    let http = if args.http_runs > 0 {
+        let load = load::Load { function: "http_noop", runs: args.http_runs, concurrency: args.concurrency, rate: None };
+        Some(load::round(&client, load, "HTTP-handler round", &mut progress).await?)
+    } else {
+        None
+    };
     let rss_after = server::memory_mib(server.pid(), "VmRSS");
     let peak_rss = server::memory_mib(server.pid(), "VmHWM");
     let exit = server.stop(Duration::from_secs(30))?;
+    #[allow(clippy::cast_precision_loss)]
+    let auth_cost = match args.auth_runs {
+        0 => None,
+        runs => Some(auth::compare(&opts, runs, args.concurrency, f64::from(args.auth_rate.max(1))).await?),
+    };
+    let auth_p50_ratio = auth_cost.as_ref().and_then(|a| a["p50_ratio"].as_f64());
 
     let round_reports: Vec<Value> = rounds.iter().map(round_report).collect();
     let per_round = |key: &str| -> Vec<f64> {
@@ -112,7 +129,7 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
             "runs_per_round": args.runs, "rounds": args.rounds, "concurrency": args.concurrency,
             "pickup_samples": args.pickup_samples, "workers": args.workers,
             "sqlite_synchronous": args.sqlite_synchronous, "server_log_level": args.server_log_level,
-            "function": "noop (in-process)",
+            "function": "noop (in-process); http_noop (HTTP handler) for the HTTP round", "http_runs": args.http_runs,
         },
         "memory_mib": {"idle_rss": idle_rss.map(stats::round3), "rss_after_load": rss_after.map(stats::round3),
             "peak_rss": peak_rss.map(stats::round3)},
@@ -126,13 +143,16 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
             "median_post_run_p99_ms": median_p99,
             "rounds": round_reports,
             "paced": paced_report.map(|r| json!({"target_runs_per_second": args.paced_rate, "round": r})),
+            "http_handler": http.as_ref().map(round_report),
         },
+        "auth_overhead": auth_cost,
         "targets": [
             target("end-to-end runs/s (median of rounds)", ">=", TARGET_RUNS_PER_SECOND, median_rps),
             target("POST /run p99 ms, closed loop at full speed (median of rounds)", "<=", TARGET_POST_P99_MS, median_p99),
             target("POST /run p99 ms, paced at --paced-rate", "<=", TARGET_POST_P99_MS, paced_p99),
             target("idle pickup p50 ms (created_at to started_at)", "<=", TARGET_PICKUP_P50_MS, pickup_p50),
             target("idle RSS MiB", "<=", TARGET_IDLE_RSS_MIB, idle_rss),
+            target("POST /run p50 with an API key / without (paced)", "<=", TARGET_AUTH_P50_RATIO, auth_p50_ratio),
         ],
         "server_exit": exit.to_string(),
     }))
@@ -171,6 +191,9 @@ mod tests {
             sqlite_synchronous: "full".into(),
             server_log_level: "info".into(),
             paced_rate: 5000,
+            http_runs: 0,
+            auth_runs: 0,
+            auth_rate: 1000,
             dir: None,
             binary: None,
         }

@@ -8,8 +8,23 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The component the benchmark serves: one in-process function that does nothing.
-pub(crate) const COMPONENT: &str = "\
+/// The component the benchmark serves: a no-op in-process function, and a no-op HTTP
+/// handler calling `http_url`.
+pub(crate) fn component(http_url: &str, with_key: bool) -> String {
+    let auth = if with_key {
+        format!("auth:\n  api_keys:\n    - {{name: bench, from_env: {KEY_VAR}, scopes: [admin]}}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "{auth}{COMPONENT}  - name: http_noop\n    description: Calls a no-op HTTP endpoint.\n    handler:\n      http: {{url: '{http_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n"
+    )
+}
+
+/// The variable that hands the API key to a server started with one.
+const KEY_VAR: &str = "PLINTH_BENCH_API_KEY";
+
+const COMPONENT: &str = "\
 component:
   name: bench
   version: 0.1.0
@@ -33,6 +48,9 @@ pub(crate) struct ServerOptions {
     pub(crate) workers: u32,
     pub(crate) synchronous: String,
     pub(crate) log_level: String,
+    pub(crate) http_url: String,
+    /// When set, the server requires this API key (scope admin).
+    pub(crate) api_key: Option<String>,
 }
 
 pub(crate) struct Server {
@@ -65,7 +83,9 @@ impl Server {
     /// Writes the component, starts `plinth serve` and waits for its `listening` line.
     pub(crate) fn start(opts: &ServerOptions, timeout: Duration) -> Result<Self, String> {
         let config = opts.dir.join("component.yaml");
-        std::fs::write(&config, COMPONENT).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        std::fs::create_dir_all(&opts.dir).map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
+        std::fs::write(&config, component(&opts.http_url, opts.api_key.is_some()))
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let db = opts.dir.join("bench.db");
         let mut child = Command::new(&opts.binary)
             .arg("serve")
@@ -77,6 +97,7 @@ impl Server {
             .arg("--database-url")
             .arg(format!("sqlite://{}", db.display()))
             .args(["--workers", &opts.workers.to_string(), "--sqlite-synchronous", &opts.synchronous])
+            .envs(opts.api_key.iter().map(|k| (KEY_VAR, k)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -166,6 +187,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_component_parses_with_both_functions() {
+        let text = component("http://127.0.0.1:4321/noop", false);
+        let c = plinth_core::component::Component::parse(&text, "bench.yaml", "bench.yaml".into(), ".".into()).expect("valid");
+        let kinds: Vec<&str> = c.file.functions.iter().map(|f| f.handler.kind()).collect();
+        assert_eq!(kinds, ["rust", "http"]);
+        assert!(c.file.auth.is_none());
+        let text = component("http://127.0.0.1:4321/noop", true);
+        let c = plinth_core::component::Component::parse(&text, "bench.yaml", "bench.yaml".into(), ".".into()).expect("valid");
+        assert!(c.file.auth.is_some(), "{text}");
+    }
+
+    #[test]
     fn the_listening_line_gives_the_address() {
         let line = r#"{"addr":"127.0.0.1:4321","level":"info","message":"listening"}"#;
         assert_eq!(listening_addr(line).as_deref(), Some("127.0.0.1:4321"));
@@ -197,6 +230,8 @@ mod tests {
             workers: 4,
             synchronous: "full".into(),
             log_level: "info".into(),
+            http_url: "http://127.0.0.1:9/noop".into(),
+            api_key: None,
         };
         let err = Server::start(&opts, Duration::from_secs(1)).err().expect("fails");
         assert!(err.contains("cannot start"), "{err}");
@@ -211,6 +246,8 @@ mod tests {
             workers: 4,
             synchronous: "full".into(),
             log_level: "info".into(),
+            http_url: "http://127.0.0.1:9/noop".into(),
+            api_key: None,
         };
         let err = Server::start(&opts, Duration::from_secs(5)).err().expect("fails");
         assert!(err.contains("exited before listening"), "{err}");

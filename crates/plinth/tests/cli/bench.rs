@@ -21,6 +21,12 @@ fn a_small_bench_reports_every_figure() {
             "3",
             "--paced-rate",
             "1000",
+            "--http-runs",
+            "100",
+            "--auth-runs",
+            "100",
+            "--auth-rate",
+            "500",
         ],
         &[],
         dir.path(),
@@ -41,10 +47,16 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!((paced["round"]["accepted"].as_u64(), paced["round"]["rejected"].as_u64()), (Some(300), Some(0)));
     // 300 submissions due over 0.3 s: paced, never faster than asked (allowing for rounding).
     assert!(paced["round"]["submitted_per_second"].as_f64().is_some_and(|r| r > 0.0 && r < 1100.0), "{paced}");
+    let http = &report["load"]["http_handler"];
+    assert_eq!((http["accepted"].as_u64(), http["not_succeeded"].as_u64()), (Some(100), Some(0)), "{http}");
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(5));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(6));
+    let auth = &report["auth_overhead"];
+    assert_eq!(auth["post_run_with_api_key"]["samples"], 100, "{auth}");
+    assert_eq!(auth["post_run_without_auth"]["samples"], 100, "{auth}");
+    assert!(auth["p50_ratio"].as_f64().is_some_and(|r| r > 0.0), "{auth}");
     assert_eq!(report["server_exit"], "exit status: 0");
 }
 
