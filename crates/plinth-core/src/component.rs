@@ -1,5 +1,9 @@
 //! `component.yaml`: a component's identity, its functions and (optionally) server settings.
 
+pub mod auth;
+
+pub use auth::{AuthSection, Scope};
+
 use crate::error::ConfigError;
 use crate::policy::{DurationSpec, RunPolicy};
 use crate::schema::InputSchema;
@@ -19,10 +23,13 @@ pub struct ComponentFile {
     pub server: ServerSection,
     /// The component's functions.
     pub functions: Vec<FunctionSpec>,
+    /// Access control; without it every route is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSection>,
 }
 
 /// A component's identity.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     /// Its name, also the `component` label of every metric and log line.
@@ -50,6 +57,8 @@ pub struct ServerSection {
     pub workers: Option<u32>,
     pub shutdown_grace: Option<DurationSpec>,
     pub body_limit: Option<u64>,
+    pub rate_limit: Option<u32>,
+    pub rate_burst: Option<u32>,
     pub retention: Option<DurationSpec>,
     pub idempotency_window: Option<DurationSpec>,
     pub lease: Option<DurationSpec>,
@@ -233,6 +242,10 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchem
     }
     if file.component.version.trim().is_empty() {
         return Err(err("component.version".into(), "must not be empty".into()));
+    }
+    if let Some(auth) = &file.auth {
+        auth.validate()
+            .map_err(|(field, reason)| err(if field.is_empty() { "auth".into() } else { format!("auth.{field}") }, reason))?;
     }
     if file.functions.is_empty() {
         return Err(err("functions".into(), "a component needs at least one function".into()));

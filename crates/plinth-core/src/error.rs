@@ -61,14 +61,29 @@ pub enum Code {
     HandlerUnreachable,
     /// PLINTH_029
     HandlerBadResponse,
+    /// PLINTH_030
+    Unauthenticated,
+    /// PLINTH_031
+    Forbidden,
+    /// PLINTH_032
+    CredentialsInQuery,
+    /// PLINTH_040
+    QueueFull,
+    /// PLINTH_041
+    RateLimited,
+    /// PLINTH_042
+    JsonTooDeep,
+    /// PLINTH_043
+    HeadersTooLarge,
     /// PLINTH_099
     Internal,
 }
 
 /// One entry of the error catalog.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct CatalogEntry {
     /// The stable code, `PLINTH_0xx`.
+    #[schema(pattern = "^PLINTH_[0-9]{3}$", example = "PLINTH_004")]
     pub code: &'static str,
     /// A short CamelCase name.
     pub name: &'static str,
@@ -184,6 +199,27 @@ catalog! {
     HandlerBadResponse => "PLINTH_029", "HandlerBadResponse", "HTTP handler answered non-JSON", None, false,
         "The HTTP handler answered 2xx but its body is not JSON (or it redirected elsewhere), so there is no output to record.",
         "Make the handler answer `Content-Type: application/json` with a JSON body (or an empty body for no output).";
+    QueueFull => "PLINTH_040", "QueueFull", "Queue full", Some(429), true,
+        "The function already has as many runs waiting as its `policy.max_queued` allows; the run was not accepted.",
+        "Retry after the `Retry-After` delay, slow down, or raise `policy.max_queued` (or add workers) if the backlog is expected.";
+    RateLimited => "PLINTH_041", "RateLimited", "Too many requests", Some(429), true,
+        "This client (API key, token subject or address) sent more requests than `--rate-limit` allows.",
+        "Wait for the `Retry-After` delay before the next request, and spread requests out; ask for a higher `--rate-limit` if the load is expected.";
+    JsonTooDeep => "PLINTH_042", "JsonTooDeep", "JSON nested too deep", Some(400), false,
+        "The request body nests arrays or objects deeper than 64 levels.",
+        "Flatten the input; pass deep structures by reference (a URL) instead.";
+    HeadersTooLarge => "PLINTH_043", "HeadersTooLarge", "Request headers too large", Some(431), false,
+        "The request has more than 64 headers or more than 16 KiB of them in all.",
+        "Send fewer or shorter headers; large tokens or cookies do not belong on this API.";
+    Unauthenticated => "PLINTH_030", "Unauthenticated", "Authentication required", Some(401), false,
+        "The endpoint needs a credential and the request has none, or its API key or bearer token is unknown, malformed, expired, not yet valid, signed with another key or algorithm, or issued for another issuer or audience.",
+        "Send `Authorization: Bearer TOKEN` (an API key or a JWT) or `X-API-Key: KEY`; the detail says what was wrong with the one sent. Ask the component's operator for a key, or get a fresh token for this audience.";
+    Forbidden => "PLINTH_031", "Forbidden", "Insufficient scope", Some(403), false,
+        "The credential is valid but lacks the scope this endpoint needs: `runs:write` to submit or cancel runs, `runs:read` to read runs, logs and functions (`admin` grants both).",
+        "Use a credential holding the scope named in the detail, or ask the operator to grant it.";
+    CredentialsInQuery => "PLINTH_032", "CredentialsInQuery", "Credentials in the query string", Some(400), false,
+        "The URL has a query parameter that carries credentials (`api_key`, `apikey`, `key`, `token` or `access_token`). URLs end up in logs, proxies and browser histories, so Plinth refuses them on every route.",
+        "Send the credential in the `Authorization: Bearer` or `X-API-Key` header instead, and rotate it: it may have been recorded on its way.";
     Internal => "PLINTH_099", "Internal", "Internal error", Some(500), true,
         "An unexpected failure inside Plinth. It is a bug: nothing a client sends should cause it.",
         "Retry; if it persists, report it with the `correlation_id` from the response and the server's logs.";

@@ -47,6 +47,18 @@ impl Serialize for DurationSpec {
     }
 }
 
+impl utoipa::PartialSchema for DurationSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A duration such as `30s`, `500ms`, `2m` or `1h 30m`."))
+            .examples([serde_json::json!("30s")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DurationSpec {}
+
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -63,7 +75,7 @@ impl<'de> Deserialize<'de> for DurationSpec {
 }
 
 /// Backoff between attempts: exponential with full jitter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Backoff {
     /// The ceiling of the first retry's delay.
@@ -101,7 +113,7 @@ impl Backoff {
 }
 
 /// How many attempts a run gets, and how long to wait between them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retries {
     /// Attempts in all, the first one included (1 means no retry).
@@ -117,7 +129,7 @@ impl Default for Retries {
 }
 
 /// A function's policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunPolicy {
     /// Attempts and backoff.
@@ -126,11 +138,14 @@ pub struct RunPolicy {
     pub timeout: DurationSpec,
     /// The most runs of this function at once on one node (none: the node's `workers`).
     pub concurrency: Option<u32>,
+    /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
+    /// (none: no limit).
+    pub max_queued: Option<u32>,
 }
 
 impl Default for RunPolicy {
     fn default() -> Self {
-        Self { retries: Retries::default(), timeout: DurationSpec(Duration::from_secs(300)), concurrency: None }
+        Self { retries: Retries::default(), timeout: DurationSpec(Duration::from_secs(300)), concurrency: None, max_queued: None }
     }
 }
 
@@ -156,6 +171,9 @@ impl RunPolicy {
         }
         if self.timeout.get().is_zero() || self.timeout.get() > Duration::from_secs(24 * 3600) {
             return Err(("timeout".into(), format!("must be more than 0 and at most 24h, got {}", self.timeout)));
+        }
+        if self.max_queued.is_some_and(|n| !(1..=10_000_000).contains(&n)) {
+            return Err(("max_queued".into(), "must be between 1 and 10000000".into()));
         }
         if self.concurrency == Some(0) {
             return Err(("concurrency".into(), "must be at least 1".into()));

@@ -4,9 +4,10 @@ use crate::error::Code;
 use crate::timefmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Where a run is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Waiting for a worker (first attempt, or a retry after its backoff).
@@ -52,9 +53,10 @@ impl RunStatus {
 }
 
 /// Why an attempt or a run failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunError {
     /// A catalog code, `PLINTH_0xx`.
+    #[schema(pattern = "^PLINTH_[0-9]{3}$", example = "PLINTH_020")]
     pub code: String,
     /// What happened, for a person.
     pub message: String,
@@ -77,15 +79,17 @@ impl RunError {
 }
 
 /// One attempt of a run, as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct Attempt {
     /// Its number, from 1.
     pub attempt: u32,
     /// When it started.
     #[serde(serialize_with = "timefmt::serde_req::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: i64,
     /// When it ended, if it has.
     #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<i64>,
     /// `running`, `succeeded`, `failed`, `retrying`, `cancelled`, `lease_expired` or `released`.
     pub outcome: String,
@@ -96,7 +100,7 @@ pub struct Attempt {
 }
 
 /// A run, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct Run {
     /// Its id (a ULID: sorts by creation time).
     pub run_id: String,
@@ -116,15 +120,19 @@ pub struct Run {
     pub error: Option<RunError>,
     /// When it was accepted.
     #[serde(serialize_with = "timefmt::serde_req::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// When its latest attempt started.
     #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<i64>,
     /// When it reached a terminal state.
     #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<i64>,
     /// While queued: the earliest time its next attempt may start.
     #[serde(serialize_with = "timefmt::serde_opt::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<i64>,
     /// The correlation id of the request that created it.
     pub correlation_id: String,
@@ -163,6 +171,8 @@ pub struct NewRun {
     pub idempotency_key: Option<String>,
     /// A hash of the request, to tell a replay from a different request with the same key.
     pub request_hash: Option<String>,
+    /// Refuse the run when this many runs of its function are already queued.
+    pub max_queued: Option<u32>,
 }
 
 /// How an attempt ended, as the engine reports it to the store.

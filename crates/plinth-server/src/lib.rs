@@ -1,11 +1,16 @@
 //! Plinth's HTTP API: the component contract (`/health`, `/ready`, `POST /run`, `/runs`...)
 //! answered from the run store. It never executes a run; it wakes the engine after an enqueue.
 
+pub mod auth;
 mod body;
+pub mod limits;
 mod middleware;
+mod openapi;
 pub mod problem;
 mod routes;
 
+pub use auth::Auth;
+pub use limits::RateLimit;
 pub use problem::ApiError;
 
 use axum::Router;
@@ -59,6 +64,10 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Access control; `None` leaves every route open.
+    pub auth: Option<Arc<Auth>>,
+    /// Requests per client; `None` is no limit.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 /// The router for the whole contract.
@@ -76,9 +85,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/runs/{id}", get(routes::runs::show))
         .route("/runs/{id}/cancel", post(routes::runs::cancel))
         .route("/runs/{id}/logs", get(routes::runs::logs))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(routes::meta::not_found)
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        // Why: layers run outside in, so the order is observe, header bounds, auth (which names
+        // the principal), then the rate limit (which counts per principal).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce))
+        .layer(axum::middleware::from_fn(limits::header_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state)
 }

@@ -1,7 +1,12 @@
 //! Router tests through `oneshot`, with no socket, on a temporary SQLite store.
 
+mod auth;
 mod errors;
+mod fuzz;
 mod idempotency;
+mod jwt;
+mod limits;
+mod openapi;
 mod runs;
 
 use crate::{AppState, Readiness, router};
@@ -37,9 +42,29 @@ pub(crate) struct Harness {
 }
 
 pub(crate) fn harness_with(yaml: &str) -> Harness {
+    let component = Component::parse(yaml, "test.yaml", PathBuf::from("test.yaml"), PathBuf::from(".")).expect("component");
+    harness_of(component, None)
+}
+
+/// Test keys and secrets (`tests/fixtures`).
+pub(crate) fn fixtures() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The test component with `auth` (the YAML of the `auth:` section's body) and the variables
+/// `env`; relative files are looked up in `tests/fixtures`.
+pub(crate) fn harness_with_auth(auth: &str, env: &[(&str, &str)]) -> Harness {
+    let yaml = format!("{COMPONENT}auth:\n{auth}");
+    let fixtures = fixtures();
+    let component = Component::parse(&yaml, "test.yaml", fixtures.join("test.yaml"), fixtures).expect("component");
+    let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_string());
+    let auth = crate::Auth::from_component(&component, lookup).expect("auth resolves").expect("auth configured");
+    harness_of(component, Some(Arc::new(auth)))
+}
+
+fn harness_of(component: Component, auth: Option<Arc<crate::Auth>>) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("db"), Synchronous::Off).expect("store"));
-    let component = Component::parse(yaml, "test.yaml", PathBuf::from("test.yaml"), PathBuf::from(".")).expect("component");
     let readiness = Arc::new(Readiness::default());
     readiness.ready();
     let store: Arc<dyn Store> = sqlite.clone();
@@ -50,8 +75,20 @@ pub(crate) fn harness_with(yaml: &str) -> Harness {
         wake: Arc::new(tokio::sync::Notify::new()),
         readiness,
         body_limit: 4096,
+        auth,
+        rate_limit: None,
     });
     Harness { state, sqlite, _dir: dir }
+}
+
+/// The test component with a rate limit of `per_second` requests and `burst` at once.
+pub(crate) fn harness_with_rate(per_second: u32, burst: u32) -> Harness {
+    let mut h = harness();
+    let mut state = Arc::try_unwrap(h.state).unwrap_or_else(|_| panic!("the state is not shared yet"));
+    let nz = |n: u32| std::num::NonZeroU32::new(n).expect("not zero");
+    state.rate_limit = Some(Arc::new(crate::RateLimit::new(nz(per_second), nz(burst))));
+    h.state = Arc::new(state);
+    h
 }
 
 pub(crate) fn harness() -> Harness {

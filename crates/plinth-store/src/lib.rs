@@ -34,6 +34,14 @@ pub enum StoreError {
     /// Data in the database could not be read back.
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+    /// The function's queue holds as many runs as its policy allows.
+    #[error("the queue of `{function}` is full ({limit} runs waiting)")]
+    QueueFull {
+        /// The function.
+        function: String,
+        /// Its `policy.max_queued`.
+        limit: u32,
+    },
 }
 
 /// The result of an enqueue.

@@ -137,6 +137,16 @@ pub(crate) struct BenchArgs {
     /// latency at that load rather than at full speed; 0 skips it.
     #[arg(long, default_value_t = 5000)]
     pub(crate) paced_rate: u32,
+    /// Runs of a no-op HTTP handler (a local endpoint) in one more closed-loop round; 0 skips it.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) http_runs: usize,
+    /// Runs in each of two paced rounds, on fresh servers without and with an API key, for the
+    /// cost of access control; 0 skips them.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) auth_runs: usize,
+    /// Submissions per second in the access-control rounds.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) auth_rate: u32,
     /// The server's `--log-level` (its logs are read and dropped).
     #[arg(long, default_value = "info")]
     pub(crate) server_log_level: String,
@@ -178,6 +188,13 @@ pub(crate) struct ServeArgs {
     /// Largest request body in bytes [default: 1048576].
     #[arg(long, env = "PLINTH_BODY_LIMIT")]
     pub(crate) body_limit: Option<u64>,
+    /// Requests per second each client (API key, token subject, or address) may send; 0 is no
+    /// limit. /health, /ready and /metrics are never limited [default: 0].
+    #[arg(long, env = "PLINTH_RATE_LIMIT")]
+    pub(crate) rate_limit: Option<u32>,
+    /// Requests a client may send at once above its rate [default: twice the rate].
+    #[arg(long, env = "PLINTH_RATE_BURST")]
+    pub(crate) rate_burst: Option<u32>,
     /// Finished runs are deleted after this long [default: 7d].
     #[arg(long, env = "PLINTH_RETENTION")]
     pub(crate) retention: Option<String>,

@@ -59,6 +59,9 @@ pub(crate) struct Settings {
     pub(crate) workers: u32,
     pub(crate) shutdown_grace: Duration,
     pub(crate) body_limit: u64,
+    /// Requests per second per client; 0 is no limit.
+    pub(crate) rate_limit: u32,
+    pub(crate) rate_burst: u32,
     pub(crate) retention: Duration,
     pub(crate) idempotency_window: Duration,
     pub(crate) lease: Duration,
@@ -192,6 +195,14 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     if !(1024..=256 * 1024 * 1024).contains(&body_limit) {
         return Err(m.err("body_limit", m.last_source(), "must be from 1024 bytes to 256 MiB".into()));
     }
+    let rate_limit = m.pick("rate_limit", args.rate_limit, f.rate_limit, 0);
+    if rate_limit > 1_000_000 {
+        return Err(m.err("rate_limit", m.last_source(), "must be at most 1000000 requests per second".into()));
+    }
+    let rate_burst = m.pick("rate_burst", args.rate_burst, f.rate_burst, rate_limit.saturating_mul(2).max(1));
+    if rate_burst == 0 || rate_burst > 10_000_000 {
+        return Err(m.err("rate_burst", m.last_source(), "must be from 1 to 10000000".into()));
+    }
     let retention = m.duration("retention", args.retention.as_ref(), f.retention, Duration::from_secs(7 * 24 * 3600))?;
     if retention < Duration::from_secs(60) {
         return Err(m.err("retention", m.last_source(), "must be at least 1m".into()));
@@ -225,6 +236,8 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         workers,
         shutdown_grace,
         body_limit,
+        rate_limit,
+        rate_burst,
         retention,
         idempotency_window,
         lease,

@@ -22,6 +22,15 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
         eprintln!("plinth: {e}");
         return ExitCode::from(2);
     }
+    // Why: keys and secrets are read before anything starts, so a missing one stops start-up
+    // like any other configuration error (exit 2), before the engine could claim a run.
+    let auth = match plinth_server::Auth::from_component(&component, |name| std::env::var(name).ok()) {
+        Ok(auth) => auth.map(Arc::new),
+        Err(e) => {
+            eprintln!("plinth: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let _guards = match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref()) {
         Ok(g) => g,
         Err(e) => {
@@ -36,10 +45,10 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(component, settings, handlers))
+    runtime.block_on(run(component, settings, handlers, auth))
 }
 
-async fn run(component: Component, settings: Settings, handlers: Handlers) -> ExitCode {
+async fn run(component: Component, settings: Settings, handlers: Handlers, auth: Option<Arc<plinth_server::Auth>>) -> ExitCode {
     let path = match plinth_store::sqlite::path_from_url(&settings.database_url) {
         Ok(p) => p,
         Err(e) => {
@@ -81,6 +90,10 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
     let owner = engine_config.owner.clone();
     let engine = Engine::start(store.clone(), component.clone(), Arc::new(handlers), metrics.clone(), engine_config);
     let readiness = Arc::new(Readiness::default());
+    let rate_limit = std::num::NonZeroU32::new(settings.rate_limit).map(|rate| {
+        let burst = std::num::NonZeroU32::new(settings.rate_burst).unwrap_or(rate);
+        Arc::new(plinth_server::RateLimit::new(rate, burst))
+    });
     let state = Arc::new(AppState {
         store,
         component: component.clone(),
@@ -88,9 +101,26 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
         wake: engine.waker(),
         readiness: readiness.clone(),
         body_limit: usize::try_from(settings.body_limit).unwrap_or(usize::MAX),
+        auth: auth.clone(),
+        rate_limit: rate_limit.clone(),
     });
     let stop_http = CancellationToken::new();
-    let server = axum::serve(listener, plinth_server::router(state)).with_graceful_shutdown(stop_http.clone().cancelled_owned());
+    if let Some(limit) = rate_limit {
+        // Why: a bucket per client ever seen would grow without bound; full buckets are dropped.
+        let stop = stop_http.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => limit.forget_idle(),
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
+    }
+    // Why: the peer address keys the rate limit of clients without credentials.
+    let app = plinth_server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop_http.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
     // Why: handlers are installed before readiness is announced, so a SIGTERM sent as soon as
     // the node looks ready drains it instead of killing it with the default action.
@@ -98,8 +128,14 @@ async fn run(component: Component, settings: Settings, handlers: Handlers) -> Ex
     readiness.ready();
     tracing::info!(addr = %local, component = %component.file.component.name, owner = %owner,
         database = %path.display(), "listening");
-    if settings.host != "127.0.0.1" && settings.host != "localhost" && settings.host != "::1" {
-        tracing::warn!(host = %settings.host, "listening beyond loopback without authentication");
+    match &auth {
+        Some(auth) => {
+            tracing::info!(api_keys = auth.api_key_count(), jwt = auth.jwt_algorithm().unwrap_or("off"), "access control on")
+        }
+        None if settings.host != "127.0.0.1" && settings.host != "localhost" && settings.host != "::1" => {
+            tracing::warn!(host = %settings.host, "listening beyond loopback without authentication");
+        }
+        None => {}
     }
     let signal = signals.recv().await;
     readiness.draining();

@@ -110,6 +110,7 @@ impl Harness {
             correlation_id: format!("corr-{function}"),
             idempotency_key: None,
             request_hash: None,
+            max_queued: None,
         }
     }
 

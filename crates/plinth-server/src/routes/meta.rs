@@ -1,43 +1,64 @@
 //! `/health`, `/ready`, `/functions`, `/metrics`, `/errors`, and the fallbacks.
 
+use super::bodies::{
+    CheckStatus, DatabaseCheck, ErrorList, FunctionInfo, Functions, Health, HealthChecks, HealthStatus, Ready, ReadyStatus,
+    sorted,
+};
 use crate::AppState;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, PROBLEM, Problem};
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_core::Code;
-use serde_json::json;
+use plinth_core::error::CatalogEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Checks the store with a write probe; `(ok, detail json)`.
-async fn database_check(state: &AppState) -> (bool, serde_json::Value) {
+/// Checks the store with a write probe; `(ok, check)`.
+async fn database_check(state: &AppState) -> (bool, DatabaseCheck) {
     let backend = state.store.backend();
+    let failing = |error: String| DatabaseCheck {
+        status: CheckStatus::Failing,
+        backend,
+        latency_ms: None,
+        error: Some(error),
+        code: Some(Code::ConnectionFailed.as_str()),
+    };
     match tokio::time::timeout(CHECK_TIMEOUT, state.store.check()).await {
-        Ok(Ok(latency)) => (true, json!({"status": "ok", "backend": backend, "latency_ms": latency.as_secs_f64() * 1000.0})),
-        Ok(Err(e)) => (
-            false,
-            json!({"status": "failing", "backend": backend, "error": e.to_string(), "code": Code::ConnectionFailed.as_str()}),
+        Ok(Ok(latency)) => (
+            true,
+            DatabaseCheck {
+                status: CheckStatus::Ok,
+                backend,
+                latency_ms: Some(latency.as_secs_f64() * 1000.0),
+                error: None,
+                code: None,
+            },
         ),
-        Err(_) => (
-            false,
-            json!({"status": "failing", "backend": backend, "error": format!("no answer within {}s", CHECK_TIMEOUT.as_secs()), "code": Code::ConnectionFailed.as_str()}),
-        ),
+        Ok(Err(e)) => (false, failing(e.to_string())),
+        Err(_) => (false, failing(format!("no answer within {}s", CHECK_TIMEOUT.as_secs()))),
     }
 }
 
+/// Liveness, with a check of each dependency.
+#[utoipa::path(get, path = "/health", operation_id = "get_health", tag = "probes",
+    responses(
+        (status = 200, description = "Healthy: every critical dependency answers.", body = Health),
+        (status = 503, description = "Unhealthy: a critical dependency (the database) fails.", body = Health),
+    ))]
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let (ok, db) = database_check(&state).await;
+    let (ok, database) = database_check(&state).await;
     let id = &state.component.file.component;
-    let body = json!({
-        "status": if ok { "healthy" } else { "unhealthy" },
-        "component": id.name,
-        "version": id.version,
-        "plinth_version": plinth_core::VERSION,
-        "checks": {"database": db},
+    let body = sorted(&Health {
+        status: if ok { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
+        component: &id.name,
+        version: &id.version,
+        plinth_version: plinth_core::VERSION,
+        checks: HealthChecks { database },
     });
     if !ok {
         tracing::warn!(check = %body["checks"]["database"], "health check failing");
@@ -46,6 +67,13 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Readiness: whether this node takes traffic.
+#[utoipa::path(get, path = "/ready", operation_id = "get_ready", tag = "probes",
+    responses(
+        (status = 200, description = "Ready for traffic.", body = Ready),
+        (status = 503, description = "Not ready: starting, draining, or the database fails.", body = Ready,
+            headers(("Retry-After" = u32, description = "Seconds to wait before asking again."))),
+    ))]
 pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let reason = match state.readiness.not_ready_reason() {
         Some(r) => Some(r),
@@ -53,32 +81,39 @@ pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
         None => None,
     };
     match reason {
-        None => Json(json!({"status": "ready"})).into_response(),
+        None => Json(sorted(&Ready { status: ReadyStatus::Ready, reason: None })).into_response(),
         Some(reason) => {
-            let mut resp =
-                (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": reason}))).into_response();
+            let body = sorted(&Ready { status: ReadyStatus::NotReady, reason: Some(reason) });
+            let mut resp = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
             resp
         }
     }
 }
 
+/// The component and its functions: name, handler kind, input schema, policy.
+#[utoipa::path(get, path = "/functions", operation_id = "list_functions", tag = "component",
+    responses((status = 200, description = "The component and its functions.", body = Functions)))]
 pub(crate) async fn functions(State(state): State<Arc<AppState>>) -> Response {
-    let functions: Vec<_> = state
-        .component
-        .file
+    let file = &state.component.file;
+    let functions = file
         .functions
         .iter()
-        .map(|f| {
-            json!({
-                "name": f.name, "description": f.description, "handler": f.handler.kind(),
-                "input_schema": f.input_schema, "policy": f.policy,
-            })
+        .map(|f| FunctionInfo {
+            name: &f.name,
+            description: f.description.as_deref(),
+            handler: f.handler.kind(),
+            input_schema: f.input_schema.as_ref(),
+            policy: &f.policy,
         })
         .collect();
-    Json(json!({"component": state.component.file.component, "functions": functions})).into_response()
+    Json(sorted(&Functions { component: &file.component, functions })).into_response()
 }
 
+/// Prometheus metrics, in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "probes",
+    responses((status = 200, description = "Every metric, prefixed `plinth_` by default.", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(depths) = state.store.queue_depth().await {
         for f in &state.component.file.functions {
@@ -92,12 +127,24 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     resp
 }
 
+/// The whole error catalog.
+#[utoipa::path(get, path = "/errors", operation_id = "list_errors", tag = "errors",
+    responses((status = 200, description = "Every error code.", body = ErrorList)))]
 pub(crate) async fn error_list() -> Response {
-    let entries: Vec<_> = Code::ALL.iter().map(|c| c.entry()).collect();
-    Json(json!({"errors": entries})).into_response()
+    Json(sorted(&ErrorList { errors: Code::ALL.iter().map(|c| c.entry()).collect() })).into_response()
 }
 
-pub(crate) async fn error_entry(Path(code): Path<String>) -> Result<Response, ApiError> {
+/// One entry of the error catalog: what a code means and what to do about it.
+#[utoipa::path(get, path = "/errors/{code}", operation_id = "get_error", tag = "errors",
+    params(("code" = String, Path, description = "An error code such as `PLINTH_004`.", example = "PLINTH_004")),
+    responses(
+        (status = 200, description = "The catalog entry.", body = CatalogEntry),
+        (status = 404, description = "Not a code of the catalog (`PLINTH_016`).",
+            body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn error_entry(path: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let Path(code) =
+        path.map_err(|_| ApiError::new(Code::UnknownErrorCode, "this code is not valid UTF-8, so not in the error catalog"))?;
     let c = Code::parse(&code)
         .ok_or_else(|| ApiError::new(Code::UnknownErrorCode, format!("`{code}` is not in the error catalog; see GET /errors")))?;
     Ok(Json(c.entry()).into_response())

@@ -1,7 +1,8 @@
 //! The contract's endpoints.
 
+pub(crate) mod bodies;
 pub(crate) mod meta;
-mod request;
+pub(crate) mod request;
 pub(crate) mod runs;
 
 /// The request's correlation id, put in the request by the middleware.

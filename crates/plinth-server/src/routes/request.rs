@@ -3,14 +3,32 @@
 use crate::problem::{ApiError, FieldError};
 use plinth_core::Code;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-/// A checked run request.
-#[derive(Debug, PartialEq)]
+/// A run to submit. Every field may be left out; `null` counts as left out.
+// Why: `parse` checks the body itself, to point at every bad field; the `serde` attributes here
+// only shape the OpenAPI schema (unknown fields are refused).
+#[derive(Debug, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RunRequest {
+    /// The function to run; may be left out when the component has exactly one.
+    #[schema(example = "echo")]
     pub(crate) function: Option<String>,
+    /// The run's input, any JSON (`{}` when left out); checked against the function's
+    /// `input_schema` when it declares one (see `GET /functions`).
+    #[serde(default)]
+    #[schema(value_type = Value, example = json!({"hi": 1}))]
     pub(crate) input: Value,
+    /// Makes a retried submit safe, like the `Idempotency-Key` header: 1 to 255 printable ASCII characters.
+    #[schema(min_length = 1, max_length = 255, pattern = "^[ -~]+$")]
     pub(crate) idempotency_key: Option<String>,
+    /// Higher runs are taken first.
+    #[serde(default)]
+    #[schema(value_type = Option<i32>, minimum = -1000, maximum = 1000, default = 0)]
     pub(crate) priority: i32,
+    /// Seconds to wait before the first attempt (at most 30 days).
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 2592000, default = 0)]
     pub(crate) delay_seconds: f64,
 }
 

@@ -1,14 +1,15 @@
 //! `POST /run`, `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/cancel`, `GET /runs/{id}/logs`.
 
 use super::Correlation;
+use super::bodies::{Accepted, LogLine, RunLogs, RunPage, sorted};
 use super::request::{self, RunRequest};
 use crate::AppState;
 use crate::body::json_body;
-use crate::problem::{ApiError, FieldError};
+use crate::problem::{ApiError, FieldError, PROBLEM, Problem};
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,11 @@ fn not_found(id: &str) -> ApiError {
     ApiError::new(Code::RunNotFound, format!("no run has the id `{id}`"))
 }
 
+/// The path's `{id}`: one that is not UTF-8 (`%FF`) names no run either.
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|_| ApiError::new(Code::RunNotFound, "no run has this id: it is not valid UTF-8"))
+}
+
 fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize, &'a plinth_core::FunctionSpec), ApiError> {
     let functions = &state.component.file.functions;
     match &req.function {
@@ -39,6 +45,39 @@ fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize,
     }
 }
 
+/// Submits a run.
+///
+/// Answers 202 with where to follow the run. The same `Idempotency-Key` and request again give
+/// the same run, with `Idempotent-Replayed: true`; the same key with another request is a 422.
+#[utoipa::path(post, path = "/run", operation_id = "submit_run", tag = "runs",
+    request_body(content = RunRequest, content_type = "application/json",
+        description = "The function and its input. `Content-Type` may be `application/json` or any `application/*+json`."),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, max_length = 255, min_length = 1, pattern = "^[ -~]+$",
+        description = "Makes a retried submit safe: kept at least 24 hours. \
+            Wins over the body's `idempotency_key`, which must then match it.")),
+    responses(
+        (status = 202, description = "Accepted (or replayed): follow it at `status_url`.", body = Accepted, headers(
+            ("Location" = String, description = "`/runs/{run_id}`."),
+            ("Idempotent-Replayed" = String, description = "`true` when an earlier run with this idempotency key is answered."),
+        )),
+        (status = 400, description = "The body is not JSON, or nests deeper than 64 levels (`PLINTH_003`, `PLINTH_042`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such function (`PLINTH_005`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is over the limit (`PLINTH_007`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 415, description = "The body is not sent as JSON (`PLINTH_008`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A field or the input is invalid (`PLINTH_004`), the function is not named \
+            (`PLINTH_011`), or the idempotency key was used for another request (`PLINTH_015`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 429, description = "The function's queue is full (`PLINTH_040`).",
+            body = Problem, content_type = PROBLEM,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
+            body = Problem, content_type = PROBLEM,
+            headers(("Retry-After" = u32, description = "Seconds to wait."))),
+    ))]
 pub(crate) async fn submit(
     State(state): State<Arc<AppState>>,
     Extension(Correlation(correlation_id)): Extension<Correlation>,
@@ -89,6 +128,7 @@ pub(crate) async fn submit(
         correlation_id,
         idempotency_key: req.idempotency_key,
         request_hash,
+        max_queued: function.policy.max_queued,
     };
     let (run, replayed) = match state.store.enqueue(new).await? {
         Enqueued::Created(run) => (run, false),
@@ -99,12 +139,16 @@ pub(crate) async fn submit(
         tracing::debug!(run_id = %run.run_id, function = %run.function, "run accepted");
     }
     let status_url = format!("/runs/{}", run.run_id);
-    let body = json!({
-        "run_id": run.run_id, "function": run.function, "status": run.status,
-        "status_url": status_url, "correlation_id": run.correlation_id,
-    });
-    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&status_url) {
+    let location = HeaderValue::from_str(&status_url);
+    let body = Accepted {
+        run_id: run.run_id,
+        function: run.function,
+        status: run.status,
+        status_url,
+        correlation_id: run.correlation_id,
+    };
+    let mut resp = (StatusCode::ACCEPTED, Json(sorted(&body))).into_response();
+    if let Ok(v) = location {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     if replayed {
@@ -127,11 +171,32 @@ fn query_error(detail: impl Into<String>, name: &str) -> ApiError {
         .with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
 }
 
+/// Shows a run.
+///
+/// Its status, attempts, output or error. `?wait=S` long-polls up to S seconds for the run to end.
+#[utoipa::path(get, path = "/runs/{id}", operation_id = "get_run", tag = "runs",
+    params(
+        ("id" = String, Path, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$",
+            description = "The run's id, as `POST /run` answered it."),
+        ("wait" = Option<f64>, Query, minimum = 0, maximum = 60,
+            description = "Seconds to wait for the run to end before answering (at most 60)."),
+    ),
+    responses(
+        (status = 200, description = "The run. `Retry-After` is set while it has not ended.", body = Run,
+            headers(("Retry-After" = u32, description = "Seconds before asking again, while the run has not ended."))),
+        (status = 400, description = "A bad or unknown query parameter (`PLINTH_014`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No run has this id (`PLINTH_006`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
+            body = Problem, content_type = PROBLEM),
+    ))]
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
     let Query(params) = query.map_err(|e| query_error(e.body_text(), "query"))?;
     let mut wait = 0.0;
     for (k, v) in &params {
@@ -162,6 +227,27 @@ pub(crate) async fn show(
     Ok(run_response(&run))
 }
 
+/// Lists runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/runs", operation_id = "list_runs", tag = "runs",
+    params(
+        ("function" = Option<String>, Query, description = "Only runs of this function."),
+        ("status" = Option<RunStatus>, Query, description = "Only runs in this status."),
+        ("correlation_id" = Option<String>, Query, description = "Only runs created with this correlation id."),
+        ("created_after" = Option<String>, Query, format = DateTime,
+            description = "Only runs created at or after this time (RFC 3339)."),
+        ("created_before" = Option<String>, Query, format = DateTime,
+            description = "Only runs created before this time (RFC 3339)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Runs per page, 50 by default."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$",
+            description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of runs.", body = RunPage),
+        (status = 400, description = "A bad or unknown query parameter (`PLINTH_014`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
+            body = Problem, content_type = PROBLEM),
+    ))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -203,10 +289,30 @@ pub(crate) async fn list(
         }
     }
     let page = state.store.list(f).await?;
-    Ok(Json(json!({"runs": page.runs, "next_cursor": page.next_cursor})).into_response())
+    Ok(Json(sorted(&RunPage { runs: page.runs, next_cursor: page.next_cursor })).into_response())
 }
 
-pub(crate) async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Cancels a run.
+///
+/// A queued run ends `cancelled` at once; a running one is stopped by whoever runs it (it shows
+/// `running` with `cancel_requested` until then).
+#[utoipa::path(post, path = "/runs/{id}/cancel", operation_id = "cancel_run", tag = "runs",
+    params(("id" = String, Path, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$",
+            description = "The run's id.")),
+    responses(
+        (status = 202, description = "Cancelled, or the cancel is on its way to the running attempt.", body = Run),
+        (status = 404, description = "No run has this id (`PLINTH_006`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The run has already ended (`PLINTH_009`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
+            body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn cancel(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
     if !plinth_core::ids::is_run_id(&id) {
         return Err(not_found(&id));
     }
@@ -222,23 +328,38 @@ pub(crate) async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<St
     }
 }
 
-pub(crate) async fn logs(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// What the run's handler wrote to stderr, by attempt.
+#[utoipa::path(get, path = "/runs/{id}/logs", operation_id = "get_run_logs", tag = "runs",
+    params(("id" = String, Path, pattern = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$",
+            description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run's log lines.", body = RunLogs),
+        (status = 404, description = "No run has this id (`PLINTH_006`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
+            body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn logs(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(path)?;
     if !plinth_core::ids::is_run_id(&id) {
         return Err(not_found(&id));
     }
     let entries = state.store.logs(&id).await?.ok_or_else(|| not_found(&id))?;
-    let logs: Vec<Value> = entries
+    let logs = entries
         .into_iter()
         .map(|e| {
-            let mut v = json!({"attempt": e.attempt, "seq": e.line.seq, "timestamp": rfc3339(e.line.ts), "text": e.line.line});
             // Why: handlers that log JSON lines keep their structure.
-            if e.line.line.starts_with('{') {
-                if let Ok(obj @ Value::Object(_)) = serde_json::from_str::<Value>(&e.line.line) {
-                    v["json"] = obj;
-                }
-            }
-            v
+            let json = e
+                .line
+                .line
+                .starts_with('{')
+                .then(|| serde_json::from_str::<Value>(&e.line.line).ok().filter(Value::is_object))
+                .flatten();
+            LogLine { attempt: e.attempt, seq: e.line.seq, timestamp: rfc3339(e.line.ts), text: e.line.line, json }
         })
         .collect();
-    Ok(Json(json!({"run_id": id, "logs": logs})).into_response())
+    Ok(Json(sorted(&RunLogs { run_id: id, logs })).into_response())
 }

@@ -64,6 +64,7 @@ cases![
     rescue_takes_back_expired_leases,
     prune_deletes_only_old_finished_runs,
     idempotency_keys_expire_after_their_window,
+    enqueue_refuses_beyond_max_queued,
     logs_read_back_in_order,
     queue_depth_counts_queued_runs,
     check_answers,
@@ -107,6 +108,7 @@ fn new_run(function: &str, at: i64) -> NewRun {
         correlation_id: "corr".to_string(),
         idempotency_key: None,
         request_hash: None,
+        max_queued: None,
     }
 }
 

@@ -186,3 +186,29 @@ pub async fn check_answers(store: &dyn Store) {
         "a check adds no run"
     );
 }
+
+/// A function's queue takes runs up to its `max_queued`, then refuses; room comes back as runs
+/// are claimed; a replay is answered even when the queue is full; other functions are apart.
+pub async fn enqueue_refuses_beyond_max_queued(store: &dyn Store) {
+    let t0 = now_micros();
+    let capped = |function: &str| NewRun { max_queued: Some(2), ..new_run(function, t0) };
+    let first =
+        enqueue(store, NewRun { idempotency_key: Some("k".into()), request_hash: Some("h".into()), ..capped("busy") }).await;
+    enqueue(store, capped("busy")).await;
+    match store.enqueue(capped("busy")).await {
+        Err(crate::StoreError::QueueFull { function, limit }) => assert_eq!((function.as_str(), limit), ("busy", 2)),
+        other => panic!("a third queued run must be refused, got {other:?}"),
+    }
+    let replay = NewRun { idempotency_key: Some("k".into()), request_hash: Some("h".into()), ..capped("busy") };
+    assert!(
+        matches!(store.enqueue(replay).await, Ok(Enqueued::Replayed(r)) if r.run_id == first.run_id),
+        "a replay needs no room"
+    );
+    enqueue(store, capped("quiet")).await;
+    enqueue(store, new_run("busy", t0)).await;
+    claim_one(store, "w1", "busy", t0).await;
+    claim_one(store, "w1", "busy", t0).await;
+    enqueue(store, capped("busy")).await;
+    let page = store.list(crate::ListFilter { function: Some("busy".into()), limit: 100, ..Default::default() }).await;
+    assert_eq!(page.expect("list").runs.len(), 4, "two claimed, the uncapped one and the one after the claims");
+}

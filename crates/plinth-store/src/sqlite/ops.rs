@@ -39,6 +39,17 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
             return none(Enqueued::Replayed(existing));
         }
     }
+    if let Some(limit) = run.max_queued {
+        // Why: counts at most `limit` entries of the queue index, never the whole queue.
+        let queued: u32 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_queue WHERE status = 'queued' AND function = ?1 LIMIT ?2)",
+            )?
+            .query_row(params![run.function, limit], |r| r.get(0))?;
+        if queued >= limit {
+            return Err(StoreError::QueueFull { function: run.function, limit });
+        }
+    }
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash) \

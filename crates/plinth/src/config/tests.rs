@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 19] = [
     "config",
     "host",
     "port",
@@ -18,6 +18,8 @@ const NAMES: [&str; 17] = [
     "workers",
     "shutdown_grace",
     "body_limit",
+    "rate_limit",
+    "rate_burst",
     "retention",
     "idempotency_window",
     "lease",
@@ -286,4 +288,21 @@ fn a_too_short_or_invalid_idempotency_window_is_refused() {
     assert_eq!(e.field, "server.idempotency_window");
     let e = err(&[], None, "{idempotency_window: 10s}");
     assert_eq!((e.field.as_str(), e.source_name.as_str()), ("server.idempotency_window", "c.yaml"));
+}
+
+#[test]
+fn rate_limits_are_off_by_default_and_burst_follows_the_rate() {
+    let s = ok(&[], "{}");
+    assert_eq!((s.rate_limit, s.rate_burst), (0, 1));
+    let s = ok(&["--rate-limit", "50"], "{}");
+    assert_eq!((s.rate_limit, s.rate_burst), (50, 100));
+    let s = ok(&["--rate-limit", "50"], "{rate_burst: 5}");
+    assert_eq!((s.rate_limit, s.rate_burst, shown(&s, "rate_burst").source), (50, 5, Source::File));
+}
+
+#[test]
+fn out_of_range_rate_limits_are_refused() {
+    assert_eq!(err(&["--rate-limit", "2000000"], None, "{}").field, "rate_limit");
+    assert_eq!(err(&["--rate-burst", "0"], None, "{}").field, "rate_burst");
+    assert_eq!(err(&[], None, "{rate_burst: 0}").field, "server.rate_burst");
 }

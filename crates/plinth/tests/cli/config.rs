@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 17] = [
+const SETTINGS: [&str; 19] = [
     "config",
     "host",
     "port",
@@ -17,6 +17,8 @@ const SETTINGS: [&str; 17] = [
     "workers",
     "shutdown_grace",
     "body_limit",
+    "rate_limit",
+    "rate_burst",
     "retention",
     "idempotency_window",
     "lease",
@@ -84,6 +86,8 @@ fn config_prints_every_setting_with_its_value_and_source() {
         ("workers", "16"),
         ("shutdown_grace", "30s"),
         ("body_limit", "1048576"),
+        ("rate_limit", "0"),
+        ("rate_burst", "1"),
         ("retention", "7days"),
         ("idempotency_window", "1day"),
         ("lease", "30s"),

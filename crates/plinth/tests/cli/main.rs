@@ -1,10 +1,12 @@
 //! Black-box tests of the `plinth` binary: spawned as a real process, driven over HTTP.
 
+mod auth;
 mod bench;
 mod client;
 mod config;
 mod harness;
 mod invalid;
+mod limits;
 mod log_dir;
 mod port;
 mod recovery;

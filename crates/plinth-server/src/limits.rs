@@ -1,0 +1,101 @@
+//! Request limits that protect the node: a rate limit per client, and bounds on headers.
+//! (Body size and JSON depth are checked where the body is read, in `body.rs`.)
+
+use crate::problem::ApiError;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use plinth_core::Code;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// The most headers a request may carry.
+pub const MAX_HEADERS: usize = 64;
+/// The most bytes of header names and values together.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Paths never rate limited: probes and scrapes must get through a flood.
+pub(crate) const UNLIMITED: [&str; 3] = ["/health", "/ready", "/metrics"];
+
+/// A token bucket per client: the authenticated principal's name when there is one, else the
+/// peer address.
+pub struct RateLimit {
+    limiter: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit").field("clients", &self.limiter.len()).finish()
+    }
+}
+
+impl RateLimit {
+    /// `per_second` requests a second per client on average, `burst` at once.
+    #[must_use]
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Ok` when `client` may go on, else the seconds to wait (at least 1).
+    pub(crate) fn check(&self, client: &str) -> Result<(), u64> {
+        self.limiter.check_key(&client.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// Forgets clients whose buckets are full again, so the table does not grow forever.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Clients with a bucket in memory.
+    #[must_use]
+    pub fn clients(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+/// Who a request counts against.
+pub(crate) fn client_key(req: &Request) -> String {
+    if let Some(p) = req.extensions().get::<crate::auth::Principal>() {
+        return format!("principal:{}", p.name);
+    }
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "peer:unknown".to_string(), |c| format!("peer:{}", c.0.ip()))
+}
+
+/// Answers 429 with `Retry-After` when the client is over its rate.
+pub(crate) async fn rate_limit(State(state): State<Arc<crate::AppState>>, req: Request, next: Next) -> Response {
+    let Some(limit) = &state.rate_limit else { return next.run(req).await };
+    if UNLIMITED.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match limit.check(&client_key(&req)) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => ApiError::new(Code::RateLimited, format!("too many requests from this client; retry in {wait}s"))
+            .retry_after(wait)
+            .into_response(),
+    }
+}
+
+/// Answers 431 when a request carries too many or too large headers.
+pub(crate) async fn header_guard(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        let detail = format!(
+            "{} headers of {bytes} bytes; the limits are {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
+            headers.len()
+        );
+        return ApiError::new(Code::HeadersTooLarge, detail).into_response();
+    }
+    next.run(req).await
+}
