@@ -140,9 +140,9 @@ pub(crate) struct BenchArgs {
     /// Runs of a no-op HTTP handler (a local endpoint) in one more closed-loop round; 0 skips it.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) http_runs: usize,
-    /// Runs in each of two paced rounds, on fresh servers without and with an API key, for the
-    /// cost of access control; 0 skips them.
-    #[arg(long, default_value_t = 10_000)]
+    /// Runs in each of four paced rounds on fresh servers, alternating without and with an API
+    /// key, for the cost of access control; 0 skips them.
+    #[arg(long, default_value_t = 6_000)]
     pub(crate) auth_runs: usize,
     /// Submissions per second in the access-control rounds.
     #[arg(long, default_value_t = 2000)]

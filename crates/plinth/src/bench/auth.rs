@@ -28,21 +28,33 @@ async fn paced(opts: &ServerOptions, runs: usize, concurrency: usize, rate: f64,
     Ok(json!(stats::summarize(&round.post_micros)))
 }
 
-/// Both rounds and the ratios of their p50 and p99.
+/// Paced rounds on fresh servers, alternating without and with a key (A B A B, so warm-up and
+/// drift fall on both), and the ratios of the medians of their p50 and p99.
 pub(crate) async fn compare(base: &ServerOptions, runs: usize, concurrency: usize, rate: f64) -> Result<Value, String> {
-    let plain = ServerOptions { dir: base.dir.join("no-auth"), api_key: None, ..base.clone() };
-    let keyed = ServerOptions { dir: base.dir.join("auth"), api_key: Some(KEY.to_string()), ..base.clone() };
-    let without = paced(&plain, runs, concurrency, rate, "auth comparison: without a key").await?;
-    let with = paced(&keyed, runs, concurrency, rate, "auth comparison: with an API key").await?;
+    const PAIRS: usize = 2;
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    for pair in 0..PAIRS {
+        let plain = ServerOptions { dir: base.dir.join(format!("no-auth-{pair}")), api_key: None, ..base.clone() };
+        let keyed = ServerOptions { dir: base.dir.join(format!("auth-{pair}")), api_key: Some(KEY.to_string()), ..base.clone() };
+        let n = pair + 1;
+        without.push(paced(&plain, runs, concurrency, rate, &format!("auth comparison {n}/{PAIRS}: without a key")).await?);
+        with.push(paced(&keyed, runs, concurrency, rate, &format!("auth comparison {n}/{PAIRS}: with an API key")).await?);
+    }
+    let median = |rounds: &[Value], p: &str| {
+        stats::median(&rounds.iter().filter_map(|r| r.pointer(p).and_then(Value::as_f64)).collect::<Vec<_>>())
+    };
     let ratio = |p: &str| {
-        let (a, b) = (with.pointer(p).and_then(Value::as_f64)?, without.pointer(p).and_then(Value::as_f64)?);
+        let (a, b) = (median(&with, p)?, median(&without, p)?);
         (b > 0.0).then(|| stats::round3(a / b))
     };
     Ok(json!({
         "rate": rate,
-        "runs": runs,
-        "post_run_without_auth": without,
-        "post_run_with_api_key": with,
+        "runs_per_round": runs,
+        "rounds_without_auth": without,
+        "rounds_with_api_key": with,
+        "median_p50_ms": {"without": median(&without, "/p50_ms"), "with": median(&with, "/p50_ms")},
+        "median_p99_ms": {"without": median(&without, "/p99_ms"), "with": median(&with, "/p99_ms")},
         "p50_ratio": ratio("/p50_ms"),
         "p99_ratio": ratio("/p99_ms"),
     }))
