@@ -4,7 +4,7 @@ use crate::harness::{Harness, alive, code, config, outcomes, read_pid, rust_fn, 
 use plinth_core::RunStatus;
 use plinth_core::timefmt::now_micros;
 use plinth_engine::{EngineConfig, HandlerContext};
-use plinth_store::{CancelOutcome, ClaimRequest};
+use plinth_store::{CancelOutcome, ClaimRequest, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,4 +132,39 @@ async fn graceful_shutdown_lets_short_runs_finish() {
     let run = h.get(&id).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!(run.output, Some(json!("finished")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_recorded_by_another_node_is_honoured_at_the_next_heartbeat() {
+    // Why: a second store on the same file is another node: its cancel reaches this engine
+    // only through the database (the heartbeat), never through this store's notifier.
+    let cfg = EngineConfig { lease: Duration::from_secs(1), ..config() };
+    let h = Harness::started(&sh_fn("sleeper", SLEEPER, ""), |_| {}, cfg);
+    let other = plinth_store::sqlite::SqliteStore::open(&h.path("db"), plinth_store::sqlite::Synchronous::Normal)
+        .expect("a second node opens the same database");
+    let id = h.enqueue("sleeper", json!({})).await;
+    h.wait_running(&id).await;
+    let pid = read_pid(&h.path("sh.pid")).await;
+    match other.cancel(&id, now_micros()).await.expect("cancel from the other node") {
+        CancelOutcome::Requested(run) => assert!(run.cancel_requested),
+        outcome => panic!("expected a cancel request, got {outcome:?}"),
+    }
+    let run = h.wait_terminal(&id).await;
+    assert_eq!((run.status, code(&run)), (RunStatus::Cancelled, "PLINTH_024"), "{run:#?}");
+    assert!(!alive(pid), "the command {pid} of the cancelled run is still running");
+    let seen = other.get(&id, false).await.expect("get").expect("run");
+    assert_eq!(seen.status, RunStatus::Cancelled, "the other node sees the end too");
+    match other.cancel(&id, now_micros()).await.expect("cancel") {
+        CancelOutcome::AlreadyTerminal(_) => {}
+        outcome => panic!("a second cancel of a finished run is a conflict, got {outcome:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_from_another_node_for_an_unknown_run_changes_nothing() {
+    let h = Harness::started(&sh_fn("sleeper", SLEEPER, ""), |_| {}, config());
+    let other = plinth_store::sqlite::SqliteStore::open(&h.path("db"), plinth_store::sqlite::Synchronous::Normal).expect("open");
+    let outcome = other.cancel(&plinth_core::ids::new_run_id(), now_micros()).await.expect("cancel");
+    assert!(matches!(outcome, CancelOutcome::NotFound), "{outcome:?}");
+    assert!(h.idle().await);
 }
