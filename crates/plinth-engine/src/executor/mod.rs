@@ -70,29 +70,17 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
         return AttemptEnd::Failed(RunError::new(Code::FunctionNotFound, msg).retryable(true));
     };
     let timeout = spec.policy.timeout.get();
+    let env = AttemptEnv {
+        run,
+        store: &shared.store,
+        config: &shared.config,
+        base_dir: &shared.component.base_dir,
+        timeout,
+        stop: stop.token(),
+    };
     match spec.handler.get() {
-        Some(HandlerKind::Command(cmd)) => {
-            let env = AttemptEnv {
-                run,
-                store: &shared.store,
-                config: &shared.config,
-                base_dir: &shared.component.base_dir,
-                timeout,
-                stop: stop.token(),
-            };
-            command::run(cmd, &env, &run.input).await
-        }
-        Some(HandlerKind::Http(_)) => {
-            let env = AttemptEnv {
-                run,
-                store: &shared.store,
-                config: &shared.config,
-                base_dir: &shared.component.base_dir,
-                timeout,
-                stop: stop.token(),
-            };
-            shared.http.run(&env).await
-        }
+        Some(HandlerKind::Command(cmd)) => command::run(cmd, &env, &run.input).await,
+        Some(HandlerKind::Http(_)) => shared.http.run(&env).await,
         Some(HandlerKind::Rust(name)) => {
             let Some(handler) = shared.handlers.get(name) else {
                 let msg = format!("no in-process handler is registered as `{name}`");

@@ -32,6 +32,12 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     path.map(|Path(id)| id).map_err(|_| ApiError::new(Code::RunNotFound, "no run has this id: it is not valid UTF-8"))
 }
 
+/// The `{id}` of a run route, when it can name a run at all.
+fn run_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let id = path_id(path)?;
+    if plinth_core::ids::is_run_id(&id) { Ok(id) } else { Err(not_found(&id)) }
+}
+
 fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize, &'a plinth_core::FunctionSpec), ApiError> {
     let functions = &state.component.file.functions;
     match &req.function {
@@ -312,10 +318,7 @@ pub(crate) async fn cancel(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = path_id(path)?;
-    if !plinth_core::ids::is_run_id(&id) {
-        return Err(not_found(&id));
-    }
+    let id = run_id(path)?;
     match state.store.cancel(&id, now_micros()).await? {
         CancelOutcome::Cancelled(run) | CancelOutcome::Requested(run) => {
             tracing::info!(run_id = %id, status = run.status.as_str(), "cancel accepted");
@@ -343,10 +346,7 @@ pub(crate) async fn logs(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = path_id(path)?;
-    if !plinth_core::ids::is_run_id(&id) {
-        return Err(not_found(&id));
-    }
+    let id = run_id(path)?;
     let entries = state.store.logs(&id).await?.ok_or_else(|| not_found(&id))?;
     let logs = entries
         .into_iter()

@@ -221,18 +221,22 @@ mod tests {
         assert!(memory_mib(std::process::id(), "VmRSS").is_some_and(|m| m > 0.0));
     }
 
-    #[test]
-    fn a_missing_binary_is_reported() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let opts = ServerOptions {
-            binary: dir.path().join("no-such-plinth"),
-            dir: dir.path().to_path_buf(),
+    fn options(binary: PathBuf, dir: &Path) -> ServerOptions {
+        ServerOptions {
+            binary,
+            dir: dir.to_path_buf(),
             workers: 4,
             synchronous: "full".into(),
             log_level: "info".into(),
             http_url: "http://127.0.0.1:9/noop".into(),
             api_key: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_missing_binary_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = options(dir.path().join("no-such-plinth"), dir.path());
         let err = Server::start(&opts, Duration::from_secs(1)).err().expect("fails");
         assert!(err.contains("cannot start"), "{err}");
     }
@@ -240,15 +244,7 @@ mod tests {
     #[test]
     fn a_server_that_exits_early_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = ServerOptions {
-            binary: "false".into(),
-            dir: dir.path().to_path_buf(),
-            workers: 4,
-            synchronous: "full".into(),
-            log_level: "info".into(),
-            http_url: "http://127.0.0.1:9/noop".into(),
-            api_key: None,
-        };
+        let opts = options("false".into(), dir.path());
         let err = Server::start(&opts, Duration::from_secs(5)).err().expect("fails");
         assert!(err.contains("exited before listening"), "{err}");
     }
