@@ -29,6 +29,40 @@ pub(crate) enum Command {
     /// List, show, cancel runs and read their logs on a server.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Specification documents: lint them against their template family.
+    #[command(subcommand)]
+    Spec(SpecCommand),
+}
+
+/// `spec` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SpecCommand {
+    /// Finds unfilled template placeholders and missing sections; exit 1 when it finds any.
+    ///
+    /// Output: `file:line: code: message`. Codes: placeholder, date-placeholder, ellipsis,
+    /// ellipsis-cell, instruction, missing-section, unknown-family, empty, not-markdown,
+    /// not-text, too-large.
+    Lint(SpecLintArgs),
+}
+
+/// How findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SpecFormat {
+    /// `file:line: code: message`, one a line.
+    Text,
+    /// One JSON array of `{file, line, code, message}`.
+    Json,
+}
+
+/// Settings of `spec lint`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct SpecLintArgs {
+    /// The Markdown documents.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SpecFormat::Text)]
+    pub(crate) format: SpecFormat,
 }
 
 /// Where the server is, and how to print.

@@ -17,6 +17,7 @@ mod cli;
 mod client;
 mod config;
 mod serve;
+mod spec;
 mod telemetry;
 
 pub use plinth_engine::{Handler, HandlerContext, HandlerError, Handlers};
@@ -42,6 +43,7 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
         cli::Command::Bench(args) => bench::main(&args),
         cli::Command::Run(args) => client::run(&args),
         cli::Command::Runs(command) => client::runs(&command),
+        cli::Command::Spec(command) => spec::main(&command),
     }
 }
 

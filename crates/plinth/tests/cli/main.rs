@@ -11,4 +11,5 @@ mod log_dir;
 mod port;
 mod recovery;
 mod serve;
+mod spec;
 mod shutdown;

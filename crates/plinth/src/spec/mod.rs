@@ -1,0 +1,96 @@
+//! `plinth spec ...`: specification documents. `lint` finds unfilled template placeholders and
+//! missing sections.
+
+mod families;
+mod lint;
+
+use crate::cli::{SpecCommand, SpecFormat};
+use lint::{Finding, MAX_BYTES};
+use serde_json::json;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Reads a document, or says why it cannot be linted.
+fn read(path: &Path) -> Result<Result<String, Finding>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a file", path.display()));
+    }
+    if meta.len() > MAX_BYTES as u64 {
+        let msg = format!("{} bytes, more than the {MAX_BYTES} a specification may have", meta.len());
+        return Ok(Err(Finding { line: 1, code: "too-large", message: msg }));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.contains(&0) {
+        return Ok(Err(Finding {
+            line: 1,
+            code: "not-text",
+            message: "binary data (NUL bytes): not a Markdown document".into(),
+        }));
+    }
+    Ok(String::from_utf8(bytes).map_err(|e| Finding {
+        line: 1,
+        code: "not-text",
+        message: format!("not UTF-8 text (at byte {}): not a Markdown document", e.utf8_error().valid_up_to()),
+    }))
+}
+
+/// Lints each file; the findings by file, or the first file that cannot be read.
+pub(crate) fn lint_files(files: &[std::path::PathBuf]) -> Result<Vec<(String, Vec<Finding>)>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let findings = match read(f)? {
+                Ok(text) => lint::lint(&text),
+                Err(finding) => vec![finding],
+            };
+            Ok((f.display().to_string(), findings))
+        })
+        .collect()
+}
+
+/// Renders the findings as `file:line: code: message` lines or a JSON array.
+pub(crate) fn render(results: &[(String, Vec<Finding>)], format: SpecFormat) -> String {
+    match format {
+        SpecFormat::Text => results
+            .iter()
+            .flat_map(|(file, fs)| fs.iter().map(move |f| format!("{file}:{}: {}: {}\n", f.line, f.code, f.message)))
+            .collect(),
+        SpecFormat::Json => {
+            let all: Vec<_> = results
+                .iter()
+                .flat_map(|(file, fs)| {
+                    fs.iter().map(move |f| json!({"file": file, "line": f.line, "code": f.code, "message": f.message}))
+                })
+                .collect();
+            format!("{}\n", serde_json::Value::Array(all))
+        }
+    }
+}
+
+pub(crate) fn main(command: &SpecCommand) -> ExitCode {
+    match command {
+        SpecCommand::Lint(args) => match lint_files(&args.files) {
+            Ok(results) => {
+                print!("{}", render(&results, args.format));
+                let n: usize = results.iter().map(|(_, f)| f.len()).sum();
+                if n == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "plinth spec lint: {n} finding(s) in {} file(s)",
+                        results.iter().filter(|(_, f)| !f.is_empty()).count()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("plinth spec lint: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
