@@ -32,6 +32,51 @@ pub(crate) enum Command {
     /// Specification documents: lint them against their template family.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// Check a server (any language) against the component contract: each check passes,
+    /// fails (what was expected, what came back) or is skipped (why).
+    ///
+    /// Exit codes: 0 nothing failed (skips allowed), 1 a check failed, 2 usage error or the
+    /// server cannot be reached. Redirects are reported, not followed.
+    Check(CheckArgs),
+}
+
+/// How `check` prints its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CheckFormat {
+    /// A table, one check a line, and a summary.
+    Table,
+    /// One JSON object: `{url, results: [{id, outcome, expected, got, why, elapsed_ms}], summary}`.
+    Json,
+    /// JUnit XML, for CI.
+    Junit,
+}
+
+/// Settings of `check`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct CheckArgs {
+    /// The server's base URL, such as http://127.0.0.1:8000.
+    pub(crate) url: String,
+    /// The function the run checks submit to [default: the only one GET /functions lists].
+    #[arg(long)]
+    pub(crate) function: Option<String>,
+    /// The input of the runs submitted: JSON text, @FILE, or - for standard input [default: {}].
+    #[arg(long)]
+    pub(crate) input: Option<String>,
+    /// Only these checks (ids, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+    /// Not these checks (ids, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) skip: Vec<String>,
+    /// How long each check may take.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+    pub(crate) format: CheckFormat,
+    /// The prefix of the metric names the contract requires.
+    #[arg(long, default_value = "plinth")]
+    pub(crate) metrics_prefix: String,
 }
 
 /// `spec` subcommands.

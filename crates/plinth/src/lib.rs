@@ -13,6 +13,7 @@
 //! ```
 
 mod bench;
+mod check;
 mod cli;
 mod client;
 mod config;
@@ -44,6 +45,7 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
         cli::Command::Run(args) => client::run(&args),
         cli::Command::Runs(command) => client::runs(&command),
         cli::Command::Spec(command) => spec::main(&command),
+        cli::Command::Check(args) => check::main(&args),
     }
 }
 

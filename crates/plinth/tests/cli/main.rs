@@ -2,6 +2,8 @@
 
 mod auth;
 mod bench;
+mod check;
+mod check_partial;
 mod client;
 mod config;
 mod harness;

@@ -1,0 +1,121 @@
+//! `plinth check` against Plinth's own server, and against nothing at all.
+
+use crate::harness::{Served, component_dir, plinth};
+use serde_json::Value;
+
+/// A function with an input schema, so `run.schema_violation` runs too.
+const COMPONENT: &str = "\
+component: {name: check-test, version: '1'}
+functions:
+  - name: echo
+    handler: {command: {argv: [cat]}}
+    input_schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+    policy: {retries: {max_attempts: 1}}
+  - name: other
+    handler: {command: {argv: [cat]}}
+";
+
+/// `plinth check ARGS`: (exit code, stdout, stderr).
+pub(crate) fn check(args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = plinth(&[&["check"], args].concat(), &[], dir.path());
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// The `results` of a `--format json` report.
+pub(crate) fn results(stdout: &str) -> Vec<Value> {
+    let report: Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    report["results"].as_array().expect("results").clone()
+}
+
+#[test]
+fn plinths_own_server_passes_every_check() {
+    let (dir, config) = component_dir(COMPONENT);
+    let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
+    let url = s.url("");
+    let (code, out, err) = check(&[&url, "--function", "echo", "--input", r#"{"n":1}"#, "--format", "json"]);
+    let all = results(&out);
+    assert_eq!(all.len(), 18, "every check reported: {out}");
+    for r in &all {
+        assert_eq!(r["outcome"], "pass", "{r}");
+    }
+    assert_eq!(code, 0, "{err}");
+
+    // The table says the same; a trailing slash on the URL is fine.
+    let (code, table, _) = check(&[&format!("{url}/"), "--function", "echo", "--input", r#"{"n":2}"#]);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.starts_with("CHECK") && table.contains("18 passed, 0 failed, 0 skipped"), "{table}");
+}
+
+#[test]
+fn without_a_function_the_run_checks_are_skipped_saying_why() {
+    let (dir, config) = component_dir(COMPONENT);
+    let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
+    let (code, out, _) = check(&[&s.url(""), "--format", "json"]);
+    assert_eq!(code, 0, "skips are not failures: {out}");
+    let all = results(&out);
+    let why = |id: &str| all.iter().find(|r| r["id"] == id).map(|r| r["why"].clone()).expect("reported");
+    assert_eq!(why("run.accepted"), "the component has 2 functions (echo, other); pass --function");
+    assert_eq!(why("run.location"), "depends on run.accepted, which was skipped");
+    assert_eq!(why("cancel.queued"), "depends on run.accepted, which was skipped");
+    // A fresh server has no run series yet, and no run was made here to create them.
+    assert!(why("metrics.names").as_str().is_some_and(|w| w.starts_with("missing plinth_runs_total")), "{out}");
+    assert!(all.iter().filter(|r| r["outcome"] != "skip").all(|r| r["outcome"] == "pass"), "{out}");
+
+    // A function without an input schema: the schema check is skipped, the rest pass.
+    let (code, out, _) = check(&[&s.url(""), "--function", "other", "--format", "json"]);
+    assert_eq!(code, 0, "{out}");
+    for r in results(&out) {
+        match r["id"].as_str() {
+            Some("run.schema_violation") => {
+                assert_eq!(r["why"], "the function has no input schema (per GET /functions)", "{r}");
+            }
+            _ => assert_eq!(r["outcome"], "pass", "{r}"),
+        }
+    }
+}
+
+#[test]
+fn only_and_skip_select_checks() {
+    let (dir, config) = component_dir(COMPONENT);
+    let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
+    let (code, out, _) = check(&[
+        &s.url(""),
+        "--function",
+        "echo",
+        "--input",
+        r#"{"n":1}"#,
+        "--only",
+        "run.location,health.checks",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let ids: Vec<Value> = results(&out).iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, ["health.checks", "run.location"], "what they need runs, unreported");
+    let (_, out, _) = check(&[&s.url(""), "--skip", "run.accepted,metrics.names", "--format", "json"]);
+    let ids: Vec<Value> = results(&out).iter().map(|r| r["id"].clone()).collect();
+    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 16, "{out}");
+}
+
+#[test]
+fn usage_errors_and_an_unreachable_server_exit_2() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let (code, out, err) = check(&[&format!("http://{closed}")]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.is_empty(), "no report: {out}");
+    assert!(err.contains(&format!("cannot reach http://{closed}")) && err.contains("refused"), "{err}");
+
+    let (code, _, err) = check(&["localhost:8000"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("must start with http:// or https://"), "{err}");
+    let (code, _, err) = check(&["http://127.0.0.1:1", "--only", "health.status,nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no check has the id `nope`") && err.contains("openapi.present"), "{err}");
+    let (code, _, err) = check(&["http://127.0.0.1:1", "--input", "{oops"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not valid JSON"), "{err}");
+    let (code, _, err) = check(&["http://127.0.0.1:1", "--timeout", "0s"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--timeout"), "{err}");
+}
