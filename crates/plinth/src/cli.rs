@@ -77,6 +77,9 @@ pub(crate) struct CheckArgs {
     /// The prefix of the metric names the contract requires.
     #[arg(long, default_value = "plinth")]
     pub(crate) metrics_prefix: String,
+    /// Sent as `Authorization: Bearer KEY` on every request, for servers with access control.
+    #[arg(long, env = "PLINTH_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
 }
 
 /// `spec` subcommands.
@@ -119,6 +122,9 @@ pub(crate) struct ClientArgs {
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Sent as `Authorization: Bearer KEY`, for servers with access control (an API key or a JWT).
+    #[arg(long, env = "PLINTH_API_KEY", hide_env_values = true, global = true)]
+    pub(crate) api_key: Option<String>,
 }
 
 /// Settings of `run`.

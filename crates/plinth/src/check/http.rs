@@ -24,6 +24,7 @@ fn client(opts: &CheckOptions) -> Result<reqwest::Client, String> {
     // Why: reqwest is built without a default TLS provider (decision 0002); https needs one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+        .default_headers(crate::client::bearer_headers(opts.api_key.as_deref())?)
         .connect_timeout(opts.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("plinth-check/", env!("CARGO_PKG_VERSION")))

@@ -66,6 +66,8 @@ pub(crate) struct CheckOptions {
     pub(crate) timeout: Duration,
     /// The metric name prefix (`plinth` by default; the contract lets a component change it).
     pub(crate) metrics_prefix: String,
+    /// A bearer credential sent on every request.
+    pub(crate) api_key: Option<String>,
 }
 
 /// How a check ended.
@@ -236,6 +238,7 @@ fn main_inner(args: &CheckArgs) -> Result<u8, String> {
         skip: args.skip.clone(),
         timeout: args.timeout,
         metrics_prefix: args.metrics_prefix.clone(),
+        api_key: args.api_key.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

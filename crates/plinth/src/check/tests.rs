@@ -13,6 +13,7 @@ fn opts(only: &[&str], skip: &[&str]) -> CheckOptions {
         skip: skip.iter().map(|s| (*s).to_string()).collect(),
         timeout: Duration::from_secs(1),
         metrics_prefix: "plinth".into(),
+        api_key: None,
     }
 }
 

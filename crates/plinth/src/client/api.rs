@@ -46,7 +46,9 @@ impl Api {
         let base = base_url(args)?;
         // Why: reqwest is built without a default TLS provider (decision 0002); https needs one.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let headers = super::bearer_headers(args.api_key.as_deref()).map_err(|e| Failure::new(super::EXIT_USAGE, e))?;
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(90))
             .user_agent(concat!("plinth-cli/", env!("CARGO_PKG_VERSION")))

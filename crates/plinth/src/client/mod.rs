@@ -190,6 +190,18 @@ async fn manage(command: &RunsCommand) -> Result<u8, Failure> {
     }
 }
 
+/// `Authorization: Bearer KEY` (marked sensitive, so never printed) when a key is given.
+pub(crate) fn bearer_headers(key: Option<&str>) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| "--api-key holds characters a header cannot carry".to_string())?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
 /// The base URL from `--url`, checked.
 pub(crate) fn base_url(args: &ClientArgs) -> Result<String, Failure> {
     let url = args.url.trim_end_matches('/');

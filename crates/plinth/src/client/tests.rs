@@ -4,7 +4,7 @@ use super::*;
 use crate::cli::ClientArgs;
 
 fn client(url: &str) -> ClientArgs {
-    ClientArgs { url: url.into(), json: false }
+    ClientArgs { url: url.into(), json: false, api_key: None }
 }
 
 #[test]
@@ -76,4 +76,14 @@ fn runs_render_for_people() {
     let logs = json!({"logs": [{"attempt": 1, "timestamp": "t", "text": "hello"}]});
     assert_eq!(log_lines(&logs), "#1 t hello\n");
     assert_eq!(log_lines(&json!({"logs": []})), "no log lines\n");
+}
+
+#[test]
+fn an_api_key_becomes_a_sensitive_bearer_header() {
+    let h = bearer_headers(Some("k-123")).expect("headers");
+    let v = h.get("authorization").expect("authorization");
+    assert_eq!(v.to_str().ok(), Some("Bearer k-123"));
+    assert!(v.is_sensitive());
+    assert!(bearer_headers(None).expect("none").is_empty());
+    assert!(bearer_headers(Some("bad\nkey")).is_err());
 }

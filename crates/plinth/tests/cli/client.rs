@@ -117,3 +117,41 @@ fn idempotency_keys_replay_the_same_run() {
     assert_eq!(code, 2);
     assert!(err.contains("PLINTH_015"), "{err}");
 }
+
+const GUARDED: &str = "\
+auth:
+  api_keys:
+    - {name: ops, from_env: OPS_KEY, scopes: [admin]}
+component: {name: guarded, version: '1'}
+functions:
+  - name: echo
+    handler: {command: {argv: [cat]}}
+    input_schema: {type: object}
+";
+
+#[test]
+fn the_client_and_check_send_an_api_key_to_a_guarded_server() {
+    let key = "ops-key-0123456789abcdef";
+    let (dir, config) = component_dir(GUARDED);
+    let config = config.to_str().expect("utf-8").to_string();
+    let s = Served::spawn(
+        &["serve", "--config", &config, "--port", "0", "--database-url", "sqlite://db"],
+        &[("OPS_KEY", key)],
+        dir.path(),
+    );
+    let url = s.url("");
+    let out = plinth(&["run", "echo", "--input", "{}", "--wait", "--url", &url], &[], dir.path());
+    assert_eq!(out.status.code(), Some(2), "refused without a key");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PLINTH_030"));
+    let out = plinth(&["run", "echo", "--input", "{}", "--wait", "--url", &url], &[("PLINTH_API_KEY", key)], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = plinth(&["runs", "list", "--url", &url, "--api-key", "wrong-key-0123456789"], &[], dir.path());
+    assert_eq!(out.status.code(), Some(2), "a wrong key is refused");
+    let out = plinth(&["check", &url, "--function", "echo", "--format", "json", "--api-key", key], &[], dir.path());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let failed: Vec<&serde_json::Value> =
+        report["results"].as_array().expect("results").iter().filter(|r| r["outcome"] == "fail").collect();
+    assert!(failed.is_empty() && out.status.success(), "{failed:?}");
+    let all_out = [String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)].concat();
+    assert!(!all_out.contains(key), "the key is never printed");
+}
