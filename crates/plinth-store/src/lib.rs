@@ -1,12 +1,13 @@
-//! The durable run store: the [`Store`] trait every backend implements, and the embedded
-//! SQLite backend.
+//! The durable run store: the [`Store`] trait every backend implements, the embedded SQLite
+//! backend and the PostgreSQL backend.
 //!
 //! A backend owns its SQL and its migrations. The engine and the API talk to it only through
-//! [`Store`], so another backend (PostgreSQL) can stand in without either of them changing.
+//! [`Store`], so one backend can stand in for another without either of them changing.
 
 #[doc(hidden)]
 pub mod conformance;
 mod notify;
+pub mod postgres;
 pub mod sqlite;
 
 pub use notify::Notifier;

@@ -1,7 +1,7 @@
 //! The embedded SQLite store: WAL mode, one writer thread with group commit, a pool of
 //! read-only connections.
 
-mod migrate;
+pub(crate) mod migrate;
 mod ops;
 mod read;
 mod rows;

@@ -13,5 +13,5 @@ mod log_dir;
 mod port;
 mod recovery;
 mod serve;
-mod spec;
 mod shutdown;
+mod spec;

@@ -1,0 +1,211 @@
+//! Claims, heartbeats, finishes and the rescue of lost leases.
+
+use super::rows::{RUN_COLS, run_from_row, to_json};
+use crate::{ClaimRequest, Claimed, FinishRequest, Heartbeat, Rescued, StoreError, cancelled_error};
+use plinth_core::{Code, Finish, RunError, RunStatus};
+use sqlx::{PgPool, Row};
+
+/// Leases up to `n` due runs of one function in one statement, and records their attempts.
+/// `SKIP LOCKED` lets nodes claiming at once take different runs instead of waiting.
+fn claim_sql() -> String {
+    format!(
+        "WITH claimed AS ( \
+           UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, \
+             started_at = $3 \
+           WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
+             ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+           RETURNING {RUN_COLS}), \
+         recorded AS ( \
+           INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
+           SELECT id, attempt, $1, $3, 'running' FROM claimed \
+           ON CONFLICT (run_id, attempt) DO UPDATE SET owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, \
+             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL) \
+         SELECT {RUN_COLS} FROM claimed"
+    )
+}
+
+pub(crate) async fn claim(pool: &PgPool, req: &ClaimRequest) -> Result<Claimed, StoreError> {
+    let sql = claim_sql();
+    let mut tx = pool.begin().await?;
+    let mut runs = Vec::new();
+    for (function, n) in &req.wants {
+        let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
+        let n = (*n).min(remaining);
+        if n == 0 {
+            continue;
+        }
+        let rows = sqlx::query(&sql)
+            .bind(&req.owner)
+            .bind(req.lease_until)
+            .bind(req.now)
+            .bind(function)
+            .bind(i64::from(n))
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            runs.push(run_from_row(row)?);
+        }
+    }
+    let next_due: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'queued'").fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
+    Ok(Claimed { runs, next_due })
+}
+
+pub(crate) async fn heartbeat(pool: &PgPool, owner: &str, runs: &[(String, u32)], until: i64) -> Result<Heartbeat, StoreError> {
+    if runs.is_empty() {
+        return Ok(Heartbeat::default());
+    }
+    let ids: Vec<String> = runs.iter().map(|(id, _)| id.clone()).collect();
+    let attempts: Vec<i64> = runs.iter().map(|(_, a)| i64::from(*a)).collect();
+    let rows = sqlx::query(
+        "UPDATE runs SET lease_expires_at = $1 FROM unnest($2::text[], $3::bigint[]) AS held(id, attempt) \
+         WHERE runs.id = held.id AND runs.attempt = held.attempt AND runs.lease_owner = $4 AND runs.status = 'running' \
+         RETURNING runs.id, runs.cancel_requested",
+    )
+    .bind(until)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    let mut held = std::collections::HashMap::new();
+    for row in &rows {
+        held.insert(row.try_get::<String, _>("id")?, row.try_get::<bool, _>("cancel_requested")?);
+    }
+    let mut hb = Heartbeat::default();
+    for (id, _) in runs {
+        match held.get(id) {
+            None => hb.lost.push(id.clone()),
+            Some(false) => {}
+            Some(true) => hb.cancel.push(id.clone()),
+        }
+    }
+    Ok(hb)
+}
+
+struct Transition {
+    status: RunStatus,
+    output: Option<String>,
+    error: Option<RunError>,
+    next_attempt_at: Option<i64>,
+    attempt: u32,
+}
+
+fn transition(req: &FinishRequest, cancel_requested: bool) -> Transition {
+    let ends = |status, output, error, next_attempt_at, attempt| Transition { status, output, error, next_attempt_at, attempt };
+    match req.finish.clone() {
+        Finish::Succeeded(out) => ends(RunStatus::Succeeded, Some(to_json(&out)), None, None, req.attempt),
+        Finish::Retry(..) | Finish::Released if cancel_requested => {
+            ends(RunStatus::Cancelled, None, Some(cancelled_error()), None, req.attempt)
+        }
+        Finish::Retry(error, at) => ends(RunStatus::Queued, None, Some(error), Some(at), req.attempt),
+        Finish::Failed(error) => ends(RunStatus::Failed, None, Some(error), None, req.attempt),
+        Finish::Cancelled(error) => ends(RunStatus::Cancelled, None, Some(error), None, req.attempt),
+        Finish::Released => ends(RunStatus::Queued, None, None, Some(req.now), req.attempt.saturating_sub(1)),
+    }
+}
+
+/// Records an attempt's end; returns (the lease was held, the run is now terminal).
+pub(crate) async fn finish(pool: &PgPool, req: FinishRequest) -> Result<(bool, bool), StoreError> {
+    let mut tx = pool.begin().await?;
+    let held: Option<bool> = sqlx::query_scalar(
+        "SELECT cancel_requested FROM runs WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running' \
+         FOR UPDATE",
+    )
+    .bind(&req.run_id)
+    .bind(&req.owner)
+    .bind(i64::from(req.attempt))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(cancel_requested) = held else {
+        tx.rollback().await?;
+        return Ok((false, false));
+    };
+    let t = transition(&req, cancel_requested);
+    let attempt_error = match &req.finish {
+        Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(e.clone()),
+        Finish::Succeeded(_) | Finish::Released => None,
+    };
+    let terminal = t.status.is_terminal();
+    sqlx::query(
+        "UPDATE runs SET status = $1, output = $2, error = COALESCE($3, error), finished_at = $4, \
+         next_attempt_at = COALESCE($5, next_attempt_at), attempt = $6, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $7",
+    )
+    .bind(t.status.as_str())
+    .bind(t.output)
+    .bind(t.error.as_ref().map(to_json))
+    .bind(terminal.then_some(req.now))
+    .bind(t.next_attempt_at)
+    .bind(i64::from(t.attempt))
+    .bind(&req.run_id)
+    .execute(&mut *tx)
+    .await?;
+    let duration_us = i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE attempts SET finished_at = $1, outcome = $2, error = $3, duration_us = $4 WHERE run_id = $5 AND attempt = $6",
+    )
+    .bind(req.now)
+    .bind(req.finish.outcome())
+    .bind(attempt_error.as_ref().map(to_json))
+    .bind(duration_us)
+    .bind(&req.run_id)
+    .bind(i64::from(req.attempt))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((true, terminal))
+}
+
+pub(crate) async fn rescue(pool: &PgPool, now: i64) -> Result<Vec<Rescued>, StoreError> {
+    let mut tx = pool.begin().await?;
+    // Why: SKIP LOCKED leaves alone a run whose worker is finishing or renewing it right now.
+    let expired = sqlx::query(
+        "SELECT id, function, attempt, max_attempts, COALESCE(lease_owner, '') AS owner, cancel_requested FROM runs \
+         WHERE status = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut rescued = Vec::with_capacity(expired.len());
+    for row in &expired {
+        let id: String = row.try_get("id")?;
+        let attempt = super::rows::u32_col(row, "attempt")?;
+        let max_attempts = super::rows::u32_col(row, "max_attempts")?;
+        let owner: String = row.try_get("owner")?;
+        let lost =
+            RunError::new(Code::LeaseExpired, format!("worker {owner} stopped renewing its lease during attempt {attempt}"));
+        let (status, error) = if row.try_get::<bool, _>("cancel_requested")? {
+            (RunStatus::Cancelled, cancelled_error())
+        } else if attempt >= max_attempts {
+            (RunStatus::Failed, lost.clone())
+        } else {
+            (RunStatus::Queued, lost.clone())
+        };
+        sqlx::query(
+            "UPDATE runs SET status = $1, error = $2, finished_at = $3, next_attempt_at = $4, lease_owner = NULL, \
+             lease_expires_at = NULL WHERE id = $5",
+        )
+        .bind(status.as_str())
+        .bind(to_json(&error))
+        .bind(status.is_terminal().then_some(now))
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE attempts SET finished_at = $1, outcome = 'lease_expired', error = $2 WHERE run_id = $3 AND attempt = $4",
+        )
+        .bind(now)
+        .bind(to_json(&lost))
+        .bind(&id)
+        .bind(i64::from(attempt))
+        .execute(&mut *tx)
+        .await?;
+        rescued.push(Rescued { run_id: id, function: row.try_get("function")?, attempt, owner, status });
+    }
+    tx.commit().await?;
+    Ok(rescued)
+}

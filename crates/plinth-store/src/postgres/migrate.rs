@@ -1,0 +1,69 @@
+//! Embedded migrations, applied in order in one transaction under an advisory lock, so nodes
+//! starting at once take turns; an applied migration that was edited stops startup.
+
+use super::lock_key;
+use crate::StoreError;
+use crate::sqlite::migrate::checksum;
+use sqlx::{Executor, PgPool};
+
+/// (version, name, SQL) of every migration, in order. Never edit one that was released:
+/// add a new one.
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+/// Creates `schema` if needed and applies the migrations it lacks; returns how many.
+pub(crate) async fn migrate(pool: &PgPool, schema: &str, migrations: &[(i64, &str, &str)]) -> Result<usize, StoreError> {
+    let mut tx = pool.begin().await?;
+    // Why: a transaction-level lock is released by the commit or rollback, even when this
+    // node dies half-way; the key is per schema, so components sharing a database do not wait.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key(&["plinth-migrate", schema])).execute(&mut *tx).await?;
+    let exists = sqlx::query("SELECT 1 FROM pg_namespace WHERE nspname = $1").bind(schema).fetch_optional(&mut *tx).await?;
+    if exists.is_none() {
+        let create = format!("CREATE SCHEMA \"{schema}\"");
+        tx.execute(create.as_str()).await?;
+    }
+    let set_path = format!("SET LOCAL search_path TO \"{schema}\"");
+    tx.execute(set_path.as_str()).await?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS plinth_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM plinth_migrations").fetch_one(&mut *tx).await?;
+    let known = migrations.last().map_or(0, |m| m.0);
+    if let Some(newest) = newest.filter(|n| *n > known) {
+        tx.rollback().await?;
+        return Err(StoreError::Schema(format!(
+            "schema `{schema}` is at version {newest}, newer than this plinth knows ({known}); use a newer plinth"
+        )));
+    }
+    let mut applied = 0;
+    for (version, name, sql) in migrations {
+        let sum = checksum(sql);
+        let existing: Option<String> = sqlx::query_scalar("SELECT checksum FROM plinth_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match existing {
+            Some(found) if found == sum => {}
+            Some(_) => {
+                tx.rollback().await?;
+                return Err(StoreError::Schema(format!(
+                    "migration {version} ({name}) was changed after it was applied; restore it and add a new migration instead"
+                )));
+            }
+            None => {
+                tx.execute(*sql).await?;
+                sqlx::query("INSERT INTO plinth_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+                    .bind(version)
+                    .bind(name)
+                    .bind(&sum)
+                    .bind(plinth_core::timefmt::now_micros())
+                    .execute(&mut *tx)
+                    .await?;
+                applied += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

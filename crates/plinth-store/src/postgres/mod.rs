@@ -1,0 +1,216 @@
+//! The PostgreSQL store: a pool of connections to one schema, each write its own transaction.
+//!
+//! Several Plinth nodes may share one database: claims take runs with `FOR UPDATE SKIP LOCKED`,
+//! every write that reads before it writes locks the rows it reads, and migrations run under
+//! an advisory lock. Wake-ups (the [`Notifier`]) are still in-process: a node hears only of
+//! what it committed itself.
+
+mod leases;
+mod migrate;
+mod read;
+mod rows;
+mod runs;
+mod upkeep;
+
+use crate::{
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, ListFilter, LogEntry, LogLine, Notifier, Page,
+    Rescued, Store, StoreError,
+};
+use async_trait::async_trait;
+use plinth_core::{NewRun, Run};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long connecting, or waiting for a pooled connection, may take before the database
+/// counts as unavailable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most connections one store opens.
+const MAX_CONNECTIONS: u32 = 16;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
+            // Why: as on SQLite, a refused write (a duplicate run id included) is unavailable.
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Whether `name` may name the store's schema: lowercase letters, digits and `_`, not
+/// starting with a digit, at most 63 bytes (PostgreSQL's limit), not `pg_`-prefixed.
+#[must_use]
+pub fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    first_ok
+        && name.len() <= 63
+        && !name.starts_with("pg_")
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// FNV-1a of `parts`, as the key of an advisory lock.
+fn lock_key(parts: &[&str]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+    notifier: Arc<Notifier>,
+    schema: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`,
+    /// without TLS), creates `schema` if it is missing and applies the migrations in it. Every
+    /// pooled connection works in `schema` (its `search_path`).
+    ///
+    /// # Errors
+    /// `Schema` for an invalid schema name, a newer or edited schema; `Unavailable` when the
+    /// database cannot be reached within [`CONNECT_TIMEOUT`] or refuses the migrations.
+    pub async fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
+        if !valid_schema_name(schema) {
+            return Err(StoreError::Schema(format!(
+                "`{schema}` is not a valid schema name: use lowercase letters, digits and _, at most 63, \
+                 not starting with a digit nor pg_"
+            )));
+        }
+        // Why: the URL may hold a password, so it is never repeated in an error.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?
+            .application_name("plinth");
+        let set_path = Arc::new(format!("SET search_path TO \"{schema}\""));
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .after_connect(move |conn, _meta| {
+                let sql = set_path.clone();
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, sql.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        let applied = tokio::time::timeout(CONNECT_TIMEOUT * 2, migrate::migrate(&pool, schema, migrate::MIGRATIONS))
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("PostgreSQL did not answer within {CONNECT_TIMEOUT:?}")))??;
+        if applied > 0 {
+            tracing::info!(applied, schema, "database migrated");
+        }
+        Ok(Self { pool, notifier: Arc::new(Notifier::default()), schema: schema.to_string() })
+    }
+
+    /// The schema the store works in.
+    #[must_use]
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
+        runs::enqueue(&self.pool, &self.schema, run).await
+    }
+
+    async fn get(&self, run_id: &str, with_attempts: bool) -> Result<Option<Run>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read::get_run(&mut conn, run_id, with_attempts, false).await
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Page, StoreError> {
+        read::list(&self.pool, &filter).await
+    }
+
+    async fn cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
+        let outcome = runs::cancel(&self.pool, run_id, now).await?;
+        match &outcome {
+            CancelOutcome::Cancelled(_) => self.notifier.terminal([run_id]),
+            CancelOutcome::Requested(_) => self.notifier.cancel(run_id),
+            CancelOutcome::AlreadyTerminal(_) | CancelOutcome::NotFound => {}
+        }
+        Ok(outcome)
+    }
+
+    async fn claim(&self, req: ClaimRequest) -> Result<Claimed, StoreError> {
+        leases::claim(&self.pool, &req).await
+    }
+
+    async fn heartbeat(&self, owner: &str, runs: Vec<(String, u32)>, lease_until: i64) -> Result<Heartbeat, StoreError> {
+        leases::heartbeat(&self.pool, owner, &runs, lease_until).await
+    }
+
+    async fn finish(&self, req: FinishRequest) -> Result<bool, StoreError> {
+        let run_id = req.run_id.clone();
+        let (done, terminal) = leases::finish(&self.pool, req).await?;
+        if terminal {
+            self.notifier.terminal([run_id.as_str()]);
+        }
+        Ok(done)
+    }
+
+    async fn append_logs(&self, run_id: &str, attempt: u32, lines: Vec<LogLine>) -> Result<(), StoreError> {
+        upkeep::append_logs(&self.pool, run_id, attempt, &lines).await
+    }
+
+    async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        read::logs(&self.pool, run_id).await
+    }
+
+    async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError> {
+        let rescued = leases::rescue(&self.pool, now).await?;
+        self.notifier.terminal(rescued.iter().filter(|r| r.status.is_terminal()).map(|r| r.run_id.as_str()));
+        Ok(rescued)
+    }
+
+    async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError> {
+        upkeep::prune(&self.pool, before, keys_before, batch).await
+    }
+
+    async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        read::queue_depth(&self.pool).await
+    }
+
+    async fn check(&self) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        upkeep::probe(&self.pool, plinth_core::timefmt::now_micros()).await?;
+        Ok(started.elapsed())
+    }
+
+    fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! Queries that only read, on any pooled connection (or inside a write's transaction).
+
+use super::rows::{ATTEMPT_COLS, RUN_COLS, attempt_from_row, run_from_row, u32_col};
+use crate::{ListFilter, LogEntry, LogLine, Page, StoreError};
+use plinth_core::Run;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+/// One run; `lock` takes its row lock (inside a transaction) so the caller can change it.
+pub(crate) async fn get_run(
+    conn: &mut PgConnection,
+    id: &str,
+    with_attempts: bool,
+    lock: bool,
+) -> Result<Option<Run>, StoreError> {
+    let sql = format!("SELECT {RUN_COLS} FROM runs WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
+    let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let mut run = run_from_row(&row)?;
+    if with_attempts {
+        let sql = format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE run_id = $1 ORDER BY attempt");
+        let rows = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await?;
+        run.attempts = Some(rows.iter().map(attempt_from_row).collect::<Result<_, _>>()?);
+    }
+    Ok(Some(run))
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
+    let mut add = |clause: &str, arg: Arg| {
+        args.push(arg);
+        clauses.push(format!("{clause} ${}", args.len()));
+    };
+    if let Some(func) = &f.function {
+        add("function =", Arg::Text(func.clone()));
+    }
+    if let Some(status) = f.status {
+        add("status =", Arg::Text(status.as_str().to_string()));
+    }
+    if let Some(c) = &f.correlation_id {
+        add("correlation_id =", Arg::Text(c.clone()));
+    }
+    if let Some(t) = f.created_after {
+        add("created_at >=", Arg::Int(t));
+    }
+    if let Some(t) = f.created_before {
+        add("created_at <", Arg::Int(t));
+    }
+    if let Some(id) = &f.before_id {
+        add("id <", Arg::Text(id.clone()));
+    }
+    let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    let limit = f.limit.max(1);
+    args.push(Arg::Int(i64::from(limit) + 1));
+    let sql = format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY id DESC LIMIT ${}", args.len());
+    let mut query = sqlx::query(&sql);
+    for arg in args {
+        query = match arg {
+            Arg::Text(s) => query.bind(s),
+            Arg::Int(n) => query.bind(n),
+        };
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if runs.len() > limit as usize {
+        runs.truncate(limit as usize);
+        runs.last().map(|r| r.run_id.clone())
+    } else {
+        None
+    };
+    Ok(Page { runs, next_cursor })
+}
+
+fn entry(row: &PgRow) -> Result<LogEntry, StoreError> {
+    Ok(LogEntry {
+        attempt: u32_col(row, "attempt")?,
+        line: LogLine { seq: u32_col(row, "seq")?, ts: row.try_get("ts")?, line: row.try_get("line")? },
+    })
+}
+
+pub(crate) async fn logs(pool: &PgPool, id: &str) -> Result<Option<Vec<LogEntry>>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    if sqlx::query("SELECT 1 FROM runs WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?.is_none() {
+        return Ok(None);
+    }
+    let rows = sqlx::query("SELECT attempt, seq, ts, line FROM run_logs WHERE run_id = $1 ORDER BY attempt, seq")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(Some(rows.iter().map(entry).collect::<Result<_, _>>()?))
+}
+
+pub(crate) async fn queue_depth(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows =
+        sqlx::query("SELECT function, COUNT(*) AS n FROM runs WHERE status = 'queued' GROUP BY function ORDER BY function")
+            .fetch_all(pool)
+            .await?;
+    rows.iter().map(|r| Ok((r.try_get("function")?, r.try_get("n")?))).collect()
+}

@@ -1,0 +1,134 @@
+//! Enqueue (idempotency keys, queue limits) and cancel.
+
+use super::lock_key;
+use super::read::get_run;
+use super::rows::to_json;
+use crate::{CancelOutcome, Enqueued, StoreError, cancelled_error};
+use plinth_core::{NewRun, Run, RunStatus};
+use sqlx::{PgConnection, PgPool, Row};
+
+fn missing(id: &str) -> StoreError {
+    StoreError::Corrupt(format!("run {id} vanished inside its own transaction"))
+}
+
+/// The run holding `key`, answered as a replay (or refused when the request differs).
+async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Option<Enqueued>, StoreError> {
+    let Some(row) =
+        sqlx::query("SELECT id, request_hash FROM runs WHERE idempotency_key = $1").bind(key).fetch_optional(&mut *conn).await?
+    else {
+        return Ok(None);
+    };
+    let id: String = row.try_get("id")?;
+    let hash: Option<String> = row.try_get("request_hash")?;
+    if hash != run.request_hash {
+        return Err(StoreError::IdempotencyMismatch { run_id: id });
+    }
+    let existing = get_run(conn, &id, false, false).await?.ok_or_else(|| missing(&id))?;
+    Ok(Some(Enqueued::Replayed(existing)))
+}
+
+pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<Enqueued, StoreError> {
+    let mut tx = pool.begin().await?;
+    if let Some(key) = &run.idempotency_key {
+        if let Some(found) = replay(&mut tx, key, &run).await? {
+            tx.rollback().await?;
+            return Ok(found);
+        }
+    }
+    if let Some(limit) = run.max_queued {
+        // Why: enqueues of one function count its queue one at a time, so two nodes cannot
+        // both take the last free place; the lock goes with the transaction.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(&["plinth-queue", schema, &run.function]))
+            .execute(&mut *tx)
+            .await?;
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = 'queued' AND function = $1 LIMIT $2) AS waiting",
+        )
+        .bind(&run.function)
+        .bind(i64::from(limit))
+        .fetch_one(&mut *tx)
+        .await?;
+        if queued >= i64::from(limit) {
+            tx.rollback().await?;
+            return Err(StoreError::QueueFull { function: run.function, limit });
+        }
+    }
+    // Why: two identical keyed requests racing both miss the first look-up; the unique index
+    // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
+    let inserted = sqlx::query(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
+         next_attempt_at, correlation_id, idempotency_key, request_hash) \
+         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    )
+    .bind(&run.run_id)
+    .bind(&run.function)
+    .bind(i64::from(run.max_attempts))
+    .bind(to_json(&run.input))
+    .bind(run.priority)
+    .bind(run.created_at)
+    .bind(run.not_before)
+    .bind(&run.correlation_id)
+    .bind(&run.idempotency_key)
+    .bind(&run.request_hash)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let key = run.idempotency_key.as_deref().unwrap_or_default();
+        let found = replay(&mut tx, key, &run).await;
+        tx.rollback().await?;
+        return found?
+            .ok_or_else(|| StoreError::Unavailable(format!("idempotency key `{key}` conflicted, then its run was gone")));
+    }
+    tx.commit().await?;
+    Ok(Enqueued::Created(Run {
+        run_id: run.run_id,
+        function: run.function,
+        status: RunStatus::Queued,
+        attempt: 0,
+        max_attempts: run.max_attempts,
+        input: run.input,
+        output: None,
+        error: None,
+        created_at: run.created_at,
+        started_at: None,
+        finished_at: None,
+        next_attempt_at: Some(run.not_before),
+        correlation_id: run.correlation_id,
+        idempotency_key: run.idempotency_key,
+        priority: run.priority,
+        cancel_requested: false,
+        attempts: None,
+    }))
+}
+
+/// Cancels a queued run, or marks a running one; the caller announces it after the commit.
+pub(crate) async fn cancel(pool: &PgPool, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
+    let mut tx = pool.begin().await?;
+    let Some(run) = get_run(&mut tx, run_id, false, true).await? else {
+        tx.rollback().await?;
+        return Ok(CancelOutcome::NotFound);
+    };
+    let outcome = match run.status {
+        RunStatus::Queued => {
+            sqlx::query(
+                "UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, cancel_requested = TRUE WHERE id = $3",
+            )
+            .bind(now)
+            .bind(to_json(&cancelled_error()))
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            CancelOutcome::Cancelled(get_run(&mut tx, run_id, false, false).await?.ok_or_else(|| missing(run_id))?)
+        }
+        RunStatus::Running => {
+            sqlx::query("UPDATE runs SET cancel_requested = TRUE WHERE id = $1").bind(run_id).execute(&mut *tx).await?;
+            CancelOutcome::Requested(Run { cancel_requested: true, ..run })
+        }
+        _ => CancelOutcome::AlreadyTerminal(run),
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
