@@ -54,6 +54,7 @@ pub struct ServerSection {
     pub log_level: Option<String>,
     pub log_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub database_schema: Option<String>,
     pub workers: Option<u32>,
     pub shutdown_grace: Option<DurationSpec>,
     pub body_limit: Option<u64>,

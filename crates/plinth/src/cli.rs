@@ -261,9 +261,13 @@ pub(crate) struct ServeArgs {
     /// Also write JSON logs to daily files in this folder [default: none].
     #[arg(long, env = "PLINTH_LOG_DIR")]
     pub(crate) log_dir: Option<PathBuf>,
-    /// The run store [default: sqlite://.plinth/plinth.db].
+    /// The run store: sqlite://PATH, or postgres://USER@HOST:PORT/DB for several nodes sharing
+    /// the work [default: sqlite://.plinth/plinth.db].
     #[arg(long, env = "PLINTH_DATABASE_URL")]
     pub(crate) database_url: Option<String>,
+    /// The PostgreSQL schema of the run store, so components can share a database [default: plinth].
+    #[arg(long, env = "PLINTH_DATABASE_SCHEMA")]
+    pub(crate) database_schema: Option<String>,
     /// Attempts executing at once on this node [default: 16].
     #[arg(long, env = "PLINTH_WORKERS")]
     pub(crate) workers: Option<u32>,

@@ -56,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) log_level: String,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) database_url: String,
+    /// The PostgreSQL schema the store lives in (unused with SQLite).
+    pub(crate) database_schema: String,
     pub(crate) workers: u32,
     pub(crate) shutdown_grace: Duration,
     pub(crate) body_limit: u64,
@@ -152,6 +154,11 @@ fn plain_levels_are_known(filter: &str) -> bool {
         .all(|d| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)))
 }
 
+/// Whether a database URL names PostgreSQL (`postgres://` or `postgresql://`).
+pub(crate) fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component: &Component) -> Result<Settings, ConfigError> {
     let f = &component.file.server;
     let mut m = Merger { matches, file_name: component.path.display().to_string(), shown: Vec::new() };
@@ -182,9 +189,18 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     });
     let database_url =
         m.pick("database_url", args.database_url.clone(), f.database_url.clone(), "sqlite://.plinth/plinth.db".to_string());
-    if let Err(reason) = plinth_store::sqlite::path_from_url(&database_url) {
+    // Why: a PostgreSQL URL is checked when connecting (host, user and database come from it).
+    if !is_postgres_url(&database_url)
+        && let Err(reason) = plinth_store::sqlite::path_from_url(&database_url)
+    {
         // Why: the store quotes the URL back; its password must not reach the terminal or the logs.
         return Err(m.err("database_url", m.last_source(), reason.replace(&database_url, &mask(&database_url))));
+    }
+    let database_schema =
+        m.pick("database_schema", args.database_schema.clone(), f.database_schema.clone(), "plinth".to_string());
+    if !plinth_store::postgres::valid_schema_name(&database_schema) {
+        let reason = format!("`{database_schema}` is not a schema name: lowercase letters, digits and _, at most 63, not pg_*");
+        return Err(m.err("database_schema", m.last_source(), reason));
     }
     let workers = m.pick("workers", args.workers, f.workers, 16);
     if !(1..=4096).contains(&workers) {
@@ -233,6 +249,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         log_level,
         log_dir,
         database_url,
+        database_schema,
         workers,
         shutdown_grace,
         body_limit,

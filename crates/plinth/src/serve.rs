@@ -49,15 +49,21 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
 }
 
 async fn run(component: Component, settings: Settings, handlers: Handlers, auth: Option<Arc<plinth_server::Auth>>) -> ExitCode {
-    let path = match plinth_store::sqlite::path_from_url(&settings.database_url) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(code = "PLINTH_001", error = %e, "invalid database_url");
-            return ExitCode::from(2);
-        }
+    let (opened, database) = if crate::config::is_postgres_url(&settings.database_url) {
+        let store = plinth_store::postgres::PostgresStore::connect(&settings.database_url, &settings.database_schema).await;
+        (store.map(|s| Arc::new(s) as Arc<dyn Store>), format!("postgres schema {}", settings.database_schema))
+    } else {
+        let path = match plinth_store::sqlite::path_from_url(&settings.database_url) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(code = "PLINTH_001", error = %e, "invalid database_url");
+                return ExitCode::from(2);
+            }
+        };
+        (SqliteStore::open(&path, settings.sqlite_synchronous).map(|s| Arc::new(s) as Arc<dyn Store>), path.display().to_string())
     };
-    let store: Arc<dyn Store> = match SqliteStore::open(&path, settings.sqlite_synchronous) {
-        Ok(s) => Arc::new(s),
+    let store: Arc<dyn Store> = match opened {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(code = "PLINTH_002", error = %e, "cannot open the run store");
             eprintln!("plinth: cannot open the run store: {e} (PLINTH_002)");
@@ -127,7 +133,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
     let signals = Signals::install();
     readiness.ready();
     tracing::info!(addr = %local, component = %component.file.component.name, owner = %owner,
-        database = %path.display(), "listening");
+        database = %database, "listening");
     match &auth {
         Some(auth) => {
             tracing::info!(api_keys = auth.api_key_count(), jwt = auth.jwt_algorithm().unwrap_or("off"), "access control on")

@@ -8,13 +8,14 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 19] = [
+const NAMES: [&str; 20] = [
     "config",
     "host",
     "port",
     "log_level",
     "log_dir",
     "database_url",
+    "database_schema",
     "workers",
     "shutdown_grace",
     "body_limit",
@@ -194,7 +195,7 @@ fn each_bound_is_enforced() {
         (&["--metrics-prefix", "a-b"], "metrics_prefix", "letters, digits and _"),
         (&["--metrics-prefix", ""], "metrics_prefix", "letters, digits and _"),
         (&["--log-level", "info,["], "log_level", "not a log level or filter"),
-        (&["--database-url", "postgres://h/db"], "database_url", "not a SQLite URL"),
+        (&["--database-url", "mysql://h/db"], "database_url", "not a SQLite URL"),
         (&["--shutdown-grace", "later"], "shutdown_grace", "not a duration"),
         (&["--kill-grace", "ten seconds"], "kill_grace", "not a duration"),
     ];
@@ -246,13 +247,13 @@ fn the_database_url_is_masked_when_shown_but_kept_for_use() {
 #[test]
 fn an_invalid_database_url_does_not_echo_its_password() {
     for (args, server, source) in [
-        (&["--database-url", "postgres://u:secret@h/db"][..], "{}", "flag"),
-        (&[][..], "{database_url: 'postgres://u:secret@h/db'}", "c.yaml"),
+        (&["--database-url", "mysql://u:secret@h/db"][..], "{}", "flag"),
+        (&[][..], "{database_url: 'mysql://u:secret@h/db'}", "c.yaml"),
     ] {
         let e = err(args, None, server);
         assert_eq!(e.source_name, source);
         assert!(!e.to_string().contains("secret"), "the password leaks: {e}");
-        assert!(e.reason.contains("postgres://u:****@h/db") && e.reason.contains("not a SQLite URL"), "{e}");
+        assert!(e.reason.contains("mysql://u:****@h/db") && e.reason.contains("not a SQLite URL"), "{e}");
     }
 }
 
@@ -305,4 +306,25 @@ fn out_of_range_rate_limits_are_refused() {
     assert_eq!(err(&["--rate-limit", "2000000"], None, "{}").field, "rate_limit");
     assert_eq!(err(&["--rate-burst", "0"], None, "{}").field, "rate_burst");
     assert_eq!(err(&[], None, "{rate_burst: 0}").field, "server.rate_burst");
+}
+
+#[test]
+fn a_postgres_url_selects_postgres_with_a_schema() {
+    let s = ok(&["--database-url", "postgres://u:pw@db.internal:5432/plinth"], "{}");
+    assert!(crate::config::is_postgres_url(&s.database_url));
+    assert_eq!(
+        (s.database_schema.as_str(), shown(&s, "database_url").value.as_str()),
+        ("plinth", "postgres://u:****@db.internal:5432/plinth")
+    );
+    let s = ok(&["--database-url", "postgresql://h/db", "--database-schema", "orders_v2"], "{}");
+    assert_eq!(s.database_schema, "orders_v2");
+}
+
+#[test]
+fn an_invalid_schema_name_is_refused() {
+    for bad in ["Orders", "pg_catalog", "1abc", "a-b", ""] {
+        let e = err(&["--database-schema", bad], None, "{}");
+        assert_eq!(e.field, "database_schema", "{bad}");
+    }
+    assert_eq!(err(&[], None, "{database_schema: 'x y'}").field, "server.database_schema");
 }

@@ -7,13 +7,14 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 19] = [
+const SETTINGS: [&str; 20] = [
     "config",
     "host",
     "port",
     "log_level",
     "log_dir",
     "database_url",
+    "database_schema",
     "workers",
     "shutdown_grace",
     "body_limit",
@@ -83,6 +84,7 @@ fn config_prints_every_setting_with_its_value_and_source() {
         ("log_level", "info"),
         ("log_dir", "(none)"),
         ("database_url", "sqlite://.plinth/plinth.db"),
+        ("database_schema", "plinth"),
         ("workers", "16"),
         ("shutdown_grace", "30s"),
         ("body_limit", "1048576"),
@@ -148,29 +150,28 @@ fn a_database_password_in_a_flag_never_appears_in_any_output() {
     let (dir, config) = with_server("{}");
     let config = config.to_str().expect("utf-8");
     for cmd in ["config", "serve"] {
-        let out =
-            plinth(&[cmd, "--config", config, "--port", "0", "--database-url", "postgres://u:secret@h/db"], &[], dir.path());
+        let out = plinth(&[cmd, "--config", config, "--port", "0", "--database-url", "mysql://u:secret@h/db"], &[], dir.path());
         assert_eq!(out.status.code(), Some(2), "{cmd}: a non-SQLite URL is refused: {}", stderr(&out));
         let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
         assert!(!all.contains("secret"), "{cmd}: the password leaks: {all}");
-        assert!(stderr(&out).contains("flag: database_url: `postgres://u:****@h/db`"), "{cmd}: {}", stderr(&out));
+        assert!(stderr(&out).contains("flag: database_url: `mysql://u:****@h/db`"), "{cmd}: {}", stderr(&out));
         assert!(stderr(&out).contains("PLINTH_001"), "{cmd}: {}", stderr(&out));
     }
 }
 
 #[test]
 fn a_database_password_in_the_environment_or_the_file_never_appears() {
-    let (dir, config) = with_server("{database_url: 'postgres://u:secret@h/db'}");
+    let (dir, config) = with_server("{database_url: 'mysql://u:secret@h/db'}");
     let config = config.to_str().expect("utf-8");
-    let out = plinth(&["config", "--config", config], &[("PLINTH_DATABASE_URL", "postgres://v:hidden@h/db")], dir.path());
+    let out = plinth(&["config", "--config", config], &[("PLINTH_DATABASE_URL", "mysql://v:hidden@h/db")], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(!err.contains("hidden") && !err.contains("secret"), "{err}");
-    assert!(err.contains("env: database_url: `postgres://v:****@h/db`") && err.contains("PLINTH_001"), "{err}");
+    assert!(err.contains("env: database_url: `mysql://v:****@h/db`") && err.contains("PLINTH_001"), "{err}");
 
     let out = plinth(&["config", "--config", config], &[], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(!err.contains("secret"), "{err}");
-    assert!(err.contains(&format!("{config}: server.database_url: `postgres://u:****@h/db`")), "{err}");
+    assert!(err.contains(&format!("{config}: server.database_url: `mysql://u:****@h/db`")), "{err}");
 }

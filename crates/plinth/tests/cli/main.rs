@@ -11,6 +11,7 @@ mod invalid;
 mod limits;
 mod log_dir;
 mod port;
+mod postgres;
 mod recovery;
 mod serve;
 mod shutdown;

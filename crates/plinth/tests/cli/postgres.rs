@@ -1,0 +1,103 @@
+//! `plinth serve` on PostgreSQL: runs end to end in their own schema, and survive a restart.
+//! Needs `PLINTH_TEST_DATABASE_URL`; skipped loudly without it, except under `CI`.
+
+use crate::harness::{Served, client, component_dir, send, submit};
+use serde_json::json;
+use std::process::Command;
+
+/// The test database's URL, or `None` (after saying so) when the tests are skipped.
+fn database_url() -> Option<String> {
+    match std::env::var("PLINTH_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "PLINTH_TEST_DATABASE_URL must be set under CI");
+            eprintln!("SKIPPED: PostgreSQL tests of plinth serve need PLINTH_TEST_DATABASE_URL");
+            None
+        }
+    }
+}
+
+/// Drops the test's schema when the test ends, pass or fail.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ =
+            Command::new("psql").args([&self.url, "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)]).status();
+    }
+}
+
+const COMPONENT: &str =
+    "component: {name: pg, version: '1'}\nfunctions:\n  - name: echo\n    handler: {command: {argv: [cat]}}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_served_from_postgres_and_survive_a_restart() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema { url: url.clone(), name: format!("plinth_cli_{}", std::process::id()) };
+    let (dir, config) = component_dir(COMPONENT);
+    let args = ["--database-url", url.as_str(), "--database-schema", schema.name.as_str()];
+    let c = client();
+    let first = Served::start(&config, &args, dir.path());
+    let id = submit(&c, &first, "echo", json!({"n": 1})).await;
+    let (code, run) = send(c.get(first.url(&format!("/runs/{id}?wait=20")))).await;
+    assert_eq!((code, run["status"].as_str()), (200, Some("succeeded")), "{run}");
+    let (_, health) = send(c.get(first.url("/health"))).await;
+    assert_eq!(health["checks"]["database"]["backend"], "postgres", "{health}");
+    assert!(
+        first
+            .logs()
+            .iter()
+            .any(|l| l["message"] == "listening" && l["database"].as_str().is_some_and(|d| d.contains(&schema.name)))
+    );
+    first.kill9();
+
+    let second = Served::start(&config, &args, dir.path());
+    let (code, run) = send(c.get(second.url(&format!("/runs/{id}")))).await;
+    assert_eq!((code, run["output"].clone()), (200, json!({"n": 1})), "the run is still there after a restart: {run}");
+}
+
+#[test]
+fn an_unreachable_postgres_stops_start_up_without_echoing_the_password() {
+    let (dir, config) = component_dir(COMPONENT);
+    let out = crate::harness::plinth(
+        &[
+            "serve",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--port",
+            "0",
+            "--database-url",
+            "postgres://u:hunter2@127.0.0.1:1/db",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PLINTH_002"), "{stderr}");
+    let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!all.contains("hunter2"), "{all}");
+}
+
+#[test]
+fn an_invalid_schema_name_stops_start_up() {
+    let (dir, config) = component_dir(COMPONENT);
+    let out = crate::harness::plinth(
+        &[
+            "serve",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--database-url",
+            "postgres://h/db",
+            "--database-schema",
+            "Bad-Name",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_schema"));
+}
