@@ -33,6 +33,44 @@ pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// A conformance case, callable through a pointer.
 pub type Case = for<'a> fn(&'a dyn Store) -> CaseFuture<'a>;
 
+/// Calls `$m![case, ...]` with the name of every case: the one list that [`CASES`] and each
+/// backend's test module (one `#[tokio::test]` per case) are made from, so none can miss a case.
+macro_rules! with_every_case {
+    ($m:ident) => {
+        $m![
+            enqueue_and_get_round_trip,
+            enqueue_keeps_boundary_values,
+            enqueue_refuses_a_duplicate_run_id,
+            get_of_unknown_run_is_none,
+            list_is_newest_first_and_filters,
+            list_pages_through_every_run,
+            idempotency_replays_and_refuses_mismatches,
+            claim_takes_only_due_runs,
+            claim_respects_counts_and_priority,
+            claims_never_share_a_run,
+            finish_is_fenced_by_owner_and_attempt,
+            finish_retry_requeues_then_failed_is_terminal,
+            finish_released_does_not_count_the_attempt,
+            finish_cancelled_is_terminal,
+            attempts_are_recorded,
+            heartbeat_extends_leases_and_reports,
+            cancel_of_a_queued_run,
+            cancel_of_a_running_run,
+            cancel_of_finished_and_unknown_runs,
+            notifier_wakes_terminal_waiters_and_workers,
+            rescue_takes_back_expired_leases,
+            prune_deletes_only_old_finished_runs,
+            idempotency_keys_expire_after_their_window,
+            enqueue_refuses_beyond_max_queued,
+            logs_read_back_in_order,
+            queue_depth_counts_queued_runs,
+            check_answers,
+        ];
+    };
+}
+#[cfg(test)]
+pub(crate) use with_every_case;
+
 macro_rules! cases {
     ($($name:ident),* $(,)?) => {
         /// Every case, with its name.
@@ -40,35 +78,7 @@ macro_rules! cases {
     };
 }
 
-cases![
-    enqueue_and_get_round_trip,
-    enqueue_keeps_boundary_values,
-    enqueue_refuses_a_duplicate_run_id,
-    get_of_unknown_run_is_none,
-    list_is_newest_first_and_filters,
-    list_pages_through_every_run,
-    idempotency_replays_and_refuses_mismatches,
-    claim_takes_only_due_runs,
-    claim_respects_counts_and_priority,
-    claims_never_share_a_run,
-    finish_is_fenced_by_owner_and_attempt,
-    finish_retry_requeues_then_failed_is_terminal,
-    finish_released_does_not_count_the_attempt,
-    finish_cancelled_is_terminal,
-    attempts_are_recorded,
-    heartbeat_extends_leases_and_reports,
-    cancel_of_a_queued_run,
-    cancel_of_a_running_run,
-    cancel_of_finished_and_unknown_runs,
-    notifier_wakes_terminal_waiters_and_workers,
-    rescue_takes_back_expired_leases,
-    prune_deletes_only_old_finished_runs,
-    idempotency_keys_expire_after_their_window,
-    enqueue_refuses_beyond_max_queued,
-    logs_read_back_in_order,
-    queue_depth_counts_queued_runs,
-    check_answers,
-];
+with_every_case!(cases);
 
 /// Runs every case, each against a fresh store from `make`. `make` returns the store with a
 /// guard (a temporary folder, a scratch schema) that is dropped once the case is over.

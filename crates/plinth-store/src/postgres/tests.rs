@@ -126,48 +126,11 @@ macro_rules! conformance {
                     scratch.drop_now().await;
                 }
             )*
-
-            #[test]
-            fn every_case_runs_against_postgres() {
-                let mut here = vec![$(stringify!($name)),*];
-                let mut all: Vec<&str> = crate::conformance::CASES.iter().map(|(name, _)| *name).collect();
-                here.sort_unstable();
-                all.sort_unstable();
-                assert_eq!(here, all, "the PostgreSQL tests must run every conformance case");
-            }
         }
     };
 }
 
-conformance![
-    enqueue_and_get_round_trip,
-    enqueue_keeps_boundary_values,
-    enqueue_refuses_a_duplicate_run_id,
-    get_of_unknown_run_is_none,
-    list_is_newest_first_and_filters,
-    list_pages_through_every_run,
-    idempotency_replays_and_refuses_mismatches,
-    claim_takes_only_due_runs,
-    claim_respects_counts_and_priority,
-    claims_never_share_a_run,
-    finish_is_fenced_by_owner_and_attempt,
-    finish_retry_requeues_then_failed_is_terminal,
-    finish_released_does_not_count_the_attempt,
-    finish_cancelled_is_terminal,
-    attempts_are_recorded,
-    heartbeat_extends_leases_and_reports,
-    cancel_of_a_queued_run,
-    cancel_of_a_running_run,
-    cancel_of_finished_and_unknown_runs,
-    notifier_wakes_terminal_waiters_and_workers,
-    rescue_takes_back_expired_leases,
-    prune_deletes_only_old_finished_runs,
-    idempotency_keys_expire_after_their_window,
-    enqueue_refuses_beyond_max_queued,
-    logs_read_back_in_order,
-    queue_depth_counts_queued_runs,
-    check_answers,
-];
+crate::conformance::with_every_case!(conformance);
 
 async fn applied(pool: &PgPool, schema: &str) -> Vec<(i64, String, i64)> {
     let sql = format!("SELECT version, checksum, applied_at FROM \"{schema}\".plinth_migrations ORDER BY version");
