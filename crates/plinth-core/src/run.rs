@@ -175,6 +175,32 @@ pub struct NewRun {
     pub max_queued: Option<u32>,
 }
 
+impl NewRun {
+    /// The run as it stands once stored: queued, no attempt yet.
+    #[must_use]
+    pub fn into_queued(self) -> Run {
+        Run {
+            run_id: self.run_id,
+            function: self.function,
+            status: RunStatus::Queued,
+            attempt: 0,
+            max_attempts: self.max_attempts,
+            input: self.input,
+            output: None,
+            error: None,
+            created_at: self.created_at,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: Some(self.not_before),
+            correlation_id: self.correlation_id,
+            idempotency_key: self.idempotency_key,
+            priority: self.priority,
+            cancel_requested: false,
+            attempts: None,
+        }
+    }
+}
+
 /// How an attempt ended, as the engine reports it to the store.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finish {

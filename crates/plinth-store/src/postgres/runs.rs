@@ -83,25 +83,7 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
             .ok_or_else(|| StoreError::Unavailable(format!("idempotency key `{key}` conflicted, then its run was gone")));
     }
     tx.commit().await?;
-    Ok(Enqueued::Created(Run {
-        run_id: run.run_id,
-        function: run.function,
-        status: RunStatus::Queued,
-        attempt: 0,
-        max_attempts: run.max_attempts,
-        input: run.input,
-        output: None,
-        error: None,
-        created_at: run.created_at,
-        started_at: None,
-        finished_at: None,
-        next_attempt_at: Some(run.not_before),
-        correlation_id: run.correlation_id,
-        idempotency_key: run.idempotency_key,
-        priority: run.priority,
-        cancel_requested: false,
-        attempts: None,
-    }))
+    Ok(Enqueued::Created(run.into_queued()))
 }
 
 /// Cancels a queued run, or marks a running one; the caller announces it after the commit.

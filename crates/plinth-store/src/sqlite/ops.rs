@@ -67,25 +67,7 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
         run.idempotency_key,
         run.request_hash,
     ])?;
-    none(Enqueued::Created(Run {
-        run_id: run.run_id,
-        function: run.function,
-        status: RunStatus::Queued,
-        attempt: 0,
-        max_attempts: run.max_attempts,
-        input: run.input,
-        output: None,
-        error: None,
-        created_at: run.created_at,
-        started_at: None,
-        finished_at: None,
-        next_attempt_at: Some(run.not_before),
-        correlation_id: run.correlation_id,
-        idempotency_key: run.idempotency_key,
-        priority: run.priority,
-        cancel_requested: false,
-        attempts: None,
-    }))
+    none(Enqueued::Created(run.into_queued()))
 }
 
 pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> {
