@@ -106,7 +106,7 @@ const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(200);
 
 /// A run of `function`, created and due at `at`.
-fn new_run(function: &str, at: i64) -> NewRun {
+pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
     NewRun {
         run_id: new_run_id(),
         function: function.to_string(),

@@ -19,21 +19,9 @@ fn fresh() -> (TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// A run of `function` with `input`, due now.
 fn new_run(function: &str, input: serde_json::Value) -> NewRun {
-    let now = now_micros();
-    NewRun {
-        run_id: new_run_id(),
-        function: function.to_string(),
-        input,
-        max_attempts: 3,
-        priority: 0,
-        created_at: now,
-        not_before: now,
-        correlation_id: "corr".to_string(),
-        idempotency_key: None,
-        request_hash: None,
-        max_queued: None,
-    }
+    NewRun { input, ..crate::conformance::new_run(function, now_micros()) }
 }
 
 macro_rules! conformance {

@@ -6,22 +6,8 @@ fn codes(text: &str) -> Vec<(usize, &'static str)> {
     lint(text).into_iter().map(|f| (f.line, f.code)).collect()
 }
 
-const SERVICE_SECTIONS: [&str; 14] = [
-    "Purpose",
-    "Architecture",
-    "Data Models",
-    "API Endpoints",
-    "Business Logic",
-    "Dependencies",
-    "Performance Requirements",
-    "Security Considerations",
-    "Monitoring & Observability",
-    "Testing Strategy",
-    "Deployment",
-    "Future Enhancements",
-    "Questions & Decisions",
-    "References",
-];
+/// The sections of the service technical specification (003).
+const SERVICE_SECTIONS: &[&str] = super::families::FAMILIES[3].required;
 
 fn service_spec(title: &str, body: &str) -> String {
     let mut doc = format!("# {title}\n\n");
