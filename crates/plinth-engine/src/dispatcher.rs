@@ -25,6 +25,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             return;
         }
         let free = shared.config.workers.saturating_sub(u32::try_from(shared.inflight.len()).unwrap_or(u32::MAX));
+        let free = free.min(shared.config.claim_batch.max(1));
         let mut wants: Vec<(String, u32)> = functions
             .iter()
             .map(|(name, limit)| (name.clone(), limit.saturating_sub(shared.inflight.running(name)).min(free)))

@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub owner: String,
     /// Attempts at once on this node.
     pub workers: u32,
+    /// The most runs one claim takes (each claim also takes no more than the free slots).
+    pub claim_batch: u32,
     /// How long a claim holds a run before the rescuer may take it back.
     pub lease: Duration,
     /// Between SIGTERM and SIGKILL when a command handler is stopped.
@@ -49,6 +51,7 @@ impl Default for EngineConfig {
         Self {
             owner: format!("node-{}", plinth_core::ids::new_correlation_id()),
             workers: 16,
+            claim_batch: 32,
             lease: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -124,12 +127,13 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let shared = Arc::new(Shared {
-            store,
+            store: store.clone(),
             component: component.clone(),
             handlers,
             metrics,
             config,
-            wake: Arc::new(Notify::new()),
+            // Why: the store's wake-up also fires for runs enqueued on other nodes.
+            wake: store.notifier().work(),
             inflight: InFlight::default(),
             // Why: `check_handlers` reported any error before start; a target that fails now
             // (an environment variable removed in between) fails its runs with PLINTH_023.

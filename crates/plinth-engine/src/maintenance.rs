@@ -1,4 +1,5 @@
-//! Background services: lease heartbeat, cancel listener, rescuer, pruner.
+//! Background services: lease heartbeat, cancel listener, rescuer, pruner. The rescuer and the
+//! pruner work only on the node the store elects (every node, for SQLite).
 
 use crate::Shared;
 use crate::inflight::StopReason;
@@ -66,6 +67,12 @@ pub(crate) async fn cancel_listener(shared: Arc<Shared>) {
 pub(crate) async fn rescuer(shared: Arc<Shared>) {
     let every = (shared.config.lease / 2).clamp(Duration::from_millis(250), Duration::from_secs(15));
     loop {
+        if !shared.store.lead().await {
+            if !tick(&shared, every).await {
+                return;
+            }
+            continue;
+        }
         match shared.store.rescue(now_micros()).await {
             Ok(rescued) => {
                 for r in &rescued {
@@ -91,6 +98,9 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
     let shortest = shared.config.retention.min(shared.config.idempotency_window);
     let every = (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
     while tick(&shared, every).await {
+        if !shared.store.lead().await {
+            continue;
+        }
         let now = now_micros();
         let (before, keys_before) = (now - micros(shared.config.retention), now - micros(shared.config.idempotency_window));
         let mut total = 0;

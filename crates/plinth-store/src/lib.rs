@@ -211,6 +211,12 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Proves the store can be written now; returns how long that took.
     async fn check(&self) -> Result<Duration, StoreError>;
+    /// Whether this node should do the store's upkeep (rescue, prune) now. A backend shared by
+    /// several nodes elects one leader and answers true on that node only; when the leader
+    /// dies, another node's next call takes over. Errors count as not leading.
+    async fn lead(&self) -> bool {
+        true
+    }
     /// Wakes waiters on terminal states and workers on cancels.
     fn notifier(&self) -> &Notifier;
     /// The backend's name, for `/health`.

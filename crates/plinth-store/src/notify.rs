@@ -1,23 +1,46 @@
-//! In-process wake-ups: waiters for a run's terminal state, and cancel requests.
+//! Wake-ups: waiters for a run's terminal state, cancel requests, and new work for the
+//! dispatcher. A store fires them for its own commits; a store shared by several nodes also
+//! fires them for what it hears of the others' (PostgreSQL's LISTEN/NOTIFY).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use tokio::sync::{broadcast, oneshot};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, broadcast, oneshot};
 
-/// Wakes long-polls when runs finish and workers when a cancel is asked.
+/// Wakes long-polls when runs finish, workers when a cancel is asked, and the dispatcher
+/// when work may be waiting.
 #[derive(Debug)]
 pub struct Notifier {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     cancels: broadcast::Sender<String>,
+    work: Arc<Notify>,
 }
 
 impl Default for Notifier {
     fn default() -> Self {
-        Self { waiters: Mutex::new(HashMap::new()), cancels: broadcast::channel(1024).0 }
+        Self { waiters: Mutex::new(HashMap::new()), cancels: broadcast::channel(1024).0, work: Arc::new(Notify::new()) }
     }
 }
 
 impl Notifier {
+    /// The dispatcher's wake-up: notified when runs may be due (an enqueue here or on
+    /// another node, a retry, a rescue). A wake-up sent while nobody waits is kept.
+    #[must_use]
+    pub fn work(&self) -> Arc<Notify> {
+        self.work.clone()
+    }
+
+    /// Says that wake-ups may have been missed: wakes the dispatcher and every waiter, which
+    /// read the store again.
+    pub fn resync(&self) {
+        self.work.notify_one();
+        let mut map = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (_, list) in map.drain() {
+            for s in list {
+                let _ = s.send(());
+            }
+        }
+    }
+
     /// A receiver that fires when `run_id` reaches a terminal state. Register before reading
     /// the run, so a finish between the read and the wait is not missed.
     pub fn wait_terminal(&self, run_id: &str) -> oneshot::Receiver<()> {
@@ -97,6 +120,18 @@ mod tests {
         assert_eq!(n.waiting(), 0);
         n.forget_closed("never");
         n.terminal(["x"]);
+    }
+
+    #[tokio::test]
+    async fn resync_wakes_every_waiter_and_the_dispatcher() {
+        let n = Notifier::default();
+        let a = n.wait_terminal("a");
+        let b = n.wait_terminal("b");
+        n.resync();
+        assert!(a.await.is_ok() && b.await.is_ok());
+        assert_eq!(n.waiting(), 0);
+        // The dispatcher's wake-up is kept until someone waits for it.
+        tokio::time::timeout(std::time::Duration::from_secs(1), n.work().notified()).await.expect("work wake-up kept");
     }
 
     #[tokio::test]

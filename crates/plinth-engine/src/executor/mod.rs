@@ -169,25 +169,39 @@ async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) 
         now: now_micros(),
         duration,
     };
-    // Why: a database hiccup must not lose a finished attempt; retry while our lease could
-    // still be valid, after which the rescuer takes the run back anyway.
-    let deadline = Instant::now() + shared.config.lease;
+    // Why: a finished attempt must not be lost to a database outage. The attempt stays in
+    // flight (its lease renewed whenever the database answers) and its end is retried until
+    // the database is back; the write is fenced by owner and attempt, so it cannot overwrite
+    // a run the rescuer gave to another worker meanwhile.
     let mut pause = Duration::from_millis(50);
+    let mut failures = 0u32;
     loop {
         match shared.store.finish(req.clone()).await {
-            Ok(true) => return,
+            Ok(true) => {
+                if failures > 0 {
+                    tracing::info!(retries = failures, "the attempt's end is recorded now that the database answers");
+                }
+                return;
+            }
             Ok(false) => {
                 tracing::warn!("the attempt's end was not recorded: the lease had moved to another worker");
                 return;
             }
-            Err(e) if Instant::now() < deadline => {
-                tracing::warn!(error = %e, "cannot record the attempt's end yet; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
             Err(e) => {
-                tracing::error!(error = %e, "gave up recording the attempt's end; the rescuer will take the run back");
-                return;
+                failures += 1;
+                // Why: one line per attempt at first, then one every ~20 retries, so an
+                // outage with many finished attempts does not flood the log.
+                if failures == 1 || failures % 20 == 0 {
+                    tracing::warn!(error = %e, retries = failures, "cannot record the attempt's end yet; retrying until the database answers");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shared.stop.cancelled() => {
+                        tracing::error!(error = %e, "stopping before the attempt's end could be recorded; the rescuer will take the run back");
+                        return;
+                    }
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
     }

@@ -8,5 +8,6 @@ mod http;
 mod in_process;
 mod lifecycle;
 mod logs;
+mod nodes;
 mod races;
 mod scheduling;

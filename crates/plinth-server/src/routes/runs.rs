@@ -23,6 +23,9 @@ use std::time::Duration;
 /// The longest `?wait=` accepted, in seconds.
 const MAX_WAIT: f64 = 60.0;
 
+/// How often a long-poll reads the run again even without a wake-up.
+const RECHECK: Duration = Duration::from_secs(2);
+
 fn not_found(id: &str) -> ApiError {
     ApiError::new(Code::RunNotFound, format!("no run has the id `{id}`"))
 }
@@ -221,16 +224,22 @@ pub(crate) async fn show(
         return Err(not_found(&id));
     }
     let notifier = state.store.notifier();
-    let waiter = (wait > 0.0).then(|| notifier.wait_terminal(&id));
-    let run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
-    let Some(waiter) = waiter.filter(|_| !run.status.is_terminal()) else {
-        return Ok(run_response(&run));
-    };
-    if tokio::time::timeout(Duration::from_secs_f64(wait), waiter).await.is_err() {
-        notifier.forget_closed(&id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
+    loop {
+        // Why: the waiter is registered before the read, so a finish in between is not missed.
+        let waiter = (wait > 0.0).then(|| notifier.wait_terminal(&id));
+        let run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(waiter) = waiter.filter(|_| !run.status.is_terminal() && !left.is_zero()) else {
+            notifier.forget_closed(&id);
+            return Ok(run_response(&run));
+        };
+        // Why: a run finished by another node is announced over the database; if that notice
+        // is lost (a dropped connection), reading again now and then still ends the wait.
+        if tokio::time::timeout(left.min(RECHECK), waiter).await.is_err() {
+            notifier.forget_closed(&id);
+        }
     }
-    let run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
-    Ok(run_response(&run))
 }
 
 /// Lists runs, newest first, a page at a time.

@@ -1,8 +1,8 @@
-//! Claims, heartbeats, finishes and the rescue of lost leases.
+//! Claims, heartbeats and the rescue of lost leases.
 
 use super::rows::{RUN_COLS, run_from_row, to_json};
-use crate::{ClaimRequest, Claimed, FinishRequest, Heartbeat, Rescued, StoreError, cancelled_error};
-use plinth_core::{Code, Finish, RunError, RunStatus};
+use crate::{ClaimRequest, Claimed, Heartbeat, Rescued, StoreError, cancelled_error};
+use plinth_core::{Code, RunError, RunStatus};
 use sqlx::{PgPool, Row};
 
 /// Leases up to `n` due runs of one function in one statement, and records their attempts.
@@ -59,9 +59,13 @@ pub(crate) async fn heartbeat(pool: &PgPool, owner: &str, runs: &[(String, u32)]
     }
     let ids: Vec<String> = runs.iter().map(|(id, _)| id.clone()).collect();
     let attempts: Vec<i64> = runs.iter().map(|(_, a)| i64::from(*a)).collect();
+    // Why: the rows are locked in id order, as a batch of finishes locks them, so a heartbeat
+    // and a batch of the same node cannot deadlock.
     let rows = sqlx::query(
-        "UPDATE runs SET lease_expires_at = $1 FROM unnest($2::text[], $3::bigint[]) AS held(id, attempt) \
-         WHERE runs.id = held.id AND runs.attempt = held.attempt AND runs.lease_owner = $4 AND runs.status = 'running' \
+        "WITH held AS (SELECT r.id FROM runs r JOIN unnest($2::text[], $3::bigint[]) AS h(id, attempt) \
+           ON r.id = h.id AND r.attempt = h.attempt WHERE r.lease_owner = $4 AND r.status = 'running' \
+           ORDER BY r.id FOR UPDATE OF r) \
+         UPDATE runs SET lease_expires_at = $1 FROM held WHERE runs.id = held.id \
          RETURNING runs.id, runs.cancel_requested",
     )
     .bind(until)
@@ -83,80 +87,6 @@ pub(crate) async fn heartbeat(pool: &PgPool, owner: &str, runs: &[(String, u32)]
         }
     }
     Ok(hb)
-}
-
-struct Transition {
-    status: RunStatus,
-    output: Option<String>,
-    error: Option<RunError>,
-    next_attempt_at: Option<i64>,
-    attempt: u32,
-}
-
-fn transition(req: &FinishRequest, cancel_requested: bool) -> Transition {
-    let ends = |status, output, error, next_attempt_at, attempt| Transition { status, output, error, next_attempt_at, attempt };
-    match req.finish.clone() {
-        Finish::Succeeded(out) => ends(RunStatus::Succeeded, Some(to_json(&out)), None, None, req.attempt),
-        Finish::Retry(..) | Finish::Released if cancel_requested => {
-            ends(RunStatus::Cancelled, None, Some(cancelled_error()), None, req.attempt)
-        }
-        Finish::Retry(error, at) => ends(RunStatus::Queued, None, Some(error), Some(at), req.attempt),
-        Finish::Failed(error) => ends(RunStatus::Failed, None, Some(error), None, req.attempt),
-        Finish::Cancelled(error) => ends(RunStatus::Cancelled, None, Some(error), None, req.attempt),
-        Finish::Released => ends(RunStatus::Queued, None, None, Some(req.now), req.attempt.saturating_sub(1)),
-    }
-}
-
-/// Records an attempt's end; returns (the lease was held, the run is now terminal).
-pub(crate) async fn finish(pool: &PgPool, req: FinishRequest) -> Result<(bool, bool), StoreError> {
-    let mut tx = pool.begin().await?;
-    let held: Option<bool> = sqlx::query_scalar(
-        "SELECT cancel_requested FROM runs WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running' \
-         FOR UPDATE",
-    )
-    .bind(&req.run_id)
-    .bind(&req.owner)
-    .bind(i64::from(req.attempt))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(cancel_requested) = held else {
-        tx.rollback().await?;
-        return Ok((false, false));
-    };
-    let t = transition(&req, cancel_requested);
-    let attempt_error = match &req.finish {
-        Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(e.clone()),
-        Finish::Succeeded(_) | Finish::Released => None,
-    };
-    let terminal = t.status.is_terminal();
-    sqlx::query(
-        "UPDATE runs SET status = $1, output = $2, error = COALESCE($3, error), finished_at = $4, \
-         next_attempt_at = COALESCE($5, next_attempt_at), attempt = $6, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $7",
-    )
-    .bind(t.status.as_str())
-    .bind(t.output)
-    .bind(t.error.as_ref().map(to_json))
-    .bind(terminal.then_some(req.now))
-    .bind(t.next_attempt_at)
-    .bind(i64::from(t.attempt))
-    .bind(&req.run_id)
-    .execute(&mut *tx)
-    .await?;
-    let duration_us = i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX);
-    sqlx::query(
-        "UPDATE attempts SET finished_at = $1, outcome = $2, error = $3, duration_us = $4 WHERE run_id = $5 AND attempt = $6",
-    )
-    .bind(req.now)
-    .bind(req.finish.outcome())
-    .bind(attempt_error.as_ref().map(to_json))
-    .bind(duration_us)
-    .bind(&req.run_id)
-    .bind(i64::from(req.attempt))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((true, terminal))
 }
 
 pub(crate) async fn rescue(pool: &PgPool, now: i64) -> Result<Vec<Rescued>, StoreError> {

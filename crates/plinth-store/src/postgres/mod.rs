@@ -2,9 +2,14 @@
 //!
 //! Several Plinth nodes may share one database: claims take runs with `FOR UPDATE SKIP LOCKED`,
 //! every write that reads before it writes locks the rows it reads, and migrations run under
-//! an advisory lock. Wake-ups (the [`Notifier`]) are still in-process: a node hears only of
-//! what it committed itself.
+//! an advisory lock. The nodes tell each other of new work, ended runs and cancels over
+//! LISTEN/NOTIFY (`events`); one of them, elected by an advisory lock, does the upkeep
+//! (`leader`). Attempts' ends are recorded in batches (`finish`). Every call gives up after
+//! [`OP_TIMEOUT`] with `Unavailable`, so a database that stops answering never hangs a caller.
 
+mod events;
+mod finish;
+mod leader;
 mod leases;
 mod migrate;
 mod read;
@@ -17,15 +22,34 @@ use crate::{
     Rescued, Store, StoreError,
 };
 use async_trait::async_trait;
-use plinth_core::{NewRun, Run};
+use plinth_core::{NewRun, Run, RunStatus};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 /// How long connecting, or waiting for a pooled connection, may take before the database
 /// counts as unavailable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest any call may take, connection included, before it fails with `Unavailable`.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server-side limit of one statement, below [`OP_TIMEOUT`] so the server stops first.
+const STATEMENT_TIMEOUT_MS: &str = "4000";
+
+/// How long a session may sit idle inside a transaction before the server ends it, so a node
+/// that hangs mid-transaction cannot keep rows locked.
+const IDLE_IN_TRANSACTION_MS: &str = "30000";
+
+/// Runs `fut` for at most [`OP_TIMEOUT`].
+async fn timed<T>(fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(OP_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("PostgreSQL did not answer within {OP_TIMEOUT:?}"))))
+}
 
 /// The most connections one store opens.
 const MAX_CONNECTIONS: u32 = 16;
@@ -56,6 +80,30 @@ pub fn valid_schema_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Drops `schema` with everything in it (the runs of every component stored there), e.g. a
+/// scratch schema of a test or a benchmark. Waits at most 10 s for locks.
+///
+/// # Errors
+/// `Schema` for an invalid name; `Unavailable` when the database refuses or cannot be reached.
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    if !valid_schema_name(schema) {
+        return Err(StoreError::Schema(format!("`{schema}` is not a valid schema name")));
+    }
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+    let work = async {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+        sqlx::Executor::execute(&mut conn, sql.as_str()).await?;
+        conn.close().await?;
+        Ok::<(), sqlx::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(15), work).await {
+        Ok(r) => r.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Unavailable("dropping the schema took more than 15 s".into())),
+    }
+}
+
 /// FNV-1a of `parts`, as the key of an advisory lock.
 fn lock_key(parts: &[&str]) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -73,6 +121,19 @@ pub struct PostgresStore {
     pool: PgPool,
     notifier: Arc<Notifier>,
     schema: String,
+    events: Arc<events::Events>,
+    leader: leader::Leader,
+    finishes: mpsc::Sender<finish::Job>,
+    /// The listener, the notice sender and the batcher; stopped when the store is dropped.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -99,7 +160,11 @@ impl PostgresStore {
         // Why: the URL may hold a password, so it is never repeated in an error.
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("plinth");
+            .application_name("plinth")
+            .options([
+                ("statement_timeout", STATEMENT_TIMEOUT_MS),
+                ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_MS),
+            ]);
         let set_path = Arc::new(format!("SET search_path TO \"{schema}\""));
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -118,7 +183,23 @@ impl PostgresStore {
         if applied > 0 {
             tracing::info!(applied, schema, "database migrated");
         }
-        Ok(Self { pool, notifier: Arc::new(Notifier::default()), schema: schema.to_string() })
+        let notifier = Arc::new(Notifier::default());
+        let events = Arc::new(events::Events::new(schema));
+        let (finishes, batches) = mpsc::channel(1024);
+        let tasks = vec![
+            tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
+            tokio::spawn(events::send_loop(pool.clone(), events.clone())),
+            tokio::spawn(finish::batch_loop(pool.clone(), batches)),
+        ];
+        Ok(Self {
+            pool,
+            notifier,
+            schema: schema.to_string(),
+            events,
+            leader: leader::Leader::new(lock_key(&["plinth-leader", schema]), schema),
+            finishes,
+            tasks,
+        })
     }
 
     /// The schema the store works in.
@@ -127,8 +208,10 @@ impl PostgresStore {
         &self.schema
     }
 
-    /// Closes every pooled connection.
+    /// Gives up the upkeep lead, so another node takes it at once, and closes every pooled
+    /// connection.
     pub async fn close(&self) {
+        self.leader.resign().await;
         self.pool.close().await;
     }
 }
@@ -136,71 +219,101 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
-        runs::enqueue(&self.pool, &self.schema, run).await
+        let enqueued = timed(runs::enqueue(&self.pool, &self.schema, run)).await?;
+        if matches!(enqueued, Enqueued::Created(_)) {
+            self.events.work();
+        }
+        Ok(enqueued)
     }
 
     async fn get(&self, run_id: &str, with_attempts: bool) -> Result<Option<Run>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        read::get_run(&mut conn, run_id, with_attempts, false).await
+        timed(async {
+            let mut conn = self.pool.acquire().await?;
+            read::get_run(&mut conn, run_id, with_attempts, false).await
+        })
+        .await
     }
 
     async fn list(&self, filter: ListFilter) -> Result<Page, StoreError> {
-        read::list(&self.pool, &filter).await
+        timed(read::list(&self.pool, &filter)).await
     }
 
     async fn cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
-        let outcome = runs::cancel(&self.pool, run_id, now).await?;
+        let outcome = timed(runs::cancel(&self.pool, run_id, now)).await?;
         match &outcome {
-            CancelOutcome::Cancelled(_) => self.notifier.terminal([run_id]),
-            CancelOutcome::Requested(_) => self.notifier.cancel(run_id),
+            CancelOutcome::Cancelled(_) => {
+                self.notifier.terminal([run_id]);
+                self.events.terminal([run_id]);
+            }
+            CancelOutcome::Requested(_) => {
+                self.notifier.cancel(run_id);
+                self.events.cancel(run_id);
+            }
             CancelOutcome::AlreadyTerminal(_) | CancelOutcome::NotFound => {}
         }
         Ok(outcome)
     }
 
     async fn claim(&self, req: ClaimRequest) -> Result<Claimed, StoreError> {
-        leases::claim(&self.pool, &req).await
+        timed(leases::claim(&self.pool, &req)).await
     }
 
     async fn heartbeat(&self, owner: &str, runs: Vec<(String, u32)>, lease_until: i64) -> Result<Heartbeat, StoreError> {
-        leases::heartbeat(&self.pool, owner, &runs, lease_until).await
+        timed(leases::heartbeat(&self.pool, owner, &runs, lease_until)).await
     }
 
     async fn finish(&self, req: FinishRequest) -> Result<bool, StoreError> {
         let run_id = req.run_id.clone();
-        let (done, terminal) = leases::finish(&self.pool, req).await?;
-        if terminal {
-            self.notifier.terminal([run_id.as_str()]);
+        let (tx, rx) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the store is shutting down".into());
+        self.finishes.send((req, tx)).await.map_err(|_| gone())?;
+        let status = rx.await.map_err(|_| gone())??;
+        match status {
+            Some(s) if s.is_terminal() => {
+                self.notifier.terminal([run_id.as_str()]);
+                self.events.terminal([run_id.as_str()]);
+            }
+            Some(RunStatus::Queued) => self.events.work(),
+            _ => {}
         }
-        Ok(done)
+        Ok(status.is_some())
     }
 
     async fn append_logs(&self, run_id: &str, attempt: u32, lines: Vec<LogLine>) -> Result<(), StoreError> {
-        upkeep::append_logs(&self.pool, run_id, attempt, &lines).await
+        timed(upkeep::append_logs(&self.pool, run_id, attempt, &lines)).await
     }
 
     async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError> {
-        read::logs(&self.pool, run_id).await
+        timed(read::logs(&self.pool, run_id)).await
     }
 
     async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError> {
-        let rescued = leases::rescue(&self.pool, now).await?;
-        self.notifier.terminal(rescued.iter().filter(|r| r.status.is_terminal()).map(|r| r.run_id.as_str()));
+        let rescued = timed(leases::rescue(&self.pool, now)).await?;
+        let ended = || rescued.iter().filter(|r| r.status.is_terminal()).map(|r| r.run_id.as_str());
+        self.notifier.terminal(ended());
+        self.events.terminal(ended());
+        if rescued.iter().any(|r| r.status == RunStatus::Queued) {
+            self.events.work();
+        }
         Ok(rescued)
     }
 
     async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError> {
-        upkeep::prune(&self.pool, before, keys_before, batch).await
+        timed(upkeep::prune(&self.pool, before, keys_before, batch)).await
     }
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        read::queue_depth(&self.pool).await
+        timed(read::queue_depth(&self.pool)).await
     }
 
     async fn check(&self) -> Result<Duration, StoreError> {
         let started = Instant::now();
-        upkeep::probe(&self.pool, plinth_core::timefmt::now_micros()).await?;
+        timed(upkeep::probe(&self.pool, plinth_core::timefmt::now_micros())).await?;
         Ok(started.elapsed())
+    }
+
+    async fn lead(&self) -> bool {
+        self.leader.lead(&self.pool).await
     }
 
     fn notifier(&self) -> &Notifier {
@@ -214,3 +327,5 @@ impl Store for PostgresStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_nodes;

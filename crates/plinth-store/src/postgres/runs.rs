@@ -27,7 +27,35 @@ async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Opti
     Ok(Some(Enqueued::Replayed(existing)))
 }
 
+/// Inserts the run unless its idempotency key is taken; the rows inserted (0 or 1).
+async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
+         next_attempt_at, correlation_id, idempotency_key, request_hash) \
+         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    )
+    .bind(&run.run_id)
+    .bind(&run.function)
+    .bind(i64::from(run.max_attempts))
+    .bind(to_json(&run.input))
+    .bind(run.priority)
+    .bind(run.created_at)
+    .bind(run.not_before)
+    .bind(&run.correlation_id)
+    .bind(&run.idempotency_key)
+    .bind(&run.request_hash)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<Enqueued, StoreError> {
+    if run.idempotency_key.is_none() && run.max_queued.is_none() {
+        // Why: with nothing to look up first, one statement (its own transaction) is enough.
+        insert(pool, &run).await?;
+        return Ok(Enqueued::Created(run.into_queued()));
+    }
     let mut tx = pool.begin().await?;
     if let Some(key) = &run.idempotency_key {
         if let Some(found) = replay(&mut tx, key, &run).await? {
@@ -56,25 +84,7 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
     }
     // Why: two identical keyed requests racing both miss the first look-up; the unique index
     // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
-    let inserted = sqlx::query(
-        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash) \
-         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-    )
-    .bind(&run.run_id)
-    .bind(&run.function)
-    .bind(i64::from(run.max_attempts))
-    .bind(to_json(&run.input))
-    .bind(run.priority)
-    .bind(run.created_at)
-    .bind(run.not_before)
-    .bind(&run.correlation_id)
-    .bind(&run.idempotency_key)
-    .bind(&run.request_hash)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let inserted = insert(&mut *tx, &run).await?;
     if inserted == 0 {
         let key = run.idempotency_key.as_deref().unwrap_or_default();
         let found = replay(&mut tx, key, &run).await;

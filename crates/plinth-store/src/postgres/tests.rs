@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const URL_VAR: &str = "PLINTH_TEST_DATABASE_URL";
 
 /// The test database, or `None` (after a loud warning) when the tests are to be skipped.
-fn database_url() -> Option<String> {
+pub(super) fn database_url() -> Option<String> {
     if let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) {
         return Some(url);
     }
@@ -41,9 +41,9 @@ fn database_url() -> Option<String> {
 
 /// A scratch schema. `drop_now` drops it with everything in it; a guard dropped without it
 /// (a failed case) drops the schema on a thread of its own.
-struct Scratch {
+pub(super) struct Scratch {
     url: String,
-    schema: String,
+    pub(super) schema: String,
     dropped: bool,
 }
 
@@ -56,11 +56,11 @@ async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
 }
 
 impl Scratch {
-    fn new(url: &str) -> Self {
+    pub(super) fn new(url: &str) -> Self {
         Self { url: url.to_string(), schema: format!("plinth_test_{}", new_run_id().to_lowercase()), dropped: false }
     }
 
-    async fn drop_now(&mut self) {
+    pub(super) async fn drop_now(&mut self) {
         drop_schema(&self.url, &self.schema).await.expect("the scratch schema is dropped");
         self.dropped = true;
     }
@@ -85,7 +85,7 @@ impl Drop for Scratch {
 }
 
 /// A store on a fresh scratch schema, or `None` when the tests are skipped.
-async fn fresh() -> Option<(Scratch, PostgresStore)> {
+pub(super) async fn fresh() -> Option<(Scratch, PostgresStore)> {
     let url = database_url()?;
     let scratch = Scratch::new(&url);
     let store = PostgresStore::connect(&url, &scratch.schema).await.expect("a fresh store connects");
@@ -93,12 +93,12 @@ async fn fresh() -> Option<(Scratch, PostgresStore)> {
 }
 
 /// A plain pool on the test database, for looking behind the store's back.
-async fn side_pool(url: &str) -> PgPool {
+pub(super) async fn side_pool(url: &str) -> PgPool {
     PgPoolOptions::new().max_connections(2).connect(url).await.expect("a side connection")
 }
 
 /// A run of `function` with `input`, due now.
-fn new_run(function: &str, input: serde_json::Value) -> NewRun {
+pub(super) fn new_run(function: &str, input: serde_json::Value) -> NewRun {
     NewRun { input, ..crate::conformance::new_run(function, now_micros()) }
 }
 
