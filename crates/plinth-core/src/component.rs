@@ -56,6 +56,7 @@ pub struct ServerSection {
     pub database_url: Option<String>,
     pub database_schema: Option<String>,
     pub workers: Option<u32>,
+    pub claim_batch: Option<u32>,
     pub shutdown_grace: Option<DurationSpec>,
     pub body_limit: Option<u64>,
     pub rate_limit: Option<u32>,

@@ -45,6 +45,15 @@ pub enum StoreError {
     },
 }
 
+/// What a migration pass did (`plinth migrate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Migrations applied now.
+    pub applied: usize,
+    /// The schema version the database is at now.
+    pub version: i64,
+}
+
 /// The result of an enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enqueued {

@@ -18,6 +18,12 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Print every effective setting and where it came from.
     Config(ServeArgs),
+    /// Create the run store's database (or PostgreSQL schema) and apply its migrations, then
+    /// exit; `serve` also does this at start. Takes the same settings as `serve`.
+    ///
+    /// Exit codes: 0 migrated (or already up to date), 1 the database cannot be reached or
+    /// holds a newer or edited schema (PLINTH_002), 2 invalid settings (PLINTH_001).
+    Migrate(ServeArgs),
     /// Start a server on a temporary database, load it with no-op runs, print a JSON report.
     Bench(BenchArgs),
     /// Submit a run to a server; with --wait, follow it to its end.
@@ -271,6 +277,9 @@ pub(crate) struct ServeArgs {
     /// Attempts executing at once on this node [default: 16].
     #[arg(long, env = "PLINTH_WORKERS")]
     pub(crate) workers: Option<u32>,
+    /// The most runs one claim takes (never more than the free workers) [default: 32].
+    #[arg(long, env = "PLINTH_CLAIM_BATCH")]
+    pub(crate) claim_batch: Option<u32>,
     /// On SIGTERM, how long in-flight runs may finish before they are released [default: 30s].
     #[arg(long, env = "PLINTH_SHUTDOWN_GRACE")]
     pub(crate) shutdown_grace: Option<String>,

@@ -59,6 +59,7 @@ pub(crate) struct Settings {
     /// The PostgreSQL schema the store lives in (unused with SQLite).
     pub(crate) database_schema: String,
     pub(crate) workers: u32,
+    pub(crate) claim_batch: u32,
     pub(crate) shutdown_grace: Duration,
     pub(crate) body_limit: u64,
     /// Requests per second per client; 0 is no limit.
@@ -206,6 +207,10 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     if !(1..=4096).contains(&workers) {
         return Err(m.err("workers", m.last_source(), format!("must be from 1 to 4096, got {workers}")));
     }
+    let claim_batch = m.pick("claim_batch", args.claim_batch, f.claim_batch, 32);
+    if !(1..=1000).contains(&claim_batch) {
+        return Err(m.err("claim_batch", m.last_source(), format!("must be from 1 to 1000, got {claim_batch}")));
+    }
     let shutdown_grace = m.duration("shutdown_grace", args.shutdown_grace.as_ref(), f.shutdown_grace, Duration::from_secs(30))?;
     let body_limit = m.pick("body_limit", args.body_limit, f.body_limit, 1024 * 1024);
     if !(1024..=256 * 1024 * 1024).contains(&body_limit) {
@@ -251,6 +256,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         database_url,
         database_schema,
         workers,
+        claim_batch,
         shutdown_grace,
         body_limit,
         rate_limit,

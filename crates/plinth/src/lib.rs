@@ -17,6 +17,7 @@ mod check;
 mod cli;
 mod client;
 mod config;
+mod migrate;
 mod serve;
 mod spec;
 mod telemetry;
@@ -41,6 +42,7 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
     match parsed.command {
         cli::Command::Serve(args) => serve::main(&args, sub.as_ref(), handlers),
         cli::Command::Config(args) => config::print(&args, sub.as_ref()),
+        cli::Command::Migrate(args) => migrate::main(&args, sub.as_ref()),
         cli::Command::Bench(args) => bench::main(&args),
         cli::Command::Run(args) => client::run(&args),
         cli::Command::Runs(command) => client::runs(&command),

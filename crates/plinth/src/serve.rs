@@ -49,9 +49,12 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
 }
 
 async fn run(component: Component, settings: Settings, handlers: Handlers, auth: Option<Arc<plinth_server::Auth>>) -> ExitCode {
+    let mut postgres = None;
     let (opened, database) = if crate::config::is_postgres_url(&settings.database_url) {
         let store = plinth_store::postgres::PostgresStore::connect(&settings.database_url, &settings.database_schema).await;
-        (store.map(|s| Arc::new(s) as Arc<dyn Store>), format!("postgres schema {}", settings.database_schema))
+        let store = store.map(Arc::new);
+        postgres = store.as_ref().ok().cloned();
+        (store.map(|s| s as Arc<dyn Store>), format!("postgres schema {}", settings.database_schema))
     } else {
         let path = match plinth_store::sqlite::path_from_url(&settings.database_url) {
             Ok(p) => p,
@@ -84,6 +87,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
     let metrics = Arc::new(Metrics::new(&settings.metrics_prefix, &component.file.component.name));
     let engine_config = EngineConfig {
         workers: settings.workers,
+        claim_batch: settings.claim_batch,
         lease: settings.lease,
         kill_grace: settings.kill_grace,
         retention: settings.retention,
@@ -156,6 +160,10 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
         Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+    }
+    if let Some(pg) = postgres {
+        // Why: giving the upkeep lead up at once lets another node take it without waiting.
+        pg.close().await;
     }
     tracing::info!(finished = report.finished, released = report.released, "stopped");
     ExitCode::SUCCESS

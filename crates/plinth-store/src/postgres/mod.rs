@@ -116,6 +116,38 @@ fn lock_key(parts: &[&str]) -> i64 {
     i64::from_ne_bytes(h.to_ne_bytes())
 }
 
+/// A pool on `schema` of the database at `url`, the schema created and migrated; the pool and
+/// how many migrations were applied.
+async fn open_pool(url: &str, schema: &str) -> Result<(PgPool, usize), StoreError> {
+    if !valid_schema_name(schema) {
+        return Err(StoreError::Schema(format!(
+            "`{schema}` is not a valid schema name: use lowercase letters, digits and _, at most 63, \
+             not starting with a digit nor pg_"
+        )));
+    }
+    // Why: the URL may hold a password, so it is never repeated in an error.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?
+        .application_name("plinth")
+        .options([("statement_timeout", STATEMENT_TIMEOUT_MS), ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_MS)]);
+    let set_path = Arc::new(format!("SET search_path TO \"{schema}\""));
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            let sql = set_path.clone();
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, sql.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options);
+    let applied = tokio::time::timeout(CONNECT_TIMEOUT * 2, migrate::migrate(&pool, schema, migrate::MIGRATIONS))
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("PostgreSQL did not answer within {CONNECT_TIMEOUT:?}")))??;
+    Ok((pool, applied))
+}
+
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: PgPool,
@@ -151,35 +183,7 @@ impl PostgresStore {
     /// `Schema` for an invalid schema name, a newer or edited schema; `Unavailable` when the
     /// database cannot be reached within [`CONNECT_TIMEOUT`] or refuses the migrations.
     pub async fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
-        if !valid_schema_name(schema) {
-            return Err(StoreError::Schema(format!(
-                "`{schema}` is not a valid schema name: use lowercase letters, digits and _, at most 63, \
-                 not starting with a digit nor pg_"
-            )));
-        }
-        // Why: the URL may hold a password, so it is never repeated in an error.
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("plinth")
-            .options([
-                ("statement_timeout", STATEMENT_TIMEOUT_MS),
-                ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_MS),
-            ]);
-        let set_path = Arc::new(format!("SET search_path TO \"{schema}\""));
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                let sql = set_path.clone();
-                Box::pin(async move {
-                    sqlx::Executor::execute(conn, sql.as_str()).await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
-        let applied = tokio::time::timeout(CONNECT_TIMEOUT * 2, migrate::migrate(&pool, schema, migrate::MIGRATIONS))
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("PostgreSQL did not answer within {CONNECT_TIMEOUT:?}")))??;
+        let (pool, applied) = open_pool(url, schema).await?;
         if applied > 0 {
             tracing::info!(applied, schema, "database migrated");
         }
@@ -200,6 +204,16 @@ impl PostgresStore {
             finishes,
             tasks,
         })
+    }
+
+    /// Creates (if needed) and migrates `schema` without starting a store (`plinth migrate`).
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`].
+    pub async fn migrate(url: &str, schema: &str) -> Result<crate::Migrated, StoreError> {
+        let (pool, applied) = open_pool(url, schema).await?;
+        pool.close().await;
+        Ok(crate::Migrated { applied, version: migrate::MIGRATIONS.last().map_or(0, |m| m.0) })
     }
 
     /// The schema the store works in.

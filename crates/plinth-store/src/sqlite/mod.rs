@@ -102,6 +102,24 @@ impl Readers {
     }
 }
 
+/// Opens (creating it and its folder if needed) the database at `path` in WAL mode and applies
+/// the migrations it lacks; the connection and how many were applied.
+fn prepare(path: &Path, synchronous: Synchronous) -> Result<(Connection, usize), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create folder {}: {e}", dir.display())))?;
+    }
+    let mut conn = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!("cannot switch {} to WAL mode (got {mode})", path.display())));
+    }
+    conn.execute_batch(&format!("PRAGMA synchronous = {}; PRAGMA temp_store = MEMORY;", synchronous.pragma()))?;
+    let applied = migrate::migrate(&mut conn, migrate::MIGRATIONS)?;
+    Ok((conn, applied))
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     tx: mpsc::Sender<Op>,
@@ -122,19 +140,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened or written, or its schema is newer or edited.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create folder {}: {e}", dir.display())))?;
-        }
-        let mut conn =
-            Connection::open(path).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unavailable(format!("cannot switch {} to WAL mode (got {mode})", path.display())));
-        }
-        conn.execute_batch(&format!("PRAGMA synchronous = {}; PRAGMA temp_store = MEMORY;", synchronous.pragma()))?;
-        let applied = migrate::migrate(&mut conn, migrate::MIGRATIONS)?;
+        let (conn, applied) = prepare(path, synchronous)?;
         if applied > 0 {
             tracing::info!(applied, path = %path.display(), "database migrated");
         }
@@ -147,6 +153,15 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
         Ok(Self { tx, readers, notifier, path: path.to_path_buf() })
+    }
+
+    /// Creates (if needed) and migrates the database at `path` without starting a store.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn migrate(path: &Path) -> Result<crate::Migrated, StoreError> {
+        let (_, applied) = prepare(path, Synchronous::Full)?;
+        Ok(crate::Migrated { applied, version: migrate::MIGRATIONS.last().map_or(0, |m| m.0) })
     }
 
     /// The database file.

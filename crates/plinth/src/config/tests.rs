@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 20] = [
+const NAMES: [&str; 21] = [
     "config",
     "host",
     "port",
@@ -17,6 +17,7 @@ const NAMES: [&str; 20] = [
     "database_url",
     "database_schema",
     "workers",
+    "claim_batch",
     "shutdown_grace",
     "body_limit",
     "rate_limit",
@@ -172,6 +173,12 @@ fn an_invalid_value_names_the_setting_and_its_source() {
 fn a_value_is_checked_whichever_layer_gives_it() {
     let e = err(&["--workers", "0"], None, "{workers: 4}");
     assert_eq!((e.source_name.as_str(), e.field.as_str()), ("flag", "workers"));
+    let e = err(&["--claim-batch", "0"], None, "{}");
+    assert_eq!((e.source_name.as_str(), e.field.as_str()), ("flag", "claim_batch"));
+    let e = err(&[], None, "{claim_batch: 1001}");
+    assert_eq!(e.to_string(), "c.yaml: server.claim_batch: must be from 1 to 1000, got 1001 (PLINTH_001)");
+    assert_eq!(ok(&["--claim-batch", "8"], "{claim_batch: 4}").claim_batch, 8);
+    assert_eq!(ok(&[], "{}").claim_batch, 32);
     let e = err(&[], None, "{sqlite_synchronous: sometimes}");
     assert_eq!((e.source_name.as_str(), e.field.as_str()), ("c.yaml", "server.sqlite_synchronous"));
     let e = err(&[], None, "{lease: 100ms}");

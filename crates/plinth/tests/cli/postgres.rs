@@ -101,3 +101,56 @@ fn an_invalid_schema_name_stops_start_up() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("database_schema"));
 }
+
+#[test]
+fn migrate_creates_the_schema_once_and_refuses_bad_settings() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema { url: url.clone(), name: format!("plinth_migrate_{}", std::process::id()) };
+    let (dir, config) = component_dir(COMPONENT);
+    let args =
+        ["migrate", "--config", config.to_str().expect("utf-8"), "--database-url", &url, "--database-schema", &schema.name];
+    let first = crate::harness::plinth(&args, &[], dir.path());
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout.contains(&format!("PostgreSQL schema {}: applied 1 migration(s); schema version 1", schema.name)), "{stdout}");
+    let again = crate::harness::plinth(&args, &[], dir.path());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 migration(s)"), "a second pass applies nothing");
+    let password = url.replacen("postgres://postgres@", "postgres://postgres:hunter2@", 1);
+    let unreachable = crate::harness::plinth(
+        &["migrate", "--config", config.to_str().expect("utf-8"), "--database-url", "postgres://u:hunter2@127.0.0.1:1/db"],
+        &[],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(unreachable.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("PLINTH_002") && !stderr.contains("hunter2"), "{stderr}");
+    let bad = crate::harness::plinth(
+        &["migrate", "--config", config.to_str().expect("utf-8"), "--database-url", &password, "--database-schema", "pg_nope"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2), "an invalid schema name is a settings error");
+}
+
+#[test]
+fn migrate_creates_a_sqlite_database_and_refuses_a_directory() {
+    let (dir, config) = component_dir(COMPONENT);
+    let db = dir.path().join("sub").join("runs.db");
+    let url = format!("sqlite://{}", db.display());
+    let out = crate::harness::plinth(
+        &["migrate", "--config", config.to_str().expect("utf-8"), "--database-url", &url],
+        &[],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("applied 3 migration(s); schema version 3"), "{stdout}");
+    assert!(db.is_file());
+    let url = format!("sqlite://{}", dir.path().display());
+    let out = crate::harness::plinth(
+        &["migrate", "--config", config.to_str().expect("utf-8"), "--database-url", &url],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "a directory is not a database: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PLINTH_002"));
+}
