@@ -20,12 +20,24 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         .map(|f| (f.name.clone(), f.policy.concurrency.unwrap_or(shared.config.workers)))
         .collect();
     let mut rotate = 0usize;
+    let batch = shared.config.claim_batch.clamp(1, shared.config.workers.max(1));
+    // Why: while runs wait (the last claim took all it asked for), claiming for each slot
+    // that frees would cost a claim per run; waiting for a quarter of a batch keeps claims
+    // full. With no backlog, a free slot claims at once, so pickup stays immediate.
+    let gather = (batch / 4).max(1);
+    let mut backlog = false;
     loop {
         if shared.no_claims.is_cancelled() {
             return;
         }
         let free = shared.config.workers.saturating_sub(u32::try_from(shared.inflight.len()).unwrap_or(u32::MAX));
-        let free = free.min(shared.config.claim_batch.max(1));
+        if backlog && free < gather && !shared.inflight.is_empty() {
+            if !sleep(&shared, POLL).await {
+                return;
+            }
+            continue;
+        }
+        let free = free.min(batch);
         let mut wants: Vec<(String, u32)> = functions
             .iter()
             .map(|(name, limit)| (name.clone(), limit.saturating_sub(shared.inflight.running(name)).min(free)))
@@ -49,6 +61,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         match shared.store.claim(req).await {
             Ok(claimed) => {
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
+                backlog = got >= asked;
                 for run in claimed.runs {
                     let stop = shared.inflight.insert(&run.run_id, run.attempt, &run.function);
                     tokio::spawn(executor::execute(shared.clone(), run, stop));

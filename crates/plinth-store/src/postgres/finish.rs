@@ -1,11 +1,12 @@
 //! Recording attempts' ends, in batches: the ends that arrive while a batch commits go
-//! together into the next transaction, so a busy node pays one commit for many runs.
+//! together into the next statement, so a busy node pays one statement and one commit for
+//! many runs.
 
+use super::dedicated::Dedicated;
 use super::rows::to_json;
-use super::timed;
 use crate::{FinishRequest, StoreError, cancelled_error};
 use plinth_core::{Finish, RunError, RunStatus};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most ends one transaction records.
@@ -37,78 +38,133 @@ fn transition(req: &FinishRequest, cancel_requested: bool) -> Transition {
     }
 }
 
-/// Records an attempt's end inside the caller's transaction; the run's new status, or `None`
-/// when this owner no longer held the lease.
-async fn finish_in(tx: &mut PgConnection, req: &FinishRequest) -> Result<Option<RunStatus>, StoreError> {
-    let held: Option<bool> = sqlx::query_scalar(
-        "SELECT cancel_requested FROM runs WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running' \
-         FOR UPDATE",
-    )
-    .bind(&req.run_id)
-    .bind(&req.owner)
-    .bind(i64::from(req.attempt))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(cancel_requested) = held else {
-        return Ok(None);
-    };
-    let t = transition(req, cancel_requested);
-    let attempt_error = match &req.finish {
-        Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(e.clone()),
-        Finish::Succeeded(_) | Finish::Released => None,
-    };
-    let status = t.status;
-    let terminal = status.is_terminal();
-    sqlx::query(
-        "UPDATE runs SET status = $1, output = $2, error = COALESCE($3, error), finished_at = $4, \
-         next_attempt_at = COALESCE($5, next_attempt_at), attempt = $6, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $7",
-    )
-    .bind(t.status.as_str())
-    .bind(t.output)
-    .bind(t.error.as_ref().map(to_json))
-    .bind(terminal.then_some(req.now))
-    .bind(t.next_attempt_at)
-    .bind(i64::from(t.attempt))
-    .bind(&req.run_id)
-    .execute(&mut *tx)
-    .await?;
-    let duration_us = i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX);
-    sqlx::query(
-        "UPDATE attempts SET finished_at = $1, outcome = $2, error = $3, duration_us = $4 WHERE run_id = $5 AND attempt = $6",
-    )
-    .bind(req.now)
-    .bind(req.finish.outcome())
-    .bind(attempt_error.as_ref().map(to_json))
-    .bind(duration_us)
-    .bind(&req.run_id)
-    .bind(i64::from(req.attempt))
-    .execute(&mut *tx)
-    .await?;
-    Ok(Some(status))
+/// Both ways an end can go, as columns: the run's new state when no cancel was asked (`n_`)
+/// and when one was (`c_`), chosen in SQL by the locked row's `cancel_requested`.
+#[derive(Default)]
+struct Columns {
+    id: Vec<String>,
+    owner: Vec<String>,
+    attempt: Vec<i64>,
+    status: [Vec<String>; 2],
+    output: [Vec<Option<String>>; 2],
+    error: [Vec<Option<String>>; 2],
+    next: [Vec<Option<i64>>; 2],
+    new_attempt: [Vec<i64>; 2],
+    now: Vec<i64>,
+    outcome: Vec<String>,
+    attempt_error: Vec<Option<String>>,
+    duration_us: Vec<i64>,
 }
 
-/// Records `reqs` in one transaction, locking their runs in id order.
-async fn finish_many(pool: &PgPool, reqs: &[&FinishRequest]) -> Result<Vec<Option<RunStatus>>, StoreError> {
-    let mut order: Vec<usize> = (0..reqs.len()).collect();
-    order.sort_by(|a, b| reqs[*a].run_id.cmp(&reqs[*b].run_id));
-    let mut tx = pool.begin().await?;
-    let mut out = vec![None; reqs.len()];
-    for i in order {
-        out[i] = finish_in(&mut tx, reqs[i]).await?;
+impl Columns {
+    fn of(reqs: &[&FinishRequest]) -> Self {
+        let mut c = Self::default();
+        for req in reqs {
+            c.id.push(req.run_id.clone());
+            c.owner.push(req.owner.clone());
+            c.attempt.push(i64::from(req.attempt));
+            for (k, cancel) in [false, true].into_iter().enumerate() {
+                let t = transition(req, cancel);
+                c.status[k].push(t.status.as_str().to_string());
+                c.output[k].push(t.output);
+                c.error[k].push(t.error.as_ref().map(to_json));
+                c.next[k].push(t.next_attempt_at);
+                c.new_attempt[k].push(i64::from(t.attempt));
+            }
+            c.now.push(req.now);
+            c.outcome.push(req.finish.outcome().to_string());
+            let attempt_error = match &req.finish {
+                Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(to_json(e)),
+                Finish::Succeeded(_) | Finish::Released => None,
+            };
+            c.attempt_error.push(attempt_error);
+            c.duration_us.push(i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX));
+        }
+        c
     }
-    tx.commit().await?;
-    Ok(out)
+}
+
+/// One statement records every end of the batch: it locks the runs still held by their
+/// owner (in id order, as heartbeats lock them), moves each to its new state, and closes its
+/// attempt. Runs no longer held are left alone.
+const FINISH_SQL: &str = "\
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+    $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
+    $17::bigint[])
+  AS i(id, owner, attempt, n_status, c_status, n_output, c_output, n_error, c_error, n_next, c_next, n_attempt, c_attempt,
+    now, outcome, attempt_error, duration_us)),
+held AS (
+  SELECT r.id, r.cancel_requested AS cancel FROM runs r JOIN input i
+    ON r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+  ORDER BY r.id FOR UPDATE OF r),
+decided AS (
+  SELECT i.id, i.attempt, i.now, i.outcome, i.attempt_error, i.duration_us,
+    CASE WHEN h.cancel THEN i.c_status ELSE i.n_status END AS status,
+    CASE WHEN h.cancel THEN i.c_output ELSE i.n_output END AS output,
+    CASE WHEN h.cancel THEN i.c_error ELSE i.n_error END AS error,
+    CASE WHEN h.cancel THEN i.c_next ELSE i.n_next END AS next,
+    CASE WHEN h.cancel THEN i.c_attempt ELSE i.n_attempt END AS new_attempt
+  FROM input i JOIN held h ON h.id = i.id),
+ended AS (
+  UPDATE runs r SET status = d.status, output = d.output, error = COALESCE(d.error, r.error),
+    finished_at = CASE WHEN d.status IN ('succeeded', 'failed', 'cancelled') THEN d.now END,
+    next_attempt_at = COALESCE(d.next, r.next_attempt_at), attempt = d.new_attempt, lease_owner = NULL,
+    lease_expires_at = NULL
+  FROM decided d WHERE r.id = d.id
+  RETURNING r.id, r.status),
+closed AS (
+  UPDATE attempts a SET finished_at = d.now, outcome = d.outcome, error = d.attempt_error, duration_us = d.duration_us
+  FROM decided d WHERE a.run_id = d.id AND a.attempt = d.attempt)
+SELECT id, status FROM ended";
+
+/// Records `reqs` (distinct runs) in one statement; each run's new status, or `None` when its
+/// owner no longer held the lease.
+async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result<Vec<Option<RunStatus>>, StoreError> {
+    let c = Columns::of(reqs);
+    let rows: Vec<(String, String)> = sqlx::query_as(FINISH_SQL)
+        .bind(&c.id)
+        .bind(&c.owner)
+        .bind(&c.attempt)
+        .bind(&c.status[0])
+        .bind(&c.status[1])
+        .bind(&c.output[0])
+        .bind(&c.output[1])
+        .bind(&c.error[0])
+        .bind(&c.error[1])
+        .bind(&c.next[0])
+        .bind(&c.next[1])
+        .bind(&c.new_attempt[0])
+        .bind(&c.new_attempt[1])
+        .bind(&c.now)
+        .bind(&c.outcome)
+        .bind(&c.attempt_error)
+        .bind(&c.duration_us)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut ended = std::collections::HashMap::with_capacity(rows.len());
+    for (id, status) in rows {
+        let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("run {id} has status `{status}`")))?;
+        ended.insert(id, status);
+    }
+    Ok(reqs.iter().map(|r| ended.get(&r.run_id).copied()).collect())
 }
 
 /// Takes the ends waiting, records them together, and answers each; runs until every sender
 /// is gone. When a batch fails, its ends are recorded one by one, so one bad end cannot fail
 /// the others.
-pub(crate) async fn batch_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
+pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let reqs: Vec<&FinishRequest> = batch.iter().map(|j| &j.0).collect();
-        match timed(finish_many(&pool, &reqs)).await {
+        let distinct = reqs.iter().map(|r| r.run_id.as_str()).collect::<std::collections::HashSet<_>>().len() == reqs.len();
+        // Why: one statement cannot update a run twice; ends of one run go one by one.
+        let result = if distinct {
+            conn.run(async |c| finish_many(c, &reqs).await).await
+        } else {
+            Err(StoreError::Unavailable("a batch holds two ends of one run".into()))
+        };
+        match result {
             Ok(statuses) => {
                 for ((_, reply), status) in batch.drain(..).zip(statuses) {
                     let _ = reply.send(Ok(status));
@@ -121,7 +177,8 @@ pub(crate) async fn batch_loop(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
             }
             Err(_) => {
                 for (req, reply) in batch.drain(..) {
-                    let _ = reply.send(timed(finish_many(&pool, &[&req])).await.map(|mut s| s.remove(0)));
+                    let one = conn.run(async |c| finish_many(c, &[&req]).await).await;
+                    let _ = reply.send(one.map(|mut s| s.remove(0)));
                 }
             }
         }

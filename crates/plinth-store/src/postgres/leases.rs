@@ -24,9 +24,9 @@ fn claim_sql() -> String {
     )
 }
 
-pub(crate) async fn claim(pool: &PgPool, req: &ClaimRequest) -> Result<Claimed, StoreError> {
+pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> Result<Claimed, StoreError> {
     let sql = claim_sql();
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let mut runs = Vec::new();
     for (function, n) in &req.wants {
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));

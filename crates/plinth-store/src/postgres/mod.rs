@@ -7,8 +7,10 @@
 //! (`leader`). Attempts' ends are recorded in batches (`finish`). Every call gives up after
 //! [`OP_TIMEOUT`] with `Unavailable`, so a database that stops answering never hangs a caller.
 
+mod dedicated;
 mod events;
 mod finish;
+mod insert;
 mod leader;
 mod leases;
 mod migrate;
@@ -156,6 +158,9 @@ pub struct PostgresStore {
     events: Arc<events::Events>,
     leader: leader::Leader,
     finishes: mpsc::Sender<finish::Job>,
+    inserts: mpsc::Sender<insert::Job>,
+    /// The dispatcher's connection for claims.
+    claims: tokio::sync::Mutex<dedicated::Dedicated>,
     /// The listener, the notice sender and the batcher; stopped when the store is dropped.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -189,19 +194,23 @@ impl PostgresStore {
         }
         let notifier = Arc::new(Notifier::default());
         let events = Arc::new(events::Events::new(schema));
-        let (finishes, batches) = mpsc::channel(1024);
+        let (finishes, finish_jobs) = mpsc::channel(1024);
+        let (inserts, insert_jobs) = mpsc::channel(1024);
         let tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
             tokio::spawn(events::send_loop(pool.clone(), events.clone())),
-            tokio::spawn(finish::batch_loop(pool.clone(), batches)),
+            tokio::spawn(finish::batch_loop(dedicated::Dedicated::new(pool.clone()), finish_jobs)),
+            tokio::spawn(insert::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
         ];
         Ok(Self {
+            claims: tokio::sync::Mutex::new(dedicated::Dedicated::new(pool.clone())),
             pool,
             notifier,
             schema: schema.to_string(),
             events,
             leader: leader::Leader::new(lock_key(&["plinth-leader", schema]), schema),
             finishes,
+            inserts,
             tasks,
         })
     }
@@ -233,7 +242,15 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
-        let enqueued = timed(runs::enqueue(&self.pool, &self.schema, run)).await?;
+        let enqueued = if run.idempotency_key.is_none() && run.max_queued.is_none() {
+            let (tx, rx) = oneshot::channel();
+            let gone = || StoreError::Unavailable("the store is shutting down".into());
+            self.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())??;
+            Enqueued::Created(run.into_queued())
+        } else {
+            timed(runs::enqueue(&self.pool, &self.schema, run)).await?
+        };
         if matches!(enqueued, Enqueued::Created(_)) {
             self.events.work();
         }
@@ -269,7 +286,7 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, req: ClaimRequest) -> Result<Claimed, StoreError> {
-        timed(leases::claim(&self.pool, &req)).await
+        self.claims.lock().await.run(async |c| leases::claim(c, &req).await).await
     }
 
     async fn heartbeat(&self, owner: &str, runs: Vec<(String, u32)>, lease_until: i64) -> Result<Heartbeat, StoreError> {

@@ -51,11 +51,6 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
 }
 
 pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<Enqueued, StoreError> {
-    if run.idempotency_key.is_none() && run.max_queued.is_none() {
-        // Why: with nothing to look up first, one statement (its own transaction) is enough.
-        insert(pool, &run).await?;
-        return Ok(Enqueued::Created(run.into_queued()));
-    }
     let mut tx = pool.begin().await?;
     if let Some(key) = &run.idempotency_key {
         if let Some(found) = replay(&mut tx, key, &run).await? {

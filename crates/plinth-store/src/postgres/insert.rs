@@ -1,0 +1,68 @@
+//! Enqueues without an idempotency key or a queue limit, in batches: the runs that arrive
+//! while one batch commits go together into the next, as one multi-row `INSERT`, so a busy
+//! node pays one statement and one commit for many runs. Keyed and limited enqueues need a
+//! look-up first and take the single path in `runs`.
+
+use super::dedicated::Dedicated;
+use super::rows::to_json;
+use crate::StoreError;
+use plinth_core::NewRun;
+use sqlx::PgConnection;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most runs one statement inserts.
+const MAX_BATCH: usize = 256;
+
+/// A run to insert, and where its answer goes.
+pub(crate) type Job = (NewRun, oneshot::Sender<Result<(), StoreError>>);
+
+async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), StoreError> {
+    let col = |f: fn(&NewRun) -> String| runs.iter().map(|r| f(r)).collect::<Vec<String>>();
+    let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
+    sqlx::query(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, next_attempt_at, \
+         correlation_id) \
+         SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id \
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]) \
+           AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id)",
+    )
+    .bind(col(|r| r.run_id.clone()))
+    .bind(col(|r| r.function.clone()))
+    .bind(num(|r| i64::from(r.max_attempts)))
+    .bind(col(|r| to_json(&r.input)))
+    .bind(num(|r| i64::from(r.priority)))
+    .bind(num(|r| r.created_at))
+    .bind(num(|r| r.not_before))
+    .bind(col(|r| r.correlation_id.clone()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the runs waiting, inserts them together and answers each; runs until every sender is
+/// gone. When a batch fails (a duplicate run id, say), its runs are inserted one by one, so one
+/// bad run cannot fail the others.
+pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let runs: Vec<&NewRun> = batch.iter().map(|j| &j.0).collect();
+        let result = conn.run(async |c| insert_many(c, &runs).await).await;
+        match result {
+            Ok(()) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            Err(_) => {
+                for (run, reply) in batch.drain(..) {
+                    let _ = reply.send(conn.run(async |c| insert_many(c, &[&run]).await).await);
+                }
+            }
+        }
+    }
+}
