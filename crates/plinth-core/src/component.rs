@@ -227,7 +227,10 @@ impl Component {
     }
 }
 
-fn is_identifier(name: &str) -> bool {
+/// Whether `name` may name a component or a function: a lowercase ASCII letter, then lowercase
+/// letters, digits, `_` and `-`, 64 characters at most.
+#[must_use]
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')

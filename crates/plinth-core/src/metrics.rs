@@ -1,4 +1,8 @@
 //! Plinth's Prometheus metrics, in one registry with a constant `component` label.
+//!
+//! [`METRICS`] describes every family (name, type, labels, help); the registry is built from
+//! those descriptors and samples are labelled through them, so the list that documentation is
+//! generated from (`plinth spec generate`) is the list that is exposed.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +18,121 @@ type L1 = [(&'static str, String); 1];
 type L2 = [(&'static str, String); 2];
 type L3 = [(&'static str, String); 3];
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A metric's Prometheus type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in buckets (`_bucket`, `_sum`, `_count` samples).
+    Histogram,
+}
+
+impl MetricKind {
+    /// The type as `# TYPE` lines write it: `counter`, `gauge`, `histogram`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric family Plinth exposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricDescriptor {
+    /// The name after the prefix and `_`, as queries write it: counters end in `_total`.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: MetricKind,
+    /// Its labels, besides the constant `component` every metric carries.
+    pub labels: &'static [&'static str],
+    /// What it counts, as `# HELP` says.
+    pub help: &'static str,
+}
+
+impl MetricDescriptor {
+    /// The name the family is registered under: a counter's without `_total`, which the
+    /// encoder appends.
+    #[must_use]
+    pub fn registered_name(&self) -> &'static str {
+        match self.kind {
+            MetricKind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
+            _ => self.name,
+        }
+    }
+
+    /// The full name with `prefix`, such as `plinth_requests_total`.
+    #[must_use]
+    pub fn full_name(&self, prefix: &str) -> String {
+        format!("{prefix}_{}", self.name)
+    }
+}
+
+/// `requests_total{method,route,status}`.
+pub const REQUESTS_TOTAL: MetricDescriptor = MetricDescriptor {
+    name: "requests_total",
+    kind: MetricKind::Counter,
+    labels: &["method", "route", "status"],
+    help: "HTTP requests answered",
+};
+/// `request_duration_seconds{method,route}`.
+pub const REQUEST_DURATION: MetricDescriptor = MetricDescriptor {
+    name: "request_duration_seconds",
+    kind: MetricKind::Histogram,
+    labels: &["method", "route"],
+    help: "HTTP request latency",
+};
+/// `errors_total{error_type}`.
+pub const ERRORS_TOTAL: MetricDescriptor = MetricDescriptor {
+    name: "errors_total",
+    kind: MetricKind::Counter,
+    labels: &["error_type"],
+    help: "Errors by type (error code name)",
+};
+/// `runs_total{function,status}`.
+pub const RUNS_TOTAL: MetricDescriptor = MetricDescriptor {
+    name: "runs_total",
+    kind: MetricKind::Counter,
+    labels: &["function", "status"],
+    help: "Run attempts ended, by outcome",
+};
+/// `run_duration_seconds{function}`.
+pub const RUN_DURATION: MetricDescriptor = MetricDescriptor {
+    name: "run_duration_seconds",
+    kind: MetricKind::Histogram,
+    labels: &["function"],
+    help: "Duration of run attempts",
+};
+/// `runs_in_flight{function}`.
+pub const RUNS_IN_FLIGHT: MetricDescriptor = MetricDescriptor {
+    name: "runs_in_flight",
+    kind: MetricKind::Gauge,
+    labels: &["function"],
+    help: "Attempts executing on this node",
+};
+/// `queue_depth{function}`.
+pub const QUEUE_DEPTH: MetricDescriptor =
+    MetricDescriptor { name: "queue_depth", kind: MetricKind::Gauge, labels: &["function"], help: "Runs waiting in the queue" };
+/// `uptime_seconds`.
+pub const UPTIME: MetricDescriptor =
+    MetricDescriptor { name: "uptime_seconds", kind: MetricKind::Gauge, labels: &[], help: "Seconds since this process started" };
+/// `build_info{version}`.
+pub const BUILD_INFO: MetricDescriptor =
+    MetricDescriptor { name: "build_info", kind: MetricKind::Gauge, labels: &["version"], help: "Plinth's version (always 1)" };
+
+/// Every metric family Plinth exposes, in registration order.
+pub const METRICS: [MetricDescriptor; 9] =
+    [REQUESTS_TOTAL, REQUEST_DURATION, ERRORS_TOTAL, RUNS_TOTAL, RUN_DURATION, RUNS_IN_FLIGHT, QUEUE_DEPTH, UPTIME, BUILD_INFO];
+
+/// The label set of one sample of `d`, the label names taken from the descriptor.
+fn labels<const N: usize>(d: &MetricDescriptor, values: [&str; N]) -> [(&'static str, String); N] {
+    std::array::from_fn(|i| (d.labels.get(i).copied().unwrap_or("label"), values[i].to_string()))
+}
 
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -47,8 +166,8 @@ impl Metrics {
     /// A registry whose metric names start with `prefix_` and carry `component="name"`.
     #[must_use]
     pub fn new(prefix: &str, component: &str) -> Self {
-        let labels = std::iter::once((Cow::Borrowed("component"), Cow::Owned(component.to_string())));
-        let mut registry = Registry::with_prefix_and_labels(prefix, labels);
+        let constant = std::iter::once((Cow::Borrowed("component"), Cow::Owned(component.to_string())));
+        let mut registry = Registry::with_prefix_and_labels(prefix, constant);
         let m = Self {
             registry: Registry::default(),
             started: Instant::now(),
@@ -61,47 +180,45 @@ impl Metrics {
             queue_depth: Family::default(),
             uptime: Gauge::default(),
         };
-        registry.register("requests", "HTTP requests answered", m.requests_total.clone());
-        registry.register("request_duration_seconds", "HTTP request latency", m.request_duration.clone());
-        registry.register("errors", "Errors by type (error code name)", m.errors_total.clone());
-        registry.register("runs", "Run attempts ended, by outcome", m.runs_total.clone());
-        registry.register("run_duration_seconds", "Duration of run attempts", m.run_duration.clone());
-        registry.register("runs_in_flight", "Attempts executing on this node", m.runs_in_flight.clone());
-        registry.register("queue_depth", "Runs waiting in the queue", m.queue_depth.clone());
-        registry.register("uptime_seconds", "Seconds since this process started", m.uptime.clone());
+        registry.register(REQUESTS_TOTAL.registered_name(), REQUESTS_TOTAL.help, m.requests_total.clone());
+        registry.register(REQUEST_DURATION.registered_name(), REQUEST_DURATION.help, m.request_duration.clone());
+        registry.register(ERRORS_TOTAL.registered_name(), ERRORS_TOTAL.help, m.errors_total.clone());
+        registry.register(RUNS_TOTAL.registered_name(), RUNS_TOTAL.help, m.runs_total.clone());
+        registry.register(RUN_DURATION.registered_name(), RUN_DURATION.help, m.run_duration.clone());
+        registry.register(RUNS_IN_FLIGHT.registered_name(), RUNS_IN_FLIGHT.help, m.runs_in_flight.clone());
+        registry.register(QUEUE_DEPTH.registered_name(), QUEUE_DEPTH.help, m.queue_depth.clone());
+        registry.register(UPTIME.registered_name(), UPTIME.help, m.uptime.clone());
         let build_info: Family<L1, Gauge> = Family::default();
-        build_info.get_or_create(&[("version", crate::VERSION.to_string())]).set(1);
-        registry.register("build_info", "Plinth's version (always 1)", build_info);
+        build_info.get_or_create(&labels(&BUILD_INFO, [crate::VERSION])).set(1);
+        registry.register(BUILD_INFO.registered_name(), BUILD_INFO.help, build_info);
         Self { registry, ..m }
     }
 
     /// Counts one answered request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.requests_total
-            .get_or_create(&[("method", method.to_string()), ("route", route.to_string()), ("status", status.to_string())])
-            .inc();
-        self.request_duration.get_or_create(&[("method", method.to_string()), ("route", route.to_string())]).observe(seconds);
+        self.requests_total.get_or_create(&labels(&REQUESTS_TOTAL, [method, route, &status.to_string()])).inc();
+        self.request_duration.get_or_create(&labels(&REQUEST_DURATION, [method, route])).observe(seconds);
     }
 
     /// Counts one error by its type (the catalog name).
     pub fn error(&self, error_type: &str) {
-        self.errors_total.get_or_create(&[("error_type", error_type.to_string())]).inc();
+        self.errors_total.get_or_create(&labels(&ERRORS_TOTAL, [error_type])).inc();
     }
 
     /// Counts an attempt's end and its duration.
     pub fn run_finished(&self, function: &str, outcome: &str, seconds: f64) {
-        self.runs_total.get_or_create(&[("function", function.to_string()), ("status", outcome.to_string())]).inc();
-        self.run_duration.get_or_create(&[("function", function.to_string())]).observe(seconds);
+        self.runs_total.get_or_create(&labels(&RUNS_TOTAL, [function, outcome])).inc();
+        self.run_duration.get_or_create(&labels(&RUN_DURATION, [function])).observe(seconds);
     }
 
     /// Moves the in-flight gauge of a function.
     pub fn in_flight(&self, function: &str, delta: i64) {
-        self.runs_in_flight.get_or_create(&[("function", function.to_string())]).inc_by(delta);
+        self.runs_in_flight.get_or_create(&labels(&RUNS_IN_FLIGHT, [function])).inc_by(delta);
     }
 
     /// Sets the queue depth of a function.
     pub fn set_queue_depth(&self, function: &str, depth: i64) {
-        self.queue_depth.get_or_create(&[("function", function.to_string())]).set(depth);
+        self.queue_depth.get_or_create(&labels(&QUEUE_DEPTH, [function])).set(depth);
     }
 
     /// The registry in Prometheus text format.
@@ -145,6 +262,55 @@ mod tests {
         }
         assert!(text.contains(r#"component="hello""#));
         assert!(text.contains(r#"plinth_queue_depth{component="hello",function="echo"} 4"#), "{text}");
+    }
+
+    /// A sample's name and label names.
+    type Sample = (String, Vec<String>);
+
+    /// The families `# TYPE` lines declare, as (name, type), and the label names of each
+    /// family's samples (the histogram's `le` left out).
+    fn exposed(text: &str) -> (Vec<(String, String)>, Vec<Sample>) {
+        let types = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('{'))
+            .map(|(name, rest)| {
+                let keys = rest.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, _)| k.trim().to_string());
+                (name.to_string(), keys.filter(|k| k != "le").collect())
+            })
+            .collect();
+        (types, samples)
+    }
+
+    #[test]
+    fn the_descriptors_are_exactly_what_is_exposed() {
+        let m = Metrics::new("plinth", "hello");
+        m.observe_request("GET", "/health", 200, 0.001);
+        m.error("NotReady");
+        m.run_finished("echo", "failed", 0.5);
+        m.in_flight("echo", 1);
+        m.set_queue_depth("echo", 0);
+        let (types, samples) = exposed(&m.render());
+        let want: Vec<(String, String)> =
+            METRICS.iter().map(|d| (format!("plinth_{}", d.registered_name()), d.kind.as_str().to_string())).collect();
+        assert_eq!(types, want, "every family registered has a descriptor in METRICS, in order");
+        for d in &METRICS {
+            let full = d.full_name("plinth");
+            let sample = if d.kind == MetricKind::Histogram { format!("{full}_count") } else { full.clone() };
+            let (_, keys) = samples.iter().find(|(n, _)| *n == sample).unwrap_or_else(|| panic!("no sample of {sample}"));
+            let mut expected: Vec<String> = d.labels.iter().map(|l| (*l).to_string()).collect();
+            expected.push("component".into());
+            let mut keys = keys.clone();
+            keys.sort();
+            expected.sort();
+            assert_eq!(keys, expected, "labels of {full}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod routes;
 
 pub use auth::Auth;
 pub use limits::RateLimit;
+pub use openapi::openapi_document;
 pub use problem::ApiError;
 
 use axum::Router;

@@ -8,7 +8,7 @@
 //! configured, the credentials each route needs (401, 403).
 
 use crate::AppState;
-use crate::auth::Need;
+use crate::auth::{Auth, Need};
 use crate::routes::{meta, runs};
 use axum::Json;
 use axum::extract::State;
@@ -47,7 +47,18 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 
 /// The document for the served component, with the access control `state` enforces.
 pub(crate) fn document(state: &AppState) -> Value {
-    let component = &state.component;
+    build(&state.component, state.auth.as_deref())
+}
+
+/// What `GET /openapi.json` answers for `component`, without a server: the credentials each
+/// route needs come from the `auth:` section's `public` list; no key or secret is read.
+#[must_use]
+pub fn openapi_document(component: &Component) -> Value {
+    let auth = component.file.auth.as_ref().map(|section| Auth::describing(section.public.clone()));
+    build(component, auth.as_ref())
+}
+
+fn build(component: &Component, auth: Option<&Auth>) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let id = &component.file.component;
     doc["info"] = json!({
@@ -66,7 +77,7 @@ pub(crate) fn document(state: &AppState) -> Value {
     if let Some(body) = doc.pointer_mut("/paths/~1run/post/requestBody/content/application~1json/schema") {
         *body = run_request_schema(component);
     }
-    add_common_answers(&mut doc, state);
+    add_common_answers(&mut doc, auth);
     doc
 }
 
@@ -161,10 +172,10 @@ fn add_answer(responses: &mut Map<String, Value>, status: &str, description: &st
 /// Adds the answers middleware can give to every operation: 431 always, 429 outside the probes,
 /// and, where access control is configured, 400 for a credential in the query and 401/403 (with
 /// the security requirement) where a credential is needed.
-fn add_common_answers(doc: &mut Value, state: &AppState) {
+fn add_common_answers(doc: &mut Value, auth: Option<&Auth>) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for (path, item) in paths.iter_mut() {
-        let need = state.auth.as_ref().map(|auth| auth.need(Some(path), path));
+        let need = auth.map(|auth| auth.need(Some(path), path));
         for method in METHODS {
             let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) else { continue };
             let scopes = match need {
@@ -194,7 +205,7 @@ fn add_common_answers(doc: &mut Value, state: &AppState) {
             }
         }
     }
-    if state.auth.is_some() {
+    if auth.is_some() {
         doc["components"]["securitySchemes"] = json!({
             "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                 "description": "An API key; `Authorization: Bearer KEY` works too."},

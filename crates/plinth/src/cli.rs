@@ -35,7 +35,8 @@ pub(crate) enum Command {
     /// List, show, cancel runs and read their logs on a server.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Specification documents: lint them against their template family.
+    /// Specification documents: lint them against their template family, generate their
+    /// factual sections from the code, measure their 1.0 status against a live component.
     #[command(subcommand)]
     Spec(SpecCommand),
     /// Check a server (any language) against the component contract: each check passes,
@@ -44,6 +45,33 @@ pub(crate) enum Command {
     /// Exit codes: 0 nothing failed (skips allowed), 1 a check failed, 2 usage error or the
     /// server cannot be reached. Redirects are reported, not followed.
     Check(CheckArgs),
+    /// Create a component folder that `plinth serve` runs at once and `plinth check` passes:
+    /// component.yaml, a handler that works, README.md with its commands, SPEC.md.
+    ///
+    /// Exit codes: 0 created, 1 a file could not be written, 2 usage error (an invalid name,
+    /// or the folder exists and --force was not given).
+    New(NewArgs),
+}
+
+/// Settings of `new`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct NewArgs {
+    /// The component's name, also its folder's: a lowercase letter, then a-z, 0-9, _ or -
+    /// (64 characters at most), as component.yaml requires.
+    pub(crate) name: String,
+    /// What runs the work of its function.
+    #[arg(long, value_enum, default_value_t = crate::new::Kind::Command)]
+    pub(crate) handler: crate::new::Kind,
+    /// The folder to create NAME in.
+    #[arg(long, value_name = "PARENT", default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// Write into NAME even when it exists: files of the same names are overwritten, others kept.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// With --handler rust: the Plinth checkout the project depends on (by path)
+    /// [default: the checkout this plinth was built from].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) plinth_path: Option<PathBuf>,
 }
 
 /// How `check` prints its results.
@@ -86,6 +114,13 @@ pub(crate) struct CheckArgs {
     /// Sent as `Authorization: Bearer KEY` on every request, for servers with access control.
     #[arg(long, env = "PLINTH_API_KEY", hide_env_values = true)]
     pub(crate) api_key: Option<String>,
+    /// The size in bytes of the body run.body_too_large sends; it must be over the server's limit.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub(crate) large_body: usize,
+    /// Check rate limiting: send up to N requests to GET /functions, one after another, and
+    /// expect a 429 with Retry-After among them [default: rate_limit.retry_after is skipped].
+    #[arg(long, value_name = "N")]
+    pub(crate) rate_limit_probe: Option<u32>,
 }
 
 /// `spec` subcommands.
@@ -94,9 +129,23 @@ pub(crate) enum SpecCommand {
     /// Finds unfilled template placeholders and missing sections; exit 1 when it finds any.
     ///
     /// Output: `file:line: code: message`. Codes: placeholder, date-placeholder, ellipsis,
-    /// ellipsis-cell, instruction, missing-section, unknown-family, empty, not-markdown,
-    /// not-text, too-large.
+    /// ellipsis-cell, instruction, question, missing-section, unknown-family, empty,
+    /// not-markdown, not-text, too-large.
     Lint(SpecLintArgs),
+    /// Writes the factual sections of a specification from the code and a component file:
+    /// endpoints, flags, environment variables, metrics, error codes, health checks, functions.
+    ///
+    /// Without --output or --check, prints a new document. --output FILE writes a new one when
+    /// FILE does not exist, else refreshes only its generated blocks. --check FILE exits 1 and
+    /// prints a diff when a generated block differs, 0 when none does. Exit 2: usage error,
+    /// invalid component file, unreadable document, or a document without generated blocks.
+    Generate(crate::spec::GenerateArgs),
+    /// Computes the "1.0 Standardization Status" table of a specification (001) by comparing
+    /// it with a live component, and prints it ready to paste.
+    ///
+    /// Exit 0 with the table; 2 on a usage error, an unreadable document or lcov file, or a
+    /// component that cannot be reached.
+    Status(crate::spec::StatusArgs),
 }
 
 /// How findings are printed.
@@ -244,6 +293,16 @@ pub(crate) struct BenchArgs {
     /// Keep the database in this folder instead of a temporary one.
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+    /// Benchmark the PostgreSQL store at this URL (postgres://...) instead of SQLite; each run
+    /// of the benchmark works in a fresh schema, dropped at the end.
+    #[arg(long)]
+    pub(crate) database_url: Option<String>,
+    /// Nodes serving the component at once (PostgreSQL only); submissions go to each in turn.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) nodes: usize,
+    /// The servers' --claim-batch [default: theirs].
+    #[arg(long)]
+    pub(crate) claim_batch: Option<u32>,
     /// The plinth binary to start [default: this one].
     #[arg(long)]
     pub(crate) binary: Option<PathBuf>,

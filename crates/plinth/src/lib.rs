@@ -18,6 +18,7 @@ mod cli;
 mod client;
 mod config;
 mod migrate;
+mod new;
 mod serve;
 mod spec;
 mod telemetry;
@@ -48,6 +49,7 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
         cli::Command::Runs(command) => client::runs(&command),
         cli::Command::Spec(command) => spec::main(&command),
         cli::Command::Check(args) => check::main(&args),
+        cli::Command::New(args) => new::main(&args),
     }
 }
 

@@ -128,6 +128,12 @@ impl Auth {
         Ok(Some(Self { keys, jwt, public: section.public.clone() }))
     }
 
+    /// Access control with no credential at all, only these public routes: enough to say what
+    /// each route needs (the OpenAPI document written without a server).
+    pub(crate) fn describing(public: Vec<String>) -> Self {
+        Self { keys: Vec::new(), jwt: None, public }
+    }
+
     /// How many API keys are configured.
     #[must_use]
     pub fn api_key_count(&self) -> usize {

@@ -343,3 +343,17 @@ async fn access_control_is_documented_per_route() {
     let open = harness();
     assert!(document(&open).await["paths"]["/run"]["post"].get("security").is_none());
 }
+
+#[tokio::test]
+async fn the_document_written_without_a_server_is_the_one_served() {
+    let open = harness();
+    assert_eq!(crate::openapi_document(&open.state.component), document(&open).await);
+    let digest = "0".repeat(64);
+    let guarded = harness_with_auth(
+        &format!("  api_keys:\n    - {{name: k, sha256: {digest}, scopes: [admin]}}\n  public: [/health]\n"),
+        &[],
+    );
+    let written = crate::openapi_document(&guarded.state.component);
+    assert_eq!(written, document(&guarded).await, "no secret is needed to say what each route needs");
+    assert_eq!(written["paths"]["/ready"]["get"]["security"][0]["api_key"], json!([]), "/ready is not public here");
+}

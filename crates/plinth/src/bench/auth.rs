@@ -13,7 +13,7 @@ const KEY: &str = "bench-key-not-a-secret-0123456789";
 async fn paced(opts: &ServerOptions, runs: usize, concurrency: usize, rate: f64, label: &str) -> Result<Value, String> {
     let mut progress = Progress::new();
     let server = Server::start(opts, Duration::from_secs(30))?;
-    let mut client = Client::new(&server.addr, concurrency)?;
+    let mut client = Client::new(std::slice::from_ref(&server.addr), concurrency)?;
     if opts.api_key.is_some() {
         client = client.with_key(KEY);
     }

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A pooled keep-alive client for one server.
+/// A pooled keep-alive client for one server, or for several nodes of one component:
+/// submissions go to each in turn, completions are summed over all.
 #[derive(Clone)]
 pub(crate) struct Client {
     http: reqwest::Client,
+    /// The first node's URL; long-polls go there, whichever node runs the run.
     base: String,
+    bases: Arc<Vec<String>>,
+    turn: Arc<AtomicUsize>,
     prefix: String,
     /// Sent as a bearer token on `POST /run` when set.
     key: Option<String>,
@@ -72,7 +76,7 @@ pub(crate) fn gap_micros(run: &Value, from: &str, to: &str) -> Result<u64, Strin
 }
 
 impl Client {
-    pub(crate) fn new(addr: &str, concurrency: usize) -> Result<Self, String> {
+    pub(crate) fn new(addrs: &[String], concurrency: usize) -> Result<Self, String> {
         // Why: reqwest is built without a default TLS provider (decision 0002).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -81,7 +85,9 @@ impl Client {
             .timeout(Duration::from_secs(70))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Self { http, base: format!("http://{addr}"), prefix: "plinth".into(), key: None })
+        let bases: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+        let base = bases.first().cloned().ok_or("no server to drive")?;
+        Ok(Self { http, base, bases: Arc::new(bases), turn: Arc::new(AtomicUsize::new(0)), prefix: "plinth".into(), key: None })
     }
 
     /// The same client, sending `key` as a bearer token on `POST /run`.
@@ -90,24 +96,27 @@ impl Client {
         self
     }
 
-    /// Waits until `/ready` answers 200.
+    /// Waits until `/ready` answers 200 on every node.
     pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        loop {
-            match self.http.get(format!("{}/ready", self.base)).send().await {
-                Ok(r) if r.status().as_u16() == 200 => return Ok(()),
-                Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
-                Ok(r) => return Err(format!("/ready still answers {}", r.status())),
-                Err(e) => return Err(format!("/ready: {e}")),
+        for base in self.bases.iter() {
+            loop {
+                match self.http.get(format!("{base}/ready")).send().await {
+                    Ok(r) if r.status().as_u16() == 200 => break,
+                    Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Ok(r) => return Err(format!("{base}/ready still answers {}", r.status())),
+                    Err(e) => return Err(format!("{base}/ready: {e}")),
+                }
             }
         }
+        Ok(())
     }
 
     /// `POST /run` of the no-op function; the run id on 202.
     pub(crate) async fn submit(&self, function: &str) -> Result<String, String> {
         let mut req = self
             .http
-            .post(format!("{}/run", self.base))
+            .post(format!("{}/run", self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()]))
             .header("content-type", "application/json")
             .body(format!(r#"{{"function":"{function}","input":{{}}}}"#));
         if let Some(key) = &self.key {
@@ -135,11 +144,17 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| format!("GET /runs/{id}: {e}"))
     }
 
-    /// Run attempts ended so far: (succeeded, other).
+    /// Run attempts ended so far on all nodes: (succeeded, other).
     pub(crate) async fn finished(&self) -> Result<(u64, u64), String> {
-        let resp = self.http.get(format!("{}/metrics", self.base)).send().await.map_err(|e| format!("GET /metrics: {e}"))?;
-        let text = resp.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
-        Ok(finished_from_metrics(&text, &self.prefix))
+        let (mut ok, mut other) = (0, 0);
+        for base in self.bases.iter() {
+            let resp = self.http.get(format!("{base}/metrics")).send().await.map_err(|e| format!("GET /metrics: {e}"))?;
+            let text = resp.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
+            let (o, x) = finished_from_metrics(&text, &self.prefix);
+            ok += o;
+            other += x;
+        }
+        Ok((ok, other))
     }
 }
 

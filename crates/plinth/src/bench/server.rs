@@ -51,6 +51,10 @@ pub(crate) struct ServerOptions {
     pub(crate) http_url: String,
     /// When set, the server requires this API key (scope admin).
     pub(crate) api_key: Option<String>,
+    /// `(postgres://..., schema)`: the PostgreSQL store instead of SQLite in `dir`.
+    pub(crate) postgres: Option<(String, String)>,
+    /// The server's `--claim-batch`, when set.
+    pub(crate) claim_batch: Option<u32>,
 }
 
 pub(crate) struct Server {
@@ -86,7 +90,11 @@ impl Server {
         std::fs::create_dir_all(&opts.dir).map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
         std::fs::write(&config, component(&opts.http_url, opts.api_key.is_some()))
             .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-        let db = opts.dir.join("bench.db");
+        let database = match &opts.postgres {
+            Some((url, schema)) => vec!["--database-url".to_string(), url.clone(), "--database-schema".into(), schema.clone()],
+            None => vec!["--database-url".to_string(), format!("sqlite://{}", opts.dir.join("bench.db").display())],
+        };
+        let claim_batch = opts.claim_batch.map(|n| vec!["--claim-batch".to_string(), n.to_string()]).unwrap_or_default();
         let mut child = Command::new(&opts.binary)
             .arg("serve")
             .arg("--config")
@@ -94,8 +102,8 @@ impl Server {
             .args(["--host", "127.0.0.1", "--port", "0"])
             // Why: the `listening` line is needed whatever the level asked for.
             .args(["--log-level", &format!("{},plinth::serve=info", opts.log_level)])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", db.display()))
+            .args(&database)
+            .args(&claim_batch)
             .args(["--workers", &opts.workers.to_string(), "--sqlite-synchronous", &opts.synchronous])
             .envs(opts.api_key.iter().map(|k| (KEY_VAR, k)))
             .stdin(Stdio::null())
@@ -230,6 +238,8 @@ mod tests {
             log_level: "info".into(),
             http_url: "http://127.0.0.1:9/noop".into(),
             api_key: None,
+            postgres: None,
+            claim_batch: None,
         }
     }
 

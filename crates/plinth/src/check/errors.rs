@@ -7,7 +7,7 @@ use super::{Group, Outcome};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const NO_SUCH_FUNCTION: &str = "plinth-check-no-such-function";
+pub(super) const NO_SUCH_FUNCTION: &str = "plinth-check-no-such-function";
 
 pub(super) async fn group(mut g: Group<'_>) -> Group<'_> {
     let ctx = g.ctx;
@@ -89,7 +89,7 @@ async fn each_error(ctx: &Ctx, form: fn(&Answer, &Value) -> Result<(), String>) 
     Ok(())
 }
 
-fn problem_form(a: &Answer, body: &Value) -> Result<(), String> {
+pub(super) fn problem_form(a: &Answer, body: &Value) -> Result<(), String> {
     let expected =
         || format!(r#"{}: Content-Type application/problem+json with "type", "title" and "status": {}"#, a.what, a.status);
     let fine = a.media_type() == "application/problem+json"
@@ -109,7 +109,7 @@ pub(crate) fn code_shaped(code: &str) -> bool {
     })
 }
 
-fn code_form(a: &Answer, body: &Value) -> Result<(), String> {
+pub(super) fn code_form(a: &Answer, body: &Value) -> Result<(), String> {
     if body["code"].as_str().is_some_and(code_shaped) {
         Ok(())
     } else {

@@ -10,12 +10,17 @@
 //! URL given is not the component's (a load balancer's login page, http→https) instead of
 //! passing against something else.
 //!
-//! The groups (probes, runs, error answers; after `run.accepted`, idempotency and cancel) run at
-//! once, checks inside a group in order; `metrics.names` runs last, when the others' requests
-//! and runs have made the labelled series exist. Each check has its own `--timeout`.
+//! The groups (probes, runs, error answers, limits; after `run.accepted`, idempotency and cancel)
+//! run at once, checks inside a group in order; `metrics.names` runs after them, when the others'
+//! requests and runs have made the labelled series exist, and `rate_limit.retry_after` (only with
+//! `--rate-limit-probe`) last, since its burst may leave the client limited. Each check has its
+//! own `--timeout`.
 
+mod early;
 mod errors;
 mod http;
+mod limits;
+mod listing;
 mod probes;
 mod report;
 mod runs;
@@ -47,6 +52,11 @@ pub(crate) const CHECKS: &[(&str, &[&str])] = &[
     ("idempotency.mismatch", &["run.accepted"]),
     ("cancel.queued", &["run.accepted"]),
     ("openapi.present", &[]),
+    ("runs.list", &["run.accepted"]),
+    ("runs.logs", &["run.accepted"]),
+    ("run.body_too_large", &[]),
+    ("run.unsupported_media_type", &[]),
+    ("rate_limit.retry_after", &[]),
 ];
 
 /// What to check and how.
@@ -68,6 +78,10 @@ pub(crate) struct CheckOptions {
     pub(crate) metrics_prefix: String,
     /// A bearer credential sent on every request.
     pub(crate) api_key: Option<String>,
+    /// The size of the body `run.body_too_large` sends, in bytes.
+    pub(crate) large_body: usize,
+    /// How many requests `rate_limit.retry_after` may send looking for a 429; `None` skips it.
+    pub(crate) rate_limit_probe: Option<u32>,
 }
 
 /// How a check ended.
@@ -186,12 +200,17 @@ pub(crate) async fn run_checks(opts: &CheckOptions) -> Vec<CheckResult> {
                 .collect();
         }
     };
-    let (probes, runs, errors) =
-        tokio::join!(probes::group(Group::new(&ctx)), runs::group(Group::new(&ctx)), errors::group(Group::new(&ctx)));
+    let (probes, runs, errors, limited) = tokio::join!(
+        probes::group(Group::new(&ctx)),
+        runs::group(Group::new(&ctx)),
+        errors::group(Group::new(&ctx)),
+        limits::group(Group::new(&ctx))
+    );
     let ran = runs.iter().any(|r| r.id == "run.tracked_to_terminal" && r.outcome == Outcome::Pass);
     let names = probes::names(Group { ctx: &ctx, results: probes.results.clone() }, ran).await;
+    let rate = limits::rate_limit(Group::new(&ctx)).await;
     let mut all: Vec<CheckResult> = probes.results;
-    for r in runs.into_iter().chain(errors.results).chain(names.results) {
+    for r in runs.into_iter().chain(errors.results).chain(limited.results).chain(names.results).chain(rate.results) {
         if !all.iter().any(|a| a.id == r.id) {
             all.push(r);
         }
@@ -229,6 +248,12 @@ fn main_inner(args: &CheckArgs) -> Result<u8, String> {
     if args.timeout.is_zero() {
         return Err("--timeout must be more than 0".into());
     }
+    if args.large_body == 0 {
+        return Err("--large-body must be more than 0 bytes".into());
+    }
+    if args.rate_limit_probe == Some(0) {
+        return Err("--rate-limit-probe must be more than 0 requests (leave it out to skip rate_limit.retry_after)".into());
+    }
     let input = crate::client::read_input(args.input.as_deref()).map_err(|f| f.message)?;
     let opts = CheckOptions {
         url,
@@ -239,6 +264,8 @@ fn main_inner(args: &CheckArgs) -> Result<u8, String> {
         timeout: args.timeout,
         metrics_prefix: args.metrics_prefix.clone(),
         api_key: args.api_key.clone(),
+        large_body: args.large_body,
+        rate_limit_probe: args.rate_limit_probe,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -58,7 +58,7 @@ fn only_run_series(got: &str, prefix: &str) -> bool {
 
 const JSON: &str = "application/json";
 
-fn json_object(a: &Answer, expected: &str) -> Result<Value, Outcome> {
+pub(super) fn json_object(a: &Answer, expected: &str) -> Result<Value, Outcome> {
     if a.media_type() != JSON {
         return Err(Outcome::fail(expected, a.got()));
     }

@@ -1,6 +1,8 @@
-//! `POST /run` and tracking: accepted, located, followed to its end; idempotency; cancel.
+//! `POST /run` and tracking: accepted, located, followed to its end, listed, its logs;
+//! idempotency; cancel.
 
 use super::http::{Answer, Ctx};
+use super::listing;
 use super::{CheckResult, Group, Outcome};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -52,7 +54,31 @@ async fn tracking<'a>(mut g: Group<'a>, accepted: Option<&Accepted>) -> Group<'a
         }
     })
     .await;
+    g.step("runs.list", async {
+        match accepted {
+            Some(a) => listing::list(ctx, &a.run_id, a.function(ctx).await.as_deref()).await,
+            None => Err(Outcome::skip("no run")),
+        }
+    })
+    .await;
+    g.step("runs.logs", async {
+        match accepted {
+            Some(a) => listing::logs(ctx, &a.run_id).await,
+            None => Err(Outcome::skip("no run")),
+        }
+    })
+    .await;
     g
+}
+
+impl Accepted {
+    /// The run's function: as `POST /run` answered, else as the run checks named it.
+    async fn function(&self, ctx: &Ctx) -> Option<String> {
+        match self.body["function"].as_str() {
+            Some(f) => Some(f.to_string()),
+            None => ctx.resolved().await.function.clone().ok().flatten(),
+        }
+    }
 }
 
 /// Submits a run; `Ok` with the answer when it is 202 with a run id.

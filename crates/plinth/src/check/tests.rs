@@ -14,6 +14,8 @@ fn opts(only: &[&str], skip: &[&str]) -> CheckOptions {
         timeout: Duration::from_secs(1),
         metrics_prefix: "plinth".into(),
         api_key: None,
+        large_body: 1024,
+        rate_limit_probe: None,
     }
 }
 
@@ -127,4 +129,88 @@ fn junit_escapes_what_came_back() {
     assert!(x.contains(r#"<skipped message="no delay_seconds &lt;here&gt;"/>"#), "{x}");
     assert!(!x.contains('\u{1}'));
     assert!(x.ends_with("</testsuite>\n</testsuites>\n"));
+}
+
+#[test]
+fn every_new_check_is_known_and_the_late_ones_depend_on_a_run() {
+    for id in ["runs.list", "runs.logs", "run.body_too_large", "run.unsupported_media_type", "rate_limit.retry_after"] {
+        assert!(known(id), "{id}");
+    }
+    assert_eq!(deps("runs.list"), ["run.accepted"]);
+    assert_eq!(deps("runs.logs"), ["run.accepted"]);
+    assert!(deps("rate_limit.retry_after").is_empty() && deps("run.body_too_large").is_empty());
+    let o = opts(&["runs.logs"], &[]);
+    assert!(wanted(&o, "run.accepted") && !wanted(&o, "run.tracked_to_terminal"));
+}
+
+#[test]
+fn padded_bodies_have_the_size_asked_for_and_name_no_function() {
+    use super::limits::{padded_body, size};
+    for len in [0, 10, 100, 65_537] {
+        let body = padded_body(len);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["function"], super::errors::NO_SUCH_FUNCTION);
+        assert_eq!(body.len(), len.max(padded_body(0).len()), "{len}");
+    }
+    assert_eq!(
+        (size(8 * 1024 * 1024), size(32 * 1024), size(1500), size(0)),
+        ("8 MiB".into(), "32 KiB".into(), "1500 bytes".into(), "0 bytes".into())
+    );
+}
+
+#[test]
+fn retry_after_is_seconds_or_an_http_date() {
+    use super::limits::retry_after_valid;
+    for good in ["0", "1", " 120 ", "Sun, 06 Nov 1994 08:49:37 GMT", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        assert!(retry_after_valid(good), "{good}");
+    }
+    for bad in [
+        "",
+        "-1",
+        "1.5",
+        "soon",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 CET",
+        "Sun, 32 Nov 1994 08:49:37 GMT",
+    ] {
+        assert!(!retry_after_valid(bad), "{bad}");
+    }
+}
+
+#[test]
+fn run_pages_need_runs_with_ids_and_a_cursor_field() {
+    use super::listing::{encode, page_form};
+    let page = json!({"runs": [{"run_id": "a"}], "next_cursor": "a"});
+    assert_eq!(page_form(&page, 1), Ok((vec![json!({"run_id": "a"})], Some("a".to_string()))));
+    assert_eq!(page_form(&json!({"runs": [], "next_cursor": null}), 1), Ok((vec![], None)));
+    let fails = |body: serde_json::Value, limit| page_form(&body, limit).expect_err("refused");
+    assert_eq!(fails(json!({"runs": [{"run_id": "a"}]}), 1), "no next_cursor field (null on the last page)");
+    assert_eq!(fails(json!({"next_cursor": null}), 1), "runs: missing");
+    assert_eq!(fails(json!({"runs": {}, "next_cursor": null}), 1), "runs: not an array");
+    assert_eq!(fails(json!({"runs": [{"run_id": "a"}, {"run_id": "b"}], "next_cursor": null}), 1), "2 runs on a page of limit=1");
+    assert!(fails(json!({"runs": [{"id": "a"}], "next_cursor": null}), 1).starts_with("a run without a run_id"));
+    assert_eq!(fails(json!({"runs": [], "next_cursor": 5}), 1), "next_cursor: 5");
+    assert_eq!(fails(json!({"runs": [], "next_cursor": ""}), 1), "next_cursor: \"\"");
+    assert_eq!(encode("01JD-x_y.z~"), "01JD-x_y.z~");
+    assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+}
+
+#[test]
+fn early_answers_are_parsed_by_length_chunks_or_close() {
+    use super::early::{dechunk, parse};
+    let head = "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/problem+json\r\nContent-Length: 5\r\n\r\n";
+    let (status, headers, body) = parse(format!("{head}{{\"a\"}}").as_bytes(), false).expect("parses").expect("complete");
+    assert_eq!((status, body.as_slice()), (413, b"{\"a\"}".as_slice()));
+    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+    assert_eq!(parse(format!("{head}{{\"").as_bytes(), false), Ok(None), "two bytes short");
+    assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Le", false), Ok(None), "head not ended");
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 400 Bad\r\n\r\nclose-ended";
+    assert_eq!(parse(interim, false), Ok(None), "no length: it ends with the connection");
+    assert_eq!(parse(interim, true).expect("parses").map(|(s, _, b)| (s, b)), Some((400, b"close-ended".to_vec())));
+    let chunked = b"HTTP/1.1 429 Too Many\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
+    assert_eq!(parse(chunked, false).expect("parses").map(|(s, _, b)| (s, b)), Some((429, b"abcde".to_vec())));
+    assert_eq!(dechunk(b"3\r\nabc\r\n"), Ok(None), "no last chunk yet");
+    assert_eq!(dechunk(b"zz\r\n"), Err("a chunk size that is not hexadecimal: zz".to_string()));
+    assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n", true).expect_err("not HTTP").starts_with("not an HTTP answer"));
+    assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", true).is_err());
 }

@@ -121,6 +121,15 @@ pub(crate) fn lint(text: &str) -> Vec<Finding> {
         } else if let Some(h) = trimmed.strip_prefix("## ") {
             sections.push(h.trim().to_string());
         }
+        if let Some(question) = trimmed.trim_start_matches('>').trim_start().strip_prefix("QUESTION:") {
+            let question: String = question.trim().chars().take(160).collect();
+            out.push(finding(
+                n,
+                "question",
+                format!("unanswered question: {question} (answer it in the text, then delete the line)"),
+            ));
+            continue;
+        }
         let lower = trimmed.to_lowercase();
         if let Some(phrase) = INSTRUCTIONS.iter().find(|p| lower.contains(*p)) {
             out.push(finding(

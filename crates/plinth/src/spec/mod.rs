@@ -1,8 +1,14 @@
-//! `plinth spec ...`: specification documents. `lint` finds unfilled template placeholders and
-//! missing sections.
+//! `plinth spec ...`: specification documents. `lint` finds unfilled template placeholders,
+//! unanswered questions and missing sections; `generate` writes the factual sections from the
+//! code; `status` measures the 1.0 status table against a live component.
 
+mod args;
 mod families;
+pub(crate) mod generate;
 mod lint;
+mod status;
+
+pub(crate) use args::{GenerateArgs, StatusArgs};
 
 use crate::cli::{SpecCommand, SpecFormat};
 use lint::{Finding, MAX_BYTES};
@@ -70,6 +76,8 @@ pub(crate) fn render(results: &[(String, Vec<Finding>)], format: SpecFormat) -> 
 
 pub(crate) fn main(command: &SpecCommand) -> ExitCode {
     match command {
+        SpecCommand::Generate(args) => generate::main(args),
+        SpecCommand::Status(args) => status::main(args),
         SpecCommand::Lint(args) => match lint_files(&args.files) {
             Ok(results) => {
                 print!("{}", render(&results, args.format));

@@ -130,3 +130,15 @@ fn findings_render_as_lines_or_json() {
     assert_eq!(json[0]["code"], "unknown-family");
     assert_eq!(render(&[("b.md".into(), vec![])], SpecFormat::Json), "[]\n");
 }
+
+#[test]
+fn marked_questions_are_findings() {
+    let doc = service_spec(
+        "Orders - Technical Specification",
+        "> QUESTION: Who owns it?\nQUESTION: and when?\nA QUESTION: in prose is kept.\n",
+    );
+    let found: Vec<_> = lint(&doc).into_iter().filter(|f| f.code == "question").collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].message.contains("Who owns it?"), "{found:?}");
+    assert_eq!(found[1].line, found[0].line + 1);
+}

@@ -30,21 +30,53 @@ pub(crate) fn results(stdout: &str) -> Vec<Value> {
 
 #[test]
 fn plinths_own_server_passes_every_check() {
+    // A rate limit the other checks stay under (a burst of 200), which the probe then finds.
     let (dir, config) = component_dir(COMPONENT);
-    let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
+    let limited = ["--database-url", "sqlite://runs.db", "--rate-limit", "20", "--rate-burst", "200"];
+    let s = Served::start(&config, &limited, dir.path());
     let url = s.url("");
-    let (code, out, err) = check(&[&url, "--function", "echo", "--input", r#"{"n":1}"#, "--format", "json"]);
+    let run = ["--function", "echo", "--input", r#"{"n":1}"#];
+    let (code, out, err) = check(&[&[url.as_str()], &run[..], &["--rate-limit-probe", "1000", "--format", "json"]].concat());
     let all = results(&out);
-    assert_eq!(all.len(), 18, "every check reported: {out}");
+    assert_eq!(all.len(), 23, "every check reported: {out}");
     for r in &all {
         assert_eq!(r["outcome"], "pass", "{r}");
     }
     assert_eq!(code, 0, "{err}");
 
-    // The table says the same; a trailing slash on the URL is fine.
-    let (code, table, _) = check(&[&format!("{url}/"), "--function", "echo", "--input", r#"{"n":2}"#]);
+    // The table says the same, on a server without a rate limit, where the probe is skipped
+    // unless asked for; a trailing slash on the URL is fine.
+    let (dir, config) = component_dir(COMPONENT);
+    let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
+    let (code, table, _) = check(&[&[format!("{}/", s.url("")).as_str()], &run[..]].concat());
     assert_eq!(code, 0, "{table}");
-    assert!(table.starts_with("CHECK") && table.contains("18 passed, 0 failed, 0 skipped"), "{table}");
+    assert!(table.starts_with("CHECK") && table.contains("22 passed, 0 failed, 1 skipped"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("rate_limit.retry_after") && l.contains("SKIP")), "{table}");
+    // Probing a server without a limit fails, saying so.
+    let (code, out, _) = check(&[&s.url(""), "--only", "rate_limit.retry_after", "--rate-limit-probe", "30", "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let got = results(&out)[0]["got"].as_str().expect("got").to_string();
+    assert!(got.starts_with("30 answers, none 429; the last was GET /functions: 200"), "{got}");
+}
+
+#[test]
+fn a_body_limit_above_the_large_body_fails_and_a_larger_body_passes() {
+    // The server takes 64 KiB: a 32 KiB body is not over it (the function it names is unknown,
+    // so 404), a 128 KiB one is.
+    let (dir, config) = component_dir(COMPONENT);
+    let s = Served::start(&config, &["--database-url", "sqlite://runs.db", "--body-limit", "65536"], dir.path());
+    let only = ["--only", "run.body_too_large", "--format", "json"];
+    let (code, out, _) = check(&[&[s.url("").as_str(), "--large-body", "32768"], &only[..]].concat());
+    assert_eq!(code, 1, "{out}");
+    let r = &results(&out)[0];
+    assert!(r["expected"].as_str().is_some_and(|e| e.starts_with("POST /run with a 32 KiB JSON body: 413")), "{r}");
+    assert!(r["got"].as_str().is_some_and(|g| g.starts_with("POST /run: 404 application/problem+json")), "{r}");
+    let (code, out, _) = check(&[&[s.url("").as_str(), "--large-body", "131072"], &only[..]].concat());
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(results(&out)[0]["outcome"], "pass", "{out}");
+    let (code, _, err) = check(&[&s.url(""), "--large-body", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--large-body must be more than 0"), "{err}");
 }
 
 #[test]
@@ -69,6 +101,9 @@ fn without_a_function_the_run_checks_are_skipped_saying_why() {
         match r["id"].as_str() {
             Some("run.schema_violation") => {
                 assert_eq!(r["why"], "the function has no input schema (per GET /functions)", "{r}");
+            }
+            Some("rate_limit.retry_after") => {
+                assert!(r["why"].as_str().is_some_and(|w| w.contains("only with --rate-limit-probe N")), "{r}");
             }
             _ => assert_eq!(r["outcome"], "pass", "{r}"),
         }
@@ -95,7 +130,7 @@ fn only_and_skip_select_checks() {
     assert_eq!(ids, ["health.checks", "run.location"], "what they need runs, unreported");
     let (_, out, _) = check(&[&s.url(""), "--skip", "run.accepted,metrics.names", "--format", "json"]);
     let ids: Vec<Value> = results(&out).iter().map(|r| r["id"].clone()).collect();
-    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 16, "{out}");
+    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 21, "{out}");
 }
 
 #[test]

@@ -72,7 +72,9 @@ async fn show(State(runs): State<Arc<Runs>>, Path(id): Path<String>) -> Response
 
 /// Follows the contract in part. Deviations: `/health` without `checks`; 500 on malformed JSON;
 /// errors that are not problem+json and have no `code`; no X-Correlation-ID echo; `/metrics`
-/// with two of the required names; no idempotency; no `delay_seconds`; no `/openapi.json`.
+/// with two of the required names; no idempotency; no `delay_seconds`; no `/openapi.json`; no
+/// `GET /runs` nor `/runs/{id}/logs`; axum's own plain-text 413 over its 2 MB default body limit;
+/// no Content-Type check (a text/plain body is read as JSON).
 fn partial() -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(json!({"status": "healthy", "component": "partial", "version": "1"})) }))
@@ -122,6 +124,10 @@ fn a_partial_server_fails_exactly_its_deviations() {
             "idempotency.replay",
             "idempotency.mismatch",
             "openapi.present",
+            "runs.list",
+            "runs.logs",
+            "run.body_too_large",
+            "run.unsupported_media_type",
         ],
         "{out}"
     );
@@ -139,12 +145,15 @@ fn a_partial_server_fails_exactly_its_deviations() {
         ],
         "{out}"
     );
-    assert_eq!(by_outcome(&all, "skip"), ["cancel.queued"], "{out}");
+    assert_eq!(by_outcome(&all, "skip"), ["cancel.queued", "rate_limit.retry_after"], "{out}");
     assert!(got(&all, "run.malformed_json").starts_with("POST /run: 500 application/json"), "{out}");
     assert!(got(&all, "errors.problem_json").contains("500 application/json"), "{out}");
     assert!(got(&all, "correlation.echo").contains("without X-Correlation-ID"), "{out}");
     assert!(got(&all, "openapi.present").starts_with("GET /openapi.json: 404"), "{out}");
     assert!(got(&all, "idempotency.replay").starts_with("a new run"), "{out}");
+    assert_eq!(got(&all, "runs.list"), "GET /runs?limit=1: 404 no content-type: (empty body)", "{out}");
+    assert!(got(&all, "runs.logs").starts_with("GET /runs/run-0/logs: 404"), "{out}");
+    assert!(got(&all, "run.unsupported_media_type").starts_with("POST /run: 404 application/json"), "{out}");
     let missing = got(&all, "metrics.names");
     assert!(missing.contains("plinth_errors_total") && !missing.contains("plinth_uptime_seconds"), "{missing}");
     let skip = all.iter().find(|r| r["id"] == "cancel.queued").expect("cancel.queued");
@@ -175,8 +184,8 @@ fn an_html_server_fails_with_what_came_back_in_every_format() {
     assert_eq!(code, 1);
     well_formed(&xml);
     assert!(xml.contains("&lt;html&gt;&lt;body&gt;&lt;h1&gt;Welcome to nginx!&lt;/h1&gt; &amp; more"), "{xml}");
-    assert_eq!(xml.matches("<testcase ").count(), 18, "{xml}");
-    assert!(xml.contains(r#"failures="10""#) && xml.matches("<failure ").count() == 10, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 23, "{xml}");
+    assert!(xml.contains(r#"failures="12""#) && xml.matches("<failure ").count() == 12, "{xml}");
 }
 
 /// A small well-formedness check: tags balance, and text holds no raw `<` or stray `&`.

@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 20] = [
+const SETTINGS: [&str; 21] = [
     "config",
     "host",
     "port",
@@ -16,6 +16,7 @@ const SETTINGS: [&str; 20] = [
     "database_url",
     "database_schema",
     "workers",
+    "claim_batch",
     "shutdown_grace",
     "body_limit",
     "rate_limit",

@@ -249,3 +249,15 @@ pub(crate) async fn wait_status(c: &reqwest::Client, s: &Served, id: &str, statu
 pub(crate) fn component_text(name: &str, functions: &str) -> String {
     format!("component: {{name: {name}, version: 0.1.0, owner: tests}}\nfunctions:\n{functions}")
 }
+
+/// Whether `python3` runs, for tests of what is written in Python (`what`). When it does not:
+/// a failure under `CI=true`, else a loud skip (the caller returns).
+pub(crate) fn python3_available(what: &str) -> bool {
+    let found = Command::new("python3").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if found.is_ok_and(|s| s.success()) {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 is required under CI=true to test {what}");
+    eprintln!("SKIPPED: python3 is not installed, so {what} is not tested");
+    false
+}
