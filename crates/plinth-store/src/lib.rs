@@ -9,6 +9,7 @@ pub mod conformance;
 mod notify;
 pub mod postgres;
 pub mod sqlite;
+mod transition;
 
 pub use notify::Notifier;
 

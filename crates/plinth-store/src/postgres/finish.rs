@@ -4,8 +4,9 @@
 
 use super::dedicated::Dedicated;
 use super::rows::to_json;
-use crate::{FinishRequest, StoreError, cancelled_error};
-use plinth_core::{Finish, RunError, RunStatus};
+use crate::transition::{attempt_error, transition};
+use crate::{FinishRequest, StoreError};
+use plinth_core::RunStatus;
 use sqlx::PgConnection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -15,28 +16,6 @@ const MAX_BATCH: usize = 64;
 /// An end to record, and where its answer goes: the run's new status, or `None` when the
 /// lease was no longer this owner's.
 pub(crate) type Job = (FinishRequest, oneshot::Sender<Result<Option<RunStatus>, StoreError>>);
-
-struct Transition {
-    status: RunStatus,
-    output: Option<String>,
-    error: Option<RunError>,
-    next_attempt_at: Option<i64>,
-    attempt: u32,
-}
-
-fn transition(req: &FinishRequest, cancel_requested: bool) -> Transition {
-    let ends = |status, output, error, next_attempt_at, attempt| Transition { status, output, error, next_attempt_at, attempt };
-    match req.finish.clone() {
-        Finish::Succeeded(out) => ends(RunStatus::Succeeded, Some(to_json(&out)), None, None, req.attempt),
-        Finish::Retry(..) | Finish::Released if cancel_requested => {
-            ends(RunStatus::Cancelled, None, Some(cancelled_error()), None, req.attempt)
-        }
-        Finish::Retry(error, at) => ends(RunStatus::Queued, None, Some(error), Some(at), req.attempt),
-        Finish::Failed(error) => ends(RunStatus::Failed, None, Some(error), None, req.attempt),
-        Finish::Cancelled(error) => ends(RunStatus::Cancelled, None, Some(error), None, req.attempt),
-        Finish::Released => ends(RunStatus::Queued, None, None, Some(req.now), req.attempt.saturating_sub(1)),
-    }
-}
 
 /// Both ways an end can go, as columns: the run's new state when no cancel was asked (`n_`)
 /// and when one was (`c_`), chosen in SQL by the locked row's `cancel_requested`.
@@ -73,11 +52,7 @@ impl Columns {
             }
             c.now.push(req.now);
             c.outcome.push(req.finish.outcome().to_string());
-            let attempt_error = match &req.finish {
-                Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(to_json(e)),
-                Finish::Succeeded(_) | Finish::Released => None,
-            };
-            c.attempt_error.push(attempt_error);
+            c.attempt_error.push(attempt_error(req).as_ref().map(to_json));
             c.duration_us.push(i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX));
         }
         c

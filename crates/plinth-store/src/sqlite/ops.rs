@@ -5,7 +5,7 @@ use super::rows::{RUN_COLS, run_from_row, to_json};
 use crate::{
     CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Rescued, StoreError, cancelled_error,
 };
-use plinth_core::{Code, Finish, NewRun, Run, RunError, RunStatus};
+use plinth_core::{Code, NewRun, Run, RunError, RunStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// What a committed write announces.
@@ -119,14 +119,6 @@ pub(crate) fn heartbeat(conn: &Connection, owner: &str, runs: &[(String, u32)], 
     none(hb)
 }
 
-struct Transition {
-    status: RunStatus,
-    output: Option<String>,
-    error: Option<RunError>,
-    next_attempt_at: Option<i64>,
-    attempt: u32,
-}
-
 pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
     let held: Option<i64> = conn
         .prepare_cached(
@@ -137,55 +129,8 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
     let Some(cancel_requested) = held else {
         return none(false);
     };
-    let cancelled = || Transition {
-        status: RunStatus::Cancelled,
-        output: None,
-        error: Some(cancelled_error()),
-        next_attempt_at: None,
-        attempt: req.attempt,
-    };
-    let attempt_error = match &req.finish {
-        Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(e.clone()),
-        Finish::Succeeded(_) | Finish::Released => None,
-    };
-    let t = match req.finish.clone() {
-        Finish::Succeeded(out) => Transition {
-            status: RunStatus::Succeeded,
-            output: Some(to_json(&out)),
-            error: None,
-            next_attempt_at: None,
-            attempt: req.attempt,
-        },
-        Finish::Retry(..) | Finish::Released if cancel_requested != 0 => cancelled(),
-        Finish::Retry(error, at) => Transition {
-            status: RunStatus::Queued,
-            output: None,
-            error: Some(error),
-            next_attempt_at: Some(at),
-            attempt: req.attempt,
-        },
-        Finish::Failed(error) => Transition {
-            status: RunStatus::Failed,
-            output: None,
-            error: Some(error),
-            next_attempt_at: None,
-            attempt: req.attempt,
-        },
-        Finish::Cancelled(error) => Transition {
-            status: RunStatus::Cancelled,
-            output: None,
-            error: Some(error),
-            next_attempt_at: None,
-            attempt: req.attempt,
-        },
-        Finish::Released => Transition {
-            status: RunStatus::Queued,
-            output: None,
-            error: None,
-            next_attempt_at: Some(req.now),
-            attempt: req.attempt.saturating_sub(1),
-        },
-    };
+    let attempt_error = crate::transition::attempt_error(&req);
+    let t = crate::transition::transition(&req, cancel_requested != 0);
     let terminal = t.status.is_terminal();
     conn.prepare_cached(
         "UPDATE runs SET status = ?1, output = ?2, error = COALESCE(?3, error), finished_at = ?4, \
