@@ -14,11 +14,13 @@ use sqlx::{PgConnection, PgPool};
 pub(crate) struct Dedicated {
     pool: PgPool,
     conn: Option<PgConnection>,
+    /// Whether the last use failed before it had a connection (the database is unreachable).
+    unreachable: bool,
 }
 
 impl Dedicated {
     pub(crate) fn new(pool: PgPool) -> Self {
-        Self { pool, conn: None }
+        Self { pool, conn: None, unreachable: false }
     }
 
     /// Runs `work` on the connection (made first if needed), for at most the store's timeout;
@@ -29,9 +31,13 @@ impl Dedicated {
     {
         let pool = self.pool.clone();
         let slot = &mut self.conn;
+        let unreachable = &mut self.unreachable;
+        *unreachable = false;
         let result = timed(async {
             if slot.is_none() {
+                *unreachable = true;
                 *slot = Some(pool.acquire().await?.detach());
+                *unreachable = false;
             }
             match slot.as_mut() {
                 Some(conn) => work(conn).await,
@@ -43,5 +49,11 @@ impl Dedicated {
             self.conn = None;
         }
         result
+    }
+
+    /// Whether the last use failed for want of a connection: then every job of a batch would
+    /// fail the same way, and trying them one by one would only make callers wait.
+    pub(crate) fn unreachable(&self) -> bool {
+        self.unreachable
     }
 }

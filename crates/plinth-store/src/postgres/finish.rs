@@ -131,6 +131,12 @@ async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result
 pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Why: an end whose caller gave up is sent again by the engine; recording it twice
+        // would only make the second answer "not held".
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let reqs: Vec<&FinishRequest> = batch.iter().map(|j| &j.0).collect();
         let distinct = reqs.iter().map(|r| r.run_id.as_str()).collect::<std::collections::HashSet<_>>().len() == reqs.len();
         // Why: one statement cannot update a run twice; ends of one run go one by one.
@@ -145,7 +151,7 @@ pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>)
                     let _ = reply.send(Ok(status));
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            Err(e) if batch.len() == 1 || conn.unreachable() => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(e.clone()));
                 }

@@ -45,6 +45,12 @@ async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), St
 pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Why: a caller that gave up (its call timed out) was told the run was not taken; it
+        // must not be inserted behind its back.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let runs: Vec<&NewRun> = batch.iter().map(|j| &j.0).collect();
         let result = conn.run(async |c| insert_many(c, &runs).await).await;
         match result {
@@ -53,13 +59,16 @@ pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>)
                     let _ = reply.send(Ok(()));
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            Err(e) if batch.len() == 1 || conn.unreachable() => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
             Err(_) => {
                 for (run, reply) in batch.drain(..) {
+                    if reply.is_closed() {
+                        continue;
+                    }
                     let _ = reply.send(conn.run(async |c| insert_many(c, &[&run]).await).await);
                 }
             }

@@ -245,8 +245,13 @@ impl Store for PostgresStore {
         let enqueued = if run.idempotency_key.is_none() && run.max_queued.is_none() {
             let (tx, rx) = oneshot::channel();
             let gone = || StoreError::Unavailable("the store is shutting down".into());
-            self.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
-            rx.await.map_err(|_| gone())??;
+            // Why: the wait is bounded like every other call, so a batch stuck on an
+            // unreachable database answers 503 rather than a hang.
+            timed(async {
+                self.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
+                rx.await.map_err(|_| gone())?
+            })
+            .await?;
             Enqueued::Created(run.into_queued())
         } else {
             timed(runs::enqueue(&self.pool, &self.schema, run)).await?
@@ -297,8 +302,11 @@ impl Store for PostgresStore {
         let run_id = req.run_id.clone();
         let (tx, rx) = oneshot::channel();
         let gone = || StoreError::Unavailable("the store is shutting down".into());
-        self.finishes.send((req, tx)).await.map_err(|_| gone())?;
-        let status = rx.await.map_err(|_| gone())??;
+        let status = timed(async {
+            self.finishes.send((req, tx)).await.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())?
+        })
+        .await?;
         match status {
             Some(s) if s.is_terminal() => {
                 self.notifier.terminal([run_id.as_str()]);
