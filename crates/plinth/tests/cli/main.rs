@@ -12,6 +12,7 @@ mod invalid;
 mod limits;
 mod log_dir;
 mod new;
+mod nodes;
 mod port;
 mod postgres;
 mod recovery;

@@ -6,7 +6,7 @@ use serde_json::json;
 use std::process::Command;
 
 /// The test database's URL, or `None` (after saying so) when the tests are skipped.
-fn database_url() -> Option<String> {
+pub(crate) fn database_url() -> Option<String> {
     match std::env::var("PLINTH_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -18,9 +18,9 @@ fn database_url() -> Option<String> {
 }
 
 /// Drops the test's schema when the test ends, pass or fail.
-struct Schema {
-    url: String,
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) url: String,
+    pub(crate) name: String,
 }
 
 impl Drop for Schema {
