@@ -12,7 +12,7 @@ mod invalid;
 mod limits;
 mod log_dir;
 mod new;
-mod nodes;
+mod pg;
 mod port;
 mod postgres;
 mod recovery;

@@ -2,10 +2,11 @@
 //! handler; one node is SIGKILLed half-way and started again. Every run ends succeeded, recorded
 //! succeeded exactly once, and a handler execution is repeated only for runs whose attempt was in
 //! flight on the killed node. Needs `PLINTH_TEST_DATABASE_URL`; skipped loudly without it,
-//! except under `CI`.
+//! except under `CI`. Built as its own test binary (`tests/nodes.rs`), so its load does not
+//! starve the other black-box tests of CPU.
 
 use crate::harness::{Served, client, send};
-use crate::postgres::{Schema, database_url};
+use crate::pg::{Schema, database_url};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
