@@ -7,6 +7,7 @@ pub use auth::{AuthSection, Scope};
 use crate::error::ConfigError;
 use crate::policy::{DurationSpec, RunPolicy};
 use crate::schema::InputSchema;
+use crate::trigger::{CompiledTriggers, TriggerSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,9 @@ pub struct FunctionSpec {
     /// Attempts, backoff, timeout, concurrency.
     #[serde(default)]
     pub policy: RunPolicy,
+    /// Events and schedules that start it (besides `POST /run`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerSpec>,
 }
 
 /// What runs a function's work: exactly one of its fields is set.
@@ -180,6 +184,8 @@ pub struct Component {
     pub base_dir: PathBuf,
     /// Compiled input schemas, by function index.
     pub schemas: Vec<Option<Arc<InputSchema>>>,
+    /// Compiled triggers, by function index.
+    pub triggers: Vec<CompiledTriggers>,
 }
 
 impl Component {
@@ -216,8 +222,8 @@ impl Component {
             };
             ConfigError::new(source_name, field, reason)
         })?;
-        let schemas = validate(&file, source_name)?;
-        Ok(Self { file, path, base_dir, schemas })
+        let (schemas, triggers) = validate(&file, source_name)?;
+        Ok(Self { file, path, base_dir, schemas, triggers })
     }
 
     /// The function with this name, and its index.
@@ -237,7 +243,10 @@ pub fn is_identifier(name: &str) -> bool {
         && name.len() <= 64
 }
 
-fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchema>>>, ConfigError> {
+/// What validation compiles: the input schemas and the triggers, by function index.
+type Compiled = (Vec<Option<Arc<InputSchema>>>, Vec<CompiledTriggers>);
+
+fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
     let err = |field: String, reason: String| ConfigError::new(src, field, reason);
     if !is_identifier(&file.component.name) {
         return Err(err(
@@ -257,6 +266,7 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchem
     }
     let mut names = HashSet::new();
     let mut schemas = Vec::with_capacity(file.functions.len());
+    let mut triggers = Vec::with_capacity(file.functions.len());
     for (i, f) in file.functions.iter().enumerate() {
         let at = |field: &str| format!("functions[{i}].{field}");
         if !is_identifier(&f.name) {
@@ -292,8 +302,9 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Vec<Option<Arc<InputSchem
             None => None,
         };
         schemas.push(schema);
+        triggers.push(crate::trigger::compile(&f.triggers).map_err(|(field, reason)| err(at(&field), reason))?);
     }
-    Ok(schemas)
+    Ok((schemas, triggers))
 }
 
 /// Checks an HTTP handler: an absolute http(s) URL with a host, header names that are tokens,

@@ -3,17 +3,20 @@
 
 pub mod component;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod metrics;
 pub mod policy;
 pub mod run;
 pub mod schema;
 pub mod timefmt;
+pub mod trigger;
 
 pub use component::{CommandSpec, Component, ComponentFile, FunctionSpec, HandlerKind, HandlerSpec, Identity, ServerSection};
 pub use error::{Code, ConfigError};
+pub use event::Event;
 pub use policy::{Backoff, DurationSpec, Retries, RunPolicy};
-pub use run::{Finish, NewRun, Run, RunError, RunStatus};
+pub use run::{Finish, NewRun, Run, RunError, RunStatus, Trigger};
 
 /// The version of Plinth, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

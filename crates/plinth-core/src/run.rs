@@ -52,6 +52,61 @@ impl RunStatus {
     }
 }
 
+/// What started a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Trigger {
+    /// `POST /run` (or the library API).
+    #[default]
+    Api,
+    /// An event whose trigger matched.
+    Event {
+        /// The event's id.
+        event_id: String,
+    },
+    /// A schedule's tick.
+    Cron {
+        /// The tick, RFC 3339.
+        scheduled_at: String,
+    },
+    /// Another run's `invoke` step.
+    Invoke {
+        /// The run that invoked it.
+        parent_run_id: String,
+    },
+    /// A rerun of another run.
+    Rerun {
+        /// The run it repeats.
+        of: String,
+    },
+}
+
+impl Trigger {
+    /// Every trigger type, as `GET /runs?trigger=` takes it.
+    pub const TYPES: [&'static str; 5] = ["api", "event", "cron", "invoke", "rerun"];
+
+    /// The trigger's type word.
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Event { .. } => "event",
+            Trigger::Cron { .. } => "cron",
+            Trigger::Invoke { .. } => "invoke",
+            Trigger::Rerun { .. } => "rerun",
+        }
+    }
+
+    /// The event that started the run, if an event did.
+    #[must_use]
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Trigger::Event { event_id } => Some(event_id),
+            _ => None,
+        }
+    }
+}
+
 /// Why an attempt or a run failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunError {
@@ -138,6 +193,8 @@ pub struct Run {
     pub correlation_id: String,
     /// The idempotency key it was created with.
     pub idempotency_key: Option<String>,
+    /// What started it.
+    pub trigger: Trigger,
     /// Higher runs first.
     pub priority: i32,
     /// Whether a cancel was asked while it ran.
@@ -173,6 +230,8 @@ pub struct NewRun {
     pub request_hash: Option<String>,
     /// Refuse the run when this many runs of its function are already queued.
     pub max_queued: Option<u32>,
+    /// What started it.
+    pub trigger: Trigger,
 }
 
 impl NewRun {
@@ -194,6 +253,7 @@ impl NewRun {
             next_attempt_at: Some(self.not_before),
             correlation_id: self.correlation_id,
             idempotency_key: self.idempotency_key,
+            trigger: self.trigger,
             priority: self.priority,
             cancel_requested: false,
             attempts: None,
@@ -268,6 +328,7 @@ mod tests {
             next_attempt_at: Some(1_000_000),
             correlation_id: "c".into(),
             idempotency_key: None,
+            trigger: Trigger::Cron { scheduled_at: "1970-01-01T00:00:00Z".into() },
             priority: 0,
             cancel_requested: false,
             attempts: None,
@@ -276,6 +337,12 @@ mod tests {
         assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");
         assert_eq!(v["next_attempt_at"], "1970-01-01T00:00:01Z");
         assert_eq!(v["status"], "queued");
+        assert_eq!(v["trigger"], serde_json::json!({"type": "cron", "scheduled_at": "1970-01-01T00:00:00Z"}));
+        assert_eq!(run.trigger.kind(), "cron");
+        assert_eq!(run.trigger.event_id(), None);
+        let by_event = Trigger::Event { event_id: "e1".into() };
+        assert_eq!((by_event.kind(), by_event.event_id()), ("event", Some("e1")));
+        assert_eq!(serde_json::to_value(Trigger::default()).expect("json"), serde_json::json!({"type": "api"}));
         assert!(v.get("attempts").is_none() && v.get("cancel_requested").is_none());
         assert_eq!(Finish::Released.outcome(), "released");
     }

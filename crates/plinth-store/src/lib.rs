@@ -6,11 +6,13 @@
 
 #[doc(hidden)]
 pub mod conformance;
+mod events;
 mod notify;
 pub mod postgres;
 pub mod sqlite;
 mod transition;
 
+pub use events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
 pub use notify::Notifier;
 
 use async_trait::async_trait;
@@ -90,6 +92,10 @@ pub struct ListFilter {
     pub created_after: Option<i64>,
     /// Created before (micros).
     pub created_before: Option<i64>,
+    /// Only runs started by this event.
+    pub event_id: Option<String>,
+    /// Only runs with this trigger type (`api`, `event`, `cron`, `invoke`, `rerun`).
+    pub trigger: Option<String>,
     /// Runs older than this id (the cursor of the previous page).
     pub before_id: Option<String>,
     /// At most this many.
@@ -217,6 +223,24 @@ pub trait Store: Send + Sync + 'static {
     /// `batch` runs that finished before `before` (micros), with their logs. A run whose key
     /// is still remembered is kept, so a retention shorter than the key window loses no key.
     async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError>;
+    /// Stores events and the runs they start, all in one transaction; an event whose id was
+    /// received at or after `dedup_after` (micros) is not stored again and answers the first
+    /// one's ids. A run whose function's queue is full (`max_queued`) is not stored: its event
+    /// records it as skipped.
+    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError>;
+    /// The newest event with this id.
+    async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError>;
+    /// A page of events, newest first.
+    async fn events(&self, filter: EventFilter) -> Result<EventPage, StoreError>;
+    /// Stops deduplicating ids received before `dedup_before`, then deletes up to `batch`
+    /// events received before `before` (micros).
+    async fn prune_events(&self, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError>;
+    /// Fires a schedule's tick: stores `run` when `tick` is later than the function's last
+    /// fired tick, in the same transaction that records it, so a tick fires once across all
+    /// nodes and restarts. `None` when the tick had already fired.
+    async fn fire_tick(&self, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError>;
+    /// Every schedule's last fired tick.
+    async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError>;
     /// Queued runs per function.
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Proves the store can be written now; returns how long that took.

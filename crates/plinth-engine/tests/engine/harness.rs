@@ -111,6 +111,7 @@ impl Harness {
             idempotency_key: None,
             request_hash: None,
             max_queued: None,
+            trigger: plinth_core::Trigger::Api,
         }
     }
 

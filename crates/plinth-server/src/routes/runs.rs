@@ -138,6 +138,7 @@ pub(crate) async fn submit(
         idempotency_key: req.idempotency_key,
         request_hash,
         max_queued: function.policy.max_queued,
+        trigger: plinth_core::Trigger::Api,
     };
     let (run, replayed) = match state.store.enqueue(new).await? {
         Enqueued::Created(run) => (run, false),

@@ -9,11 +9,13 @@
 //! must go by the `now` it is told, never by its own clock.
 
 mod claims;
+mod events;
 mod leases;
 mod runs;
 mod upkeep;
 
 pub use claims::*;
+pub use events::*;
 pub use leases::*;
 pub use runs::*;
 pub use upkeep::*;
@@ -65,6 +67,12 @@ macro_rules! with_every_case {
             logs_read_back_in_order,
             queue_depth_counts_queued_runs,
             check_answers,
+            ingest_stores_events_with_their_runs,
+            ingest_deduplicates_within_the_window,
+            events_list_newest_first_and_page,
+            ingest_skips_a_full_queue,
+            prune_events_forgets_ids_then_deletes,
+            ticks_fire_once,
         ];
     };
 }
@@ -119,6 +127,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
         idempotency_key: None,
         request_hash: None,
         max_queued: None,
+        trigger: plinth_core::Trigger::Api,
     }
 }
 

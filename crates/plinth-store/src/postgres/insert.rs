@@ -16,15 +16,20 @@ const MAX_BATCH: usize = 256;
 /// A run to insert, and where its answer goes.
 pub(crate) type Job = (NewRun, oneshot::Sender<Result<(), StoreError>>);
 
-async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), StoreError> {
+/// Inserts runs without idempotency keys in one statement.
+pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), StoreError> {
     let col = |f: fn(&NewRun) -> String| runs.iter().map(|r| f(r)).collect::<Vec<String>>();
+    let opt = |f: fn(&NewRun) -> Option<String>| runs.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
     let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
     sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, next_attempt_at, \
-         correlation_id) \
-         SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]) \
-           AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id)",
+         correlation_id, trigger, trigger_type, event_id) \
+         SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, \
+           trigger, trigger_type, event_id \
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], \
+           $9::text[], $10::text[], $11::text[]) \
+           AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
+           trigger_type, event_id)",
     )
     .bind(col(|r| r.run_id.clone()))
     .bind(col(|r| r.function.clone()))
@@ -34,6 +39,9 @@ async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), St
     .bind(num(|r| r.created_at))
     .bind(num(|r| r.not_before))
     .bind(col(|r| r.correlation_id.clone()))
+    .bind(opt(|r| super::runs::trigger_json(&r.trigger)))
+    .bind(col(|r| r.trigger.kind().to_string()))
+    .bind(opt(|r| r.trigger.event_id().map(str::to_string)))
     .execute(conn)
     .await?;
     Ok(())

@@ -8,7 +8,10 @@ use sqlx::{Executor, PgPool};
 
 /// (version, name, SQL) of every migration, in order. Never edit one that was released:
 /// add a new one.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "events_and_schedules", include_str!("migrations/0002_events_and_schedules.sql")),
+];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.
 pub(crate) async fn migrate(pool: &PgPool, schema: &str, migrations: &[(i64, &str, &str)]) -> Result<usize, StoreError> {

@@ -8,6 +8,7 @@
 //! [`OP_TIMEOUT`] with `Unavailable`, so a database that stops answering never hangs a caller.
 
 mod dedicated;
+mod eventlog;
 mod events;
 mod finish;
 mod insert;
@@ -20,8 +21,8 @@ mod runs;
 mod upkeep;
 
 use crate::{
-    CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, ListFilter, LogEntry, LogLine, Notifier, Page,
-    Rescued, Store, StoreError,
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, Heartbeat, Ingested, ListFilter,
+    LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use plinth_core::{NewRun, Run, RunStatus};
@@ -343,6 +344,38 @@ impl Store for PostgresStore {
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         timed(read::queue_depth(&self.pool)).await
+    }
+
+    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
+        let ingested = timed(eventlog::ingest(&self.pool, &self.schema, events, dedup_after)).await?;
+        if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+            self.events.work();
+        }
+        Ok(ingested)
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        timed(eventlog::get_event(&self.pool, id)).await
+    }
+
+    async fn events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
+        timed(eventlog::list_events(&self.pool, &filter)).await
+    }
+
+    async fn prune_events(&self, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {
+        timed(eventlog::prune_events(&self.pool, before, dedup_before, batch)).await
+    }
+
+    async fn fire_tick(&self, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError> {
+        let fired = timed(eventlog::fire_tick(&self.pool, function, tick, run)).await?;
+        if fired.is_some() {
+            self.events.work();
+        }
+        Ok(fired)
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        timed(eventlog::schedules(&self.pool)).await
     }
 
     async fn check(&self) -> Result<Duration, StoreError> {

@@ -53,6 +53,12 @@ pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreErr
     if let Some(t) = f.created_before {
         add("created_at <", Arg::Int(t));
     }
+    if let Some(e) = &f.event_id {
+        add("event_id =", Arg::Text(e.clone()));
+    }
+    if let Some(t) = &f.trigger {
+        add("trigger_type =", Arg::Text(t.clone()));
+    }
     if let Some(id) = &f.before_id {
         add("id <", Arg::Text(id.clone()));
     }

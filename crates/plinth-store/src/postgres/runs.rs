@@ -7,6 +7,11 @@ use crate::{CancelOutcome, Enqueued, StoreError, cancelled_error};
 use plinth_core::{NewRun, Run, RunStatus};
 use sqlx::{PgConnection, PgPool, Row};
 
+/// A run's trigger as stored: NULL for `api`, the JSON otherwise.
+pub(crate) fn trigger_json(trigger: &plinth_core::Trigger) -> Option<String> {
+    (*trigger != plinth_core::Trigger::Api).then(|| to_json(trigger))
+}
+
 fn missing(id: &str) -> StoreError {
     StoreError::Corrupt(format!("run {id} vanished inside its own transaction"))
 }
@@ -31,8 +36,8 @@ async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Opti
 async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash) \
-         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10) \
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id) \
+         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
     .bind(&run.run_id)
@@ -45,6 +50,9 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(&run.correlation_id)
     .bind(&run.idempotency_key)
     .bind(&run.request_hash)
+    .bind(trigger_json(&run.trigger))
+    .bind(run.trigger.kind())
+    .bind(run.trigger.event_id())
     .execute(conn)
     .await?
     .rows_affected())

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL mode, one writer thread with group commit, a pool of
 //! read-only connections.
 
+mod events;
 pub(crate) mod migrate;
 mod ops;
 mod read;
@@ -8,8 +9,8 @@ mod rows;
 mod writer;
 
 use crate::{
-    CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, ListFilter, LogEntry, LogLine, Notifier, Page,
-    Rescued, Store, StoreError,
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, Heartbeat, Ingested, ListFilter,
+    LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use plinth_core::{NewRun, Run};
@@ -256,6 +257,32 @@ impl Store for SqliteStore {
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(read::queue_depth).await
+    }
+
+    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
+        self.write(|r| Op::Ingest(events, dedup_after, r)).await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| events::get_event(c, &id)).await
+    }
+
+    async fn events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
+        self.read(move |c| events::list_events(c, &filter)).await
+    }
+
+    async fn prune_events(&self, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {
+        self.write(|r| Op::PruneEvents(before, dedup_before, batch, r)).await
+    }
+
+    async fn fire_tick(&self, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError> {
+        let function = function.to_string();
+        self.write(|r| Op::FireTick(function, tick, run, r)).await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        self.read(events::schedules).await
     }
 
     async fn check(&self) -> Result<Duration, StoreError> {

@@ -39,21 +39,22 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
             return none(Enqueued::Replayed(existing));
         }
     }
-    if let Some(limit) = run.max_queued {
-        // Why: counts at most `limit` entries of the queue index, never the whole queue.
-        let queued: u32 = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_queue WHERE status = 'queued' AND function = ?1 LIMIT ?2)",
-            )?
-            .query_row(params![run.function, limit], |r| r.get(0))?;
-        if queued >= limit {
-            return Err(StoreError::QueueFull { function: run.function, limit });
-        }
+    if let Some(limit) = run.max_queued
+        && queue_full(conn, &run.function, limit)?
+    {
+        return Err(StoreError::QueueFull { function: run.function, limit });
     }
+    insert_run(conn, &run)?;
+    none(Enqueued::Created(run.into_queued()))
+}
+
+/// Inserts a queued run with what started it.
+pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()> {
+    let trigger = (run.trigger != plinth_core::Trigger::Api).then(|| to_json(&run.trigger));
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash) \
-         VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id) \
+         VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         run.run_id,
@@ -66,8 +67,22 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
         run.correlation_id,
         run.idempotency_key,
         run.request_hash,
+        trigger,
+        run.trigger.kind(),
+        run.trigger.event_id(),
     ])?;
-    none(Enqueued::Created(run.into_queued()))
+    Ok(())
+}
+
+/// Whether `function` already has `limit` queued runs (counting at most `limit` index entries).
+pub(crate) fn queue_full(conn: &Connection, function: &str, limit: u32) -> rusqlite::Result<bool> {
+    // Why: counts at most `limit` entries of the queue index, never the whole queue.
+    let queued: u32 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_queue WHERE status = 'queued' AND function = ?1 LIMIT ?2)",
+        )?
+        .query_row(params![function, limit], |r| r.get(0))?;
+    Ok(queued >= limit)
 }
 
 pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> {

@@ -44,6 +44,14 @@ pub(crate) fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> 
         clauses.push("created_at < ?");
         args.push(Value::Integer(t));
     }
+    if let Some(e) = &f.event_id {
+        clauses.push("event_id = ?");
+        args.push(Value::Text(e.clone()));
+    }
+    if let Some(t) = &f.trigger {
+        clauses.push("trigger_type = ?");
+        args.push(Value::Text(t.clone()));
+    }
     if let Some(id) = &f.before_id {
         clauses.push("id < ?");
         args.push(Value::Text(id.clone()));

@@ -1,13 +1,13 @@
 //! Mapping between SQLite rows and domain types.
 
 use plinth_core::run::Attempt;
-use plinth_core::{Run, RunError, RunStatus};
+use plinth_core::{Run, RunError, RunStatus, Trigger};
 use rusqlite::Row;
 use rusqlite::types::Type;
 
 /// The columns `run_from_row` reads, in order.
 pub(crate) const RUN_COLS: &str = "id, function, status, attempt, max_attempts, input, output, error, priority, \
-     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested";
+     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger";
 
 fn bad(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e))
@@ -16,6 +16,12 @@ fn bad(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlit
 fn json_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = row.get(col)?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| bad(col, e))).transpose()
+}
+
+/// A run's trigger: NULL is `{"type":"api"}`.
+fn trigger_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Trigger> {
+    let text: Option<String> = row.get(col)?;
+    Ok(text.map(|t| serde_json::from_str(&t).map_err(|e| bad(col, e))).transpose()?.unwrap_or_default())
 }
 
 pub(crate) fn error_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<RunError>> {
@@ -53,6 +59,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         correlation_id: row.get(13)?,
         idempotency_key: row.get(14)?,
         cancel_requested: row.get::<_, i64>(15)? != 0,
+        trigger: trigger_col(row, 16)?,
         attempts: None,
     })
 }

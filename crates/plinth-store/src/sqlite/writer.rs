@@ -7,7 +7,8 @@
 
 use super::ops::{self, Events, OpResult};
 use crate::{CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Notifier, Rescued, StoreError};
-use plinth_core::NewRun;
+use crate::{Ingested, NewEvent};
+use plinth_core::{NewRun, Run};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +29,9 @@ pub(crate) enum Op {
     Rescue(i64, Reply<Vec<Rescued>>),
     Prune(i64, i64, u32, Reply<u64>),
     Probe(i64, Reply<()>),
+    Ingest(Vec<NewEvent>, i64, Reply<Vec<Ingested>>),
+    PruneEvents(i64, i64, u32, Reply<u64>),
+    FireTick(String, i64, NewRun, Reply<Option<Run>>),
     Pragma(String, Reply<()>),
 }
 
@@ -66,6 +70,11 @@ fn apply(conn: &Connection, op: Op) -> Option<Applied> {
         Op::Rescue(now, reply) => settle(ops::rescue(conn, now), reply),
         Op::Prune(before, keys_before, batch, reply) => settle(ops::prune(conn, before, keys_before, batch), reply),
         Op::Probe(now, reply) => settle(ops::probe(conn, now), reply),
+        Op::Ingest(events, dedup_after, reply) => settle(super::events::ingest(conn, events, dedup_after), reply),
+        Op::PruneEvents(before, dedup_before, batch, reply) => {
+            settle(super::events::prune_events(conn, before, dedup_before, batch), reply)
+        }
+        Op::FireTick(function, tick, run, reply) => settle(super::events::fire_tick(conn, &function, tick, &run), reply),
         Op::Pragma(sql, reply) => settle(conn.execute_batch(&sql).map(|()| ((), Events::default())).map_err(Into::into), reply),
     }
 }
@@ -82,7 +91,9 @@ fn fail(op: Op, e: &StoreError) {
         Op::Logs(.., r) | Op::Probe(_, r) | Op::Pragma(_, r) => send(r, e),
         Op::Cancel(.., r) => send(r, e),
         Op::Rescue(_, r) => send(r, e),
-        Op::Prune(.., r) => send(r, e),
+        Op::Prune(.., r) | Op::PruneEvents(.., r) => send(r, e),
+        Op::Ingest(.., r) => send(r, e),
+        Op::FireTick(.., r) => send(r, e),
     }
 }
 

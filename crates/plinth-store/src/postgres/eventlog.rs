@@ -1,0 +1,226 @@
+//! Events and schedules on PostgreSQL: ingest (events with their runs, one transaction, set-based
+//! statements), reads for the API, pruning, and schedule ticks fired once across nodes.
+
+use super::insert::insert_many;
+use super::lock_key;
+use super::rows::to_json;
+use crate::StoreError;
+use crate::events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
+use plinth_core::{Event, NewRun, Run};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use std::collections::{HashMap, HashSet};
+
+/// How many more runs each function with a queue limit may take now; locks each such queue
+/// for the transaction, as a single enqueue does.
+async fn free_places(conn: &mut PgConnection, schema: &str, events: &[NewEvent]) -> Result<HashMap<String, i64>, StoreError> {
+    let mut limits: Vec<(String, u32)> =
+        events.iter().flat_map(|e| &e.runs).filter_map(|r| r.max_queued.map(|l| (r.function.clone(), l))).collect();
+    limits.sort();
+    limits.dedup_by(|a, b| a.0 == b.0);
+    let mut free = HashMap::new();
+    for (function, limit) in limits {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(&["plinth-queue", schema, &function]))
+            .execute(&mut *conn)
+            .await?;
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status = 'queued' AND function = $1 LIMIT $2) AS waiting",
+        )
+        .bind(&function)
+        .bind(i64::from(limit))
+        .fetch_one(&mut *conn)
+        .await?;
+        free.insert(function, i64::from(limit) - queued);
+    }
+    Ok(free)
+}
+
+pub(crate) async fn ingest(
+    pool: &PgPool,
+    schema: &str,
+    events: Vec<NewEvent>,
+    dedup_after: i64,
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
+    sqlx::query("UPDATE events SET dedup_key = NULL WHERE dedup_key = ANY($1) AND received_at < $2")
+        .bind(&ids)
+        .bind(dedup_after)
+        .execute(&mut *tx)
+        .await?;
+    let mut seen: HashMap<String, (String, Vec<String>)> = HashMap::new();
+    let found = |rows: Vec<PgRow>, seen: &mut HashMap<String, (String, Vec<String>)>| -> Result<(), StoreError> {
+        for row in rows {
+            let run_ids: String = row.try_get("run_ids")?;
+            let run_ids = serde_json::from_str(&run_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            seen.insert(row.try_get("dedup_key")?, (row.try_get("id")?, run_ids));
+        }
+        Ok(())
+    };
+    let rows =
+        sqlx::query("SELECT dedup_key, id, run_ids FROM events WHERE dedup_key = ANY($1)").bind(&ids).fetch_all(&mut *tx).await?;
+    found(rows, &mut seen)?;
+    let fresh: Vec<NewEvent> = events.iter().filter(|e| !seen.contains_key(&e.event.id)).cloned().collect();
+    let mut free = free_places(&mut tx, schema, &fresh).await?;
+    let mut decided: Vec<(Event, Vec<NewRun>, Vec<Skipped>)> = Vec::with_capacity(fresh.len());
+    for NewEvent { event, runs, mut skipped } in fresh {
+        let mut keep = Vec::with_capacity(runs.len());
+        for run in runs {
+            match (run.max_queued, free.get_mut(&run.function)) {
+                (Some(limit), Some(left)) if *left <= 0 => {
+                    skipped.push(Skipped { function: run.function, reason: format!("its queue is full ({limit} runs waiting)") });
+                }
+                (_, left) => {
+                    if let Some(left) = left {
+                        *left -= 1;
+                    }
+                    keep.push(run);
+                }
+            }
+        }
+        decided.push((event, keep, skipped));
+    }
+    let col = |f: &dyn Fn(&(Event, Vec<NewRun>, Vec<Skipped>)) -> String| decided.iter().map(f).collect::<Vec<String>>();
+    let num = |f: &dyn Fn(&(Event, Vec<NewRun>, Vec<Skipped>)) -> i64| decided.iter().map(f).collect::<Vec<i64>>();
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO events (pk, id, name, data, ts, received_at, dedup_key, run_ids, skipped) \
+         SELECT pk, id, name, data, ts, received_at, id, run_ids, skipped \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[]) \
+           AS e(pk, id, name, data, ts, received_at, run_ids, skipped) \
+         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
+    )
+    .bind(col(&|_| plinth_core::ids::new_run_id()))
+    .bind(col(&|d| d.0.id.clone()))
+    .bind(col(&|d| d.0.name.clone()))
+    .bind(col(&|d| to_json(&d.0.data)))
+    .bind(num(&|d| d.0.ts))
+    .bind(num(&|d| d.0.received_at))
+    .bind(col(&|d| to_json(&d.1.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>())))
+    .bind(col(&|d| to_json(&d.2)))
+    .fetch_all(&mut *tx)
+    .await?;
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    let raced: Vec<String> = decided.iter().map(|d| d.0.id.clone()).filter(|id| !inserted.contains(id)).collect();
+    if !raced.is_empty() {
+        // Why: another node stored the same id between our look-up and our insert.
+        let rows = sqlx::query("SELECT dedup_key, id, run_ids FROM events WHERE dedup_key = ANY($1)")
+            .bind(&raced)
+            .fetch_all(&mut *tx)
+            .await?;
+        found(rows, &mut seen)?;
+    }
+    let runs: Vec<&NewRun> = decided.iter().filter(|d| inserted.contains(&d.0.id)).flat_map(|d| &d.1).collect();
+    if !runs.is_empty() {
+        insert_many(&mut tx, &runs).await?;
+    }
+    tx.commit().await?;
+    let mut stored: HashMap<String, Vec<String>> = decided
+        .into_iter()
+        .filter(|d| inserted.contains(&d.0.id))
+        .map(|d| (d.0.id, d.1.into_iter().map(|r| r.run_id).collect()))
+        .collect();
+    ids.into_iter()
+        .map(|id| {
+            if let Some(run_ids) = stored.remove(&id) {
+                Ok(Ingested { event_id: id, run_ids, duplicate: false })
+            } else {
+                let (event_id, run_ids) =
+                    seen.get(&id).cloned().ok_or_else(|| StoreError::Corrupt(format!("event {id} vanished while stored")))?;
+                Ok(Ingested { event_id, run_ids, duplicate: true })
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn prune_events(pool: &PgPool, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {
+    sqlx::query("UPDATE events SET dedup_key = NULL WHERE dedup_key IS NOT NULL AND received_at < $1")
+        .bind(dedup_before)
+        .execute(pool)
+        .await?;
+    let n = sqlx::query(
+        "DELETE FROM events WHERE pk IN (SELECT pk FROM events WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+    )
+    .bind(before)
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+pub(crate) async fn fire_tick(pool: &PgPool, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query(
+        "INSERT INTO schedules (function, last_tick, last_run_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (function) DO UPDATE SET last_tick = excluded.last_tick, last_run_id = excluded.last_run_id \
+         WHERE schedules.last_tick < excluded.last_tick",
+    )
+    .bind(function)
+    .bind(tick)
+    .bind(&run.run_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    insert_many(&mut tx, &[&run]).await?;
+    tx.commit().await?;
+    Ok(Some(run.into_queued()))
+}
+
+const EVENT_COLS: &str = "pk, id, name, data, ts, received_at, run_ids, skipped";
+
+fn json<T: serde::de::DeserializeOwned>(row: &PgRow, col: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn event_from_row(row: &PgRow) -> Result<(String, StoredEvent), StoreError> {
+    let event = Event {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        data: json(row, "data")?,
+        ts: row.try_get("ts")?,
+        received_at: row.try_get("received_at")?,
+    };
+    Ok((row.try_get("pk")?, StoredEvent { event, run_ids: json(row, "run_ids")?, skipped: json(row, "skipped")? }))
+}
+
+pub(crate) async fn get_event(pool: &PgPool, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLS} FROM events WHERE id = $1 ORDER BY pk DESC LIMIT 1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
+    row.map(|r| event_from_row(&r).map(|(_, e)| e)).transpose()
+}
+
+pub(crate) async fn list_events(pool: &PgPool, f: &EventFilter) -> Result<EventPage, StoreError> {
+    let limit = f.limit.max(1);
+    let sql = format!(
+        "SELECT {EVENT_COLS} FROM events WHERE ($1::text IS NULL OR name = $1) AND ($2::bigint IS NULL OR received_at >= $2) \
+         AND ($3::text IS NULL OR pk < $3) ORDER BY pk DESC LIMIT $4"
+    );
+    let rows = sqlx::query(&sql).bind(&f.name).bind(f.since).bind(&f.cursor).bind(i64::from(limit) + 1).fetch_all(pool).await?;
+    let mut events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(|(pk, _)| pk.clone())
+    } else {
+        None
+    };
+    Ok(EventPage { events: events.into_iter().map(|(_, e)| e).collect(), next_cursor })
+}
+
+pub(crate) async fn schedules(pool: &PgPool) -> Result<Vec<ScheduleState>, StoreError> {
+    let rows = sqlx::query("SELECT function, last_tick, last_run_id FROM schedules ORDER BY function").fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ScheduleState {
+                function: r.try_get("function")?,
+                last_tick: r.try_get("last_tick")?,
+                last_run_id: r.try_get("last_run_id")?,
+            })
+        })
+        .collect()
+}
