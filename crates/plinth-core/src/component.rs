@@ -64,6 +64,8 @@ pub struct ServerSection {
     pub rate_burst: Option<u32>,
     pub retention: Option<DurationSpec>,
     pub idempotency_window: Option<DurationSpec>,
+    pub event_retention: Option<DurationSpec>,
+    pub event_dedup_window: Option<DurationSpec>,
     pub lease: Option<DurationSpec>,
     pub kill_grace: Option<DurationSpec>,
     pub sqlite_synchronous: Option<String>,

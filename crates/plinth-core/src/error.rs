@@ -41,6 +41,8 @@ pub enum Code {
     IdempotencyKeyMismatch,
     /// PLINTH_016
     UnknownErrorCode,
+    /// PLINTH_017
+    EventNotFound,
     /// PLINTH_020
     HandlerFailed,
     /// PLINTH_021
@@ -169,6 +171,9 @@ catalog! {
     UnknownErrorCode => "PLINTH_016", "UnknownErrorCode", "Unknown error code", Some(404), false,
         "`GET /errors/{code}` was asked for a code that is not in the catalog.",
         "Check the code; `docs/errors.md` lists them all.";
+    EventNotFound => "PLINTH_017", "EventNotFound", "Event not found", Some(404), false,
+        "No stored event has this id: it was never received, or it is older than the event retention.",
+        "Check the id (`GET /events` lists the events kept); events are kept for `--event-retention`.";
     HandlerFailed => "PLINTH_020", "HandlerFailed", "Handler failed", None, true,
         "The handler reported a failure: a command exited with a non-zero status, or an in-process handler returned an error.",
         "Read the run's logs (`GET /runs/{id}/logs`) for what the handler wrote. It is retried while attempts remain.";

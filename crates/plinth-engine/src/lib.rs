@@ -38,6 +38,10 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// How long an idempotency key gives back its run; after it, the key makes a new run.
     pub idempotency_window: Duration,
+    /// Events older than this are deleted.
+    pub event_retention: Duration,
+    /// How long an event id deduplicates.
+    pub event_dedup_window: Duration,
     /// Stderr bytes kept per attempt.
     pub max_log_bytes: u64,
     /// Stdout bytes accepted per attempt.
@@ -56,6 +60,8 @@ impl Default for EngineConfig {
             kill_grace: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
             idempotency_window: Duration::from_secs(24 * 3600),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
+            event_dedup_window: Duration::from_secs(24 * 3600),
             max_log_bytes: 1024 * 1024,
             max_output_bytes: 16 * 1024 * 1024,
             url: "http://127.0.0.1:8000".into(),
@@ -147,6 +153,7 @@ impl Engine {
         tasks.spawn(maintenance::rescuer(shared.clone()));
         tasks.spawn(maintenance::pruner(shared.clone()));
         tasks.spawn(maintenance::cancel_listener(shared.clone()));
+        tasks.spawn(maintenance::scheduler(shared.clone()));
         Self { shared, tasks }
     }
 

@@ -69,6 +69,8 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// Requests per client; `None` is no limit.
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// How long an event id deduplicates.
+    pub event_dedup_window: std::time::Duration,
 }
 
 /// The router for the whole contract.
@@ -86,6 +88,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/runs/{id}", get(routes::runs::show))
         .route("/runs/{id}/cancel", post(routes::runs::cancel))
         .route("/runs/{id}/logs", get(routes::runs::logs))
+        .route("/events", post(routes::events::send).get(routes::events::list))
+        .route("/events/{id}", get(routes::events::show))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(routes::meta::not_found)
         .method_not_allowed_fallback(routes::meta::method_not_allowed)

@@ -9,7 +9,7 @@
 
 use crate::AppState;
 use crate::auth::{Auth, Need};
-use crate::routes::{meta, runs};
+use crate::routes::{events, meta, runs};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -32,10 +32,14 @@ use utoipa::OpenApi;
         runs::show,
         runs::cancel,
         runs::logs,
+        events::send,
+        events::list,
+        events::show,
         openapi_json,
     ),
     tags(
         (name = "runs", description = "Submit, follow, list and cancel runs."),
+        (name = "events", description = "Send events that start runs, and see what each started."),
         (name = "component", description = "What the component offers."),
         (name = "probes", description = "Liveness, readiness and metrics."),
         (name = "errors", description = "The error catalog: every code a problem+json answer can carry."),
@@ -175,9 +179,10 @@ fn add_answer(responses: &mut Map<String, Value>, status: &str, description: &st
 fn add_common_answers(doc: &mut Value, auth: Option<&Auth>) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for (path, item) in paths.iter_mut() {
-        let need = auth.map(|auth| auth.need(Some(path), path));
         for method in METHODS {
             let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) else { continue };
+            let verb = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or_default();
+            let need = auth.map(|auth| auth.need(&verb, Some(path), path));
             let scopes = match need {
                 None | Some(Need::Public) => None,
                 Some(Need::Authenticated) => Some(vec![]),

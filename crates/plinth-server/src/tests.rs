@@ -2,6 +2,7 @@
 
 mod auth;
 mod errors;
+mod events;
 mod fuzz;
 mod idempotency;
 mod jwt;
@@ -77,6 +78,7 @@ fn harness_of(component: Component, auth: Option<Arc<crate::Auth>>) -> Harness {
         body_limit: 4096,
         auth,
         rate_limit: None,
+        event_dedup_window: std::time::Duration::from_secs(24 * 3600),
     });
     Harness { state, sqlite, _dir: dir }
 }

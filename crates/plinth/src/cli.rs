@@ -358,6 +358,12 @@ pub(crate) struct ServeArgs {
     /// How long an idempotency key gives back its run; after it the key makes a new run [default: 24h].
     #[arg(long, env = "PLINTH_IDEMPOTENCY_WINDOW")]
     pub(crate) idempotency_window: Option<String>,
+    /// Events are deleted after this long [default: 7d].
+    #[arg(long, env = "PLINTH_EVENT_RETENTION")]
+    pub(crate) event_retention: Option<String>,
+    /// How long an event id deduplicates: the same id again within it is not stored again [default: 24h].
+    #[arg(long, env = "PLINTH_EVENT_DEDUP_WINDOW")]
+    pub(crate) event_dedup_window: Option<String>,
     /// Lease of a claimed run; a dead worker's runs are taken back after it [default: 30s].
     #[arg(long, env = "PLINTH_LEASE")]
     pub(crate) lease: Option<String>,

@@ -67,6 +67,10 @@ pub(crate) struct Settings {
     pub(crate) rate_burst: u32,
     pub(crate) retention: Duration,
     pub(crate) idempotency_window: Duration,
+    /// How long events are kept.
+    pub(crate) event_retention: Duration,
+    /// How long an event id deduplicates.
+    pub(crate) event_dedup_window: Duration,
     pub(crate) lease: Duration,
     pub(crate) kill_grace: Duration,
     pub(crate) sqlite_synchronous: Synchronous,
@@ -233,6 +237,16 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     if idempotency_window < Duration::from_secs(60) {
         return Err(m.err("idempotency_window", m.last_source(), "must be at least 1m".into()));
     }
+    let event_retention =
+        m.duration("event_retention", args.event_retention.as_ref(), f.event_retention, Duration::from_secs(7 * 24 * 3600))?;
+    if event_retention < Duration::from_secs(60) {
+        return Err(m.err("event_retention", m.last_source(), "must be at least 1m".into()));
+    }
+    let event_dedup_window =
+        m.duration("event_dedup_window", args.event_dedup_window.as_ref(), f.event_dedup_window, Duration::from_secs(24 * 3600))?;
+    if event_dedup_window < Duration::from_secs(60) {
+        return Err(m.err("event_dedup_window", m.last_source(), "must be at least 1m".into()));
+    }
     let lease = m.duration("lease", args.lease.as_ref(), f.lease, Duration::from_secs(30))?;
     if lease < Duration::from_millis(500) {
         return Err(m.err("lease", m.last_source(), "must be at least 500ms".into()));
@@ -263,6 +277,8 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         rate_burst,
         retention,
         idempotency_window,
+        event_retention,
+        event_dedup_window,
         lease,
         kill_grace,
         sqlite_synchronous,

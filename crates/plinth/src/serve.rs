@@ -92,6 +92,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         kill_grace: settings.kill_grace,
         retention: settings.retention,
         idempotency_window: settings.idempotency_window,
+        event_retention: settings.event_retention,
         max_log_bytes: settings.max_log_bytes,
         max_output_bytes: settings.max_output_bytes,
         url: format!("http://{local}"),
@@ -113,6 +114,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         body_limit: usize::try_from(settings.body_limit).unwrap_or(usize::MAX),
         auth: auth.clone(),
         rate_limit: rate_limit.clone(),
+        event_dedup_window: settings.event_dedup_window,
     });
     let stop_http = CancellationToken::new();
     if let Some(limit) = rate_limit {

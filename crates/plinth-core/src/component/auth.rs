@@ -18,6 +18,9 @@ pub enum Scope {
     /// Read runs, their logs and the function list.
     #[serde(rename = "runs:read")]
     RunsRead,
+    /// Send events (`POST /events`); also given to each command run through its token.
+    #[serde(rename = "events:write")]
+    EventsWrite,
     /// Everything.
     #[serde(rename = "admin")]
     Admin,
@@ -25,7 +28,7 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [Scope::RunsWrite, Scope::RunsRead, Scope::Admin];
+    pub const ALL: [Scope; 4] = [Scope::RunsWrite, Scope::RunsRead, Scope::EventsWrite, Scope::Admin];
 
     /// The scope as written, such as `runs:write`.
     #[must_use]
@@ -33,6 +36,7 @@ impl Scope {
         match self {
             Scope::RunsWrite => "runs:write",
             Scope::RunsRead => "runs:read",
+            Scope::EventsWrite => "events:write",
             Scope::Admin => "admin",
         }
     }
@@ -210,7 +214,7 @@ impl AuthSection {
                 None => return Err((format!("api_keys[{i}]"), "give exactly one of `sha256`, `from_env` or `from_file`".into())),
             }
             if k.scopes.is_empty() {
-                return Err((at("scopes"), "give at least one of runs:write, runs:read, admin".into()));
+                return Err((at("scopes"), "give at least one of runs:write, runs:read, events:write, admin".into()));
             }
         }
         if let Some(j) = &self.jwt {

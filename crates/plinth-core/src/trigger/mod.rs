@@ -3,6 +3,9 @@
 
 pub mod cron;
 pub mod expr;
+mod fanout;
+
+pub use fanout::FanOut;
 
 pub use cron::{Schedule, ScheduleError};
 pub use expr::Expr;
@@ -81,6 +84,18 @@ pub enum Verdict {
 }
 
 impl CompiledTriggers {
+    /// The first tick of any of the schedules after `after` (micros).
+    #[must_use]
+    pub fn next_tick(&self, after: i64) -> Option<i64> {
+        self.schedules.iter().filter_map(|s| s.next_after(after)).min()
+    }
+
+    /// The latest tick of any of the schedules in `(after, at]`.
+    #[must_use]
+    pub fn latest_missed(&self, after: i64, at: i64) -> Option<i64> {
+        self.schedules.iter().filter_map(|s| s.latest_between(after, at)).max()
+    }
+
     /// Whether any trigger listens to `name`.
     #[must_use]
     pub fn listens_to(&self, name: &str) -> bool {
@@ -132,6 +147,11 @@ mod tests {
         assert_eq!(t.events.len(), 2);
         assert_eq!(t.schedules.len(), 1);
         assert!(t.listens_to("shop/order.paid") && !t.listens_to("shop/other"));
+        let two = compile(&spec("- {cron: '0 * * * *'}\n- {cron: '30 * * * *'}")).expect("valid");
+        let hour = 3_600_000_000;
+        assert_eq!(two.next_tick(0), Some(hour / 2), "the sooner of the two");
+        assert_eq!(two.latest_missed(0, 2 * hour + 1), Some(2 * hour), "the later of the two");
+        assert_eq!(CompiledTriggers::default().next_tick(0), None);
     }
 
     #[test]

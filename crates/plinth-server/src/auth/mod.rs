@@ -146,15 +146,18 @@ impl Auth {
         self.jwt.as_ref().map(jwt::JwtVerifier::algorithm)
     }
 
-    /// What a request for `path`, matched to the route `template`, needs.
-    pub(crate) fn need(&self, template: Option<&str>, path: &str) -> Need {
+    /// What a `method` request for `path`, matched to the route `template`, needs.
+    pub(crate) fn need(&self, method: &axum::http::Method, template: Option<&str>, path: &str) -> Need {
         let listed = |p: &str| self.public.iter().any(|q| q == p);
         if listed(path) || template.is_some_and(|t| listed(t) || ALWAYS_PUBLIC.contains(&t)) {
             return Need::Public;
         }
         match template {
-            Some("/run" | "/runs/{id}/cancel" | "/events") => Need::Scope(Scope::RunsWrite),
-            Some("/runs" | "/runs/{id}" | "/runs/{id}/logs" | "/functions") => Need::Scope(Scope::RunsRead),
+            Some("/events") if method == axum::http::Method::POST => Need::Scope(Scope::EventsWrite),
+            Some("/run" | "/runs/{id}/cancel") => Need::Scope(Scope::RunsWrite),
+            Some("/runs" | "/runs/{id}" | "/runs/{id}/logs" | "/functions" | "/events" | "/events/{id}") => {
+                Need::Scope(Scope::RunsRead)
+            }
             _ => Need::Authenticated,
         }
     }
@@ -270,7 +273,7 @@ pub(crate) async fn enforce(State(state): State<Arc<AppState>>, mut req: Request
         )
         .into_response();
     }
-    let need = auth.need(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), req.uri().path());
+    let need = auth.need(req.method(), req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), req.uri().path());
     if need == Need::Public {
         return next.run(req).await;
     }

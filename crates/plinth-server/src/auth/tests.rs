@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::tests::fixtures;
+use axum::http::Method;
 use std::path::{Path, PathBuf};
 
 const HEAD: &str = "component: {name: hello, version: '1'}\nfunctions:\n  - name: f\n    handler: {rust: noop}\n";
@@ -107,23 +108,26 @@ fn rsa_public_keys_are_checked_at_start_up() {
 #[test]
 fn routes_need_the_scope_of_what_they_do() {
     let auth = build("  api_keys: [{name: a, from_env: K, scopes: [admin]}]\n", &[("K", KEY)]).expect("ok").expect("some");
-    assert_eq!(auth.need(Some("/run"), "/run"), Need::Scope(Scope::RunsWrite));
-    assert_eq!(auth.need(Some("/runs/{id}/cancel"), "/runs/x/cancel"), Need::Scope(Scope::RunsWrite));
+    assert_eq!(auth.need(&Method::POST, Some("/run"), "/run"), Need::Scope(Scope::RunsWrite));
+    assert_eq!(auth.need(&Method::GET, Some("/runs/{id}/cancel"), "/runs/x/cancel"), Need::Scope(Scope::RunsWrite));
     for (t, p) in
         [("/runs", "/runs"), ("/runs/{id}", "/runs/x"), ("/runs/{id}/logs", "/runs/x/logs"), ("/functions", "/functions")]
     {
-        assert_eq!(auth.need(Some(t), p), Need::Scope(Scope::RunsRead), "{t}");
+        assert_eq!(auth.need(&Method::GET, Some(t), p), Need::Scope(Scope::RunsRead), "{t}");
     }
     for (t, p) in [("/health", "/health"), ("/ready", "/ready"), ("/metrics", "/metrics"), ("/errors/{code}", "/errors/X")] {
-        assert_eq!(auth.need(Some(t), p), Need::Public, "{t}");
+        assert_eq!(auth.need(&Method::GET, Some(t), p), Need::Public, "{t}");
     }
-    assert_eq!(auth.need(None, "/nope"), Need::Authenticated, "unknown paths need a credential");
+    assert_eq!(auth.need(&Method::GET, None, "/nope"), Need::Authenticated, "unknown paths need a credential");
+    assert_eq!(auth.need(&Method::POST, Some("/events"), "/events"), Need::Scope(Scope::EventsWrite), "sending events");
+    assert_eq!(auth.need(&Method::GET, Some("/events"), "/events"), Need::Scope(Scope::RunsRead), "reading events");
+    assert_eq!(auth.need(&Method::GET, Some("/events/{id}"), "/events/x"), Need::Scope(Scope::RunsRead));
     let closed =
         build("  api_keys: [{name: a, from_env: K, scopes: [admin]}]\n  public: ['/runs/{id}']\n", &[("K", KEY)]).expect("ok");
     let closed = closed.expect("some");
-    assert_eq!(closed.need(Some("/health"), "/health"), Need::Authenticated);
-    assert_eq!(closed.need(Some("/runs/{id}"), "/runs/x"), Need::Public, "a template may be listed");
-    assert_eq!(closed.need(Some("/errors"), "/errors"), Need::Public, "the catalog stays public");
+    assert_eq!(closed.need(&Method::GET, Some("/health"), "/health"), Need::Authenticated);
+    assert_eq!(closed.need(&Method::GET, Some("/runs/{id}"), "/runs/x"), Need::Public, "a template may be listed");
+    assert_eq!(closed.need(&Method::GET, Some("/errors"), "/errors"), Need::Public, "the catalog stays public");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use plinth_core::component::Identity;
 use plinth_core::error::CatalogEntry;
+use plinth_core::trigger::TriggerSpec;
 use plinth_core::{Run, RunPolicy, RunStatus};
 use serde::Serialize;
 use serde_json::Value;
@@ -171,6 +172,24 @@ pub(crate) struct FunctionInfo<'a> {
     pub(crate) input_schema: Option<&'a Value>,
     /// Attempts, backoff, timeout and concurrency.
     pub(crate) policy: &'a RunPolicy,
+    /// The events and schedules that start it.
+    pub(crate) triggers: &'a [TriggerSpec],
+    /// Its schedule's ticks, when it has a `cron` trigger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) schedule: Option<ScheduleInfo>,
+}
+
+/// A function's schedule: its last fired tick and its next one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ScheduleInfo {
+    /// When the next tick fires.
+    #[schema(format = DateTime)]
+    pub(crate) next_at: Option<String>,
+    /// The last tick that fired, if any.
+    #[schema(format = DateTime)]
+    pub(crate) last_at: Option<String>,
+    /// The run the last tick started.
+    pub(crate) last_run_id: Option<String>,
 }
 
 /// `GET /errors`'s answer: the whole error catalog.

@@ -2,7 +2,7 @@
 
 use super::bodies::{
     CheckStatus, DatabaseCheck, ErrorList, FunctionInfo, Functions, Health, HealthChecks, HealthStatus, Ready, ReadyStatus,
-    sorted,
+    ScheduleInfo, sorted,
 };
 use crate::AppState;
 use crate::problem::{ApiError, PROBLEM, Problem};
@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_core::Code;
 use plinth_core::error::CatalogEntry;
+use plinth_core::timefmt::rfc3339;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,15 +97,34 @@ pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
     responses((status = 200, description = "The component and its functions.", body = Functions)))]
 pub(crate) async fn functions(State(state): State<Arc<AppState>>) -> Response {
     let file = &state.component.file;
+    let fired = match state.store.schedules().await {
+        Ok(states) => states,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the schedules' last ticks for /functions");
+            Vec::new()
+        }
+    };
+    let now = plinth_core::timefmt::now_micros();
     let functions = file
         .functions
         .iter()
-        .map(|f| FunctionInfo {
+        .zip(&state.component.triggers)
+        .map(|(f, compiled)| FunctionInfo {
             name: &f.name,
             description: f.description.as_deref(),
             handler: f.handler.kind(),
             input_schema: f.input_schema.as_ref(),
             policy: &f.policy,
+            triggers: &f.triggers,
+            schedule: (!compiled.schedules.is_empty()).then(|| {
+                let last = fired.iter().find(|s| s.function == f.name);
+                let after = last.map_or(now, |l| l.last_tick.max(now));
+                ScheduleInfo {
+                    next_at: compiled.next_tick(after).map(rfc3339),
+                    last_at: last.map(|l| rfc3339(l.last_tick)),
+                    last_run_id: last.map(|l| l.last_run_id.clone()),
+                }
+            }),
         })
         .collect();
     Json(sorted(&Functions { component: &file.component, functions })).into_response()

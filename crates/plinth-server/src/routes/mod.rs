@@ -1,6 +1,7 @@
 //! The contract's endpoints.
 
 pub(crate) mod bodies;
+pub(crate) mod events;
 pub(crate) mod meta;
 pub(crate) mod request;
 pub(crate) mod runs;

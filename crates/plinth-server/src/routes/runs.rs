@@ -249,6 +249,8 @@ pub(crate) async fn show(
         ("function" = Option<String>, Query, description = "Only runs of this function."),
         ("status" = Option<RunStatus>, Query, description = "Only runs in this status."),
         ("correlation_id" = Option<String>, Query, description = "Only runs created with this correlation id."),
+        ("trigger" = Option<String>, Query, description = "Only runs with this trigger type: api, event, cron, invoke or rerun."),
+        ("event_id" = Option<String>, Query, description = "Only runs this event started."),
         ("created_after" = Option<String>, Query, format = DateTime,
             description = "Only runs created at or after this time (RFC 3339)."),
         ("created_before" = Option<String>, Query, format = DateTime,
@@ -292,12 +294,22 @@ pub(crate) async fn list(
                 f.before_id = Some(v);
             }
             "correlation_id" => f.correlation_id = Some(v),
+            "event_id" => f.event_id = Some(v),
+            "trigger" => {
+                if !plinth_core::Trigger::TYPES.contains(&v.as_str()) {
+                    return Err(query_error(
+                        format!("trigger `{v}` is not one of {}", plinth_core::Trigger::TYPES.join(", ")),
+                        "trigger",
+                    ));
+                }
+                f.trigger = Some(v);
+            }
             "created_after" => f.created_after = Some(parse_rfc3339(&v).map_err(|e| query_error(e, "created_after"))?),
             "created_before" => f.created_before = Some(parse_rfc3339(&v).map_err(|e| query_error(e, "created_before"))?),
             other => {
                 return Err(query_error(
                     format!(
-                        "unknown query parameter `{other}`; known: function, status, limit, cursor, correlation_id, created_after, created_before"
+                        "unknown query parameter `{other}`; known: function, status, trigger, event_id, limit, cursor, correlation_id, created_after, created_before"
                     ),
                     other,
                 ));

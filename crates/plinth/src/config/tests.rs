@@ -24,6 +24,8 @@ const NAMES: [&str; 21] = [
     "rate_burst",
     "retention",
     "idempotency_window",
+    "event_retention",
+    "event_dedup_window",
     "lease",
     "kill_grace",
     "sqlite_synchronous",

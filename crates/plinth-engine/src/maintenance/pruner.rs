@@ -1,0 +1,66 @@
+//! The pruner: old runs, old events, expired idempotency keys and event ids.
+
+use super::{micros, tick};
+use crate::Shared;
+use plinth_core::timefmt::now_micros;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Forgets idempotency keys and event ids older than their windows; deletes finished runs and
+/// events older than their retention.
+pub(crate) async fn pruner(shared: Arc<Shared>) {
+    const BATCH: u32 = 1000;
+    let c = &shared.config;
+    let shortest = c.retention.min(c.idempotency_window).min(c.event_retention).min(c.event_dedup_window);
+    let every = (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    while tick(&shared, every).await {
+        if !shared.store.lead().await {
+            continue;
+        }
+        let now = now_micros();
+        let (before, keys_before) = (now - micros(shared.config.retention), now - micros(shared.config.idempotency_window));
+        let mut total = 0;
+        loop {
+            match shared.store.prune(before, keys_before, BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < u64::from(BATCH) || shared.stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune old runs");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(pruned = total, "pruned finished runs past their retention");
+        }
+        prune_events(&shared, now).await;
+    }
+}
+
+/// Deletes events past their retention, a batch at a time.
+async fn prune_events(shared: &Shared, now: i64) {
+    const BATCH: u32 = 1000;
+    let (before, dedup_before) = (now - micros(shared.config.event_retention), now - micros(shared.config.event_dedup_window));
+    let mut total = 0;
+    loop {
+        match shared.store.prune_events(before, dedup_before, BATCH).await {
+            Ok(n) => {
+                total += n;
+                if n < u64::from(BATCH) || shared.stop.is_cancelled() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune old events");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(pruned = total, "pruned events past their retention");
+    }
+}

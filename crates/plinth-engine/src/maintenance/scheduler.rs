@@ -1,0 +1,119 @@
+//! The scheduler: each function's cron triggers start one run per tick.
+//!
+//! Only the node the store elects fires ticks, and the store records each function's last
+//! fired tick in the same transaction as the run it starts, so a tick fires once however many
+//! nodes try and however often they restart. When a node takes the lead (at start-up, or
+//! after the leader died) it fires the latest tick each function missed since its last fired
+//! one, once; older missed ticks are not made up. A function never fired before starts with
+//! the first tick after start-up.
+
+use super::tick;
+use crate::Shared;
+use plinth_core::timefmt::{now_micros, rfc3339};
+use plinth_core::trigger::CompiledTriggers;
+use plinth_core::{FunctionSpec, NewRun, Trigger};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest the scheduler sleeps before it asks again whether it leads.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The functions with schedules: the spec and its triggers.
+type Scheduled<'a> = Vec<(&'a FunctionSpec, &'a CompiledTriggers)>;
+
+pub(crate) async fn scheduler(shared: Arc<Shared>) {
+    let component = shared.component.clone();
+    let scheduled: Scheduled<'_> = component
+        .file
+        .functions
+        .iter()
+        .zip(&component.triggers)
+        .filter(|(_, t)| !t.schedules.is_empty())
+        .map(|(f, t)| (f, t))
+        .collect();
+    if scheduled.is_empty() {
+        return;
+    }
+    let started = now_micros();
+    // The last tick fired (by any node) of each function, as far as this node knows.
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut leading = false;
+    loop {
+        if !shared.store.lead().await {
+            leading = false;
+            if !tick(&shared, RECHECK).await {
+                return;
+            }
+            continue;
+        }
+        if !leading {
+            match shared.store.schedules().await {
+                Ok(states) => last.extend(states.into_iter().map(|s| (s.function, s.last_tick))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler cannot read the schedules' last ticks");
+                    if !tick(&shared, RECHECK).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            leading = true;
+            let now = now_micros();
+            for (function, schedules) in &scheduled {
+                let missed = last.get(&function.name).and_then(|l| schedules.latest_missed(*l, now));
+                if let Some(t) = missed {
+                    tracing::info!(function = %function.name, scheduled_at = %rfc3339(t), "firing the latest missed tick");
+                    fire(&shared, function, t, &mut last).await;
+                }
+            }
+        }
+        let now = now_micros();
+        let mut soonest = i64::MAX;
+        for (function, schedules) in &scheduled {
+            let after = last.get(&function.name).copied().unwrap_or(started).max(started.min(now));
+            let Some(due) = schedules.next_tick(after) else { continue };
+            if due <= now {
+                fire(&shared, function, due, &mut last).await;
+                soonest = now;
+            } else {
+                soonest = soonest.min(due);
+            }
+        }
+        if soonest == i64::MAX {
+            tracing::warn!("no schedule has a next tick; the scheduler stops");
+            return;
+        }
+        let wait = Duration::from_micros(u64::try_from(soonest - now_micros()).unwrap_or(0)).min(RECHECK);
+        if !wait.is_zero() && !tick(&shared, wait).await {
+            return;
+        }
+    }
+}
+
+/// Fires `function`'s tick at `at`; remembers it as fired unless the store could not be used
+/// (then the next loop tries again).
+async fn fire(shared: &Shared, function: &FunctionSpec, at: i64, last: &mut HashMap<String, i64>) {
+    let scheduled_at = rfc3339(at);
+    let input = json!({ "scheduled_at": scheduled_at });
+    let correlation_id = plinth_core::ids::new_correlation_id();
+    let run = NewRun::of(function, input, Trigger::Cron { scheduled_at: scheduled_at.clone() }, &correlation_id, now_micros());
+    match shared.store.fire_tick(&function.name, at, run).await {
+        Ok(Some(run)) => {
+            let late_ms = (run.created_at - at) as f64 / 1000.0;
+            tracing::info!(function = %function.name, run_id = %run.run_id, scheduled_at = %scheduled_at,
+                correlation_id = %correlation_id, late_ms, "schedule tick fired");
+            shared.wake.notify_one();
+            last.insert(function.name.clone(), at);
+        }
+        Ok(None) => {
+            tracing::debug!(function = %function.name, scheduled_at = %scheduled_at, "tick already fired");
+            last.insert(function.name.clone(), at);
+        }
+        Err(e) => {
+            tracing::warn!(function = %function.name, scheduled_at = %scheduled_at, error = %e, "cannot fire a schedule tick");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
