@@ -4,6 +4,11 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod client;
+
+use client::parse_duration;
+pub(crate) use client::{ClientArgs, EventsCommand, RunArgs, RunsCommand};
+
 /// Plinth hosts a platform component: the contract's endpoints over durable runs.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, about, propagate_version = true)]
@@ -35,6 +40,12 @@ pub(crate) enum Command {
     /// List, show, cancel runs and read their logs on a server.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Send, list and show events on a server. Exit codes as for `run`: 0 done, 2 refused
+    /// (an invalid event, an unknown id), 4 unreachable.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Each schedule of a server's functions: its pattern, time zone, last and next tick.
+    Schedules(ClientArgs),
     /// Specification documents: lint them against their template family, generate their
     /// factual sections from the code, measure their 1.0 status against a live component.
     #[command(subcommand)]
@@ -166,89 +177,6 @@ pub(crate) struct SpecLintArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = SpecFormat::Text)]
     pub(crate) format: SpecFormat,
-}
-
-/// Where the server is, and how to print.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct ClientArgs {
-    /// The server's base URL.
-    #[arg(long, env = "PLINTH_URL", default_value = "http://127.0.0.1:8000", global = true)]
-    pub(crate) url: String,
-    /// Print the server's JSON instead of a table.
-    #[arg(long, global = true)]
-    pub(crate) json: bool,
-    /// Sent as `Authorization: Bearer KEY`, for servers with access control (an API key or a JWT).
-    #[arg(long, env = "PLINTH_API_KEY", hide_env_values = true, global = true)]
-    pub(crate) api_key: Option<String>,
-}
-
-/// Settings of `run`.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct RunArgs {
-    /// The function to run.
-    pub(crate) function: String,
-    /// The input: JSON text, @FILE, or - for standard input [default: {}].
-    #[arg(long)]
-    pub(crate) input: Option<String>,
-    /// Wait for the run to end (showing progress on a terminal) and exit with its outcome.
-    #[arg(long)]
-    pub(crate) wait: bool,
-    /// How long --wait waits.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    pub(crate) timeout: std::time::Duration,
-    /// Sent as the Idempotency-Key header: the same key and request give back the same run.
-    #[arg(long)]
-    pub(crate) idempotency_key: Option<String>,
-    #[command(flatten)]
-    pub(crate) client: ClientArgs,
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    plinth_core::DurationSpec::parse(text).map(plinth_core::DurationSpec::get)
-}
-
-/// `runs` subcommands.
-#[derive(Debug, Subcommand)]
-pub(crate) enum RunsCommand {
-    /// Recent runs, newest first, with filters.
-    List(ListArgs),
-    /// One run with its attempts.
-    Show(RunIdArgs),
-    /// Cancel a queued or running run.
-    Cancel(RunIdArgs),
-    /// A run's log lines.
-    Logs(RunIdArgs),
-}
-
-/// Settings of `runs list`.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct ListArgs {
-    /// Only this function's runs.
-    #[arg(long)]
-    pub(crate) function: Option<String>,
-    /// Only runs in this state: queued, running, succeeded, failed, cancelled.
-    #[arg(long)]
-    pub(crate) status: Option<String>,
-    /// Only runs with this correlation id.
-    #[arg(long)]
-    pub(crate) correlation_id: Option<String>,
-    /// How many runs (1 to 500).
-    #[arg(long, default_value_t = 20)]
-    pub(crate) limit: u32,
-    /// Continue after this cursor (printed under a full page).
-    #[arg(long)]
-    pub(crate) cursor: Option<String>,
-    #[command(flatten)]
-    pub(crate) client: ClientArgs,
-}
-
-/// A run id, for `show`, `cancel` and `logs`.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct RunIdArgs {
-    /// The run's id.
-    pub(crate) run_id: String,
-    #[command(flatten)]
-    pub(crate) client: ClientArgs,
 }
 
 /// Settings of `bench`.

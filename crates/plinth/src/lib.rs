@@ -47,6 +47,8 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
         cli::Command::Bench(args) => bench::main(&args),
         cli::Command::Run(args) => client::run(&args),
         cli::Command::Runs(command) => client::runs(&command),
+        cli::Command::Events(command) => client::events(&command),
+        cli::Command::Schedules(args) => client::schedules(&args),
         cli::Command::Spec(command) => spec::main(&command),
         cli::Command::Check(args) => check::main(&args),
         cli::Command::New(args) => new::main(&args),

@@ -10,4 +10,5 @@ mod lifecycle;
 mod logs;
 mod nodes;
 mod races;
+mod schedules;
 mod scheduling;

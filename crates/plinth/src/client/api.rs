@@ -110,4 +110,23 @@ impl Api {
     pub(crate) async fn logs(&self, id: &str) -> Result<Value, Failure> {
         Ok(self.call(self.http.get(format!("{}/runs/{id}/logs", self.base))).await?.2)
     }
+
+    pub(crate) async fn send_event(&self, event: &Value) -> Result<Value, Failure> {
+        Ok(self.call(self.http.post(format!("{}/events", self.base)).json(event)).await?.2)
+    }
+
+    pub(crate) async fn events(&self, query: &[(&str, String)]) -> Result<Value, Failure> {
+        Ok(self.call(self.http.get(format!("{}/events", self.base)).query(query)).await?.2)
+    }
+
+    pub(crate) async fn event(&self, id: &str) -> Result<Value, Failure> {
+        let url = reqwest::Url::parse(&format!("{}/events/", self.base))
+            .and_then(|u| u.join(&id.replace('%', "%25").replace('/', "%2F").replace('?', "%3F").replace('#', "%23")))
+            .map_err(|e| Failure::new(super::EXIT_USAGE, format!("`{id}` cannot be put in a URL: {e}")))?;
+        Ok(self.call(self.http.get(url)).await?.2)
+    }
+
+    pub(crate) async fn functions(&self) -> Result<Value, Failure> {
+        Ok(self.call(self.http.get(format!("{}/functions", self.base))).await?.2)
+    }
 }

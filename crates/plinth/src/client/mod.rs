@@ -5,9 +5,10 @@
 //! 4 the server is unreachable or unavailable, 5 `--wait` ran out while the run went on.
 
 mod api;
+mod events;
 mod render;
 
-use crate::cli::{ClientArgs, RunArgs, RunsCommand};
+use crate::cli::{ClientArgs, EventsCommand, RunArgs, RunsCommand};
 use api::{Api, Failure};
 use serde_json::{Value, json};
 use std::io::{IsTerminal, Read, Write};
@@ -45,6 +46,16 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
 /// `plinth runs ...`.
 pub(crate) fn runs(command: &RunsCommand) -> ExitCode {
     finish(runtime().and_then(|rt| rt.block_on(manage(command))))
+}
+
+/// `plinth events ...`.
+pub(crate) fn events(command: &EventsCommand) -> ExitCode {
+    finish(runtime().and_then(|rt| rt.block_on(events::events(command))))
+}
+
+/// `plinth schedules`.
+pub(crate) fn schedules(args: &ClientArgs) -> ExitCode {
+    finish(runtime().and_then(|rt| rt.block_on(events::schedules(args))))
 }
 
 /// Reads `--input`: inline JSON, `@file`, or `-` for standard input.
@@ -139,9 +150,15 @@ async fn manage(command: &RunsCommand) -> Result<u8, Failure> {
         RunsCommand::List(a) => {
             let api = Api::new(&a.client)?;
             let mut query = Vec::new();
-            for (k, v) in
-                [("function", &a.function), ("status", &a.status), ("correlation_id", &a.correlation_id), ("cursor", &a.cursor)]
-            {
+            let filters = [
+                ("function", &a.function),
+                ("status", &a.status),
+                ("trigger", &a.trigger),
+                ("event_id", &a.event_id),
+                ("correlation_id", &a.correlation_id),
+                ("cursor", &a.cursor),
+            ];
+            for (k, v) in filters {
                 if let Some(v) = v {
                     query.push((k, v.clone()));
                 }

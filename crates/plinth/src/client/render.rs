@@ -68,6 +68,10 @@ pub(crate) fn run_detail(run: &Value) -> String {
     if let Some(next) = run["next_attempt_at"].as_str() {
         let _ = writeln!(out, "{:<15}{next}", "next_attempt");
     }
+    if let Some(kind) = run["trigger"]["type"].as_str() {
+        let detail = ["event_id", "scheduled_at", "parent_run_id", "of"].iter().find_map(|k| run["trigger"][k].as_str());
+        let _ = writeln!(out, "{:<15}{kind}{}", "trigger", detail.map(|d| format!(" {d}")).unwrap_or_default());
+    }
     if run["error"].is_object() {
         let _ = writeln!(out, "{:<15}{} {}", "error", text(&run["error"]["code"]), text(&run["error"]["message"]));
     }
@@ -75,6 +79,64 @@ pub(crate) fn run_detail(run: &Value) -> String {
         let _ = writeln!(out, "{:<15}{}", "output", run["output"]);
     }
     out
+}
+
+/// `GET /events` as a table, with the cursor of the next page when there is one.
+pub(crate) fn event_table(page: &Value) -> String {
+    let rows: Vec<Vec<String>> = page["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let runs = e["run_ids"].as_array().map_or(0, Vec::len);
+            let skipped = e["skipped"].as_array().map_or(0, Vec::len);
+            vec![text(&e["id"]), text(&e["name"]), text(&e["received_at"]), runs.to_string(), skipped.to_string()]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no events\n".into();
+    }
+    let mut out = table(&["ID", "NAME", "RECEIVED", "RUNS", "SKIPPED"], &rows);
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        let _ = writeln!(out, "more: --cursor {cursor}");
+    }
+    out
+}
+
+/// One event: its fields, the runs it started, the functions it skipped and why.
+pub(crate) fn event_detail(event: &Value) -> String {
+    let mut out = String::new();
+    for key in ["id", "name", "ts", "received_at"] {
+        let _ = writeln!(out, "{key:<13}{}", text(&event[key]));
+    }
+    let _ = writeln!(out, "{:<13}{}", "data", event["data"]);
+    for run in event["run_ids"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "{:<13}{}", "started", text(run));
+    }
+    for s in event["skipped"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "{:<13}{}: {}", "skipped", text(&s["function"]), text(&s["reason"]));
+    }
+    out
+}
+
+/// Each function's schedule from `GET /functions`.
+pub(crate) fn schedule_table(functions: &Value) -> String {
+    let mut rows = Vec::new();
+    for f in functions["functions"].as_array().into_iter().flatten() {
+        for t in f["triggers"].as_array().into_iter().flatten().filter(|t| t["cron"].is_string()) {
+            rows.push(vec![
+                text(&f["name"]),
+                text(&t["cron"]),
+                t["timezone"].as_str().unwrap_or("UTC").to_string(),
+                text(&f["schedule"]["last_at"]),
+                text(&f["schedule"]["next_at"]),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return "no schedules\n".into();
+    }
+    table(&["FUNCTION", "CRON", "TIMEZONE", "LAST", "NEXT"], &rows)
 }
 
 /// `GET /runs/{id}/logs` as `attempt timestamp text` lines.
