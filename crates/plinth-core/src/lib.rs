@@ -10,6 +10,7 @@ pub mod policy;
 pub mod run;
 pub mod schema;
 pub mod timefmt;
+pub mod tokens;
 pub mod trigger;
 
 pub use component::{CommandSpec, Component, ComponentFile, FunctionSpec, HandlerKind, HandlerSpec, Identity, ServerSection};

@@ -48,6 +48,9 @@ pub struct EngineConfig {
     pub max_output_bytes: u64,
     /// This server's URL, handed to handlers as `PLINTH_URL`.
     pub url: String,
+    /// When set (access control is on), each command attempt gets a token of its own to send
+    /// events back (`PLINTH_RUN_TOKEN`, also `PLINTH_API_KEY`), revoked when the attempt ends.
+    pub run_tokens: Option<Arc<plinth_core::tokens::RunTokens>>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             max_log_bytes: 1024 * 1024,
             max_output_bytes: 16 * 1024 * 1024,
             url: "http://127.0.0.1:8000".into(),
+            run_tokens: None,
         }
     }
 }

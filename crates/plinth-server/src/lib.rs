@@ -71,6 +71,8 @@ pub struct AppState {
     pub rate_limit: Option<Arc<RateLimit>>,
     /// How long an event id deduplicates.
     pub event_dedup_window: std::time::Duration,
+    /// The tokens of the command attempts running on this node, accepted for `POST /events`.
+    pub run_tokens: Option<Arc<plinth_core::tokens::RunTokens>>,
 }
 
 /// The router for the whole contract.

@@ -85,6 +85,8 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
     let component = Arc::new(component);
     let metrics = Arc::new(Metrics::new(&settings.metrics_prefix, &component.file.component.name));
+    // Why: without access control anyone may send events, so no token is needed.
+    let run_tokens = auth.is_some().then(|| Arc::new(plinth_core::tokens::RunTokens::default()));
     let engine_config = EngineConfig {
         workers: settings.workers,
         claim_batch: settings.claim_batch,
@@ -96,6 +98,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         max_log_bytes: settings.max_log_bytes,
         max_output_bytes: settings.max_output_bytes,
         url: format!("http://{local}"),
+        run_tokens: run_tokens.clone(),
         ..EngineConfig::default()
     };
     let owner = engine_config.owner.clone();
@@ -115,6 +118,7 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         auth: auth.clone(),
         rate_limit: rate_limit.clone(),
         event_dedup_window: settings.event_dedup_window,
+        run_tokens,
     });
     let stop_http = CancellationToken::new();
     if let Some(limit) = rate_limit {

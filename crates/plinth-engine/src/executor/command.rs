@@ -80,6 +80,12 @@ fn describe_exit(status: ExitStatus, last_line: Option<&str>) -> RunError {
 pub(crate) async fn run(spec: &CommandSpec, env: &AttemptEnv<'_>, input: &Value) -> AttemptEnd {
     let cwd = spec.cwd.as_ref().map_or_else(|| env.base_dir.to_path_buf(), |c| env.base_dir.join(c));
     let mut cmd = Command::new(&spec.argv[0]);
+    // Why: the guard revokes the token when this attempt ends, however it ends.
+    let token = env.config.run_tokens.as_ref().map(|t| t.issue(&env.run.run_id));
+    if let Some(token) = &token {
+        // Why: before the function's own env, so a component that sets PLINTH_API_KEY keeps it.
+        cmd.env("PLINTH_API_KEY", token.secret()).env("PLINTH_RUN_TOKEN", token.secret());
+    }
     cmd.args(&spec.argv[1..])
         .current_dir(&cwd)
         .envs(&spec.env)

@@ -36,6 +36,8 @@ pub(crate) enum CredentialKind {
     ApiKey,
     /// A JWT bearer token.
     Jwt,
+    /// The token of a command attempt running on this node (`events:write` only).
+    RunToken,
 }
 
 impl CredentialKind {
@@ -43,6 +45,7 @@ impl CredentialKind {
         match self {
             CredentialKind::ApiKey => "api_key",
             CredentialKind::Jwt => "jwt",
+            CredentialKind::RunToken => "run_token",
         }
     }
 }
@@ -260,6 +263,16 @@ fn forbidden(scope: Scope, principal: &Principal) -> ApiError {
     )
 }
 
+/// The caller, when the request's credential is the live token of a command attempt running on
+/// this node: it may send events (`events:write`) and nothing else.
+fn run_token(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Principal> {
+    let tokens = state.run_tokens.as_deref()?;
+    let presented = headers.get(&X_API_KEY).or_else(|| headers.get(header::AUTHORIZATION))?.to_str().ok()?.trim();
+    let token = presented.strip_prefix("Bearer ").or_else(|| presented.strip_prefix("bearer ")).unwrap_or(presented).trim();
+    let run_id = tokens.run_of(token)?;
+    Some(Principal { name: format!("run:{run_id}"), scopes: vec![Scope::EventsWrite], kind: CredentialKind::RunToken })
+}
+
 /// The middleware: refuses credentials in the query, then checks the route's need.
 pub(crate) async fn enforce(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let Some(auth) = state.auth.as_deref() else {
@@ -277,7 +290,7 @@ pub(crate) async fn enforce(State(state): State<Arc<AppState>>, mut req: Request
     if need == Need::Public {
         return next.run(req).await;
     }
-    let principal = match auth.authenticate(req.headers()) {
+    let principal = match run_token(&state, req.headers()).map_or_else(|| auth.authenticate(req.headers()), Ok) {
         Ok(p) => p,
         Err(refusal) => {
             tracing::info!(reason = refusal.reason, "authentication failed");

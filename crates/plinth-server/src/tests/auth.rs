@@ -234,3 +234,41 @@ impl Harness {
         r.json["run_id"].as_str().expect("run_id").to_string()
     }
 }
+
+#[tokio::test]
+async fn sending_events_needs_events_write_and_reading_them_runs_read() {
+    let h = keyed();
+    let event = Some(r#"{"name":"a/b"}"#);
+    let bearer = |k: &str| format!("Bearer {k}");
+    let writer = bearer(WRITER);
+    let r = h.send(req("POST", "/events", Some(("authorization", &writer)), event)).await;
+    assert_problem(&r, 403, "PLINTH_031");
+    assert!(r.json["detail"].as_str().expect("detail").contains("events:write"), "{}", r.json);
+    assert_problem(&h.send(req("POST", "/events", None, event)).await, 401, "PLINTH_030");
+    let root = bearer(ROOT);
+    let sent = h.send(req("POST", "/events", Some(("authorization", &root)), event)).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "admin covers events:write");
+    let reader = bearer(READER);
+    assert_eq!(h.send(req("GET", "/events", Some(("authorization", &reader)), None)).await.status, StatusCode::OK);
+    assert_problem(&h.send(req("GET", "/events", Some(("authorization", &writer)), None)).await, 403, "PLINTH_031");
+}
+
+#[tokio::test]
+async fn a_run_token_sends_events_while_its_attempt_runs_and_nothing_else() {
+    let h = keyed();
+    let tokens = h.state.run_tokens.clone().expect("tokens");
+    let guard = tokens.issue("01JD0000000000000000000000");
+    let token = guard.secret().to_string();
+    let event = Some(r#"{"name":"a/from.handler"}"#);
+    for credential in [("authorization", format!("Bearer {token}")), ("x-api-key", token.clone())] {
+        let r = h.send(req("POST", "/events", Some((credential.0, &credential.1)), event)).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    }
+    let bearer = format!("Bearer {token}");
+    assert_problem(&h.send(req("GET", "/runs", Some(("authorization", &bearer)), None)).await, 403, "PLINTH_031");
+    assert_problem(&h.send(req("POST", "/run", Some(("authorization", &bearer)), Some("{}"))).await, 403, "PLINTH_031");
+    drop(guard);
+    assert_problem(&h.send(req("POST", "/events", Some(("authorization", &bearer)), event)).await, 401, "PLINTH_030");
+    let forged = "Bearer plinth-run-00000000000000000000000000000000000000000";
+    assert_problem(&h.send(req("POST", "/events", Some(("authorization", forged)), event)).await, 401, "PLINTH_030");
+}

@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 21] = [
+const NAMES: [&str; 23] = [
     "config",
     "host",
     "port",

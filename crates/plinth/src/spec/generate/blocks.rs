@@ -80,6 +80,18 @@ pub(crate) fn functions(facts: &Facts<'_>) -> String {
             cell(&policy(&f.policy)),
         );
     }
+    let triggers: Vec<String> =
+        facts.component.file.functions.iter().flat_map(|f| f.triggers.iter().map(move |t| trigger_row(&f.name, t))).collect();
+    if !triggers.is_empty() {
+        out.push_str(
+            "\nTriggers and schedules (besides `POST /run`; an event starts one run of each function whose trigger \
+             matches, a schedule one run per tick across all nodes):\n\n| Function | Trigger | Condition or time zone |\n\
+             |----------|---------|------------------------|\n",
+        );
+        for row in triggers {
+            let _ = writeln!(out, "{row}");
+        }
+    }
     for f in facts.component.file.functions.iter().filter(|f| f.input_schema.is_some()) {
         let schema = serde_json::to_string_pretty(&f.input_schema).unwrap_or_default();
         let _ = write!(
@@ -89,6 +101,18 @@ pub(crate) fn functions(facts: &Facts<'_>) -> String {
         );
     }
     out
+}
+
+/// One row of the triggers table.
+fn trigger_row(function: &str, t: &plinth_core::trigger::TriggerSpec) -> String {
+    match (&t.event, &t.cron) {
+        (Some(event), _) => {
+            let condition = t.condition.as_deref().map_or_else(|| "every such event".into(), |c| cell(&format!("`{c}`")));
+            format!("| `{function}` | event `{event}` | {condition} |")
+        }
+        (None, Some(cron)) => format!("| `{function}` | cron `{cron}` | {} |", t.timezone.as_deref().unwrap_or("UTC")),
+        (None, None) => format!("| `{function}` | none | |"),
+    }
 }
 
 const METHODS: [&str; 8] = ["get", "post", "put", "patch", "delete", "head", "options", "trace"];
