@@ -12,12 +12,18 @@ use tokio::sync::{Notify, broadcast, oneshot};
 pub struct Notifier {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     cancels: broadcast::Sender<String>,
+    ended: broadcast::Sender<String>,
     work: Arc<Notify>,
 }
 
 impl Default for Notifier {
     fn default() -> Self {
-        Self { waiters: Mutex::new(HashMap::new()), cancels: broadcast::channel(1024).0, work: Arc::new(Notify::new()) }
+        Self {
+            waiters: Mutex::new(HashMap::new()),
+            cancels: broadcast::channel(1024).0,
+            ended: broadcast::channel(4096).0,
+            work: Arc::new(Notify::new()),
+        }
     }
 }
 
@@ -85,6 +91,24 @@ impl Notifier {
         self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 
+    /// Tells the waiters of these runs that they ended, and announces each to [`Notifier::ended`]:
+    /// for ends this node's store committed (not the ones heard of from other nodes).
+    pub fn ended_here<'a>(&self, run_ids: impl IntoIterator<Item = &'a str> + Clone) {
+        self.terminal(run_ids.clone());
+        if self.ended.receiver_count() > 0 {
+            for id in run_ids {
+                let _ = self.ended.send(id.to_string());
+            }
+        }
+    }
+
+    /// Subscribes to the ends this node's store commits (each run once, on the node that ended
+    /// it). A receiver that falls more than 4,096 ends behind misses some (`Lagged`).
+    #[must_use]
+    pub fn ended(&self) -> broadcast::Receiver<String> {
+        self.ended.subscribe()
+    }
+
     /// Subscribes to cancel requests for running runs.
     #[must_use]
     pub fn cancels(&self) -> broadcast::Receiver<String> {
@@ -132,6 +156,20 @@ mod tests {
         assert_eq!(n.waiting(), 0);
         // The dispatcher's wake-up is kept until someone waits for it.
         tokio::time::timeout(std::time::Duration::from_secs(1), n.work().notified()).await.expect("work wake-up kept");
+    }
+
+    #[tokio::test]
+    async fn ends_committed_here_are_announced_once() {
+        let n = Notifier::default();
+        n.ended_here(["nobody-listens"]);
+        let mut rx = n.ended();
+        let waiter = n.wait_terminal("a");
+        n.ended_here(["a", "b"]);
+        assert!(waiter.await.is_ok(), "waiters are woken too");
+        assert_eq!(rx.recv().await.expect("a"), "a");
+        assert_eq!(rx.recv().await.expect("b"), "b");
+        n.terminal(["c"]);
+        assert!(rx.try_recv().is_err(), "ends heard of from other nodes are not announced");
     }
 
     #[tokio::test]

@@ -188,3 +188,22 @@ pub async fn ticks_fire_once(store: &dyn Store) {
     let runs = store.list(ListFilter { trigger: Some("cron".into()), limit: 10, ..ListFilter::default() }).await.expect("list");
     assert_eq!(runs.runs.len(), 3);
 }
+
+/// An id twice in one call is stored once; the repeat answers the first one's ids.
+pub async fn ingest_stores_an_id_repeated_in_one_call_once(store: &dyn Store) {
+    let t0 = plinth_core::timefmt::now_micros();
+    let a = event("twice", "a/b", t0);
+    let done = ingest(
+        store,
+        vec![
+            NewEvent { event: a.clone(), runs: vec![started("f", &a)], skipped: vec![] },
+            NewEvent { event: a.clone(), runs: vec![started("f", &a)], skipped: vec![] },
+        ],
+        t0 - SEC,
+    )
+    .await;
+    assert!(!done[0].duplicate && done[1].duplicate, "{done:?}");
+    assert_eq!(done[0].run_ids, done[1].run_ids);
+    let runs = store.list(ListFilter { limit: 10, ..ListFilter::default() }).await.expect("list");
+    assert_eq!(runs.runs.len(), 1, "one run, not two");
+}

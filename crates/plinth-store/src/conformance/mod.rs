@@ -73,6 +73,7 @@ macro_rules! with_every_case {
             ingest_skips_a_full_queue,
             prune_events_forgets_ids_then_deletes,
             ticks_fire_once,
+            ingest_stores_an_id_repeated_in_one_call_once,
         ];
     };
 }

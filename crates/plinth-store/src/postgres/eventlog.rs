@@ -61,7 +61,10 @@ pub(crate) async fn ingest(
     let rows =
         sqlx::query("SELECT dedup_key, id, run_ids FROM events WHERE dedup_key = ANY($1)").bind(&ids).fetch_all(&mut *tx).await?;
     found(rows, &mut seen)?;
-    let fresh: Vec<NewEvent> = events.iter().filter(|e| !seen.contains_key(&e.event.id)).cloned().collect();
+    // Why: an id twice in one call is stored once, as on SQLite; the repeat answers the first.
+    let mut taken = HashSet::new();
+    let fresh: Vec<NewEvent> =
+        events.iter().filter(|e| !seen.contains_key(&e.event.id) && taken.insert(e.event.id.clone())).cloned().collect();
     let mut free = free_places(&mut tx, schema, &fresh).await?;
     let mut decided: Vec<(Event, Vec<NewRun>, Vec<Skipped>)> = Vec::with_capacity(fresh.len());
     for NewEvent { event, runs, mut skipped } in fresh {
@@ -115,16 +118,19 @@ pub(crate) async fn ingest(
         insert_many(&mut tx, &runs).await?;
     }
     tx.commit().await?;
-    let mut stored: HashMap<String, Vec<String>> = decided
+    let stored: HashMap<String, Vec<String>> = decided
         .into_iter()
         .filter(|d| inserted.contains(&d.0.id))
         .map(|d| (d.0.id, d.1.into_iter().map(|r| r.run_id).collect()))
         .collect();
+    let mut answered = HashSet::new();
     ids.into_iter()
-        .map(|id| {
-            if let Some(run_ids) = stored.remove(&id) {
-                Ok(Ingested { event_id: id, run_ids, duplicate: false })
-            } else {
+        .map(|id| match stored.get(&id) {
+            Some(run_ids) if answered.insert(id.clone()) => {
+                Ok(Ingested { event_id: id, run_ids: run_ids.clone(), duplicate: false })
+            }
+            Some(run_ids) => Ok(Ingested { event_id: id, run_ids: run_ids.clone(), duplicate: true }),
+            None => {
                 let (event_id, run_ids) =
                     seen.get(&id).cloned().ok_or_else(|| StoreError::Corrupt(format!("event {id} vanished while stored")))?;
                 Ok(Ingested { event_id, run_ids, duplicate: true })

@@ -279,7 +279,7 @@ impl Store for PostgresStore {
         let outcome = timed(runs::cancel(&self.pool, run_id, now)).await?;
         match &outcome {
             CancelOutcome::Cancelled(_) => {
-                self.notifier.terminal([run_id]);
+                self.notifier.ended_here([run_id]);
                 self.events.terminal([run_id]);
             }
             CancelOutcome::Requested(_) => {
@@ -310,7 +310,7 @@ impl Store for PostgresStore {
         .await?;
         match status {
             Some(s) if s.is_terminal() => {
-                self.notifier.terminal([run_id.as_str()]);
+                self.notifier.ended_here([run_id.as_str()]);
                 self.events.terminal([run_id.as_str()]);
             }
             Some(RunStatus::Queued) => self.events.work(),
@@ -330,7 +330,7 @@ impl Store for PostgresStore {
     async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError> {
         let rescued = timed(leases::rescue(&self.pool, now)).await?;
         let ended = || rescued.iter().filter(|r| r.status.is_terminal()).map(|r| r.run_id.as_str());
-        self.notifier.terminal(ended());
+        self.notifier.ended_here(ended());
         self.events.terminal(ended());
         if rescued.iter().any(|r| r.status == RunStatus::Queued) {
             self.events.work();

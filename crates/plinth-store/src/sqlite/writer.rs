@@ -155,5 +155,5 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, notifier: &Notifier)
         }
         (done.answer)(commit_error.as_ref());
     }
-    notifier.terminal(terminal.iter().map(String::as_str));
+    notifier.ended_here(terminal.iter().map(String::as_str));
 }

@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 21] = [
+const SETTINGS: [&str; 23] = [
     "config",
     "host",
     "port",
