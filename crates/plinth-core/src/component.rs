@@ -1,8 +1,10 @@
 //! `component.yaml`: a component's identity, its functions and (optionally) server settings.
 
 pub mod auth;
+pub mod nats;
 
 pub use auth::{AuthSection, Scope};
+pub use nats::{EventsSection, NatsPublish, NatsSection};
 
 use crate::error::ConfigError;
 use crate::policy::{DurationSpec, RunPolicy};
@@ -27,6 +29,9 @@ pub struct ComponentFile {
     /// Access control; without it every route is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSection>,
+    /// Event sources besides `POST /events`, and where run ends are published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsSection>,
 }
 
 /// A component's identity.
@@ -262,6 +267,9 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
     if let Some(auth) = &file.auth {
         auth.validate()
             .map_err(|(field, reason)| err(if field.is_empty() { "auth".into() } else { format!("auth.{field}") }, reason))?;
+    }
+    if let Some(nats) = file.events.as_ref().and_then(|e| e.nats.as_ref()) {
+        nats.validate().map_err(|(field, reason)| err(format!("events.nats.{field}"), reason))?;
     }
     if file.functions.is_empty() {
         return Err(err("functions".into(), "a component needs at least one function".into()));

@@ -4,6 +4,7 @@
 pub mod component;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod ids;
 pub mod metrics;
 pub mod policy;
