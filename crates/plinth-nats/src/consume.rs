@@ -138,7 +138,8 @@ async fn handle(ctx: &BridgeContext, messages: Vec<jetstream::Message>) {
     let mut taken = Vec::with_capacity(messages.len());
     let mut ids = HashSet::new();
     for m in messages {
-        let fallback = m.info().map_or_else(|_| plinth_core::ids::new_run_id(), |i| format!("nats-{}-{}", i.stream, i.stream_sequence));
+        let fallback =
+            m.info().map_or_else(|_| plinth_core::ids::new_run_id(), |i| format!("nats-{}-{}", i.stream, i.stream_sequence));
         match decode(m.subject.as_str(), &m.payload, &fallback, ctx.max_bytes, now) {
             Ok(event) => {
                 let first = ids.insert(event.id.clone());

@@ -128,7 +128,10 @@ mod tests {
             move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string())
         };
         assert_eq!(resolve_url(&section("nats://a:1"), env(&[])).expect("url"), "nats://a:1");
-        assert_eq!(resolve_url(&section("${DYNAMO_NATS_URL}"), env(&[("DYNAMO_NATS_URL", "nats://b:2")])).expect("url"), "nats://b:2");
+        assert_eq!(
+            resolve_url(&section("${DYNAMO_NATS_URL}"), env(&[("DYNAMO_NATS_URL", "nats://b:2")])).expect("url"),
+            "nats://b:2"
+        );
         assert_eq!(resolve_url(&section("nats://a:1"), env(&[("PLINTH_NATS_URL", "nats://c:3")])).expect("url"), "nats://c:3");
         assert!(resolve_url(&section("${MISSING}"), env(&[])).is_err());
         assert!(resolve_url(&section("nats://a b"), env(&[])).is_err());

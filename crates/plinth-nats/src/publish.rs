@@ -6,7 +6,12 @@ use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-pub(crate) async fn run(ctx: Arc<BridgeContext>, client: async_nats::Client, prefix: String, mut ends: broadcast::Receiver<String>) {
+pub(crate) async fn run(
+    ctx: Arc<BridgeContext>,
+    client: async_nats::Client,
+    prefix: String,
+    mut ends: broadcast::Receiver<String>,
+) {
     let component = ctx.component.file.component.name.clone();
     loop {
         let id = tokio::select! {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub event_dedup_window: std::time::Duration,
     /// The tokens of the command attempts running on this node, accepted for `POST /events`.
     pub run_tokens: Option<Arc<plinth_core::tokens::RunTokens>>,
+    /// The NATS bridge's health, when one is configured.
+    pub nats: Option<Arc<plinth_core::health::DependencyHealth>>,
 }
 
 /// The router for the whole contract.

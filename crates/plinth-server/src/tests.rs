@@ -80,6 +80,7 @@ fn harness_of(component: Component, auth: Option<Arc<crate::Auth>>) -> Harness {
         rate_limit: None,
         event_dedup_window: std::time::Duration::from_secs(24 * 3600),
         run_tokens: Some(Arc::new(plinth_core::tokens::RunTokens::default())),
+        nats: None,
     });
     Harness { state, sqlite, _dir: dir }
 }

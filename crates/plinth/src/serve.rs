@@ -31,6 +31,16 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::from(2);
         }
     };
+    let nats = match component.file.events.as_ref().and_then(|e| e.nats.as_ref()) {
+        Some(section) => match plinth_nats::resolve_url(section, |name| std::env::var(name).ok()) {
+            Ok(url) => Some((section.clone(), url)),
+            Err(e) => {
+                eprintln!("plinth: {}: events.nats.url: {e} ({})", component.path.display(), plinth_core::Code::InvalidConfig);
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let _guards = match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref()) {
         Ok(g) => g,
         Err(e) => {
@@ -45,10 +55,16 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(component, settings, handlers, auth))
+    runtime.block_on(run(component, settings, handlers, auth, nats))
 }
 
-async fn run(component: Component, settings: Settings, handlers: Handlers, auth: Option<Arc<plinth_server::Auth>>) -> ExitCode {
+async fn run(
+    component: Component,
+    settings: Settings,
+    handlers: Handlers,
+    auth: Option<Arc<plinth_server::Auth>>,
+    nats: Option<(plinth_core::component::NatsSection, String)>,
+) -> ExitCode {
     let mut postgres = None;
     let (opened, database) = if crate::config::is_postgres_url(&settings.database_url) {
         let store = plinth_store::postgres::PostgresStore::connect(&settings.database_url, &settings.database_schema).await;
@@ -108,7 +124,22 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         let burst = std::num::NonZeroU32::new(settings.rate_burst).unwrap_or(rate);
         Arc::new(plinth_server::RateLimit::new(rate, burst))
     });
+    let stop_bridge = CancellationToken::new();
+    let bridge = nats.map(|(section, url)| {
+        tracing::info!(url = %url, stream = section.stream.as_deref().unwrap_or("-"), "starting the NATS bridge");
+        let ctx = plinth_nats::BridgeContext {
+            store: store.clone(),
+            component: component.clone(),
+            metrics: metrics.clone(),
+            wake: engine.waker(),
+            max_bytes: usize::try_from(settings.body_limit).unwrap_or(usize::MAX),
+            dedup_window: settings.event_dedup_window,
+            stop: stop_bridge.clone(),
+        };
+        plinth_nats::Bridge::start(&section, url, ctx)
+    });
     let state = Arc::new(AppState {
+        nats: bridge.as_ref().map(plinth_nats::Bridge::health),
         store,
         component: component.clone(),
         metrics,
@@ -160,7 +191,12 @@ async fn run(component: Component, settings: Settings, handlers: Handlers, auth:
         grace_ms = settings.shutdown_grace.as_millis() as u64,
         "shutting down: no new claims, in-flight runs get the grace period"
     );
+    // Why: no new events from NATS while in-flight runs drain; unacknowledged ones come again.
+    stop_bridge.cancel();
     let report = engine.shutdown(settings.shutdown_grace).await;
+    if let Some(bridge) = bridge {
+        bridge.stopped(std::time::Duration::from_secs(2)).await;
+    }
     stop_http.cancel();
     match server.await {
         Ok(Ok(())) => {}

@@ -91,7 +91,10 @@ impl NatsSection {
         }
         if let Some(p) = &self.publish {
             if !is_subject(&p.subject_prefix, false) {
-                return Err(("publish.subject_prefix".into(), format!("`{}` is not a subject without wildcards", p.subject_prefix)));
+                return Err((
+                    "publish.subject_prefix".into(),
+                    format!("`{}` is not a subject without wildcards", p.subject_prefix),
+                ));
             }
         }
         Ok(())
@@ -108,7 +111,9 @@ mod tests {
 
     #[test]
     fn a_full_section_is_valid() {
-        let s = section("{url: 'nats://127.0.0.1:4222', stream: SHOP, subjects: ['shop.>', 'billing.*.paid'], durable: plinth-shop, publish: {subject_prefix: plinth.ends}}");
+        let s = section(
+            "{url: 'nats://127.0.0.1:4222', stream: SHOP, subjects: ['shop.>', 'billing.*.paid'], durable: plinth-shop, publish: {subject_prefix: plinth.ends}}",
+        );
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(section("{url: x, publish: {subject_prefix: p}}").validate(), Ok(()), "publish only");
     }

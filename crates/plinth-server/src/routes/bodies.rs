@@ -67,12 +67,14 @@ pub(crate) struct LogLine {
     pub(crate) json: Option<Value>,
 }
 
-/// `healthy` or `unhealthy`.
+/// `healthy`, `degraded` or `unhealthy`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum HealthStatus {
-    /// Every critical dependency answers.
+    /// Every dependency answers.
     Healthy,
+    /// The database answers; an optional dependency (the NATS bridge) fails.
+    Degraded,
     /// A critical dependency (the database) fails.
     Unhealthy,
 }
@@ -97,6 +99,19 @@ pub(crate) struct Health<'a> {
 pub(crate) struct HealthChecks {
     /// The run store: a write probe.
     pub(crate) database: DatabaseCheck,
+    /// The NATS bridge, when one is configured: connected and consuming.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) nats: Option<DependencyCheck>,
+}
+
+/// An optional dependency's check.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DependencyCheck {
+    /// Whether it works.
+    pub(crate) status: CheckStatus,
+    /// Why it fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 /// `ok` or `failing`.

@@ -1,8 +1,8 @@
 //! `/health`, `/ready`, `/functions`, `/metrics`, `/errors`, and the fallbacks.
 
 use super::bodies::{
-    CheckStatus, DatabaseCheck, ErrorList, FunctionInfo, Functions, Health, HealthChecks, HealthStatus, Ready, ReadyStatus,
-    ScheduleInfo, sorted,
+    CheckStatus, DatabaseCheck, DependencyCheck, ErrorList, FunctionInfo, Functions, Health, HealthChecks, HealthStatus, Ready,
+    ReadyStatus, ScheduleInfo, sorted,
 };
 use crate::AppState;
 use crate::problem::{ApiError, PROBLEM, Problem};
@@ -48,21 +48,32 @@ async fn database_check(state: &AppState) -> (bool, DatabaseCheck) {
 /// Liveness, with a check of each dependency.
 #[utoipa::path(get, path = "/health", operation_id = "get_health", tag = "probes",
     responses(
-        (status = 200, description = "Healthy: every critical dependency answers.", body = Health),
+        (status = 200, description = "Healthy, or degraded: the database answers; an optional dependency (the NATS \
+            bridge) may fail, which makes the status `degraded`.", body = Health),
         (status = 503, description = "Unhealthy: a critical dependency (the database) fails.", body = Health),
     ))]
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     let (ok, database) = database_check(&state).await;
     let id = &state.component.file.component;
+    let nats = state.nats.as_ref().map(|dep| match dep.state() {
+        Ok(()) => DependencyCheck { status: CheckStatus::Ok, error: None },
+        Err(why) => DependencyCheck { status: CheckStatus::Failing, error: Some(why) },
+    });
+    let degraded = nats.as_ref().is_some_and(|c| matches!(c.status, CheckStatus::Failing));
+    let status = match (ok, degraded) {
+        (false, _) => HealthStatus::Unhealthy,
+        (true, true) => HealthStatus::Degraded,
+        (true, false) => HealthStatus::Healthy,
+    };
     let body = sorted(&Health {
-        status: if ok { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
+        status,
         component: &id.name,
         version: &id.version,
         plinth_version: plinth_core::VERSION,
-        checks: HealthChecks { database },
+        checks: HealthChecks { database, nats },
     });
-    if !ok {
-        tracing::warn!(check = %body["checks"]["database"], "health check failing");
+    if !ok || degraded {
+        tracing::warn!(checks = %body["checks"], "health check failing");
     }
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

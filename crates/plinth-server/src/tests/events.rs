@@ -159,3 +159,26 @@ async fn functions_show_triggers_and_the_next_tick() {
     );
     assert_eq!(nightly["schedule"]["last_at"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_failing_nats_bridge_makes_the_component_degraded_not_dead() {
+    let h = harness_with(SHOP);
+    let nats = Arc::new(plinth_core::health::DependencyHealth::new("nats"));
+    let mut state = Arc::try_unwrap(h.state).unwrap_or_else(|_| panic!("not shared yet"));
+    state.nats = Some(nats.clone());
+    let h = Harness { state: Arc::new(state), ..h };
+    nats.failing("not connected to NATS (Disconnected); reconnecting");
+    let r = h.get("/health").await;
+    assert_eq!(r.status, StatusCode::OK, "degraded is still alive");
+    assert_eq!(r.json["status"], "degraded");
+    assert_eq!(r.json["checks"]["nats"]["status"], "failing");
+    assert!(r.json["checks"]["nats"]["error"].as_str().expect("why").contains("reconnecting"));
+    assert_eq!(h.get("/ready").await.status, StatusCode::OK, "ready: HTTP events still work");
+    let sent = h.post_json("/events", r#"{"name":"shop/order.refunded"}"#).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "events over HTTP still work");
+    nats.ok();
+    let r = h.get("/health").await;
+    assert_eq!((r.json["status"].as_str(), r.json["checks"]["nats"]["status"].as_str()), (Some("healthy"), Some("ok")));
+    let plain = harness_with(SHOP).get("/health").await;
+    assert!(plain.json["checks"].get("nats").is_none(), "no bridge, no check: {}", plain.json);
+}
