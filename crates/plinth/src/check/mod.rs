@@ -18,6 +18,7 @@
 
 mod early;
 mod errors;
+mod events;
 mod http;
 mod limits;
 mod listing;
@@ -56,6 +57,10 @@ pub(crate) const CHECKS: &[(&str, &[&str])] = &[
     ("runs.logs", &["run.accepted"]),
     ("run.body_too_large", &[]),
     ("run.unsupported_media_type", &[]),
+    ("events.accepted", &[]),
+    ("events.dedup", &["events.accepted"]),
+    ("events.invalid_422", &["events.accepted"]),
+    ("events.list", &["events.accepted"]),
     ("rate_limit.retry_after", &[]),
 ];
 
@@ -200,17 +205,19 @@ pub(crate) async fn run_checks(opts: &CheckOptions) -> Vec<CheckResult> {
                 .collect();
         }
     };
-    let (probes, runs, errors, limited) = tokio::join!(
+    let (probes, runs, errors, limited, events) = tokio::join!(
         probes::group(Group::new(&ctx)),
         runs::group(Group::new(&ctx)),
         errors::group(Group::new(&ctx)),
-        limits::group(Group::new(&ctx))
+        limits::group(Group::new(&ctx)),
+        events::group(Group::new(&ctx))
     );
     let ran = runs.iter().any(|r| r.id == "run.tracked_to_terminal" && r.outcome == Outcome::Pass);
     let names = probes::names(Group { ctx: &ctx, results: probes.results.clone() }, ran).await;
     let rate = limits::rate_limit(Group::new(&ctx)).await;
     let mut all: Vec<CheckResult> = probes.results;
-    for r in runs.into_iter().chain(errors.results).chain(limited.results).chain(names.results).chain(rate.results) {
+    let groups = runs.into_iter().chain(errors.results).chain(limited.results).chain(events.results);
+    for r in groups.chain(names.results).chain(rate.results) {
         if !all.iter().any(|a| a.id == r.id) {
             all.push(r);
         }

@@ -38,7 +38,7 @@ fn plinths_own_server_passes_every_check() {
     let run = ["--function", "echo", "--input", r#"{"n":1}"#];
     let (code, out, err) = check(&[&[url.as_str()], &run[..], &["--rate-limit-probe", "1000", "--format", "json"]].concat());
     let all = results(&out);
-    assert_eq!(all.len(), 23, "every check reported: {out}");
+    assert_eq!(all.len(), 27, "every check reported: {out}");
     for r in &all {
         assert_eq!(r["outcome"], "pass", "{r}");
     }
@@ -50,7 +50,7 @@ fn plinths_own_server_passes_every_check() {
     let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
     let (code, table, _) = check(&[&[format!("{}/", s.url("")).as_str()], &run[..]].concat());
     assert_eq!(code, 0, "{table}");
-    assert!(table.starts_with("CHECK") && table.contains("22 passed, 0 failed, 1 skipped"), "{table}");
+    assert!(table.starts_with("CHECK") && table.contains("26 passed, 0 failed, 1 skipped"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("rate_limit.retry_after") && l.contains("SKIP")), "{table}");
     // Probing a server without a limit fails, saying so.
     let (code, out, _) = check(&[&s.url(""), "--only", "rate_limit.retry_after", "--rate-limit-probe", "30", "--format", "json"]);
@@ -130,7 +130,7 @@ fn only_and_skip_select_checks() {
     assert_eq!(ids, ["health.checks", "run.location"], "what they need runs, unreported");
     let (_, out, _) = check(&[&s.url(""), "--skip", "run.accepted,metrics.names", "--format", "json"]);
     let ids: Vec<Value> = results(&out).iter().map(|r| r["id"].clone()).collect();
-    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 21, "{out}");
+    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 25, "{out}");
 }
 
 #[test]

@@ -145,7 +145,11 @@ fn a_partial_server_fails_exactly_its_deviations() {
         ],
         "{out}"
     );
-    assert_eq!(by_outcome(&all, "skip"), ["cancel.queued", "rate_limit.retry_after"], "{out}");
+    assert_eq!(
+        by_outcome(&all, "skip"),
+        ["cancel.queued", "events.accepted", "events.dedup", "events.invalid_422", "events.list", "rate_limit.retry_after"],
+        "{out}"
+    );
     assert!(got(&all, "run.malformed_json").starts_with("POST /run: 500 application/json"), "{out}");
     assert!(got(&all, "errors.problem_json").contains("500 application/json"), "{out}");
     assert!(got(&all, "correlation.echo").contains("without X-Correlation-ID"), "{out}");
@@ -184,8 +188,8 @@ fn an_html_server_fails_with_what_came_back_in_every_format() {
     assert_eq!(code, 1);
     well_formed(&xml);
     assert!(xml.contains("&lt;html&gt;&lt;body&gt;&lt;h1&gt;Welcome to nginx!&lt;/h1&gt; &amp; more"), "{xml}");
-    assert_eq!(xml.matches("<testcase ").count(), 23, "{xml}");
-    assert!(xml.contains(r#"failures="12""#) && xml.matches("<failure ").count() == 12, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 27, "{xml}");
+    assert!(xml.contains(r#"failures="13""#) && xml.matches("<failure ").count() == 13, "{xml}");
 }
 
 /// A small well-formedness check: tags balance, and text holds no raw `<` or stray `&`.

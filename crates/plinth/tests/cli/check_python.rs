@@ -58,7 +58,7 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
     let (code, out, err) = check(&[&server.url, "--function", "greet", "--input", r#"{"name":"ada"}"#, "--format", "json"]);
     assert_eq!(code, 1, "a failure exits 1: {err}");
     let all = results(&out);
-    assert_eq!(all.len(), 23, "{out}");
+    assert_eq!(all.len(), 27, "{out}");
     assert_eq!(
         ids(&all, "fail"),
         ["idempotency.mismatch", "openapi.present", "runs.list", "runs.logs", "run.unsupported_media_type"],
@@ -87,7 +87,12 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
         ],
         "{out}"
     );
-    assert_eq!(ids(&all, "skip"), ["rate_limit.retry_after"], "{out}");
+    assert_eq!(
+        ids(&all, "skip"),
+        ["events.accepted", "events.dedup", "events.invalid_422", "events.list", "rate_limit.retry_after"],
+        "{out}"
+    );
+    assert_eq!(field(&all, "events.accepted", "why"), "the server offers no POST /events (404)", "{out}");
     assert!(field(&all, "rate_limit.retry_after", "why").contains("--rate-limit-probe"), "{out}");
     assert_eq!(field(&all, "runs.list", "got"), "GET /runs?limit=1: no next_cursor field (null on the last page)", "{out}");
     assert!(field(&all, "runs.logs", "got").contains("/logs: 404 application/problem+json"), "{out}");
