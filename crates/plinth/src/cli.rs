@@ -231,6 +231,13 @@ pub(crate) struct BenchArgs {
     /// The servers' --claim-batch [default: theirs].
     #[arg(long)]
     pub(crate) claim_batch: Option<u32>,
+    /// Events in each of the two `POST /events` rounds (arrays of 1,000; one round stores
+    /// them, one starts a run for each); 0 skips the events part.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) events: usize,
+    /// Seconds to watch the every-second schedule on the idle server for tick lateness.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) tick_seconds: u64,
     /// The plinth binary to start [default: this one].
     #[arg(long)]
     pub(crate) binary: Option<PathBuf>,

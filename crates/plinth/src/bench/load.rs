@@ -52,12 +52,14 @@ impl Progress {
     }
 }
 
-/// Run attempts ended, summed from `/metrics`: (succeeded, any other outcome).
+/// Run attempts ended, summed from `/metrics`: (succeeded, any other outcome). The scheduled
+/// function's runs, which start by themselves every second, are not counted.
 pub(crate) fn finished_from_metrics(text: &str, prefix: &str) -> (u64, u64) {
     let name = format!("{prefix}_runs_total{{");
+    let scheduled = format!("function=\"{}\"", super::server::SCHEDULED);
     let mut ok = 0;
     let mut other = 0;
-    for line in text.lines().filter(|l| l.starts_with(&name)) {
+    for line in text.lines().filter(|l| l.starts_with(&name) && !l.contains(&scheduled)) {
         let Some(count) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let count = count as u64;
@@ -130,6 +132,32 @@ impl Client {
         }
         let v: Value = serde_json::from_slice(&body).map_err(|e| format!("POST /run body: {e}"))?;
         v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
+    }
+
+    /// `POST /events` with `body` (one event or an array) on the next node; the 202's body.
+    pub(crate) async fn send_events(&self, body: String) -> Result<Value, String> {
+        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
+        let resp = self
+            .http
+            .post(format!("{base}/events"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST /events: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| format!("POST /events body: {e}"))?;
+        if status != 202 {
+            return Err(format!("POST /events answered {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("POST /events body: {e}"))
+    }
+
+    /// `GET path` on the first node, as JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> Result<Value, String> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let body = resp.bytes().await.map_err(|e| format!("GET {path}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("GET {path}: {e}"))
     }
 
     /// `GET /runs/{id}?wait=S`: the run, terminal unless the wait ran out.
@@ -302,6 +330,8 @@ mod tests {
     #[test]
     fn metrics_without_runs_count_nothing() {
         assert_eq!(finished_from_metrics("", "plinth"), (0, 0));
+        let ticks = "plinth_runs_total{component=\"b\",function=\"tick\",status=\"succeeded\"} 9\n";
+        assert_eq!(finished_from_metrics(ticks, "plinth"), (0, 0), "scheduled runs are not the load's");
         assert_eq!(finished_from_metrics("plinth_runs_total{status=\"succeeded\"} NaNx\n", "plinth"), (0, 0));
         assert_eq!(finished_from_metrics("other_runs_total{status=\"succeeded\"} 4\n", "plinth"), (0, 0));
     }

@@ -7,6 +7,7 @@
 
 mod auth;
 mod endpoint;
+mod events;
 mod load;
 mod server;
 mod stats;
@@ -120,6 +121,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     // Lets start-up work (migrations, first maintenance pass) settle before reading memory.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = server::memory_mib(server.pid(), "VmRSS");
+    let bench_started = plinth_core::timefmt::now_micros();
 
     let pickup = load::pickup(&client, args.pickup_samples, &mut progress).await?;
     let mut rounds = Vec::new();
@@ -139,6 +141,18 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     let http = if args.http_runs > 0 {
         let load = load::Load { function: "http_noop", runs: args.http_runs, concurrency: args.concurrency, rate: None };
         Some(load::round(&client, load, "HTTP-handler round", &mut progress).await?)
+    } else {
+        None
+    };
+    let events = if args.events > 0 {
+        let settings = events::Settings {
+            events: args.events,
+            concurrency: args.concurrency.min(8),
+            samples: args.pickup_samples,
+            tick_seconds: args.tick_seconds,
+            bench_started,
+        };
+        Some(events::measure(&client, &settings, &mut progress).await?)
     } else {
         None
     };
@@ -171,6 +185,15 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     } else {
         (TARGET_RUNS_PER_SECOND, TARGET_PICKUP_P50_MS)
     };
+    let mut targets = vec![
+        target("end-to-end runs/s (median of rounds)", ">=", target_rps, median_rps),
+        target("POST /run p99 ms, closed loop at full speed (median of rounds)", "<=", TARGET_POST_P99_MS, median_p99),
+        target("POST /run p99 ms, paced at --paced-rate", "<=", TARGET_POST_P99_MS, paced_p99),
+        target("idle pickup p50 ms (created_at to started_at)", "<=", target_pickup, pickup_p50),
+        target("idle RSS MiB", "<=", TARGET_IDLE_RSS_MIB, idle_rss),
+        target("POST /run p50 with an API key / without (paced)", "<=", TARGET_AUTH_P50_RATIO, auth_p50_ratio),
+    ];
+    targets.extend(events.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     Ok(json!({
         "plinth_version": plinth_core::VERSION,
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get)},
@@ -197,14 +220,8 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "http_handler": http.as_ref().map(round_report),
         },
         "auth_overhead": auth_cost,
-        "targets": [
-            target("end-to-end runs/s (median of rounds)", ">=", target_rps, median_rps),
-            target("POST /run p99 ms, closed loop at full speed (median of rounds)", "<=", TARGET_POST_P99_MS, median_p99),
-            target("POST /run p99 ms, paced at --paced-rate", "<=", TARGET_POST_P99_MS, paced_p99),
-            target("idle pickup p50 ms (created_at to started_at)", "<=", target_pickup, pickup_p50),
-            target("idle RSS MiB", "<=", TARGET_IDLE_RSS_MIB, idle_rss),
-            target("POST /run p50 with an API key / without (paced)", "<=", TARGET_AUTH_P50_RATIO, auth_p50_ratio),
-        ],
+        "events": events.as_ref().map(|(report, _)| report),
+        "targets": targets,
         "server_exit": exit.to_string(),
     }))
 }
@@ -250,6 +267,8 @@ mod tests {
             database_url: None,
             nodes: 1,
             claim_batch: None,
+            events: 0,
+            tick_seconds: 1,
         }
     }
 

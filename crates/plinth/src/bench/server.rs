@@ -21,6 +21,9 @@ pub(crate) fn component(http_url: &str, with_key: bool) -> String {
     )
 }
 
+/// The function a schedule starts every second (its runs are not the load's).
+pub(crate) const SCHEDULED: &str = "tick";
+
 /// The variable that hands the API key to a server started with one.
 const KEY_VAR: &str = "PLINTH_BENCH_API_KEY";
 
@@ -38,6 +41,22 @@ functions:
     policy:
       retries: {max_attempts: 1}
       timeout: 10s
+  - name: on_event
+    description: Started by each `bench/run.started` event; returns null at once.
+    handler:
+      rust: noop
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 10s
+    triggers: [{event: bench/run.started}]
+  - name: tick
+    description: Started by a schedule every second, to measure tick lateness.
+    handler:
+      rust: noop
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 10s
+    triggers: [{cron: '* * * * * *'}]
 ";
 
 /// How the child is started.
