@@ -60,8 +60,7 @@ impl Expr {
     pub fn eval(&self, vars: &[(&str, &Value)]) -> Result<Value, String> {
         let mut ctx = cel::Context::with_env(env());
         for (name, value) in vars {
-            let v = cel::to_value(value).map_err(|e| format!("cannot bind `{name}`: {e}"))?;
-            ctx.add_variable_from_value(*name, v);
+            ctx.add_variable_from_value(*name, to_cel(value));
         }
         let out = self.program.execute(&ctx).map_err(|e| e.to_string())?;
         out.json().map_err(|e| format!("the result is not JSON: {e}"))
@@ -75,6 +74,27 @@ impl Expr {
         match self.eval(vars)? {
             Value::Bool(b) => Ok(b),
             other => Err(format!("`{}` gave {other}, not true or false", self.source)),
+        }
+    }
+}
+
+/// JSON as CEL sees it: a whole number is an `int` (a `uint` only past `i64`), any other number a
+/// `double`, so `event.data.n % 2 == 0` works with CEL's `int` literals. (Through serde, every
+/// non-negative number would be a `uint`, which CEL does not mix with `int` in arithmetic.)
+fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(map) => {
+            let map: std::collections::HashMap<String, cel::Value> = map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            cel::Value::from(map)
         }
     }
 }
@@ -100,6 +120,18 @@ mod tests {
         assert_eq!(e.source(), "event.data.amount > 100");
         let names = Expr::compile("event.name.startsWith('shop/') && size(event.data.items) == 2", &["event"]).expect("ok");
         assert!(names.eval_bool(&[("event", &event(json!({"items": [1, 2]})))]).expect("evaluates"));
+    }
+
+    #[test]
+    fn json_numbers_are_ints_and_doubles() {
+        let even = Expr::compile("event.data.i % 2 == 0 && event.data.neg < 0 && event.data.f > 1.0", &["event"]).expect("ok");
+        assert!(even.eval_bool(&[("event", &event(json!({"i": 4998, "neg": -3, "f": 1.5})))]).expect("evaluates"));
+        assert!(!even.eval_bool(&[("event", &event(json!({"i": 4999, "neg": -3, "f": 1.5})))]).expect("evaluates"));
+        let big = Expr::compile("event.data.u > 0u", &["event"]).expect("ok");
+        assert!(big.eval_bool(&[("event", &event(json!({"u": u64::MAX})))]).expect("past i64 is a uint"));
+        let mixed =
+            Expr::compile("event.data.xs[1].y == 'z' && event.data.nothing == null && event.data.t", &["event"]).expect("ok");
+        assert!(mixed.eval_bool(&[("event", &event(json!({"xs": [1, {"y": "z"}], "nothing": null, "t": true})))]).expect("ok"));
     }
 
     #[test]

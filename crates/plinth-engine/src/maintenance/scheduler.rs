@@ -3,9 +3,10 @@
 //! Only the node the store elects fires ticks, and the store records each function's last
 //! fired tick in the same transaction as the run it starts, so a tick fires once however many
 //! nodes try and however often they restart. When a node takes the lead (at start-up, or
-//! after the leader died) it fires the latest tick each function missed since its last fired
-//! one, once; older missed ticks are not made up. A function never fired before starts with
-//! the first tick after start-up.
+//! after the leader died) it catches up: when the last tick fired within the last 10 s (the
+//! lead moved from a dead leader), every tick missed in between fires; after a longer gap (no
+//! node was up), only the latest missed tick fires, once. A function never fired before starts
+//! with the first tick after start-up.
 
 use super::tick;
 use crate::Shared;
@@ -19,6 +20,29 @@ use std::time::Duration;
 
 /// The longest the scheduler sleeps before it asks again whether it leads.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// A schedule whose last tick fired at most this long ago was running until a moment ago: its
+/// lead moved to this node (the leader died), and every tick missed in between is fired.
+/// Longer gaps are an outage, after which only the latest missed tick fires.
+const HANDOVER: i64 = 10_000_000;
+
+/// The most ticks fired to catch up after a handover.
+const MAX_CATCH_UP: usize = 20;
+
+/// The ticks to fire when this node takes the lead, `last` being the last fired (micros): each
+/// missed one after a handover, else only the latest missed one.
+fn missed(schedules: &CompiledTriggers, last: i64, now: i64) -> Vec<i64> {
+    if last < now - HANDOVER {
+        return schedules.latest_missed(last, now).into_iter().collect();
+    }
+    let mut ticks = Vec::new();
+    let mut at = last;
+    while let Some(t) = schedules.next_tick(at).filter(|t| *t <= now && ticks.len() < MAX_CATCH_UP) {
+        ticks.push(t);
+        at = t;
+    }
+    ticks
+}
 
 /// The functions with schedules: the spec and its triggers.
 type Scheduled<'a> = Vec<(&'a FunctionSpec, &'a CompiledTriggers)>;
@@ -62,9 +86,9 @@ pub(crate) async fn scheduler(shared: Arc<Shared>) {
             leading = true;
             let now = now_micros();
             for (function, schedules) in &scheduled {
-                let missed = last.get(&function.name).and_then(|l| schedules.latest_missed(*l, now));
-                if let Some(t) = missed {
-                    tracing::info!(function = %function.name, scheduled_at = %rfc3339(t), "firing the latest missed tick");
+                let Some(l) = last.get(&function.name).copied() else { continue };
+                for t in missed(schedules, l, now) {
+                    tracing::info!(function = %function.name, scheduled_at = %rfc3339(t), "firing a missed tick");
                     fire(&shared, function, t, &mut last).await;
                 }
             }
@@ -115,5 +139,42 @@ async fn fire(shared: &Shared, function: &FunctionSpec, at: i64, last: &mut Hash
             tracing::warn!(function = %function.name, scheduled_at = %scheduled_at, error = %e, "cannot fire a schedule tick");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_second() -> CompiledTriggers {
+        let spec: Vec<plinth_core::trigger::TriggerSpec> = serde_yaml_ng::from_str("- {cron: '* * * * * *'}").expect("yaml");
+        plinth_core::trigger::compile(&spec).expect("valid")
+    }
+
+    const SEC: i64 = 1_000_000;
+
+    #[test]
+    fn a_handover_fires_every_tick_missed_in_between() {
+        let s = every_second();
+        let t0 = 1_000 * SEC;
+        assert_eq!(missed(&s, t0, t0 + 3 * SEC + SEC / 2), [t0 + SEC, t0 + 2 * SEC, t0 + 3 * SEC]);
+        assert!(missed(&s, t0, t0 + SEC / 2).is_empty(), "nothing missed yet");
+    }
+
+    #[test]
+    fn an_outage_fires_only_the_latest_missed_tick() {
+        let s = every_second();
+        let t0 = 1_000 * SEC;
+        assert_eq!(missed(&s, t0, t0 + 3600 * SEC + SEC / 2), [t0 + 3600 * SEC]);
+    }
+
+    #[test]
+    fn a_handover_catches_up_at_most_a_bounded_number() {
+        let s = every_second();
+        let t0 = 1_000 * SEC;
+        assert_eq!(missed(&s, t0, t0 + HANDOVER).len(), 10);
+        let spec: Vec<plinth_core::trigger::TriggerSpec> = serde_yaml_ng::from_str("- {cron: '*/1 * * * * *'}").expect("yaml");
+        let same = plinth_core::trigger::compile(&spec).expect("valid");
+        assert!(missed(&same, t0, t0 + HANDOVER).len() <= MAX_CATCH_UP);
     }
 }
