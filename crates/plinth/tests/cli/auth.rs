@@ -91,3 +91,69 @@ async fn the_no_authentication_warning_shows_only_without_access_control() {
     assert!(status.success(), "{status}");
     assert!(!lines.iter().any(|l| l.contains(WARNING)), "no warning with access control: {lines:?}");
 }
+
+/// A component whose `parent` sends an event back with the CLI, which reads `PLINTH_URL` and the
+/// attempt's own `PLINTH_API_KEY` from its environment; `child` runs on that event.
+fn sends_events(token_file: &Path) -> String {
+    let bin = crate::harness::BIN;
+    format!(
+        "component: {{name: chain, version: '1'}}\n\
+         functions:\n\
+         \x20 - name: parent\n\
+         \x20   handler: {{command: {{argv: [sh, -c, 'echo \"$PLINTH_RUN_TOKEN\" > {}; {bin} events send chain/child.wanted --data \"{{\\\"from\\\":\\\"$PLINTH_RUN_ID\\\"}}\" >&2']}}}}\n\
+         \x20   policy: {{retries: {{max_attempts: 1}}}}\n\
+         \x20 - name: child\n\
+         \x20   handler: {{command: {{argv: [cat]}}}}\n\
+         \x20   triggers: [{{event: chain/child.wanted}}]\n\
+         auth:\n  api_keys:\n    - {{name: ops, from_env: CHAIN_KEY, scopes: [runs:write, runs:read]}}\n",
+        token_file.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_run_sends_events_with_its_own_token_valid_only_while_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    let config = dir.path().join("component.yaml");
+    std::fs::write(&config, sends_events(&token_file)).expect("component");
+    let s = serve(&config, dir.path(), "127.0.0.1", &[("CHAIN_KEY", KEY)]);
+    let c = client();
+    let (code, body) = send(c.post(s.url("/run")).bearer_auth(KEY).json(&json!({"function": "parent"}))).await;
+    assert_eq!(code, 202, "{body}");
+    let parent = body["run_id"].as_str().expect("run_id").to_string();
+    let (_, run) = send(c.get(s.url(&format!("/runs/{parent}?wait=30"))).bearer_auth(KEY)).await;
+    assert_eq!(run["status"], "succeeded", "the CLI inside the handler sent the event: {run}");
+    let (_, events) = send(c.get(s.url("/events?name=chain/child.wanted")).bearer_auth(KEY)).await;
+    let event = &events["events"][0];
+    assert_eq!(event["data"]["from"], json!(parent), "{events}");
+    let child = event["run_ids"][0].as_str().expect("the event started the child").to_string();
+    let (_, child_run) = send(c.get(s.url(&format!("/runs/{child}?wait=30"))).bearer_auth(KEY)).await;
+    assert_eq!((child_run["status"].as_str(), child_run["trigger"]["type"].as_str()), (Some("succeeded"), Some("event")));
+    let token = std::fs::read_to_string(&token_file).expect("the token the handler had").trim().to_string();
+    assert!(token.starts_with("plinth-run-"), "{token}");
+    let (code, body) = send(c.post(s.url("/events")).bearer_auth(&token).json(&json!({"name": "chain/child.wanted"}))).await;
+    assert_eq!((code, body["code"].clone()), (401, json!("PLINTH_030")), "the token ended with its attempt: {body}");
+    let (status, lines) = s.stop(Signal::SIGTERM, Duration::from_secs(30));
+    assert!(status.success());
+    assert!(lines.iter().all(|l| !l.contains(&token)), "the run token is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_access_control_no_token_is_handed_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("env");
+    let text = component_text(
+        "open",
+        &format!("  - name: envs\n    handler: {{command: {{argv: [sh, -c, 'env > {}; echo {{}}']}}}}\n", out.display()),
+    );
+    let config = dir.path().join("component.yaml");
+    std::fs::write(&config, text).expect("component");
+    let s = serve(&config, dir.path(), "127.0.0.1", &[]);
+    let c = client();
+    let (_, body) = send(c.post(s.url("/run")).json(&json!({"function": "envs"}))).await;
+    let id = body["run_id"].as_str().expect("run_id").to_string();
+    let (_, run) = send(c.get(s.url(&format!("/runs/{id}?wait=30")))).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let env = std::fs::read_to_string(&out).expect("env");
+    assert!(env.contains("PLINTH_URL=http://") && !env.contains("PLINTH_RUN_TOKEN"), "{env}");
+}
