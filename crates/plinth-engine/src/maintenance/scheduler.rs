@@ -49,14 +49,8 @@ type Scheduled<'a> = Vec<(&'a FunctionSpec, &'a CompiledTriggers)>;
 
 pub(crate) async fn scheduler(shared: Arc<Shared>) {
     let component = shared.component.clone();
-    let scheduled: Scheduled<'_> = component
-        .file
-        .functions
-        .iter()
-        .zip(&component.triggers)
-        .filter(|(_, t)| !t.schedules.is_empty())
-        .map(|(f, t)| (f, t))
-        .collect();
+    let scheduled: Scheduled<'_> =
+        component.file.functions.iter().zip(&component.triggers).filter(|(_, t)| !t.schedules.is_empty()).collect();
     if scheduled.is_empty() {
         return;
     }

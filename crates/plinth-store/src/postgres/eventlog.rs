@@ -36,6 +36,9 @@ async fn free_places(conn: &mut PgConnection, schema: &str, events: &[NewEvent])
     Ok(free)
 }
 
+/// An event to store, with the runs it starts and the listeners it skips, queue limits applied.
+type Decided = (Event, Vec<NewRun>, Vec<Skipped>);
+
 pub(crate) async fn ingest(
     pool: &PgPool,
     schema: &str,
@@ -66,7 +69,7 @@ pub(crate) async fn ingest(
     let fresh: Vec<NewEvent> =
         events.iter().filter(|e| !seen.contains_key(&e.event.id) && taken.insert(e.event.id.clone())).cloned().collect();
     let mut free = free_places(&mut tx, schema, &fresh).await?;
-    let mut decided: Vec<(Event, Vec<NewRun>, Vec<Skipped>)> = Vec::with_capacity(fresh.len());
+    let mut decided: Vec<Decided> = Vec::with_capacity(fresh.len());
     for NewEvent { event, runs, mut skipped } in fresh {
         let mut keep = Vec::with_capacity(runs.len());
         for run in runs {
@@ -84,8 +87,8 @@ pub(crate) async fn ingest(
         }
         decided.push((event, keep, skipped));
     }
-    let col = |f: &dyn Fn(&(Event, Vec<NewRun>, Vec<Skipped>)) -> String| decided.iter().map(f).collect::<Vec<String>>();
-    let num = |f: &dyn Fn(&(Event, Vec<NewRun>, Vec<Skipped>)) -> i64| decided.iter().map(f).collect::<Vec<i64>>();
+    let col = |f: &dyn Fn(&Decided) -> String| decided.iter().map(f).collect::<Vec<String>>();
+    let num = |f: &dyn Fn(&Decided) -> i64| decided.iter().map(f).collect::<Vec<i64>>();
     let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO events (pk, id, name, data, ts, received_at, dedup_key, run_ids, skipped) \
          SELECT pk, id, name, data, ts, received_at, id, run_ids, skipped \

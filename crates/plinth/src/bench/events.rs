@@ -146,35 +146,6 @@ pub(crate) async fn tick_lateness(client: &Client, since: i64) -> Result<Vec<u64
     Ok(late)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_holds_numbered_events_of_one_name() {
-        let body: Value = serde_json::from_str(&batch("bench/x.y", 2000)).expect("JSON");
-        let events = body.as_array().expect("array");
-        assert_eq!(events.len(), PER_REQUEST);
-        assert_eq!(events[0], json!({"name": "bench/x.y", "data": {"n": 2000}}));
-        assert_eq!(events[999]["data"]["n"], 2999);
-    }
-
-    #[test]
-    fn throughput_reports_both_rates() {
-        let t = Throughput {
-            events: 10_000,
-            ingest: Duration::from_millis(100),
-            end_to_end: Duration::from_millis(500),
-            post_micros: vec![2000; 10],
-        };
-        let r = t.report();
-        assert_eq!(r["ingested_per_second"], json!(100_000.0));
-        assert_eq!(r["end_to_end_per_second"], json!(20_000.0));
-        assert!((t.end_to_end_rate() - 20_000.0).abs() < 1e-6);
-        assert_eq!(r["post_events"]["p50_ms"], json!(2.0));
-    }
-}
-
 /// Settings of the events part.
 pub(crate) struct Settings {
     pub(crate) events: usize,
@@ -218,4 +189,33 @@ pub(crate) async fn measure(client: &Client, s: &Settings, progress: &mut Progre
         super::target("cron tick lateness p99 ms (idle)", "<=", TARGET_TICK_LATENESS_P99_MS, idle.map(|t| t.p99_ms)),
     ];
     Ok((report, targets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_numbered_events_of_one_name() {
+        let body: Value = serde_json::from_str(&batch("bench/x.y", 2000)).expect("JSON");
+        let events = body.as_array().expect("array");
+        assert_eq!(events.len(), PER_REQUEST);
+        assert_eq!(events[0], json!({"name": "bench/x.y", "data": {"n": 2000}}));
+        assert_eq!(events[999]["data"]["n"], 2999);
+    }
+
+    #[test]
+    fn throughput_reports_both_rates() {
+        let t = Throughput {
+            events: 10_000,
+            ingest: Duration::from_millis(100),
+            end_to_end: Duration::from_millis(500),
+            post_micros: vec![2000; 10],
+        };
+        let r = t.report();
+        assert_eq!(r["ingested_per_second"], json!(100_000.0));
+        assert_eq!(r["end_to_end_per_second"], json!(20_000.0));
+        assert!((t.end_to_end_rate() - 20_000.0).abs() < 1e-6);
+        assert_eq!(r["post_events"]["p50_ms"], json!(2.0));
+    }
 }
