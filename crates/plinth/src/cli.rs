@@ -137,11 +137,13 @@ pub(crate) struct CheckArgs {
 /// `spec` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SpecCommand {
-    /// Finds unfilled template placeholders and missing sections; exit 1 when it finds any.
+    /// Finds unfilled template placeholders and missing sections; exit 1 when it finds any
+    /// error (or, with --strict, any note too).
     ///
     /// Output: `file:line: code: message`. Codes: placeholder, date-placeholder, ellipsis,
     /// ellipsis-cell, instruction, question, missing-section, unknown-family, empty,
-    /// not-markdown, not-text, too-large.
+    /// not-markdown, not-text, too-large; and, as a note (`file:line: note: ...`, printed with
+    /// --strict, always in JSON with `"severity": "note"`), optional-section.
     Lint(SpecLintArgs),
     /// Writes the factual sections of a specification from the code and a component file:
     /// endpoints, flags, environment variables, metrics, error codes, health checks, functions.
@@ -177,6 +179,9 @@ pub(crate) struct SpecLintArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = SpecFormat::Text)]
     pub(crate) format: SpecFormat,
+    /// Also print the notes (optional sections left out, `optional-section`) and fail on them.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 /// Settings of `bench`.

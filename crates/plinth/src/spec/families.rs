@@ -1,7 +1,9 @@
 //! The specification template families of `../shared/seeds/`, and how a document is recognised
 //! as one of them: by its title first, else by the share of the family's sections it has.
 
-/// One family: the sections (level-2 headings) its template has, and which may be left out.
+/// One family: the sections (level-2 headings) its template has: the required ones, whose
+/// absence is an error, and the optional ones, whose absence is a note (`docs/spec-lint.md`
+/// gives the reason for each).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Family {
     pub(crate) id: &'static str,
@@ -34,14 +36,12 @@ pub(crate) const FAMILIES: [Family; 4] = [
             "Design",
             "Configuration",
             "Metrics & Observability",
-            "Customization & Extension Points",
             "Testing",
             "Error Handling",
             "1.0 Standardization Status",
-            "Related Documentation",
             "Changelog",
         ],
-        optional: &["Public API", "Migration Guide"],
+        optional: &["Public API", "Customization & Extension Points", "Migration Guide", "Related Documentation"],
     },
     Family {
         id: "staged-spec",
@@ -50,7 +50,6 @@ pub(crate) const FAMILIES: [Family; 4] = [
             "Overview",
             "Requirements",
             "Architecture",
-            "API Design",
             "Implementation Plan",
             "Testing Strategy",
             "Acceptance Criteria",
@@ -58,10 +57,8 @@ pub(crate) const FAMILIES: [Family; 4] = [
             "Risks and Mitigations",
             "Monitoring and Observability",
             "Rollback Procedure",
-            "Documentation",
-            "References",
         ],
-        optional: &[],
+        optional: &["API Design", "Documentation", "References"],
     },
     Family {
         id: "service-tech-spec",
@@ -69,7 +66,6 @@ pub(crate) const FAMILIES: [Family; 4] = [
         required: &[
             "Purpose",
             "Architecture",
-            "Data Models",
             "API Endpoints",
             "Business Logic",
             "Dependencies",
@@ -78,11 +74,8 @@ pub(crate) const FAMILIES: [Family; 4] = [
             "Monitoring & Observability",
             "Testing Strategy",
             "Deployment",
-            "Future Enhancements",
-            "Questions & Decisions",
-            "References",
         ],
-        optional: &[],
+        optional: &["Data Models", "Future Enhancements", "Questions & Decisions", "References"],
     },
 ];
 
@@ -114,16 +107,18 @@ pub(crate) fn recognize(title: Option<&str>, sections: &[String]) -> Option<&'st
     }
     let have: Vec<String> = sections.iter().map(|s| normalize(s)).collect();
     let share = |f: &Family| {
-        let found = f.required.iter().filter(|r| have.contains(&normalize(r))).count();
+        let all = || f.required.iter().chain(f.optional);
+        let found = all().filter(|r| have.contains(&normalize(r))).count();
         #[allow(clippy::cast_precision_loss)]
-        let share = found as f64 / f.required.len() as f64;
+        let share = found as f64 / all().count() as f64;
         share
     };
     FAMILIES.iter().map(|f| (share(f), f)).filter(|(s, _)| *s >= 0.5).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, f)| f)
 }
 
-/// The required sections of `family` that `sections` lacks.
-pub(crate) fn missing<'a>(family: &'a Family, sections: &[String]) -> Vec<&'a str> {
+/// The sections of `family` that `sections` lacks: the required ones, then the optional ones.
+pub(crate) fn missing<'a>(family: &'a Family, sections: &[String]) -> (Vec<&'a str>, Vec<&'a str>) {
     let have: Vec<String> = sections.iter().map(|s| normalize(s)).collect();
-    family.required.iter().copied().filter(|r| !have.contains(&normalize(r))).collect()
+    let lacks = |list: &'a [&'a str]| list.iter().copied().filter(|r| !have.contains(&normalize(r))).collect::<Vec<_>>();
+    (lacks(family.required), lacks(family.optional))
 }

@@ -7,16 +7,35 @@ use serde::Serialize;
 /// The largest document read.
 pub(crate) const MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// How much a finding weighs: an error fails the lint; a note (an optional section left out)
+/// fails it only under `--strict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Severity {
+    Error,
+    Note,
+}
+
+impl Severity {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Note => "note",
+        }
+    }
+}
+
 /// One finding: where, a stable code, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Finding {
     pub(crate) line: usize,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    pub(crate) severity: Severity,
 }
 
 fn finding(line: usize, code: &'static str, message: impl Into<String>) -> Finding {
-    Finding { line, code, message: message.into() }
+    Finding { line, code, message: message.into(), severity: Severity::Error }
 }
 
 /// Phrases the templates use to instruct their reader; they must not survive in a document.
@@ -160,12 +179,23 @@ pub(crate) fn lint(text: &str) -> Vec<Finding> {
     match families::recognize(titled, &sections) {
         Some(family) => {
             let at = title.as_ref().map_or(1, |(n, _)| *n);
-            for s in families::missing(family, &sections) {
+            let (required, optional) = families::missing(family, &sections);
+            for s in required {
                 out.push(finding(
                     at,
                     "missing-section",
-                    format!("the {} template has a `## {s}` section; this document lacks it", family.name),
+                    format!("the {} template requires a `## {s}` section; this document lacks it", family.name),
                 ));
+            }
+            for s in optional {
+                out.push(Finding {
+                    severity: Severity::Note,
+                    ..finding(
+                        at,
+                        "optional-section",
+                        format!("no `## {s}` section: the {} template lets it be left out where it does not apply", family.name),
+                    )
+                });
             }
         }
         None => {

@@ -5,13 +5,13 @@
 mod args;
 mod families;
 pub(crate) mod generate;
-mod lint;
+pub(crate) mod lint;
 mod status;
 
 pub(crate) use args::{GenerateArgs, StatusArgs};
 
 use crate::cli::{SpecCommand, SpecFormat};
-use lint::{Finding, MAX_BYTES};
+use lint::{Finding, MAX_BYTES, Severity};
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ fn read(path: &Path) -> Result<Result<String, Finding>, String> {
     }
     if meta.len() > MAX_BYTES as u64 {
         let msg = format!("{} bytes, more than the {MAX_BYTES} a specification may have", meta.len());
-        return Ok(Err(Finding { line: 1, code: "too-large", message: msg }));
+        return Ok(Err(Finding { line: 1, code: "too-large", message: msg, severity: Severity::Error }));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.contains(&0) {
@@ -32,12 +32,14 @@ fn read(path: &Path) -> Result<Result<String, Finding>, String> {
             line: 1,
             code: "not-text",
             message: "binary data (NUL bytes): not a Markdown document".into(),
+            severity: Severity::Error,
         }));
     }
     Ok(String::from_utf8(bytes).map_err(|e| Finding {
         line: 1,
         code: "not-text",
         message: format!("not UTF-8 text (at byte {}): not a Markdown document", e.utf8_error().valid_up_to()),
+        severity: Severity::Error,
     }))
 }
 
@@ -55,23 +57,39 @@ pub(crate) fn lint_files(files: &[std::path::PathBuf]) -> Result<Vec<(String, Ve
         .collect()
 }
 
-/// Renders the findings as `file:line: code: message` lines or a JSON array.
-pub(crate) fn render(results: &[(String, Vec<Finding>)], format: SpecFormat) -> String {
+/// Renders the findings as `file:line: code: message` lines (notes only when `strict`, marked
+/// `note:`) or a JSON array (every entry, each with its `severity`).
+pub(crate) fn render(results: &[(String, Vec<Finding>)], format: SpecFormat, strict: bool) -> String {
     match format {
         SpecFormat::Text => results
             .iter()
-            .flat_map(|(file, fs)| fs.iter().map(move |f| format!("{file}:{}: {}: {}\n", f.line, f.code, f.message)))
+            .flat_map(|(file, fs)| {
+                fs.iter().filter(|f| strict || f.severity == Severity::Error).map(move |f| {
+                    let note = if f.severity == Severity::Note { "note: " } else { "" };
+                    format!("{file}:{}: {note}{}: {}\n", f.line, f.code, f.message)
+                })
+            })
             .collect(),
         SpecFormat::Json => {
             let all: Vec<_> = results
                 .iter()
                 .flat_map(|(file, fs)| {
-                    fs.iter().map(move |f| json!({"file": file, "line": f.line, "code": f.code, "message": f.message}))
+                    fs.iter().map(move |f| {
+                        json!({"file": file, "line": f.line, "code": f.code, "message": f.message, "severity": f.severity.as_str()})
+                    })
                 })
                 .collect();
             format!("{}\n", serde_json::Value::Array(all))
         }
     }
+}
+
+/// The findings that fail the lint: errors, and notes too when `strict`.
+fn failing(results: &[(String, Vec<Finding>)], strict: bool) -> (usize, usize) {
+    let fails = |f: &&Finding| strict || f.severity == Severity::Error;
+    let n = results.iter().map(|(_, fs)| fs.iter().filter(fails).count()).sum();
+    let files = results.iter().filter(|(_, fs)| fs.iter().any(|f| fails(&f))).count();
+    (n, files)
 }
 
 pub(crate) fn main(command: &SpecCommand) -> ExitCode {
@@ -80,16 +98,13 @@ pub(crate) fn main(command: &SpecCommand) -> ExitCode {
         SpecCommand::Status(args) => status::main(args),
         SpecCommand::Lint(args) => match lint_files(&args.files) {
             Ok(results) => {
-                print!("{}", render(&results, args.format));
-                let n: usize = results.iter().map(|(_, f)| f.len()).sum();
-                if n == 0 {
-                    ExitCode::SUCCESS
-                } else {
-                    eprintln!(
-                        "plinth spec lint: {n} finding(s) in {} file(s)",
-                        results.iter().filter(|(_, f)| !f.is_empty()).count()
-                    );
-                    ExitCode::FAILURE
+                print!("{}", render(&results, args.format, args.strict));
+                match failing(&results, args.strict) {
+                    (0, _) => ExitCode::SUCCESS,
+                    (n, files) => {
+                        eprintln!("plinth spec lint: {n} finding(s) in {files} file(s)");
+                        ExitCode::FAILURE
+                    }
                 }
             }
             Err(e) => {

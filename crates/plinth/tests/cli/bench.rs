@@ -27,6 +27,10 @@ fn a_small_bench_reports_every_figure() {
             "100",
             "--auth-rate",
             "500",
+            "--events",
+            "3000",
+            "--tick-seconds",
+            "2",
         ],
         &[],
         dir.path(),
@@ -52,7 +56,14 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(6));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(10));
+    let events = &report["events"];
+    for key in ["stored_no_trigger", "each_starting_a_run"] {
+        assert_eq!(events[key]["events"], 3000, "{events}");
+        assert!(events[key]["end_to_end_per_second"].as_f64().is_some_and(|r| r > 0.0), "{events}");
+    }
+    assert_eq!(events["event_to_start"]["samples"], 3, "{events}");
+    assert!(events["tick_lateness_idle"]["samples"].as_u64().is_some_and(|n| n >= 1), "a tick in 2 s: {events}");
     let auth = &report["auth_overhead"];
     for key in ["rounds_with_api_key", "rounds_without_auth"] {
         let rounds = auth[key].as_array().expect("rounds");

@@ -55,3 +55,58 @@ fn unreadable_input_exits_2() {
     let out = plinth(&["spec", "lint", "--format", "yaml", "x.md"], &[], dir.path());
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A filled 001 document without the sections its template lets an author delete.
+fn spec_without(extra_missing: &[&str]) -> String {
+    let mut doc = String::from("# orders - 1.0 Component Specification\n\n");
+    for s in [
+        "Overview",
+        "Quick Start",
+        "Design",
+        "Configuration",
+        "Metrics & Observability",
+        "Testing",
+        "Error Handling",
+        "1.0 Standardization Status",
+        "Changelog",
+    ] {
+        if !extra_missing.contains(&s) {
+            doc.push_str(&format!("## {s}\n\nFilled in.\n\n"));
+        }
+    }
+    doc
+}
+
+#[test]
+fn optional_sections_left_out_are_notes_that_fail_only_under_strict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("SPEC.md"), spec_without(&[])).expect("write");
+    let out = plinth(&["spec", "lint", "SPEC.md"], &[], dir.path());
+    assert_eq!(out.status.code(), Some(0), "only notes: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stdout.is_empty(), "notes are printed with --strict only");
+    let strict = plinth(&["spec", "lint", "--strict", "SPEC.md"], &[], dir.path());
+    assert_eq!(strict.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&strict.stdout);
+    for s in ["Public API", "Customization & Extension Points", "Migration Guide", "Related Documentation"] {
+        assert!(stdout.contains(&format!("SPEC.md:1: note: optional-section: no `## {s}` section")), "{s}: {stdout}");
+    }
+    let json = plinth(&["spec", "lint", "--format", "json", "SPEC.md"], &[], dir.path());
+    assert_eq!(json.status.code(), Some(0));
+    let entries: Value = serde_json::from_slice(&json.stdout).expect("json");
+    let entries = entries.as_array().expect("array");
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e["severity"] == "note"), "{entries:?}");
+}
+
+#[test]
+fn a_required_section_left_out_still_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("SPEC.md"), spec_without(&["Error Handling"])).expect("write");
+    let out = plinth(&["spec", "lint", "--format", "json", "SPEC.md"], &[], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let entries: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let errors: Vec<&Value> = entries.as_array().expect("array").iter().filter(|e| e["severity"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{entries}");
+    assert_eq!(errors[0]["code"], "missing-section");
+    assert!(errors[0]["message"].as_str().expect("message").contains("`## Error Handling`"));
+}
