@@ -182,3 +182,27 @@ async fn a_failing_nats_bridge_makes_the_component_degraded_not_dead() {
     let plain = harness_with(SHOP).get("/health").await;
     assert!(plain.json["checks"].get("nats").is_none(), "no bridge, no check: {}", plain.json);
 }
+
+#[tokio::test]
+async fn a_condition_that_divides_by_zero_or_reads_a_missing_field_is_no_match() {
+    let h = harness_with(
+        "component: {name: shop, version: '1'}\nfunctions:\n  - name: ratio\n    handler: {rust: noop}\n    \
+         triggers: [{event: shop/order.paid, if: 'event.data.amount / event.data.count > 1'}]\n",
+    );
+    let r = h
+        .post_json(
+            "/events",
+            r#"[{"name":"shop/order.paid","id":"zero","data":{"amount":5,"count":0}},
+        {"name":"shop/order.paid","id":"missing","data":{"amount":5}},
+        {"name":"shop/order.paid","id":"fine","data":{"amount":5,"count":2}}]"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    assert_eq!(r.json["run_ids"], json!([[], [], r.json["run_ids"][2].clone()]));
+    assert_eq!(r.json["run_ids"][2].as_array().map(Vec::len), Some(1), "5 / 2 > 1 starts a run");
+    for id in ["zero", "missing"] {
+        let e = h.get(&format!("/events/{id}")).await;
+        let reason = e.json["skipped"][0]["reason"].as_str().expect("reason");
+        assert!(reason.contains("failed:"), "{id}: {reason}");
+    }
+}

@@ -122,3 +122,30 @@ fn a_bad_environment_value_stops_serve_and_config() {
     let out = plinth(&["config", "--config", &config, "--lease", "2s"], &[("PLINTH_LEASE", "soon")], dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_trigger_that_does_not_parse_stops_serve_and_config() {
+    let base = component_text("triggers", FUNCTIONS);
+    let (dir, config) = file(&format!("{base}    triggers: [{{cron: '61 * * * *'}}]\n"));
+    refused(
+        &config,
+        &[],
+        &[],
+        dir.path(),
+        &[&config, "functions[0].triggers[0].cron", "`61 * * * *` is not a valid cron pattern"],
+    );
+    let (dir, config) = file(&format!("{base}    triggers: [{{cron: '0 9 * * *', timezone: Mars/Olympus}}]\n"));
+    refused(
+        &config,
+        &[],
+        &[],
+        dir.path(),
+        &[&config, "functions[0].triggers[0].timezone", "`Mars/Olympus` is not an IANA time zone"],
+    );
+    let (dir, config) = file(&format!("{base}    triggers: [{{event: shop/order.paid, if: 'event.data.amount >'}}]\n"));
+    refused(&config, &[], &[], dir.path(), &[&config, "functions[0].triggers[0].if", "is not valid CEL"]);
+    let (dir, config) = file(&format!("{base}    triggers: [{{event: Shop/Order}}]\n"));
+    refused(&config, &[], &[], dir.path(), &[&config, "functions[0].triggers[0].event", "is not `component/event.name`"]);
+    let (dir, config) = file(&format!("{base}events: {{nats: {{url: 'nats://x:1', stream: S}}}}\n"));
+    refused(&config, &[], &[], dir.path(), &[&config, "events.nats.durable"]);
+}
