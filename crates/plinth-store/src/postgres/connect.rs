@@ -1,0 +1,89 @@
+//! Connecting: the schema name's rules, the pool on one schema (migrated at connect), dropping
+//! a scratch schema, and the keys of advisory locks.
+
+use super::{CONNECT_TIMEOUT, IDLE_IN_TRANSACTION_MS, MAX_CONNECTIONS, STATEMENT_TIMEOUT_MS, migrate};
+use crate::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether `name` may name the store's schema: lowercase letters, digits and `_`, not
+/// starting with a digit, at most 63 bytes (PostgreSQL's limit), not `pg_`-prefixed.
+#[must_use]
+pub fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    first_ok
+        && name.len() <= 63
+        && !name.starts_with("pg_")
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Drops `schema` with everything in it (the runs of every component stored there), e.g. a
+/// scratch schema of a test or a benchmark. Waits at most 10 s for locks.
+///
+/// # Errors
+/// `Schema` for an invalid name; `Unavailable` when the database refuses or cannot be reached.
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    if !valid_schema_name(schema) {
+        return Err(StoreError::Schema(format!("`{schema}` is not a valid schema name")));
+    }
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+    let work = async {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+        sqlx::Executor::execute(&mut conn, sql.as_str()).await?;
+        conn.close().await?;
+        Ok::<(), sqlx::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(15), work).await {
+        Ok(r) => r.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Unavailable("dropping the schema took more than 15 s".into())),
+    }
+}
+
+/// FNV-1a of `parts`, as the key of an advisory lock.
+pub(crate) fn lock_key(parts: &[&str]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// A pool on `schema` of the database at `url`, the schema created and migrated; the pool and
+/// how many migrations were applied.
+pub(crate) async fn open_pool(url: &str, schema: &str) -> Result<(PgPool, usize), StoreError> {
+    if !valid_schema_name(schema) {
+        return Err(StoreError::Schema(format!(
+            "`{schema}` is not a valid schema name: use lowercase letters, digits and _, at most 63, \
+             not starting with a digit nor pg_"
+        )));
+    }
+    // Why: the URL may hold a password, so it is never repeated in an error.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?
+        .application_name("plinth")
+        .options([("statement_timeout", STATEMENT_TIMEOUT_MS), ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_MS)]);
+    let set_path = Arc::new(format!("SET search_path TO \"{schema}\""));
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            let sql = set_path.clone();
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, sql.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options);
+    let applied = tokio::time::timeout(CONNECT_TIMEOUT * 2, migrate::migrate(&pool, schema, migrate::MIGRATIONS))
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("PostgreSQL did not answer within {CONNECT_TIMEOUT:?}")))??;
+    Ok((pool, applied))
+}
