@@ -1,7 +1,7 @@
 //! `POST /events`, `GET /events`, `GET /events/{id}`.
 
-use super::Correlation;
 use super::bodies::sorted;
+use super::{Correlation, page_cursor, page_limit, query_error};
 use crate::AppState;
 use crate::body::json_body;
 use crate::problem::{ApiError, FieldError, PROBLEM, Problem};
@@ -132,12 +132,6 @@ pub(crate) async fn send(
     Ok((StatusCode::ACCEPTED, Json(sorted(&body))).into_response())
 }
 
-fn query_error(detail: impl Into<String>, name: &str) -> ApiError {
-    let detail = detail.into();
-    ApiError::new(Code::InvalidQuery, detail.clone())
-        .with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
-}
-
 /// Lists events, newest first, a page at a time.
 #[utoipa::path(get, path = "/events", operation_id = "list_events", tag = "events",
     params(
@@ -162,19 +156,8 @@ pub(crate) async fn list(
         match k.as_str() {
             "name" => f.name = Some(v),
             "since" => f.since = Some(parse_rfc3339(&v).map_err(|e| query_error(e, "since"))?),
-            "limit" => {
-                f.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| query_error("limit must be a whole number from 1 to 500", "limit"))?;
-            }
-            "cursor" => {
-                if !plinth_core::ids::is_run_id(&v) {
-                    return Err(query_error("cursor must be a `next_cursor` value from an earlier page", "cursor"));
-                }
-                f.cursor = Some(v);
-            }
+            "limit" => f.limit = page_limit(&v)?,
+            "cursor" => f.cursor = Some(page_cursor(v)?),
             other => {
                 return Err(query_error(format!("unknown query parameter `{other}`; known: name, since, limit, cursor"), other));
             }

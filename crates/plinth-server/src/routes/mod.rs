@@ -9,3 +9,30 @@ pub(crate) mod runs;
 /// The request's correlation id, put in the request by the middleware.
 #[derive(Clone, Debug)]
 pub(crate) struct Correlation(pub(crate) String);
+
+use crate::problem::{ApiError, FieldError};
+use plinth_core::Code;
+
+/// A 400 `PLINTH_014` for the query parameter `name`.
+pub(crate) fn query_error(detail: impl Into<String>, name: &str) -> ApiError {
+    let detail = detail.into();
+    ApiError::new(Code::InvalidQuery, detail.clone())
+        .with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
+}
+
+/// A page's `limit`: a whole number from 1 to 500.
+pub(crate) fn page_limit(v: &str) -> Result<u32, ApiError> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|l| (1..=500).contains(l))
+        .ok_or_else(|| query_error("limit must be a whole number from 1 to 500", "limit"))
+}
+
+/// A page's `cursor`: the `next_cursor` (a ULID) of an earlier page.
+pub(crate) fn page_cursor(v: String) -> Result<String, ApiError> {
+    if plinth_core::ids::is_run_id(&v) {
+        Ok(v)
+    } else {
+        Err(query_error("cursor must be a `next_cursor` value from an earlier page", "cursor"))
+    }
+}

@@ -1,8 +1,8 @@
 //! `POST /run`, `GET /runs`, `GET /runs/{id}`, `POST /runs/{id}/cancel`, `GET /runs/{id}/logs`.
 
-use super::Correlation;
 use super::bodies::{Accepted, LogLine, RunLogs, RunPage, sorted};
 use super::request::{self, RunRequest};
+use super::{Correlation, page_cursor, page_limit, query_error};
 use crate::AppState;
 use crate::body::json_body;
 use crate::problem::{ApiError, FieldError, PROBLEM, Problem};
@@ -175,12 +175,6 @@ fn run_response(run: &Run) -> Response {
     resp
 }
 
-fn query_error(detail: impl Into<String>, name: &str) -> ApiError {
-    let detail = detail.into();
-    ApiError::new(Code::InvalidQuery, detail.clone())
-        .with_errors(vec![FieldError { pointer: format!("/query/{name}"), message: detail }])
-}
-
 /// Shows a run.
 ///
 /// Its status, attempts, output or error. `?wait=S` long-polls up to S seconds for the run to end.
@@ -280,19 +274,8 @@ pub(crate) async fn list(
                     query_error(format!("status `{v}` is not one of queued, running, succeeded, failed, cancelled"), "status")
                 })?);
             }
-            "limit" => {
-                f.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| query_error("limit must be a whole number from 1 to 500", "limit"))?;
-            }
-            "cursor" => {
-                if !plinth_core::ids::is_run_id(&v) {
-                    return Err(query_error("cursor must be a `next_cursor` value from an earlier page", "cursor"));
-                }
-                f.before_id = Some(v);
-            }
+            "limit" => f.limit = page_limit(&v)?,
+            "cursor" => f.before_id = Some(page_cursor(v)?),
             "correlation_id" => f.correlation_id = Some(v),
             "event_id" => f.event_id = Some(v),
             "trigger" => {
