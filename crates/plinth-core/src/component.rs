@@ -312,7 +312,9 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
             None => None,
         };
         schemas.push(schema);
-        triggers.push(crate::trigger::compile(&f.triggers).map_err(|(field, reason)| err(at(&field), reason))?);
+        let compiled = crate::trigger::compile(&f.triggers)
+            .map_err(|(field, reason)| err(at(&field), format!("function `{}`: {reason}", f.name)))?;
+        triggers.push(compiled);
     }
     Ok((schemas, triggers))
 }
