@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
 use futures_util::StreamExt;
 use plinth_core::health::DependencyHealth;
 use plinth_core::timefmt::now_micros;
-use plinth_store::{NewEvent, Skipped};
+use plinth_store::NewEvent;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -149,12 +149,7 @@ async fn handle(ctx: &BridgeContext, messages: Vec<jetstream::Message>) {
                         .as_ref()
                         .and_then(|h| h.get("X-Correlation-ID"))
                         .map_or_else(plinth_core::ids::new_correlation_id, |v| v.as_str().to_string());
-                    let fan = ctx.component.fan_out(&event, &correlation, now);
-                    for (function, reason) in fan.skipped.iter().filter(|(_, r)| r.contains("failed:")) {
-                        tracing::warn!(event_id = %event.id, function = %function, reason = %reason, "trigger condition failed");
-                    }
-                    let skipped = fan.skipped.into_iter().map(|(function, reason)| Skipped { function, reason }).collect();
-                    batch.push(NewEvent { event, runs: fan.runs, skipped });
+                    batch.push(NewEvent::planned(&ctx.component, event, &correlation, now));
                 }
                 taken.push(m);
             }

@@ -1,5 +1,6 @@
 //! The store's side of events and schedules: what is ingested, what is read back.
 
+use plinth_core::component::Component;
 use plinth_core::{Event, NewRun};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,21 @@ pub struct NewEvent {
     pub runs: Vec<NewRun>,
     /// The listeners it does not start.
     pub skipped: Vec<Skipped>,
+}
+
+impl NewEvent {
+    /// `event` with the runs it starts in `component` and the listeners it skips (the fan-out
+    /// of `POST /events` and of the NATS bridge alike). A condition that failed at run time is
+    /// logged at warn with the event id.
+    #[must_use]
+    pub fn planned(component: &Component, event: Event, correlation_id: &str, now: i64) -> Self {
+        let fan = component.fan_out(&event, correlation_id, now);
+        for (function, reason) in fan.skipped.iter().filter(|(_, r)| r.contains("failed:")) {
+            tracing::warn!(event_id = %event.id, function = %function, reason = %reason, "trigger condition failed");
+        }
+        let skipped = fan.skipped.into_iter().map(|(function, reason)| Skipped { function, reason }).collect();
+        Self { event, runs: fan.runs, skipped }
+    }
 }
 
 /// What became of one ingested event.

@@ -105,19 +105,7 @@ pub(crate) async fn send(
         let errors = problems.into_iter().map(|p| FieldError { pointer: p.pointer, message: p.message }).collect();
         ApiError::new(Code::ValidationFailed, detail).with_errors(errors)
     })?;
-    let batch = events
-        .into_iter()
-        .map(|event| {
-            let fan = state.component.fan_out(&event, &correlation_id, now);
-            for (function, reason) in &fan.skipped {
-                if reason.contains("failed:") {
-                    tracing::warn!(event_id = %event.id, function = %function, reason = %reason, "trigger condition failed");
-                }
-            }
-            let skipped = fan.skipped.into_iter().map(|(function, reason)| Skipped { function, reason }).collect();
-            NewEvent { event, runs: fan.runs, skipped }
-        })
-        .collect();
+    let batch = events.into_iter().map(|event| NewEvent::planned(&state.component, event, &correlation_id, now)).collect();
     let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
     let ingested = state.store.ingest(batch, dedup_after).await?;
     if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
