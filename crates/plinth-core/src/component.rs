@@ -77,6 +77,8 @@ pub struct ServerSection {
     pub metrics_prefix: Option<String>,
     pub max_log_bytes: Option<u64>,
     pub max_output_bytes: Option<u64>,
+    pub max_step_calls: Option<u32>,
+    pub max_memo_bytes: Option<u64>,
 }
 
 /// One function of the component.
@@ -99,6 +101,9 @@ pub struct FunctionSpec {
     /// Events and schedules that start it (besides `POST /run`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerSpec>,
+    /// Whether the handler is written as durable steps (the step protocol of the contract).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub steps: bool,
 }
 
 /// What runs a function's work: exactly one of its fields is set.

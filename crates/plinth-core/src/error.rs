@@ -43,6 +43,10 @@ pub enum Code {
     UnknownErrorCode,
     /// PLINTH_017
     EventNotFound,
+    /// PLINTH_018
+    RunNotFinished,
+    /// PLINTH_019
+    RerunRefused,
     /// PLINTH_020
     HandlerFailed,
     /// PLINTH_021
@@ -63,6 +67,28 @@ pub enum Code {
     HandlerUnreachable,
     /// PLINTH_029
     HandlerBadResponse,
+    /// PLINTH_050
+    StepAnswerInvalid,
+    /// PLINTH_051
+    StepUnknownOp,
+    /// PLINTH_052
+    StepIdRepeated,
+    /// PLINTH_053
+    StepPlanTooSmall,
+    /// PLINTH_054
+    StepTargetMismatch,
+    /// PLINTH_055
+    StepTooLarge,
+    /// PLINTH_056
+    InvokeUnknownFunction,
+    /// PLINTH_057
+    InvokeTooDeep,
+    /// PLINTH_058
+    StepOrderChanged,
+    /// PLINTH_059
+    StepCallLimit,
+    /// PLINTH_060
+    StepInvalidOp,
     /// PLINTH_030
     Unauthenticated,
     /// PLINTH_031
@@ -174,6 +200,12 @@ catalog! {
     EventNotFound => "PLINTH_017", "EventNotFound", "Event not found", Some(404), false,
         "No stored event has this id: it was never received, or it is older than the event retention.",
         "Check the id (`GET /events` lists the events kept); events are kept for `--event-retention`.";
+    RunNotFinished => "PLINTH_018", "RunNotFinished", "Run not finished", Some(409), false,
+        "A rerun was asked for a run that is still queued, running or waiting: its steps may still change.",
+        "Wait for the run to end (`GET /runs/{id}?wait=30`), or cancel it first, then ask for the rerun again.";
+    RerunRefused => "PLINTH_019", "RerunRefused", "Rerun from a step refused", Some(422), false,
+        "`from_step` names a step the run does not have, or the run's function is not a step function (`steps: true`).",
+        "Take the step id from `GET /runs/{id}/steps`, or leave `from_step` out to rerun the whole run.";
     HandlerFailed => "PLINTH_020", "HandlerFailed", "Handler failed", None, true,
         "The handler reported a failure: a command exited with a non-zero status, or an in-process handler returned an error.",
         "Read the run's logs (`GET /runs/{id}/logs`) for what the handler wrote. It is retried while attempts remain.";
@@ -204,6 +236,39 @@ catalog! {
     HandlerBadResponse => "PLINTH_029", "HandlerBadResponse", "HTTP handler answered non-JSON", None, false,
         "The HTTP handler answered 2xx but its body is not JSON (or it redirected elsewhere), so there is no output to record.",
         "Make the handler answer `Content-Type: application/json` with a JSON body (or an empty body for no output).";
+    StepAnswerInvalid => "PLINTH_050", "StepAnswerInvalid", "Step answer is not the protocol's", None, false,
+        "A step function's handler answered something that is not the step protocol: a command's stdout that is not one JSON object `{\"output\": V}` or `{\"ops\": [...]}`, or a 206 body that is not `{\"ops\": [...]}`.",
+        "Print exactly one JSON object on stdout (log to stderr), or answer 200 with the output and 206 with `{\"ops\": [...]}`; see the Steps section of the contract.";
+    StepUnknownOp => "PLINTH_051", "StepUnknownOp", "Unknown step op", None, false,
+        "An op in the answer is not one of `step`, `step_error`, `plan`, `sleep`, `wait_for_event`, `invoke`, `send_event` (or has no `op` field).",
+        "Fix the op's name in the handler; the message names the op and its place in `ops`.";
+    StepIdRepeated => "PLINTH_052", "StepIdRepeated", "Step id repeated", None, false,
+        "The answer names a step whose result is already stored, or names one step twice. Plinth never runs a finished step again.",
+        "Give every step of a run its own id; a name used again is told apart as `name:1`, `name:2`, ... (the helpers do this).";
+    StepPlanTooSmall => "PLINTH_053", "StepPlanTooSmall", "Plan with one step", None, false,
+        "The answer plans a single step. `plan` runs two or more steps in parallel.",
+        "Answer a single step as `step` (run it in this call), or plan it together with the steps it runs beside.";
+    StepTargetMismatch => "PLINTH_054", "StepTargetMismatch", "Targeted call answered another step", None, false,
+        "A call with `ctx.target` set (a planned step or a step's retry) answered a different step, or more than one op.",
+        "When `ctx.target` is set, replay the stored steps, run only the target step and answer one `step` or `step_error` op with its id.";
+    StepTooLarge => "PLINTH_055", "StepTooLarge", "Step output or memo too large", None, false,
+        "A step's output is larger than the output limit (`--max-output-bytes`), or the run's stored steps together would pass the memo limit (`--max-memo-bytes`).",
+        "Return smaller step outputs (store large results elsewhere and return a reference), or split the work into several runs.";
+    InvokeUnknownFunction => "PLINTH_056", "InvokeUnknownFunction", "Invoked function not found", None, false,
+        "An `invoke` op names a function the component does not have, or its input does not match that function's input schema.",
+        "Check the `function` name against `GET /functions` and the `input` against its schema.";
+    InvokeTooDeep => "PLINTH_057", "InvokeTooDeep", "Invoke chain too deep", None, false,
+        "Runs invoke runs more than 16 levels deep, which usually means a function invokes itself without end.",
+        "Break the cycle: let a function invoke itself only under a condition that ends, or flatten the chain.";
+    StepOrderChanged => "PLINTH_058", "StepOrderChanged", "Step order changed", None, false,
+        "The handler reached the stored steps in another order than they were recorded: its code changed under a run that was waiting or retrying. Its stored results cannot be matched to the new code safely.",
+        "Let runs started with the old code finish before deploying a change that reorders, renames or removes steps; rerun affected runs from the first changed step (`POST /runs/{id}/rerun` with `from_step`).";
+    StepCallLimit => "PLINTH_059", "StepCallLimit", "Too many step calls", None, false,
+        "The run's handler was called more times than `--max-step-calls` allows without finishing: it keeps answering ops (for example a loop without end).",
+        "Check that the handler's loop ends; raise `--max-step-calls` if the function really takes that many steps.";
+    StepInvalidOp => "PLINTH_060", "StepInvalidOp", "Invalid step op", None, false,
+        "An op has a missing or invalid field (an empty id, a duration that is 0, negative or not a duration, a `wait_for_event` `if` that is not CEL, an invalid event), or the answer mixes ops that cannot go together.",
+        "Read the field named in the message (`ops[i]: ...`) and fix the op in the handler.";
     QueueFull => "PLINTH_040", "QueueFull", "Queue full", Some(429), true,
         "The function already has as many runs waiting as its `policy.max_queued` allows; the run was not accepted.",
         "Retry after the `Retry-After` delay, slow down, or raise `policy.max_queued` (or add workers) if the backlog is expected.";

@@ -18,6 +18,14 @@ pub fn new_run_id() -> String {
     id.to_string()
 }
 
+/// The smallest id made at `micros` (milliseconds precision): ids at or after that time sort
+/// at or after it.
+#[must_use]
+pub fn id_floor(micros: i64) -> String {
+    let ms = u64::try_from(micros.max(0) / 1000).unwrap_or(0);
+    Ulid::from_parts(ms, 0).to_string()
+}
+
 /// A new correlation id for a request that came without one.
 #[must_use]
 pub fn new_correlation_id() -> String {

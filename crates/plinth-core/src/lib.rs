@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod policy;
 pub mod run;
 pub mod schema;
+pub mod steps;
 pub mod timefmt;
 pub mod tokens;
 pub mod trigger;

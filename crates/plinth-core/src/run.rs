@@ -14,6 +14,8 @@ pub enum RunStatus {
     Queued,
     /// An attempt holds a lease and executes.
     Running,
+    /// A step sleeps or waits for an event or an invoked run; no worker holds it.
+    Waiting,
     /// Finished with an output.
     Succeeded,
     /// Finished with an error, no attempt left or not retryable.
@@ -24,8 +26,14 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Every status.
-    pub const ALL: [RunStatus; 5] =
-        [RunStatus::Queued, RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled];
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
 
     /// The status as text.
     #[must_use]
@@ -33,6 +41,7 @@ impl RunStatus {
         match self {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
@@ -195,6 +204,8 @@ pub struct Run {
     pub idempotency_key: Option<String>,
     /// What started it.
     pub trigger: Trigger,
+    /// While waiting: the step and what it waits for.
+    pub waiting_for: Option<crate::steps::WaitingFor>,
     /// Higher runs first.
     pub priority: i32,
     /// Whether a cancel was asked while it ran.
@@ -254,6 +265,7 @@ impl NewRun {
             correlation_id: self.correlation_id,
             idempotency_key: self.idempotency_key,
             trigger: self.trigger,
+            waiting_for: None,
             priority: self.priority,
             cancel_requested: false,
             attempts: None,
@@ -274,6 +286,10 @@ pub enum Finish {
     Cancelled(RunError),
     /// It was given back unfinished (shutdown): queued again, the attempt not counted.
     Released,
+    /// A step function's call ended at a step boundary: the run waits (sleep, event, child
+    /// run) or is queued for a step's retry, the attempt not counted. Stored with it in the
+    /// same transaction.
+    Suspended(Box<crate::steps::Suspension>),
 }
 
 impl Finish {
@@ -286,6 +302,7 @@ impl Finish {
             Finish::Failed(_) => "failed",
             Finish::Cancelled(_) => "cancelled",
             Finish::Released => "released",
+            Finish::Suspended(_) => "suspended",
         }
     }
 }
@@ -329,6 +346,7 @@ mod tests {
             correlation_id: "c".into(),
             idempotency_key: None,
             trigger: Trigger::Cron { scheduled_at: "1970-01-01T00:00:00Z".into() },
+            waiting_for: None,
             priority: 0,
             cancel_requested: false,
             attempts: None,

@@ -46,6 +46,10 @@ pub struct EngineConfig {
     pub max_log_bytes: u64,
     /// Stdout bytes accepted per attempt.
     pub max_output_bytes: u64,
+    /// Calls of a step function's handler allowed per run before it fails with PLINTH_059.
+    pub max_step_calls: u32,
+    /// The most bytes a step function's memo (its stored step results) may hold.
+    pub max_memo_bytes: u64,
     /// This server's URL, handed to handlers as `PLINTH_URL`.
     pub url: String,
     /// When set (access control is on), each command attempt gets a token of its own to send
@@ -67,6 +71,8 @@ impl Default for EngineConfig {
             event_dedup_window: Duration::from_secs(24 * 3600),
             max_log_bytes: 1024 * 1024,
             max_output_bytes: 16 * 1024 * 1024,
+            max_step_calls: 10_000,
+            max_memo_bytes: 64 * 1024 * 1024,
             url: "http://127.0.0.1:8000".into(),
             run_tokens: None,
         }
@@ -114,6 +120,15 @@ impl Engine {
     pub fn check_handlers(component: &Component, handlers: &Handlers) -> Result<(), plinth_core::ConfigError> {
         executor::http::HttpHandlers::new(component)?;
         for (i, f) in component.file.functions.iter().enumerate() {
+            if let (true, Some(plinth_core::HandlerKind::Rust(_))) = (f.steps, f.handler.get()) {
+                return Err(plinth_core::ConfigError::new(
+                    component.path.display().to_string(),
+                    format!("functions[{i}].steps"),
+                    "a step function's handler is a command or an HTTP endpoint (the step protocol); \
+                     an in-process Rust handler takes its steps through the Rust API without `steps: true`"
+                        .to_string(),
+                ));
+            }
             if let Some(plinth_core::HandlerKind::Rust(name)) = f.handler.get() {
                 if !handlers.contains(name) {
                     return Err(plinth_core::ConfigError::new(

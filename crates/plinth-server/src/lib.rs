@@ -92,6 +92,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/runs/{id}", get(routes::runs::show))
         .route("/runs/{id}/cancel", post(routes::runs::cancel))
         .route("/runs/{id}/logs", get(routes::runs::logs))
+        .route("/runs/{id}/steps", get(routes::steps::steps))
+        .route("/runs/{id}/rerun", post(routes::steps::rerun))
         .route("/events", post(routes::events::send).get(routes::events::list))
         .route("/events/{id}", get(routes::events::show))
         .route("/openapi.json", get(openapi::openapi_json))

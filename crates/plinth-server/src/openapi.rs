@@ -9,7 +9,7 @@
 
 use crate::AppState;
 use crate::auth::{Auth, Need};
-use crate::routes::{events, meta, runs};
+use crate::routes::{events, meta, runs, steps};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,8 @@ use utoipa::OpenApi;
         runs::show,
         runs::cancel,
         runs::logs,
+        steps::steps,
+        steps::rerun,
         events::send,
         events::list,
         events::show,

@@ -10,13 +10,16 @@ mod events;
 mod notify;
 pub mod postgres;
 pub mod sqlite;
+mod steps;
 mod transition;
 
 pub use events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
 pub use notify::Notifier;
+pub use steps::FOREVER;
 
 use async_trait::async_trait;
 use plinth_core::run::Attempt;
+use plinth_core::steps::Step;
 use plinth_core::{Finish, NewRun, Run, RunError, RunStatus};
 use std::time::Duration;
 
@@ -241,6 +244,13 @@ pub trait Store: Send + Sync + 'static {
     async fn fire_tick(&self, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError>;
     /// Every schedule's last fired tick.
     async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError>;
+    /// A run's steps in the order they were first reached; `None` when the run does not exist.
+    async fn steps(&self, run_id: &str) -> Result<Option<Vec<Step>>, StoreError>;
+    /// Stores steps of a running attempt, fenced like [`Store::finish`]: `false` when the lease
+    /// is no longer `owner`'s for `attempt`. Returns once they are on disk.
+    async fn save_steps(&self, run_id: &str, owner: &str, attempt: u32, steps: Vec<Step>) -> Result<bool, StoreError>;
+    /// Stores a new run together with steps it starts from (a rerun from a step).
+    async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<Step>) -> Result<Run, StoreError>;
     /// Queued runs per function.
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Proves the store can be written now; returns how long that took.

@@ -23,13 +23,15 @@ pub(crate) fn transition(req: &FinishRequest, cancel_requested: bool) -> Transit
             let text = serde_json::to_string(&out).unwrap_or_else(|_| "null".to_string());
             ends(RunStatus::Succeeded, Some(text), None, None, req.attempt)
         }
-        Finish::Retry(..) | Finish::Released if cancel_requested => {
+        Finish::Retry(..) | Finish::Released | Finish::Suspended(_) if cancel_requested => {
             ends(RunStatus::Cancelled, None, Some(cancelled_error()), None, req.attempt)
         }
         Finish::Retry(error, at) => ends(RunStatus::Queued, None, Some(error), Some(at), req.attempt),
         Finish::Failed(error) => ends(RunStatus::Failed, None, Some(error), None, req.attempt),
         Finish::Cancelled(error) => ends(RunStatus::Cancelled, None, Some(error), None, req.attempt),
-        Finish::Released => ends(RunStatus::Queued, None, None, Some(req.now), req.attempt.saturating_sub(1)),
+        Finish::Released | Finish::Suspended(_) => {
+            ends(RunStatus::Queued, None, None, Some(req.now), req.attempt.saturating_sub(1))
+        }
     }
 }
 
@@ -37,6 +39,6 @@ pub(crate) fn transition(req: &FinishRequest, cancel_requested: bool) -> Transit
 pub(crate) fn attempt_error(req: &FinishRequest) -> Option<RunError> {
     match &req.finish {
         Finish::Retry(e, _) | Finish::Failed(e) | Finish::Cancelled(e) => Some(e.clone()),
-        Finish::Succeeded(_) | Finish::Released => None,
+        Finish::Succeeded(_) | Finish::Released | Finish::Suspended(_) => None,
     }
 }

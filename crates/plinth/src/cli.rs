@@ -322,4 +322,10 @@ pub(crate) struct ServeArgs {
     /// Stdout bytes accepted per attempt [default: 16777216].
     #[arg(long, env = "PLINTH_MAX_OUTPUT_BYTES")]
     pub(crate) max_output_bytes: Option<u64>,
+    /// Calls of a step function's handler per run before it fails with PLINTH_059 [default: 10000].
+    #[arg(long, env = "PLINTH_MAX_STEP_CALLS")]
+    pub(crate) max_step_calls: Option<u32>,
+    /// Bytes a step function's stored step results may hold in all [default: 67108864].
+    #[arg(long, env = "PLINTH_MAX_MEMO_BYTES")]
+    pub(crate) max_memo_bytes: Option<u64>,
 }

@@ -77,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) metrics_prefix: String,
     pub(crate) max_log_bytes: u64,
     pub(crate) max_output_bytes: u64,
+    pub(crate) max_step_calls: u32,
+    pub(crate) max_memo_bytes: u64,
     /// Every value with its source.
     pub(crate) shown: Vec<Shown>,
 }
@@ -262,6 +264,11 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     }
     let max_log_bytes = m.pick("max_log_bytes", args.max_log_bytes, f.max_log_bytes, 1024 * 1024);
     let max_output_bytes = m.pick("max_output_bytes", args.max_output_bytes, f.max_output_bytes, 16 * 1024 * 1024);
+    let max_step_calls = m.pick("max_step_calls", args.max_step_calls, f.max_step_calls, 10_000);
+    if max_step_calls == 0 {
+        return Err(m.err("max_step_calls", m.last_source(), "must be at least 1".into()));
+    }
+    let max_memo_bytes = m.pick("max_memo_bytes", args.max_memo_bytes, f.max_memo_bytes, 64 * 1024 * 1024);
     Ok(Settings {
         host,
         port,
@@ -285,6 +292,8 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         metrics_prefix,
         max_log_bytes,
         max_output_bytes,
+        max_step_calls,
+        max_memo_bytes,
         shown: m.shown,
     })
 }

@@ -113,6 +113,8 @@ async fn run(
         event_retention: settings.event_retention,
         max_log_bytes: settings.max_log_bytes,
         max_output_bytes: settings.max_output_bytes,
+        max_step_calls: settings.max_step_calls,
+        max_memo_bytes: settings.max_memo_bytes,
         url: format!("http://{local}"),
         run_tokens: run_tokens.clone(),
         ..EngineConfig::default()

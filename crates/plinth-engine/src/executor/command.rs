@@ -76,8 +76,17 @@ fn describe_exit(status: ExitStatus, last_line: Option<&str>) -> RunError {
     }
 }
 
-/// Runs one attempt of a command handler.
+/// Runs one attempt of a command handler: the input on stdin, stdout as the output.
 pub(crate) async fn run(spec: &CommandSpec, env: &AttemptEnv<'_>, input: &Value) -> AttemptEnd {
+    match exec(spec, env, serde_json::to_vec(input).unwrap_or_default()).await {
+        Ok(out) => AttemptEnd::Succeeded(parse_output(&out)),
+        Err(end) => end,
+    }
+}
+
+/// Runs the command once with `payload` on stdin; its stdout when it exits 0, else how the
+/// attempt ends.
+pub(crate) async fn exec(spec: &CommandSpec, env: &AttemptEnv<'_>, payload: Vec<u8>) -> Result<Vec<u8>, AttemptEnd> {
     let cwd = spec.cwd.as_ref().map_or_else(|| env.base_dir.to_path_buf(), |c| env.base_dir.join(c));
     let mut cmd = Command::new(&spec.argv[0]);
     // Why: the guard revokes the token when this attempt ends, however it ends.
@@ -103,11 +112,10 @@ pub(crate) async fn run(spec: &CommandSpec, env: &AttemptEnv<'_>, input: &Value)
         Ok(c) => c,
         Err(e) => {
             let msg = format!("cannot start `{}` in {}: {e}", spec.argv[0], cwd.display());
-            return AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg));
+            return Err(AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg)));
         }
     };
     let pid = child.id();
-    let payload = serde_json::to_vec(input).unwrap_or_default();
     let stdin = child.stdin.take();
     let writer = tokio::spawn(async move {
         if let Some(mut stdin) = stdin {
@@ -160,23 +168,23 @@ pub(crate) async fn run(spec: &CommandSpec, env: &AttemptEnv<'_>, input: &Value)
     let last_line = tokio::time::timeout(drain * 2, err_task).await.ok().and_then(Result::ok).flatten();
 
     match ended {
-        Err(None) => AttemptEnd::Failed(RunError::new(
+        Err(None) => Err(AttemptEnd::Failed(RunError::new(
             Code::HandlerTimeout,
             format!("the command did not finish within {}", humanize(env.timeout)),
-        )),
-        Err(Some(())) => AttemptEnd::Stopped,
+        ))),
+        Err(Some(())) => Err(AttemptEnd::Stopped),
         Ok(Some(status)) if status.success() => {
             if over {
-                AttemptEnd::Failed(RunError::new(
+                Err(AttemptEnd::Failed(RunError::new(
                     Code::OutputTooLarge,
                     format!("the command wrote more than {limit} bytes to stdout"),
-                ))
+                )))
             } else {
-                AttemptEnd::Succeeded(parse_output(&out))
+                Ok(out)
             }
         }
-        Ok(Some(status)) => AttemptEnd::Failed(describe_exit(status, last_line.as_deref())),
-        Ok(None) => AttemptEnd::Failed(RunError::new(Code::HandlerCrashed, "lost track of the command's process")),
+        Ok(Some(status)) => Err(AttemptEnd::Failed(describe_exit(status, last_line.as_deref()))),
+        Ok(None) => Err(AttemptEnd::Failed(RunError::new(Code::HandlerCrashed, "lost track of the command's process"))),
     }
 }
 

@@ -80,45 +80,56 @@ impl HttpHandlers {
 
     /// Executes one attempt against the function's endpoint.
     pub(crate) async fn run(&self, env: &AttemptEnv<'_>) -> AttemptEnd {
+        let run = env.run;
+        let body = json!({"run_id": run.run_id, "function": run.function, "attempt": run.attempt, "input": run.input});
+        let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
+        match self.post(env, serde_json::to_vec(&body).unwrap_or_default()).await {
+            Ok(reply) => classify(reply, limit),
+            Err(end) => end,
+        }
+    }
+
+    /// Sends one request with `body` to the function's endpoint; the reply, or how the
+    /// attempt ends when there is none (unreachable, timeout, stopped).
+    pub(crate) async fn post(&self, env: &AttemptEnv<'_>, body: Vec<u8>) -> Result<Reply, AttemptEnd> {
         let (Some(client), Some(target)) = (&self.client, self.targets.get(&env.run.function)) else {
             let msg = format!("no HTTP target is prepared for `{}`", env.run.function);
-            return AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg));
+            return Err(AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg)));
         };
         if env.stop.is_cancelled() {
-            return AttemptEnd::Stopped;
+            return Err(AttemptEnd::Stopped);
         }
         let timeout = target.timeout.map_or(env.timeout, |t| t.min(env.timeout));
         let run = env.run;
-        let body = json!({"run_id": run.run_id, "function": run.function, "attempt": run.attempt, "input": run.input});
         let request = client
             .post(target.url.clone())
             .headers(target.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header("x-correlation-id", &run.correlation_id)
             .header("traceparent", plinth_core::ids::traceparent(&run.run_id))
-            .body(serde_json::to_vec(&body).unwrap_or_default());
+            .body(body);
         let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
         let started = Instant::now();
         let result = tokio::select! {
             r = tokio::time::timeout(timeout, exchange(request, limit)) => r,
-            () = env.stop.cancelled() => return AttemptEnd::Stopped,
+            () = env.stop.cancelled() => return Err(AttemptEnd::Stopped),
         };
         let elapsed_ms = started.elapsed().as_millis();
         let (end, summary) = match result {
             Err(_) => (
-                AttemptEnd::Failed(RunError::new(
+                Err(AttemptEnd::Failed(RunError::new(
                     Code::HandlerTimeout,
                     format!("the HTTP handler did not answer within {}", plinth_core::DurationSpec(timeout)),
-                )),
+                ))),
                 format!("no answer within {}", plinth_core::DurationSpec(timeout)),
             ),
             Ok(Err(e)) => {
                 let msg = describe_error(&e);
-                (AttemptEnd::Failed(RunError::new(Code::HandlerUnreachable, msg.clone())), msg)
+                (Err(AttemptEnd::Failed(RunError::new(Code::HandlerUnreachable, msg.clone()))), msg)
             }
             Ok(Ok(reply)) => {
                 let status = reply.status;
-                (classify(reply, limit), format!("answered {status}"))
+                (Ok(reply), format!("answered {status}"))
             }
         };
         let line = format!("http: POST {} {summary} in {elapsed_ms} ms", redacted(&target.url));

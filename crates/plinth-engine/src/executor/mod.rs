@@ -4,6 +4,7 @@ pub mod command;
 pub(crate) mod http;
 pub mod in_process;
 mod logsink;
+mod steps;
 
 use crate::inflight::{Stop, StopReason};
 use crate::{EngineConfig, Shared};
@@ -34,6 +35,10 @@ pub(crate) enum AttemptEnd {
     Failed(RunError),
     /// Stopped from outside (cancel, shutdown, lost lease): the stop's reason says which.
     Stopped,
+    /// A step function reached a step boundary where the run leaves the worker.
+    Suspended(Box<plinth_core::steps::Suspension>),
+    /// A write found the lease moved to another worker: record nothing.
+    LeaseLost,
 }
 
 /// Executes one claimed attempt to its end and records it. Runs as its own task.
@@ -78,6 +83,11 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
         timeout,
         stop: stop.token(),
     };
+    if spec.steps
+        && let Some(handler) = spec.handler.get()
+    {
+        return steps::session(shared, &handler, &env).await;
+    }
     match spec.handler.get() {
         Some(HandlerKind::Command(cmd)) => command::run(cmd, &env, &run.input).await,
         Some(HandlerKind::Http(_)) => shared.http.run(&env).await,
@@ -120,6 +130,8 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
 fn decide(shared: &Shared, run: &Run, end: AttemptEnd, reason: StopReason) -> Option<Finish> {
     match end {
         AttemptEnd::Succeeded(v) => Some(Finish::Succeeded(v)),
+        AttemptEnd::Suspended(s) => Some(Finish::Suspended(s)),
+        AttemptEnd::LeaseLost => None,
         AttemptEnd::Stopped => match reason {
             StopReason::Cancel => Some(Finish::Cancelled(cancelled_error())),
             StopReason::Lost => None,
@@ -138,7 +150,7 @@ fn decide(shared: &Shared, run: &Run, end: AttemptEnd, reason: StopReason) -> Op
     }
 }
 
-fn fastrand_unit() -> f64 {
+pub(crate) fn fastrand_unit() -> f64 {
     // Why: jitter needs no cryptographic quality; the nanoseconds of the clock are enough
     // entropy to spread retries of runs that failed together.
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
@@ -155,6 +167,10 @@ async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) 
         Finish::Failed(e) => tracing::warn!(outcome, code = %e.code, error = %e.message, "run failed"),
         Finish::Cancelled(_) => tracing::info!(outcome, "run cancelled"),
         Finish::Released => tracing::info!(outcome, "attempt released at shutdown"),
+        Finish::Suspended(s) => match s.step.wait.as_ref().and_then(|w| w.waiting_for(&s.step.id)) {
+            Some(w) => tracing::info!(outcome, step = %s.step.id, kind = %w.kind, "the run waits"),
+            None => tracing::info!(outcome, step = %s.step.id, "a step failed; it is retried later"),
+        },
     }
     if let Finish::Retry(e, _) | Finish::Failed(e) = &finish {
         let name = Code::parse(&e.code).map_or("HandlerFailed", |c| c.entry().name);

@@ -5,6 +5,7 @@ pub(crate) mod events;
 pub(crate) mod meta;
 pub(crate) mod request;
 pub(crate) mod runs;
+pub(crate) mod steps;
 
 /// The request's correlation id, put in the request by the middleware.
 #[derive(Clone, Debug)]

@@ -26,7 +26,7 @@ const MAX_WAIT: f64 = 60.0;
 /// How often a long-poll reads the run again even without a wake-up.
 const RECHECK: Duration = Duration::from_secs(2);
 
-fn not_found(id: &str) -> ApiError {
+pub(crate) fn not_found(id: &str) -> ApiError {
     ApiError::new(Code::RunNotFound, format!("no run has the id `{id}`"))
 }
 
@@ -36,7 +36,7 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 }
 
 /// The `{id}` of a run route, when it can name a run at all.
-fn run_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn run_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let id = path_id(path)?;
     if plinth_core::ids::is_run_id(&id) { Ok(id) } else { Err(not_found(&id)) }
 }

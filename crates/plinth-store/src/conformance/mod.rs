@@ -12,12 +12,14 @@ mod claims;
 mod events;
 mod leases;
 mod runs;
+mod steps;
 mod upkeep;
 
 pub use claims::*;
 pub use events::*;
 pub use leases::*;
 pub use runs::*;
+pub use steps::*;
 pub use upkeep::*;
 
 use crate::{ClaimRequest, Claimed, Enqueued, FinishRequest, Store};
@@ -74,6 +76,13 @@ macro_rules! with_every_case {
             prune_events_forgets_ids_then_deletes,
             ticks_fire_once,
             ingest_stores_an_id_repeated_in_one_call_once,
+            steps_are_fenced_and_read_in_order,
+            a_sleep_waits_then_its_timer_wakes_the_run,
+            an_event_wakes_the_waits_it_matches,
+            an_event_already_stored_ends_a_new_wait,
+            an_invoked_run_wakes_its_parent,
+            cancel_of_a_waiting_run_cancels_its_child,
+            a_step_retry_requeues_and_a_rerun_keeps_steps,
         ];
     };
 }

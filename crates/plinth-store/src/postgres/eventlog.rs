@@ -44,7 +44,7 @@ pub(crate) async fn ingest(
     schema: &str,
     events: Vec<NewEvent>,
     dedup_after: i64,
-) -> Result<Vec<Ingested>, StoreError> {
+) -> Result<(Vec<Ingested>, bool), StoreError> {
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
     sqlx::query("UPDATE events SET dedup_key = NULL WHERE dedup_key = ANY($1) AND received_at < $2")
@@ -120,6 +120,10 @@ pub(crate) async fn ingest(
     if !runs.is_empty() {
         insert_many(&mut tx, &runs).await?;
     }
+    let mut woke = false;
+    for d in decided.iter().filter(|d| inserted.contains(&d.0.id)) {
+        woke |= super::steps::match_event(&mut tx, &d.0).await?;
+    }
     tx.commit().await?;
     let stored: HashMap<String, Vec<String>> = decided
         .into_iter()
@@ -127,7 +131,8 @@ pub(crate) async fn ingest(
         .map(|d| (d.0.id, d.1.into_iter().map(|r| r.run_id).collect()))
         .collect();
     let mut answered = HashSet::new();
-    ids.into_iter()
+    let out: Result<Vec<Ingested>, StoreError> = ids
+        .into_iter()
         .map(|id| match stored.get(&id) {
             Some(run_ids) if answered.insert(id.clone()) => {
                 Ok(Ingested { event_id: id, run_ids: run_ids.clone(), duplicate: false })
@@ -139,7 +144,8 @@ pub(crate) async fn ingest(
                 Ok(Ingested { event_id, run_ids, duplicate: true })
             }
         })
-        .collect()
+        .collect();
+    Ok((out?, woke))
 }
 
 pub(crate) async fn prune_events(pool: &PgPool, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {

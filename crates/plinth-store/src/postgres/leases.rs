@@ -27,6 +27,7 @@ fn claim_sql() -> String {
 pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> Result<Claimed, StoreError> {
     let sql = claim_sql();
     let mut tx = sqlx::Connection::begin(conn).await?;
+    let next_wake = super::steps::wake_due(&mut tx, req.now).await?;
     let mut runs = Vec::new();
     for (function, n) in &req.wants {
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
@@ -48,6 +49,10 @@ pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> 
     }
     let next_due: Option<i64> =
         sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'queued'").fetch_one(&mut *tx).await?;
+    let next_due = match (next_due, next_wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     tx.commit().await?;
     runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
     Ok(Claimed { runs, next_due })

@@ -11,6 +11,7 @@ use sqlx::{Executor, PgPool};
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "events_and_schedules", include_str!("migrations/0002_events_and_schedules.sql")),
+    (3, "steps", include_str!("migrations/0003_steps.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

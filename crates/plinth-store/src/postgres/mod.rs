@@ -19,6 +19,7 @@ mod migrate;
 mod read;
 mod rows;
 mod runs;
+mod steps;
 mod upkeep;
 
 pub use connect::{drop_schema, valid_schema_name};
@@ -161,6 +162,19 @@ impl PostgresStore {
         self.leader.resign().await;
         self.pool.close().await;
     }
+
+    /// Wakes the parents waiting on these ended runs. A failure is logged: the upkeep's sweep
+    /// wakes them later.
+    async fn children_ended(&self, ended: &[String]) {
+        if ended.is_empty() {
+            return;
+        }
+        match steps::after_terminal(&self.pool, ended, plinth_core::timefmt::now_micros()).await {
+            Ok(true) => self.events.work(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot wake the parents of ended runs yet; the upkeep will"),
+        }
+    }
 }
 
 #[async_trait]
@@ -199,11 +213,20 @@ impl Store for PostgresStore {
     }
 
     async fn cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
-        let outcome = timed(runs::cancel(&self.pool, run_id, now)).await?;
+        let (outcome, cascade) = timed(runs::cancel(&self.pool, run_id, now)).await?;
+        for id in &cascade.cancels {
+            self.notifier.cancel(id);
+            self.events.cancel(id);
+        }
+        if !cascade.terminal.is_empty() {
+            self.notifier.ended_here(cascade.terminal.iter().map(String::as_str));
+            self.events.terminal(cascade.terminal.iter().map(String::as_str));
+        }
         match &outcome {
             CancelOutcome::Cancelled(_) => {
                 self.notifier.ended_here([run_id]);
                 self.events.terminal([run_id]);
+                self.children_ended(&[run_id.to_string()]).await;
             }
             CancelOutcome::Requested(_) => {
                 self.notifier.cancel(run_id);
@@ -224,17 +247,28 @@ impl Store for PostgresStore {
 
     async fn finish(&self, req: FinishRequest) -> Result<bool, StoreError> {
         let run_id = req.run_id.clone();
-        let (tx, rx) = oneshot::channel();
-        let gone = || StoreError::Unavailable("the store is shutting down".into());
-        let status = timed(async {
-            self.finishes.send((req, tx)).await.map_err(|_| gone())?;
-            rx.await.map_err(|_| gone())?
-        })
-        .await?;
+        let status = if let plinth_core::Finish::Suspended(s) = &req.finish {
+            // Why: a suspension writes a step, maybe a child run and a wait; it has its own
+            // transaction rather than a place in the batched statement.
+            let status = timed(steps::suspend(&self.pool, &req, s)).await?;
+            if s.child.is_some() {
+                self.events.work();
+            }
+            status
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let gone = || StoreError::Unavailable("the store is shutting down".into());
+            timed(async {
+                self.finishes.send((req, tx)).await.map_err(|_| gone())?;
+                rx.await.map_err(|_| gone())?
+            })
+            .await?
+        };
         match status {
             Some(s) if s.is_terminal() => {
                 self.notifier.ended_here([run_id.as_str()]);
                 self.events.terminal([run_id.as_str()]);
+                self.children_ended(&[run_id]).await;
             }
             Some(RunStatus::Queued) => self.events.work(),
             _ => {}
@@ -255,6 +289,14 @@ impl Store for PostgresStore {
         let ended = || rescued.iter().filter(|r| r.status.is_terminal()).map(|r| r.run_id.as_str());
         self.notifier.ended_here(ended());
         self.events.terminal(ended());
+        self.children_ended(&ended().map(str::to_string).collect::<Vec<_>>()).await;
+        // Why: a node that died between a child's end and its parent's wake-up leaves the
+        // parent waiting; the upkeep leader (the only caller of rescue) sweeps for those.
+        match steps::sweep_children(&self.pool, plinth_core::timefmt::now_micros()).await {
+            Ok(true) => self.events.work(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot sweep for parents of ended runs"),
+        }
         if rescued.iter().any(|r| r.status == RunStatus::Queued) {
             self.events.work();
         }
@@ -270,8 +312,8 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
-        let ingested = timed(eventlog::ingest(&self.pool, &self.schema, events, dedup_after)).await?;
-        if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+        let (ingested, woke) = timed(eventlog::ingest(&self.pool, &self.schema, events, dedup_after)).await?;
+        if woke || ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
             self.events.work();
         }
         Ok(ingested)
@@ -299,6 +341,24 @@ impl Store for PostgresStore {
 
     async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
         timed(eventlog::schedules(&self.pool)).await
+    }
+
+    async fn steps(&self, run_id: &str) -> Result<Option<Vec<plinth_core::steps::Step>>, StoreError> {
+        timed(steps::load(&self.pool, run_id)).await
+    }
+
+    async fn save_steps(
+        &self,
+        run_id: &str,
+        owner: &str,
+        attempt: u32,
+        steps: Vec<plinth_core::steps::Step>,
+    ) -> Result<bool, StoreError> {
+        timed(steps::save(&self.pool, run_id, owner, attempt, &steps)).await
+    }
+
+    async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<plinth_core::steps::Step>) -> Result<Run, StoreError> {
+        timed(steps::enqueue_with(&self.pool, &run, &steps)).await
     }
 
     async fn check(&self) -> Result<Duration, StoreError> {

@@ -3,6 +3,7 @@
 use super::lock_key;
 use super::read::get_run;
 use super::rows::to_json;
+use super::steps::{Cascade, cancel_waiting};
 use crate::{CancelOutcome, Enqueued, StoreError, cancelled_error};
 use plinth_core::{NewRun, Run, RunStatus};
 use sqlx::{PgConnection, PgPool, Row};
@@ -100,11 +101,12 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
 }
 
 /// Cancels a queued run, or marks a running one; the caller announces it after the commit.
-pub(crate) async fn cancel(pool: &PgPool, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
+pub(crate) async fn cancel(pool: &PgPool, run_id: &str, now: i64) -> Result<(CancelOutcome, Cascade), StoreError> {
     let mut tx = pool.begin().await?;
+    let mut cascade = Cascade::default();
     let Some(run) = get_run(&mut tx, run_id, false, true).await? else {
         tx.rollback().await?;
-        return Ok(CancelOutcome::NotFound);
+        return Ok((CancelOutcome::NotFound, cascade));
     };
     let outcome = match run.status {
         RunStatus::Queued => {
@@ -122,8 +124,13 @@ pub(crate) async fn cancel(pool: &PgPool, run_id: &str, now: i64) -> Result<Canc
             sqlx::query("UPDATE runs SET cancel_requested = TRUE WHERE id = $1").bind(run_id).execute(&mut *tx).await?;
             CancelOutcome::Requested(Run { cancel_requested: true, ..run })
         }
+        RunStatus::Waiting => {
+            cancel_waiting(&mut tx, run_id, now, &mut cascade).await?;
+            cascade.terminal.retain(|id| id != run_id);
+            CancelOutcome::Cancelled(get_run(&mut tx, run_id, false, false).await?.ok_or_else(|| missing(run_id))?)
+        }
         _ => CancelOutcome::AlreadyTerminal(run),
     };
     tx.commit().await?;
-    Ok(outcome)
+    Ok((outcome, cascade))
 }

@@ -42,7 +42,8 @@ pub(crate) async fn prune(pool: &PgPool, before: i64, keys_before: i64, batch: u
         "WITH doomed AS (SELECT id FROM runs WHERE finished_at < $1 AND idempotency_key IS NULL \
            ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          logs AS (DELETE FROM run_logs WHERE run_id IN (SELECT id FROM doomed)), \
-         tries AS (DELETE FROM attempts WHERE run_id IN (SELECT id FROM doomed)) \
+         tries AS (DELETE FROM attempts WHERE run_id IN (SELECT id FROM doomed)), \
+         steps AS (DELETE FROM steps WHERE run_id IN (SELECT id FROM doomed)) \
          DELETE FROM runs WHERE id IN (SELECT id FROM doomed)",
     )
     .bind(before)

@@ -12,6 +12,7 @@ fn none<T>(v: T) -> OpResult<T> {
     Ok((v, super::ops::Events::default()))
 }
 
+/// Stores events with the runs they start; each new event also ends the waits it matches.
 pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64) -> OpResult<Vec<Ingested>> {
     let mut expire = conn.prepare_cached("UPDATE events SET dedup_key = NULL WHERE dedup_key = ?1 AND received_at < ?2")?;
     let mut first = conn.prepare_cached("SELECT id, run_ids FROM events WHERE dedup_key = ?1")?;
@@ -20,6 +21,7 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?2, ?7, ?8)",
     )?;
     let mut out = Vec::with_capacity(events.len());
+    let mut woken = super::ops::Events::default();
     for NewEvent { event, runs, mut skipped } in events {
         expire.execute(params![event.id, dedup_after])?;
         let seen: Option<(String, String)> = first.query_row(params![event.id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
@@ -49,9 +51,10 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
             to_json(&run_ids),
             to_json(&skipped),
         ])?;
+        super::steps::match_event(conn, &event, &mut woken)?;
         out.push(Ingested { event_id: event.id, run_ids, duplicate: false });
     }
-    none(out)
+    Ok((out, woken))
 }
 
 pub(crate) fn prune_events(conn: &Connection, before: i64, dedup_before: i64, batch: u32) -> OpResult<u64> {

@@ -10,6 +10,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "health_probe_room", include_str!("migrations/0002_health_probe_room.sql")),
     (3, "idempotency_window", include_str!("migrations/0003_idempotency_window.sql")),
     (4, "events_and_schedules", include_str!("migrations/0004_events_and_schedules.sql")),
+    (5, "steps", include_str!("migrations/0005_steps.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

@@ -6,6 +6,7 @@ pub(crate) mod migrate;
 mod ops;
 mod read;
 mod rows;
+mod steps;
 mod writer;
 
 use crate::{
@@ -13,6 +14,7 @@ use crate::{
     LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
+use plinth_core::steps::Step;
 use plinth_core::{NewRun, Run};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -283,6 +285,26 @@ impl Store for SqliteStore {
 
     async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
         self.read(events::schedules).await
+    }
+
+    async fn steps(&self, run_id: &str) -> Result<Option<Vec<Step>>, StoreError> {
+        let id = run_id.to_string();
+        self.read(move |c| {
+            if read::get_run(c, &id, false)?.is_none() {
+                return Ok(None);
+            }
+            steps::load(c, &id).map(Some)
+        })
+        .await
+    }
+
+    async fn save_steps(&self, run_id: &str, owner: &str, attempt: u32, steps: Vec<Step>) -> Result<bool, StoreError> {
+        let (id, owner) = (run_id.to_string(), owner.to_string());
+        self.write(|r| Op::SaveSteps(id, owner, attempt, steps, r)).await
+    }
+
+    async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<Step>) -> Result<Run, StoreError> {
+        self.write(|r| Op::EnqueueWith(run, steps, r)).await
     }
 
     async fn check(&self) -> Result<Duration, StoreError> {

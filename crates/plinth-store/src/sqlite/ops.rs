@@ -13,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub(crate) struct Events {
     pub(crate) terminal: Vec<String>,
     pub(crate) cancels: Vec<String>,
+    /// Runs became due (a wait ended, a child or a rerun was stored): wake the dispatcher.
+    pub(crate) work: bool,
 }
 
 pub(crate) type OpResult<T> = Result<(T, Events), StoreError>;
@@ -86,6 +88,7 @@ pub(crate) fn queue_full(conn: &Connection, function: &str, limit: u32) -> rusql
 }
 
 pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> {
+    let next_wake = super::steps::wake_due(conn, req.now)?;
     let sql = format!(
         "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2, \
          started_at = ?3 WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND function = ?4 \
@@ -115,6 +118,10 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
         // Why: without INDEXED BY the planner walks every queued run through `runs_by_status`.
         conn.prepare_cached("SELECT MIN(next_attempt_at) FROM runs INDEXED BY runs_due WHERE status = 'queued'")?
             .query_row([], |r| r.get(0))?;
+    let next_due = match (next_due, next_wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     none(Claimed { runs, next_due })
 }
 
@@ -144,6 +151,12 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
     let Some(cancel_requested) = held else {
         return none(false);
     };
+    let mut events = Events::default();
+    if let (plinth_core::Finish::Suspended(s), 0) = (&req.finish, cancel_requested) {
+        super::steps::suspend(conn, &req, s, &mut events)?;
+        end_attempt(conn, &req, None)?;
+        return Ok((true, events));
+    }
     let attempt_error = crate::transition::attempt_error(&req);
     let t = crate::transition::transition(&req, cancel_requested != 0);
     let terminal = t.status.is_terminal();
@@ -161,23 +174,20 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
         t.attempt,
         req.run_id,
     ])?;
-    let duration_us = i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX);
-    conn.prepare_cached(
-        "UPDATE attempts SET finished_at = ?1, outcome = ?2, error = ?3, duration_us = ?4 WHERE run_id = ?5 AND attempt = ?6",
-    )?
-    .execute(params![
-        req.now,
-        req.finish.outcome(),
-        attempt_error.as_ref().map(to_json),
-        duration_us,
-        req.run_id,
-        req.attempt
-    ])?;
-    let mut events = Events::default();
+    end_attempt(conn, &req, attempt_error.as_ref())?;
     if terminal {
         events.terminal.push(req.run_id);
     }
     Ok((true, events))
+}
+
+fn end_attempt(conn: &Connection, req: &FinishRequest, error: Option<&RunError>) -> rusqlite::Result<()> {
+    let duration_us = i64::try_from(req.duration.as_micros()).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "UPDATE attempts SET finished_at = ?1, outcome = ?2, error = ?3, duration_us = ?4 WHERE run_id = ?5 AND attempt = ?6",
+    )?
+    .execute(params![req.now, req.finish.outcome(), error.map(to_json), duration_us, req.run_id, req.attempt])?;
+    Ok(())
 }
 
 pub(crate) fn append_logs(conn: &Connection, run_id: &str, attempt: u32, lines: &[LogLine]) -> OpResult<()> {
@@ -210,6 +220,10 @@ pub(crate) fn cancel(conn: &Connection, run_id: &str, now: i64) -> OpResult<Canc
             conn.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?.execute(params![run_id])?;
             events.cancels.push(run_id.to_string());
             CancelOutcome::Requested(Run { cancel_requested: true, ..run })
+        }
+        RunStatus::Waiting => {
+            super::steps::cancel_waiting(conn, run_id, now, &mut events)?;
+            CancelOutcome::Cancelled(get_run(conn, run_id, false)?.ok_or_else(|| missing(run_id))?)
         }
         _ => CancelOutcome::AlreadyTerminal(run),
     };
@@ -272,6 +286,7 @@ pub(crate) fn prune(conn: &Connection, before: i64, keys_before: i64, batch: u32
     let doomed = "SELECT id FROM runs WHERE finished_at < ?1 AND idempotency_key IS NULL ORDER BY finished_at, id LIMIT ?2";
     conn.execute(&format!("DELETE FROM run_logs WHERE run_id IN ({doomed})"), params![before, batch])?;
     conn.execute(&format!("DELETE FROM attempts WHERE run_id IN ({doomed})"), params![before, batch])?;
+    conn.execute(&format!("DELETE FROM steps WHERE run_id IN ({doomed})"), params![before, batch])?;
     let n = conn.execute(&format!("DELETE FROM runs WHERE id IN ({doomed})"), params![before, batch])?;
     none(n as u64)
 }

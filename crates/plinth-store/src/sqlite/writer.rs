@@ -8,6 +8,7 @@
 use super::ops::{self, Events, OpResult};
 use crate::{CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Notifier, Rescued, StoreError};
 use crate::{Ingested, NewEvent};
+use plinth_core::steps::Step;
 use plinth_core::{NewRun, Run};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub(crate) enum Op {
     Ingest(Vec<NewEvent>, i64, Reply<Vec<Ingested>>),
     PruneEvents(i64, i64, u32, Reply<u64>),
     FireTick(String, i64, NewRun, Reply<Option<Run>>),
+    SaveSteps(String, String, u32, Vec<Step>, Reply<bool>),
+    EnqueueWith(NewRun, Vec<Step>, Reply<Run>),
     Pragma(String, Reply<()>),
 }
 
@@ -75,6 +78,10 @@ fn apply(conn: &Connection, op: Op) -> Option<Applied> {
             settle(super::events::prune_events(conn, before, dedup_before, batch), reply)
         }
         Op::FireTick(function, tick, run, reply) => settle(super::events::fire_tick(conn, &function, tick, &run), reply),
+        Op::SaveSteps(run_id, owner, attempt, steps, reply) => {
+            settle(super::steps::save(conn, &run_id, &owner, attempt, &steps), reply)
+        }
+        Op::EnqueueWith(run, steps, reply) => settle(super::steps::enqueue_with(conn, &run, &steps), reply),
         Op::Pragma(sql, reply) => settle(conn.execute_batch(&sql).map(|()| ((), Events::default())).map_err(Into::into), reply),
     }
 }
@@ -87,7 +94,8 @@ fn fail(op: Op, e: &StoreError) {
         Op::Enqueue(_, r) => send(r, e),
         Op::Claim(_, r) => send(r, e),
         Op::Heartbeat(.., r) => send(r, e),
-        Op::Finish(_, r) => send(r, e),
+        Op::Finish(_, r) | Op::SaveSteps(.., r) => send(r, e),
+        Op::EnqueueWith(.., r) => send(r, e),
         Op::Logs(.., r) | Op::Probe(_, r) | Op::Pragma(_, r) => send(r, e),
         Op::Cancel(.., r) => send(r, e),
         Op::Rescue(_, r) => send(r, e),
@@ -133,9 +141,12 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, notifier: &Notifier)
             }
         };
         match apply(&sp, op) {
-            Some(done) => match sp.commit() {
+            Some(mut done) => match super::steps::after_terminal(&sp, &mut done.events, plinth_core::timefmt::now_micros())
+                .map_err(StoreError::from)
+                .and_then(|()| sp.commit().map_err(StoreError::from))
+            {
                 Ok(()) => applied.push(done),
-                Err(e) => (done.answer)(Some(&StoreError::from(e))),
+                Err(e) => (done.answer)(Some(&e)),
             },
             // Why: the savepoint rolls back when dropped, undoing the failed operation only.
             None => drop(sp.rollback()),
@@ -146,8 +157,10 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, notifier: &Notifier)
         tracing::error!(error = %e, ops = applied.len(), "group commit failed; nothing of it was written");
     }
     let mut terminal = Vec::new();
+    let mut work = false;
     for done in applied {
         if commit_error.is_none() {
+            work |= done.events.work;
             terminal.extend(done.events.terminal);
             for id in &done.events.cancels {
                 notifier.cancel(id);
@@ -156,4 +169,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, notifier: &Notifier)
         (done.answer)(commit_error.as_ref());
     }
     notifier.ended_here(terminal.iter().map(String::as_str));
+    if work {
+        notifier.work().notify_one();
+    }
 }

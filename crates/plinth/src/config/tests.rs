@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 23] = [
+const NAMES: [&str; 25] = [
     "config",
     "host",
     "port",
@@ -32,6 +32,8 @@ const NAMES: [&str; 23] = [
     "metrics_prefix",
     "max_log_bytes",
     "max_output_bytes",
+    "max_step_calls",
+    "max_memo_bytes",
 ];
 
 /// A valid component whose `server:` section is `server` (YAML flow mapping).

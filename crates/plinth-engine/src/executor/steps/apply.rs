@@ -1,0 +1,218 @@
+//! What Plinth does with an answer's ops: stores finished steps, plans parallel ones, retries
+//! failed ones by the function's policy, and turns sleep, wait_for_event and invoke into a
+//! suspension; send_event is done at once.
+
+use crate::Shared;
+use plinth_core::steps::protocol::{Op, ProtocolError};
+use plinth_core::steps::{MAX_INVOKE_DEPTH, Step, StepError, StepStatus, Suspension, Wait};
+use plinth_core::{Code, NewRun, Run, Trigger};
+use plinth_store::NewEvent;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Where the session goes after an answer.
+pub(crate) enum Next {
+    /// Call again (the planned steps, each with `ctx.target`, or the handler from the top).
+    Call,
+    /// End the call session at a step boundary.
+    Suspend(Suspension),
+}
+
+/// A failure to act on an answer: a protocol error, or the store not answering.
+pub(crate) enum Failure {
+    Protocol(ProtocolError),
+    Store(String),
+}
+
+impl From<ProtocolError> for Failure {
+    fn from(e: ProtocolError) -> Self {
+        Failure::Protocol(e)
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
+}
+
+/// The memo's step `id`, or a new one reached now.
+fn take(memo: &[Step], id: &str, op: &str, now: i64) -> Step {
+    memo.iter().find(|s| s.id == id).cloned().unwrap_or_else(|| {
+        let seq = memo.iter().map(|s| s.seq + 1).max().unwrap_or(0);
+        Step::reached(id, op, seq, now)
+    })
+}
+
+/// Puts `step` into the memo, replacing the one with its id.
+pub(crate) fn put(memo: &mut Vec<Step>, step: Step) {
+    match memo.iter_mut().find(|s| s.id == step.id) {
+        Some(slot) => *slot = step,
+        None => memo.push(step),
+    }
+}
+
+fn too_large(what: &str, bytes: usize, limit: u64) -> ProtocolError {
+    ProtocolError::new(Code::StepTooLarge, format!("{what} is {bytes} bytes, over the limit of {limit} bytes"))
+}
+
+/// Checks a step's output against the output limit and the memo against the memo limit.
+pub(crate) fn check_size(shared: &Shared, memo: &[Step], id: &str, output: &Value) -> Result<(), ProtocolError> {
+    let bytes = output.to_string().len();
+    if bytes as u64 > shared.config.max_output_bytes {
+        return Err(too_large(&format!("the output of step `{id}`"), bytes, shared.config.max_output_bytes));
+    }
+    let total = plinth_core::steps::envelope::memo_bytes(memo) + bytes;
+    if total as u64 > shared.config.max_memo_bytes {
+        return Err(too_large("the run's memo with this step", total, shared.config.max_memo_bytes));
+    }
+    Ok(())
+}
+
+/// A step's failure in this call: retried by the policy while attempts remain and it is
+/// retryable, else stored as its error.
+pub(crate) fn step_failed(shared: &Shared, run: &Run, mut step: Step, error: StepError, now: i64) -> Step {
+    step.attempts += 1;
+    if error.retryable && step.attempts < run.max_attempts {
+        let backoff = shared
+            .component
+            .function(&run.function)
+            .map(|(_, f)| f.policy.retries.backoff.delay(step.attempts, super::super::fastrand_unit()))
+            .unwrap_or_default();
+        step.status = StepStatus::Retrying;
+        step.error = Some(error);
+        step.wait = Some(Wait::Retry { at: now + micros(backoff) });
+        return step;
+    }
+    step.fail(error, now)
+}
+
+/// Acts on an untargeted answer's ops (already checked), in order. Finished steps go into
+/// `memo` and `dirty` (to be saved); a suspension's step is returned instead.
+pub(crate) async fn apply(
+    shared: &Shared,
+    run: &Run,
+    memo: &mut Vec<Step>,
+    dirty: &mut Vec<Step>,
+    ops: Vec<Op>,
+    now: i64,
+) -> Result<Next, Failure> {
+    for op in ops {
+        let id = op.id().to_string();
+        let step = match op {
+            Op::Step { output, .. } => {
+                check_size(shared, memo, &id, &output)?;
+                let mut s = take(memo, &id, "step", now);
+                s.attempts += 1;
+                s.succeed(output, now)
+            }
+            Op::StepError { error, .. } => {
+                let s = step_failed(shared, run, take(memo, &id, "step", now), error, now);
+                if s.status == StepStatus::Retrying {
+                    return Ok(Next::Suspend(Suspension { step: s, child: None }));
+                }
+                s
+            }
+            Op::Plan { .. } => {
+                let mut s = take(memo, &id, "step", now);
+                s.status = StepStatus::Running;
+                s
+            }
+            Op::Sleep { until, .. } => {
+                let s = take(memo, &id, "sleep", now);
+                if until <= now {
+                    s.succeed(Value::Null, now)
+                } else {
+                    return Ok(Next::Suspend(waiting(s, Wait::Sleep { until })));
+                }
+            }
+            Op::WaitForEvent { event, cond, timeout, .. } => {
+                let wait = Wait::Event { event, cond, since: now, timeout_at: timeout.map(|t| now + micros(t)) };
+                return Ok(Next::Suspend(waiting(take(memo, &id, "wait_for_event", now), wait)));
+            }
+            Op::Invoke { function, input, timeout, .. } => {
+                let child = child_run(shared, run, &function, input, now).await?;
+                let wait = Wait::Run { run_id: child.run_id.clone(), timeout_at: timeout.map(|t| now + micros(t)) };
+                let mut s = waiting(take(memo, &id, "invoke", now), wait);
+                s.child = Some(child);
+                return Ok(Next::Suspend(s));
+            }
+            Op::SendEvent { events, .. } => {
+                let ids = send_events(shared, run, &id, events, now).await?;
+                let output = json!({"event_ids": ids});
+                take(memo, &id, "send_event", now).succeed(output, now)
+            }
+        };
+        put(memo, step.clone());
+        put(dirty, step);
+    }
+    Ok(Next::Call)
+}
+
+fn waiting(mut step: Step, wait: Wait) -> Suspension {
+    step.status = StepStatus::Waiting;
+    step.wait = Some(wait);
+    Suspension { step, child: None }
+}
+
+/// The child run an `invoke` starts: the function must exist, its input match its schema, and
+/// the chain of invoking runs stay within [`MAX_INVOKE_DEPTH`].
+async fn child_run(shared: &Shared, run: &Run, function: &str, input: Value, now: i64) -> Result<NewRun, Failure> {
+    let Some((index, spec)) = shared.component.function(function) else {
+        let names: Vec<&str> = shared.component.file.functions.iter().map(|f| f.name.as_str()).collect();
+        return Err(ProtocolError::new(
+            Code::InvokeUnknownFunction,
+            format!("`invoke` names function `{function}`, which this component does not have; it has {}", names.join(", ")),
+        )
+        .into());
+    };
+    if let Some(Some(schema)) = shared.component.schemas.get(index) {
+        let problems = schema.violations(&input);
+        if let Some(first) = problems.first() {
+            return Err(ProtocolError::new(
+                Code::InvokeUnknownFunction,
+                format!("the input of `invoke {function}` does not match its schema: {}: {}", first.pointer, first.message),
+            )
+            .into());
+        }
+    }
+    let mut depth = 1;
+    let mut parent = run.trigger.clone();
+    while let Trigger::Invoke { parent_run_id } = parent {
+        depth += 1;
+        if depth > MAX_INVOKE_DEPTH {
+            return Err(ProtocolError::new(
+                Code::InvokeTooDeep,
+                format!("runs invoke runs more than {MAX_INVOKE_DEPTH} levels deep (this run's chain ends at {parent_run_id})"),
+            )
+            .into());
+        }
+        parent = match shared.store.get(&parent_run_id, false).await {
+            Ok(Some(p)) => p.trigger,
+            Ok(None) => break,
+            Err(e) => return Err(Failure::Store(e.to_string())),
+        };
+    }
+    let trigger = Trigger::Invoke { parent_run_id: run.run_id.clone() };
+    let mut child = NewRun::of(spec, input, trigger, &run.correlation_id, now);
+    child.max_queued = None;
+    Ok(child)
+}
+
+/// Stores a `send_event` op's events with ids derived from the run and step, so a repeat of
+/// the op (a crash before its step was stored) sends nothing twice.
+async fn send_events(shared: &Shared, run: &Run, step_id: &str, events: Value, now: i64) -> Result<Vec<String>, Failure> {
+    let base = plinth_core::ids::fingerprint(&format!("{}/{step_id}", run.run_id));
+    let mut n = 0;
+    let parsed = plinth_core::event::parse_events(events, now, || {
+        n += 1;
+        format!("{}-{base}-{n}", run.run_id)
+    })
+    .map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.pointer, p.message)).collect();
+        ProtocolError::new(Code::StepInvalidOp, format!("`send_event` `{step_id}`: {}", text.join("; ")))
+    })?;
+    let planned: Vec<NewEvent> =
+        parsed.into_iter().map(|e| NewEvent::planned(&shared.component, e, &run.correlation_id, now)).collect();
+    let window = micros(shared.config.event_dedup_window);
+    let stored = shared.store.ingest(planned, now - window).await.map_err(|e| Failure::Store(e.to_string()))?;
+    Ok(stored.into_iter().map(|i| i.event_id).collect())
+}
