@@ -120,15 +120,6 @@ impl Engine {
     pub fn check_handlers(component: &Component, handlers: &Handlers) -> Result<(), plinth_core::ConfigError> {
         executor::http::HttpHandlers::new(component)?;
         for (i, f) in component.file.functions.iter().enumerate() {
-            if let (true, Some(plinth_core::HandlerKind::Rust(_))) = (f.steps, f.handler.get()) {
-                return Err(plinth_core::ConfigError::new(
-                    component.path.display().to_string(),
-                    format!("functions[{i}].steps"),
-                    "a step function's handler is a command or an HTTP endpoint (the step protocol); \
-                     an in-process Rust handler takes its steps through the Rust API without `steps: true`"
-                        .to_string(),
-                ));
-            }
             if let Some(plinth_core::HandlerKind::Rust(name)) = f.handler.get() {
                 if !handlers.contains(name) {
                     return Err(plinth_core::ConfigError::new(

@@ -11,5 +11,7 @@ mod flows;
 mod harness;
 #[path = "steps/protocol.rs"]
 mod protocol;
+#[path = "steps/rust.rs"]
+mod rust;
 #[path = "steps/scripted.rs"]
 mod scripted;

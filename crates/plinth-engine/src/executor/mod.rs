@@ -69,7 +69,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
     .await;
 }
 
-async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
+async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {
     let Some((_, spec)) = shared.component.function(&run.function) else {
         let msg = format!("this node's component has no function `{}`", run.function);
         return AttemptEnd::Failed(RunError::new(Code::FunctionNotFound, msg).retryable(true));
@@ -84,7 +84,7 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
         stop: stop.token(),
     };
     if spec.steps
-        && let Some(handler) = spec.handler.get()
+        && let Some(handler @ (HandlerKind::Command(_) | HandlerKind::Http(_))) = spec.handler.get()
     {
         return steps::session(shared, &handler, &env).await;
     }
@@ -96,33 +96,82 @@ async fn handle(shared: &Shared, run: &Run, stop: &Stop) -> AttemptEnd {
                 let msg = format!("no in-process handler is registered as `{name}`");
                 return AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg));
             };
-            // Why: a child token also tells the handler's own tasks to stop on timeout,
-            // without marking the attempt as stopped from outside.
-            let cancel = stop.token().child_token();
-            let ctx = in_process::HandlerContext {
-                run_id: run.run_id.clone(),
-                function: run.function.clone(),
-                attempt: run.attempt,
-                correlation_id: run.correlation_id.clone(),
-                cancel: cancel.clone(),
-            };
-            let fut = handler.call(ctx, run.input.clone());
-            tokio::select! {
-                r = tokio::time::timeout(timeout, fut) => match r {
-                    Ok(Ok(v)) => AttemptEnd::Succeeded(v),
-                    Ok(Err(e)) => AttemptEnd::Failed(RunError::new(Code::HandlerFailed, e.message).retryable(e.retryable)),
-                    Err(_) => {
-                        cancel.cancel();
-                        AttemptEnd::Failed(RunError::new(
-                            Code::HandlerTimeout,
-                            format!("the handler did not finish within {}", plinth_core::DurationSpec(timeout)),
-                        ))
-                    }
-                },
-                () = stop.token().cancelled() => AttemptEnd::Stopped,
-            }
+            in_process_attempt(shared, run, stop, handler, spec.steps, timeout).await
         }
         None => AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, "the function has no valid handler")),
+    }
+}
+
+/// One attempt of an in-process handler; with `steps`, its memo is loaded first and a step
+/// operation's signal (a suspension, a protocol error, a lost lease) ends the attempt as such.
+async fn in_process_attempt(
+    shared: &Arc<Shared>,
+    run: &Run,
+    stop: &Stop,
+    handler: Arc<dyn in_process::Handler>,
+    with_steps: bool,
+    timeout: Duration,
+) -> AttemptEnd {
+    let state = if with_steps {
+        match in_process_memo(shared, run).await {
+            Ok(memo) => Some(Arc::new(in_process::StepState::new(shared.clone(), run.clone(), memo))),
+            Err(end) => return end,
+        }
+    } else {
+        None
+    };
+    // Why: a child token also tells the handler's own tasks to stop on timeout,
+    // without marking the attempt as stopped from outside.
+    let cancel = stop.token().child_token();
+    let ctx = in_process::HandlerContext {
+        run_id: run.run_id.clone(),
+        function: run.function.clone(),
+        attempt: run.attempt,
+        correlation_id: run.correlation_id.clone(),
+        cancel: cancel.clone(),
+        steps: state,
+    };
+    let fut = handler.call(ctx, run.input.clone());
+    tokio::select! {
+        r = tokio::time::timeout(timeout, fut) => match r {
+            Ok(Ok(v)) => AttemptEnd::Succeeded(v),
+            Ok(Err(e)) => match e.signal {
+                Some(in_process::Signal::Suspend(s)) => AttemptEnd::Suspended(s),
+                Some(in_process::Signal::Protocol(code, message)) => AttemptEnd::Failed(RunError::new(code, message)),
+                Some(in_process::Signal::Lost) => AttemptEnd::LeaseLost,
+                None => AttemptEnd::Failed(RunError::new(Code::HandlerFailed, e.message).retryable(e.retryable)),
+            },
+            Err(_) => {
+                cancel.cancel();
+                AttemptEnd::Failed(RunError::new(
+                    Code::HandlerTimeout,
+                    format!("the handler did not finish within {}", plinth_core::DurationSpec(timeout)),
+                ))
+            }
+        },
+        () = stop.token().cancelled() => AttemptEnd::Stopped,
+    }
+}
+
+/// The memo an in-process step function starts from: waits that ended are resolved and
+/// stored; a wait still running gives the run back (`Err`).
+async fn in_process_memo(shared: &Shared, run: &Run) -> Result<Vec<plinth_core::steps::Step>, AttemptEnd> {
+    let mut memo = match shared.store.steps(&run.run_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(AttemptEnd::LeaseLost),
+        Err(e) => return Err(AttemptEnd::Failed(RunError::new(Code::ConnectionFailed, e.to_string()).retryable(true))),
+    };
+    if memo.len() as u64 >= u64::from(shared.config.max_step_calls) {
+        let msg =
+            format!("the run has {} steps, as many as --max-step-calls {} allows", memo.len(), shared.config.max_step_calls);
+        return Err(AttemptEnd::Failed(RunError::new(Code::StepCallLimit, msg)));
+    }
+    let mut dirty = Vec::new();
+    let pending = steps::settle(&mut memo, &mut dirty, now_micros());
+    steps::save(shared, run, &mut dirty).await?;
+    match pending {
+        steps::Pending::Wait(s) => Err(AttemptEnd::Suspended(Box::new(s))),
+        steps::Pending::Targets(_) | steps::Pending::None => Ok(memo),
     }
 }
 

@@ -12,3 +12,4 @@ mod nodes;
 mod races;
 mod schedules;
 mod scheduling;
+mod steps_rust;

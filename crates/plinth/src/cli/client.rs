@@ -52,6 +52,22 @@ pub(crate) enum RunsCommand {
     Cancel(RunIdArgs),
     /// A run's log lines.
     Logs(RunIdArgs),
+    /// A step function's steps: op, status, attempts, duration, output or error.
+    Steps(RunIdArgs),
+    /// Run an ended run again (same function and input), whole or from one of its steps.
+    Rerun(RerunArgs),
+}
+
+/// Settings of `runs rerun`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RerunArgs {
+    /// The run to repeat.
+    pub(crate) run_id: String,
+    /// Keep the steps reached before this one and run from it (step functions).
+    #[arg(long)]
+    pub(crate) from_step: Option<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 /// Settings of `runs list`.
@@ -60,7 +76,7 @@ pub(crate) struct ListArgs {
     /// Only this function's runs.
     #[arg(long)]
     pub(crate) function: Option<String>,
-    /// Only runs in this state: queued, running, succeeded, failed, cancelled.
+    /// Only runs in this state: queued, running, waiting, succeeded, failed, cancelled.
     #[arg(long)]
     pub(crate) status: Option<String>,
     /// Only runs with this correlation id.

@@ -111,6 +111,15 @@ impl Api {
         Ok(self.call(self.http.get(format!("{}/runs/{id}/logs", self.base))).await?.2)
     }
 
+    pub(crate) async fn steps(&self, id: &str) -> Result<Value, Failure> {
+        Ok(self.call(self.http.get(format!("{}/runs/{id}/steps", self.base))).await?.2)
+    }
+
+    pub(crate) async fn rerun(&self, id: &str, from_step: Option<&str>) -> Result<Value, Failure> {
+        let body = from_step.map_or_else(|| serde_json::json!({}), |s| serde_json::json!({"from_step": s}));
+        Ok(self.call(self.http.post(format!("{}/runs/{id}/rerun", self.base)).json(&body)).await?.2)
+    }
+
     pub(crate) async fn send_event(&self, event: &Value) -> Result<Value, Failure> {
         Ok(self.call(self.http.post(format!("{}/events", self.base)).json(event)).await?.2)
     }

@@ -194,6 +194,24 @@ async fn manage(command: &RunsCommand) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        RunsCommand::Steps(a) => {
+            let steps = Api::new(&a.client)?.steps(&a.run_id).await?;
+            if a.client.json {
+                println!("{steps}");
+            } else {
+                print!("{}", render::step_table(&steps));
+            }
+            Ok(0)
+        }
+        RunsCommand::Rerun(a) => {
+            let accepted = Api::new(&a.client)?.rerun(&a.run_id, a.from_step.as_deref()).await?;
+            if a.client.json {
+                println!("{accepted}");
+            } else {
+                println!("{}", accepted["run_id"].as_str().unwrap_or_default());
+            }
+            Ok(0)
+        }
         RunsCommand::Logs(a) => {
             let api = Api::new(&a.client)?;
             let logs = api.logs(&a.run_id).await?;

@@ -72,6 +72,17 @@ pub(crate) fn run_detail(run: &Value) -> String {
         let detail = ["event_id", "scheduled_at", "parent_run_id", "of"].iter().find_map(|k| run["trigger"][k].as_str());
         let _ = writeln!(out, "{:<15}{kind}{}", "trigger", detail.map(|d| format!(" {d}")).unwrap_or_default());
     }
+    if let Some(w) = run["waiting_for"].as_object() {
+        let on = ["until", "event", "run_id"].iter().find_map(|k| w.get(*k).and_then(Value::as_str)).unwrap_or("");
+        let timeout = w.get("timeout_at").and_then(Value::as_str).map(|t| format!(" (gives up at {t})")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<15}step {} {} {on}{timeout}",
+            "waiting_for",
+            text(&run["waiting_for"]["step"]),
+            text(&run["waiting_for"]["kind"])
+        );
+    }
     if run["error"].is_object() {
         let _ = writeln!(out, "{:<15}{} {}", "error", text(&run["error"]["code"]), text(&run["error"]["message"]));
     }
@@ -79,6 +90,26 @@ pub(crate) fn run_detail(run: &Value) -> String {
         let _ = writeln!(out, "{:<15}{}", "output", run["output"]);
     }
     out
+}
+
+/// `GET /runs/{id}/steps` as a table: one row a step, its output or error cut to one line.
+pub(crate) fn step_table(steps: &Value) -> String {
+    let rows: Vec<Vec<String>> = steps["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let result =
+                if s["error"].is_object() { format!("error: {}", text(&s["error"]["message"])) } else { s["output"].to_string() };
+            let result: String = result.chars().take(60).collect();
+            let ms = s["duration_ms"].as_f64().map(|d| format!("{d:.1} ms")).unwrap_or_default();
+            vec![text(&s["id"]), text(&s["op"]), text(&s["status"]), text(&s["attempts"]), ms, result]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no steps\n".to_string();
+    }
+    table(&["STEP", "OP", "STATUS", "ATTEMPTS", "DURATION", "OUTPUT"], &rows)
 }
 
 /// `GET /events` as a table, with the cursor of the next page when there is one.

@@ -117,8 +117,9 @@ pub(crate) async fn apply(
                 s
             }
             Op::Sleep { until, .. } => {
-                let s = take(memo, &id, "sleep", now);
+                let mut s = take(memo, &id, "sleep", now);
                 if until <= now {
+                    s.attempts = 1;
                     s.succeed(Value::Null, now)
                 } else {
                     return Ok(Next::Suspend(waiting(s, Wait::Sleep { until })));
@@ -137,8 +138,9 @@ pub(crate) async fn apply(
             }
             Op::SendEvent { events, .. } => {
                 let ids = send_events(shared, run, &id, events, now).await?;
-                let output = json!({"event_ids": ids});
-                take(memo, &id, "send_event", now).succeed(output, now)
+                let mut s = take(memo, &id, "send_event", now);
+                s.attempts = 1;
+                s.succeed(json!({"event_ids": ids}), now)
             }
         };
         put(memo, step.clone());
@@ -148,6 +150,7 @@ pub(crate) async fn apply(
 }
 
 fn waiting(mut step: Step, wait: Wait) -> Suspension {
+    step.attempts = step.attempts.max(1);
     step.status = StepStatus::Waiting;
     step.wait = Some(wait);
     Suspension { step, child: None }
@@ -155,7 +158,7 @@ fn waiting(mut step: Step, wait: Wait) -> Suspension {
 
 /// The child run an `invoke` starts: the function must exist, its input match its schema, and
 /// the chain of invoking runs stay within [`MAX_INVOKE_DEPTH`].
-async fn child_run(shared: &Shared, run: &Run, function: &str, input: Value, now: i64) -> Result<NewRun, Failure> {
+pub(crate) async fn child_run(shared: &Shared, run: &Run, function: &str, input: Value, now: i64) -> Result<NewRun, Failure> {
     let Some((index, spec)) = shared.component.function(function) else {
         let names: Vec<&str> = shared.component.file.functions.iter().map(|f| f.name.as_str()).collect();
         return Err(ProtocolError::new(
@@ -199,7 +202,13 @@ async fn child_run(shared: &Shared, run: &Run, function: &str, input: Value, now
 
 /// Stores a `send_event` op's events with ids derived from the run and step, so a repeat of
 /// the op (a crash before its step was stored) sends nothing twice.
-async fn send_events(shared: &Shared, run: &Run, step_id: &str, events: Value, now: i64) -> Result<Vec<String>, Failure> {
+pub(crate) async fn send_events(
+    shared: &Shared,
+    run: &Run,
+    step_id: &str,
+    events: Value,
+    now: i64,
+) -> Result<Vec<String>, Failure> {
     let base = plinth_core::ids::fingerprint(&format!("{}/{step_id}", run.run_id));
     let mut n = 0;
     let parsed = plinth_core::event::parse_events(events, now, || {

@@ -4,12 +4,13 @@
 //! (sleep, wait_for_event, invoke) or a step's retry: then the run leaves the worker and is
 //! woken later on whichever node is free.
 
-mod apply;
+pub(crate) mod apply;
 mod call;
 
 use super::{AttemptEnd, AttemptEnv};
 use crate::Shared;
-use apply::{Failure, Next, put, step_failed};
+pub(crate) use apply::put;
+use apply::{Failure, Next, step_failed};
 use call::Called;
 use plinth_core::steps::protocol::{self, Answer, Op, ProtocolError};
 use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait, envelope};
@@ -36,7 +37,7 @@ impl From<Failure> for AttemptEnd {
 }
 
 /// What the memo asks for before the next call.
-enum Pending {
+pub(crate) enum Pending {
     /// Nothing: call untargeted.
     None,
     /// Call these steps (planned, or a retry that is due) with `ctx.target`.
@@ -47,7 +48,7 @@ enum Pending {
 
 /// Resolves the waits that ended (a due sleep, a wait's timeout) into `dirty`, and says what
 /// the unfinished steps need.
-fn settle(memo: &mut Vec<Step>, dirty: &mut Vec<Step>, now: i64) -> Pending {
+pub(crate) fn settle(memo: &mut Vec<Step>, dirty: &mut Vec<Step>, now: i64) -> Pending {
     let mut targets = Vec::new();
     let mut later: Option<Step> = None;
     for st in memo.clone() {
@@ -88,7 +89,7 @@ fn settle(memo: &mut Vec<Step>, dirty: &mut Vec<Step>, now: i64) -> Pending {
 }
 
 /// Saves `dirty` (fenced by the lease); `Err` ends the attempt.
-async fn save(shared: &Shared, run: &plinth_core::Run, dirty: &mut Vec<Step>) -> Result<(), AttemptEnd> {
+pub(crate) async fn save(shared: &Shared, run: &plinth_core::Run, dirty: &mut Vec<Step>) -> Result<(), AttemptEnd> {
     if dirty.is_empty() {
         return Ok(());
     }

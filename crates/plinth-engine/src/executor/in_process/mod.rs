@@ -1,4 +1,9 @@
-//! In-process Rust handlers, registered by name through the library API.
+//! In-process Rust handlers, registered by name through the library API, and their durable
+//! steps (`ctx.step`, `ctx.sleep`, ...; see [`steps`]).
+
+mod steps;
+
+pub(crate) use steps::{Signal, StepState};
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,26 +25,30 @@ pub struct HandlerContext {
     pub correlation_id: String,
     /// Cancelled when the attempt must stop (cancel, timeout, shutdown).
     pub cancel: CancellationToken,
+    /// The run's steps, for a function with `steps: true`.
+    pub(crate) steps: Option<Arc<StepState>>,
 }
 
 /// A handler's failure.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HandlerError {
     /// What went wrong.
     pub message: String,
     /// Whether another attempt may succeed.
     pub retryable: bool,
+    /// A step boundary or a protocol error, carried up by `?` from a step operation.
+    pub(crate) signal: Option<steps::Signal>,
 }
 
 impl HandlerError {
     /// A failure worth retrying.
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: true }
+        Self { message: message.into(), retryable: true, signal: None }
     }
 
     /// A failure that no retry will fix.
     pub fn fatal(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self { message: message.into(), retryable: false, signal: None }
     }
 }
 
