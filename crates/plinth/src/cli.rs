@@ -243,6 +243,13 @@ pub(crate) struct BenchArgs {
     /// Seconds to watch the every-second schedule on the idle server for tick lateness.
     #[arg(long, default_value_t = 10)]
     pub(crate) tick_seconds: u64,
+    /// Workflows in each steps round (three-step in-process, five-step HTTP); 0 skips the
+    /// steps part.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) step_runs: usize,
+    /// Runs parked waiting on other events while event-to-resume is measured.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) waiting: usize,
     /// The plinth binary to start [default: this one].
     #[arg(long)]
     pub(crate) binary: Option<PathBuf>,

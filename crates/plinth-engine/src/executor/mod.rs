@@ -225,7 +225,10 @@ async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) 
         let name = Code::parse(&e.code).map_or("HandlerFailed", |c| c.entry().name);
         shared.metrics.error(name);
     }
-    shared.metrics.run_finished(&run.function, outcome, duration.as_secs_f64());
+    // Why: a suspension is not an end of the run; `plinth_runs_total` counts ends only.
+    if !matches!(finish, Finish::Suspended(_)) {
+        shared.metrics.run_finished(&run.function, outcome, duration.as_secs_f64());
+    }
     let req = FinishRequest {
         run_id: run.run_id.clone(),
         owner: shared.config.owner.clone(),

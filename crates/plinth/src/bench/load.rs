@@ -134,6 +134,27 @@ impl Client {
         v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
     }
 
+    /// `POST /run` of `function` with `input`; the run id on 202.
+    pub(crate) async fn submit_input(&self, function: &str, input: &Value) -> Result<String, String> {
+        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
+        let body = serde_json::json!({"function": function, "input": input}).to_string();
+        let resp = self
+            .http
+            .post(format!("{base}/run"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST /run: {e}"))?;
+        let status = resp.status().as_u16();
+        let v: Value = serde_json::from_slice(&resp.bytes().await.map_err(|e| format!("POST /run body: {e}"))?)
+            .map_err(|e| format!("POST /run body: {e}"))?;
+        if status != 202 {
+            return Err(format!("POST /run answered {status}: {v}"));
+        }
+        v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
+    }
+
     /// `POST /events` with `body` (one event or an array) on the next node; the 202's body.
     pub(crate) async fn send_events(&self, body: String) -> Result<Value, String> {
         let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];

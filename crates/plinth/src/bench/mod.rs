@@ -11,6 +11,7 @@ mod events;
 mod load;
 mod server;
 mod stats;
+mod steps;
 
 use crate::cli::BenchArgs;
 use load::{Client, Progress};
@@ -156,6 +157,19 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     } else {
         None
     };
+    let steps = if args.step_runs > 0 {
+        let settings = steps::Settings {
+            runs: args.step_runs,
+            concurrency: args.concurrency,
+            samples: args.pickup_samples.max(1),
+            waiting: args.waiting,
+            server_pid: server.pid(),
+            idle_rss,
+        };
+        Some(steps::measure(&client, &settings, &mut progress).await?)
+    } else {
+        None
+    };
     let rss_after = server::memory_mib(server.pid(), "VmRSS");
     let peak_rss = server::memory_mib(server.pid(), "VmHWM");
     let exit = server.stop(Duration::from_secs(30))?;
@@ -194,6 +208,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         target("POST /run p50 with an API key / without (paced)", "<=", TARGET_AUTH_P50_RATIO, auth_p50_ratio),
     ];
     targets.extend(events.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
+    targets.extend(steps.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     Ok(json!({
         "plinth_version": plinth_core::VERSION,
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get)},
@@ -221,6 +236,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         },
         "auth_overhead": auth_cost,
         "events": events.as_ref().map(|(report, _)| report),
+        "steps": steps.as_ref().map(|(report, _)| report),
         "targets": targets,
         "server_exit": exit.to_string(),
     }))
@@ -269,6 +285,8 @@ mod tests {
             claim_batch: None,
             events: 0,
             tick_seconds: 1,
+            step_runs: 0,
+            waiting: 0,
         }
     }
 

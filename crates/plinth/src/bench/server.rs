@@ -17,7 +17,9 @@ pub(crate) fn component(http_url: &str, with_key: bool) -> String {
         String::new()
     };
     format!(
-        "{auth}{COMPONENT}  - name: http_noop\n    description: Calls a no-op HTTP endpoint.\n    handler:\n      http: {{url: '{http_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n"
+        "{auth}{COMPONENT}  - name: http_noop\n    description: Calls a no-op HTTP endpoint.\n    handler:\n      http: {{url: '{http_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n\
+         \x20 - name: http_steps5\n    description: Five no-op steps through an HTTP handler.\n    steps: true\n    handler:\n      http: {{url: '{steps_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n",
+        steps_url = http_url.replace("/noop", "/steps5")
     )
 }
 
@@ -57,6 +59,22 @@ functions:
       retries: {max_attempts: 1}
       timeout: 10s
     triggers: [{cron: '* * * * * *'}]
+  - name: steps3
+    description: Three no-op steps (the built-in `flow` step function).
+    steps: true
+    handler:
+      rust: flow
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 10s
+  - name: steps_wait
+    description: The built-in `flow` step function, sleeping or waiting for an event as its input says.
+    steps: true
+    handler:
+      rust: flow
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 10s
 ";
 
 /// How the child is started.

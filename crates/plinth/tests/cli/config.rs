@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 23] = [
+const SETTINGS: [&str; 25] = [
     "config",
     "host",
     "port",
@@ -31,6 +31,8 @@ const SETTINGS: [&str; 23] = [
     "metrics_prefix",
     "max_log_bytes",
     "max_output_bytes",
+    "max_step_calls",
+    "max_memo_bytes",
 ];
 
 /// A component file with this `server:` section (a YAML flow mapping).

@@ -84,12 +84,14 @@ impl std::fmt::Debug for Handlers {
 }
 
 impl Handlers {
-    /// Built-in handlers: `noop` (returns null) and `echo` (returns its input).
+    /// Built-in handlers: `noop` (returns null), `echo` (returns its input) and `flow`, a step
+    /// function driven by its input for benchmarks and checks (see [`steps::flow`]).
     #[must_use]
     pub fn builtin() -> Self {
         let mut h = Self::default();
         h.register("noop", |_ctx: HandlerContext, _input: Value| async { Ok(Value::Null) });
         h.register("echo", |_ctx: HandlerContext, input: Value| async move { Ok(input) });
+        h.register("flow", steps::flow);
         h
     }
 

@@ -323,3 +323,26 @@ impl HandlerContext {
         }
     }
 }
+
+/// The built-in step function `flow`, driven by its input: `steps` no-op steps (default 3),
+/// then a sleep of `sleep_ms` when given, then a wait for an event named `wait_event` whose
+/// `data.key` equals the input's `key` when given (up to `wait_timeout_ms`, default one hour),
+/// then one last step `after` that records when it ran. Returns the number of steps.
+///
+/// # Errors
+/// As the step operations (a suspension is carried up).
+pub(crate) async fn flow(ctx: HandlerContext, input: Value) -> Result<Value, HandlerError> {
+    let n = input["steps"].as_u64().unwrap_or(3);
+    for i in 0..n {
+        ctx.step(&format!("s{i}"), async { Ok(Value::Null) }).await?;
+    }
+    if let Some(ms) = input["sleep_ms"].as_u64() {
+        ctx.sleep("nap", Duration::from_millis(ms.max(1))).await?;
+    }
+    if let Some(event) = input["wait_event"].as_str() {
+        let timeout = Duration::from_millis(input["wait_timeout_ms"].as_u64().unwrap_or(3_600_000));
+        ctx.wait_for_event("wait", event, Some("event.data.key == run.input.key"), Some(timeout)).await?;
+    }
+    let at: i64 = ctx.step("after", async { Ok(now_micros()) }).await?;
+    Ok(serde_json::json!({"steps": n, "after_at": at}))
+}
