@@ -132,6 +132,13 @@ pub(crate) struct CheckArgs {
     /// expect a 429 with Retry-After among them [default: rate_limit.retry_after is skipped].
     #[arg(long, value_name = "N")]
     pub(crate) rate_limit_probe: Option<u32>,
+    /// Check step functions with this one: it must sleep, wait for an event (the check sends
+    /// it, with the run's input as its data) or invoke a run, then succeed [default: steps.* skipped].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) steps_function: Option<String>,
+    /// The input of the --steps-function run (JSON, @file or -) [default: {}].
+    #[arg(long, value_name = "JSON")]
+    pub(crate) steps_input: Option<String>,
 }
 
 /// `spec` subcommands.

@@ -170,7 +170,7 @@ async fn in_process_memo(shared: &Shared, run: &Run) -> Result<Vec<plinth_core::
     let pending = steps::settle(&mut memo, &mut dirty, now_micros());
     steps::save(shared, run, &mut dirty).await?;
     match pending {
-        steps::Pending::Wait(s) => Err(AttemptEnd::Suspended(Box::new(s))),
+        steps::Pending::Wait(s) => Err(AttemptEnd::Suspended(s)),
         steps::Pending::Targets(_) | steps::Pending::None => Ok(memo),
     }
 }

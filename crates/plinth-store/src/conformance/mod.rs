@@ -80,6 +80,7 @@ macro_rules! with_every_case {
             a_sleep_waits_then_its_timer_wakes_the_run,
             an_event_wakes_the_waits_it_matches,
             an_event_already_stored_ends_a_new_wait,
+            keyed_waits_wake_only_their_key,
             an_invoked_run_wakes_its_parent,
             cancel_of_a_waiting_run_cancels_its_child,
             a_step_retry_requeues_and_a_rerun_keeps_steps,

@@ -189,3 +189,57 @@ pub async fn a_step_retry_requeues_and_a_rerun_keeps_steps(store: &dyn Store) {
     assert_eq!((stored.status, stored.trigger.kind()), (RunStatus::Queued, "rerun"));
     assert_eq!(steps(store, &rerun.run_id).await, kept);
 }
+
+/// Waits whose condition compares a field of the event with one of the run's input are
+/// narrowed in the store, with CEL's answer unchanged: a string never equals a number, an
+/// event without the field wakes none of them, a wait without a condition or with another form
+/// of condition still wakes.
+pub async fn keyed_waits_wake_only_their_key(store: &dyn Store) {
+    let t0 = plinth_core::timefmt::now_micros();
+    let keyed = Some("event.data.order == run.input.order".to_string());
+    let reversed = Some("run.input.order == event.data.order".to_string());
+    let other_form = Some("event.data.order == run.input.order && event.data.ok == true".to_string());
+    let cases = [
+        ("text", json!({"order": "7"}), keyed.clone()),
+        ("int", json!({"order": 7}), reversed),
+        ("absent", json!({}), keyed),
+        ("any", json!({"order": "zz"}), None),
+        ("other_form", json!({"order": 7}), other_form),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (name, input, cond) in cases {
+        let run = running(store, "flow", input, t0).await;
+        let wait = Wait::Event { event: "shop/order.approved".into(), cond, since: t0, timeout_at: None };
+        let f = suspended(Step::reached("approve", "wait_for_event", 0, t0), wait);
+        assert!(finish(store, &run.run_id, "w1", run.attempt, f, t0).await);
+        ids.insert(name, run.run_id);
+    }
+    let status = |name: &'static str| {
+        let id = ids[name].clone();
+        async move { get(store, &id).await.status }
+    };
+    let approved = |id: &str, data: Value, at: i64| Event {
+        id: id.into(),
+        name: "shop/order.approved".into(),
+        data,
+        ts: at / 1000,
+        received_at: at,
+    };
+    ingest(store, approved("no-order", json!({"total": 1}), t0 + SEC)).await;
+    assert_eq!(status("any").await, RunStatus::Queued, "a wait without a condition takes any event of its name");
+    for name in ["text", "int", "absent", "other_form"] {
+        assert_eq!(status(name).await, RunStatus::Waiting, "{name}: the event lacks `order`");
+    }
+    ingest(store, approved("int-7", json!({"order": 7}), t0 + 2 * SEC)).await;
+    assert_eq!(status("int").await, RunStatus::Queued, "7 == 7, either way round");
+    assert_eq!(status("text").await, RunStatus::Waiting, "\"7\" is not 7");
+    assert_eq!(status("other_form").await, RunStatus::Waiting, "`ok` is missing: the whole condition decides");
+    ingest(store, approved("text-7", json!({"order": "7", "ok": true}), t0 + 3 * SEC)).await;
+    assert_eq!(status("text").await, RunStatus::Queued);
+    assert_eq!(status("other_form").await, RunStatus::Waiting, "its order is the number 7");
+    ingest(store, approved("int-7-ok", json!({"order": 7, "ok": true}), t0 + 4 * SEC)).await;
+    assert_eq!(status("other_form").await, RunStatus::Queued);
+    assert_eq!(status("absent").await, RunStatus::Waiting, "its input has no order: nothing matches it");
+    let step = steps(store, &ids["text"]).await.remove(0);
+    assert_eq!(step.output.as_ref().map(|o| o["id"].clone()), Some(json!("text-7")));
+}

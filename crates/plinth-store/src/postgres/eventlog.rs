@@ -121,8 +121,9 @@ pub(crate) async fn ingest(
         insert_many(&mut tx, &runs).await?;
     }
     let mut woke = false;
+    let mut conds = super::waits::Conds::new();
     for d in decided.iter().filter(|d| inserted.contains(&d.0.id)) {
-        woke |= super::steps::match_event(&mut tx, &d.0).await?;
+        woke |= super::waits::match_event(&mut tx, &d.0, &mut conds).await?;
     }
     tx.commit().await?;
     let stored: HashMap<String, Vec<String>> = decided

@@ -21,6 +21,7 @@ mod rows;
 mod runs;
 mod steps;
 mod upkeep;
+mod waits;
 
 pub use connect::{drop_schema, valid_schema_name};
 

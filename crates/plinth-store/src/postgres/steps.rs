@@ -47,7 +47,7 @@ async fn load_all(conn: &mut PgConnection, run_id: &str) -> Result<Vec<Step>, St
     sqlx::query(&sql).bind(run_id).fetch_all(&mut *conn).await?.iter().map(step_from_row).collect()
 }
 
-async fn load_one(conn: &mut PgConnection, run_id: &str, step_id: &str) -> Result<Option<Step>, StoreError> {
+pub(super) async fn load_one(conn: &mut PgConnection, run_id: &str, step_id: &str) -> Result<Option<Step>, StoreError> {
     let sql = format!("SELECT {STEP_COLS} FROM steps WHERE run_id = $1 AND id = $2 FOR UPDATE");
     sqlx::query(&sql).bind(run_id).bind(step_id).fetch_optional(&mut *conn).await?.as_ref().map(step_from_row).transpose()
 }
@@ -61,7 +61,7 @@ pub(crate) async fn load(pool: &PgPool, run_id: &str) -> Result<Option<Vec<Step>
     load_all(&mut conn, run_id).await.map(Some)
 }
 
-async fn upsert(conn: &mut PgConnection, run_id: &str, s: &Step) -> Result<(), StoreError> {
+pub(super) async fn upsert(conn: &mut PgConnection, run_id: &str, s: &Step) -> Result<(), StoreError> {
     let key = if s.status == StepStatus::Waiting { s.wait.as_ref().and_then(Wait::key) } else { None };
     sqlx::query(
         "INSERT INTO steps (run_id, id, seq, op, status, attempts, started_at, finished_at, output, error, wait, wait_key) \
@@ -205,7 +205,7 @@ async fn arrived(conn: &mut PgConnection, name: &str, since: i64, wait: &Wait, r
     Ok(None)
 }
 
-async fn wake(conn: &mut PgConnection, run_id: &str, now: i64) -> Result<bool, StoreError> {
+pub(super) async fn wake(conn: &mut PgConnection, run_id: &str, now: i64) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "UPDATE runs SET status = 'queued', waiting_for = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'waiting'",
     )
@@ -231,32 +231,6 @@ pub(crate) async fn wake_due(conn: &mut PgConnection, now: i64) -> Result<Option
         .bind(FOREVER)
         .fetch_one(&mut *conn)
         .await?)
-}
-
-/// Inside an ingest: ends the waits a stored event matches; whether any run was woken.
-pub(crate) async fn match_event(conn: &mut PgConnection, event: &Event) -> Result<bool, StoreError> {
-    let rows = sqlx::query(
-        "SELECT s.run_id, r.function, r.input, s.id FROM steps s JOIN runs r ON r.id = s.run_id \
-         WHERE s.wait_key = $1 AND s.status = 'waiting' AND s.op = 'wait_for_event' AND r.status = 'waiting'",
-    )
-    .bind(&event.name)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut woke = false;
-    for row in &rows {
-        let (run_id, function): (String, String) = (row.try_get("run_id")?, row.try_get("function")?);
-        let input: String = row.try_get("input")?;
-        let step_id: String = row.try_get("id")?;
-        let Some(step) = load_one(conn, &run_id, &step_id).await? else { continue };
-        let input = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
-        let matched = step.status == StepStatus::Waiting
-            && step.wait.as_ref().is_some_and(|w| event_matches(w, event, &run_var(&run_id, &function, &input)));
-        if matched && wake(conn, &run_id, event.received_at).await? {
-            upsert(conn, &run_id, &step.succeed(event.as_input(), event.received_at)).await?;
-            woke = true;
-        }
-    }
-    Ok(woke)
 }
 
 /// Parents waiting on these ended runs get their results and are queued; whether any was.

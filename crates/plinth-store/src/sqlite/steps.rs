@@ -5,9 +5,12 @@ use super::ops::insert_run;
 use super::ops::{Events, OpResult};
 use super::read::get_run;
 use super::rows::to_json;
-use crate::steps::{FOREVER, cancelled_step, child_result, event_matches, parse_wait, run_var, wait_text};
+use crate::steps::{
+    FOREVER, KeyEq, Probe, cancelled_step, child_result, event_matches, matches_compiled, parse_wait, run_var, wait_text,
+};
 use crate::{FinishRequest, StoreError};
 use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait};
+use plinth_core::trigger::Expr;
 use plinth_core::{Event, NewRun, Run, RunStatus};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -177,26 +180,58 @@ pub(crate) fn wake_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<i
 }
 
 /// Ends the waits this stored event matches: each step gets the event, each run is queued.
+/// The runs waiting on the event's name are taken one condition at a time (compiled once);
+/// a `event.data.A == run.input.B` condition is narrowed in SQL first (see [`KeyEq`]).
 pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.run_id, r.function, r.input, s.id FROM steps s JOIN runs r ON r.id = s.run_id \
-         WHERE s.wait_key = ?1 AND s.status = 'waiting' AND s.op = 'wait_for_event' AND r.status = 'waiting'",
-    )?;
-    let candidates = stmt
-        .query_map(params![event.name], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-        })?
+    let conds = conn
+        .prepare_cached(
+            "SELECT DISTINCT json_extract(wait, '$.cond') FROM steps \
+             WHERE wait_key = ?1 AND status = 'waiting' AND op = 'wait_for_event'",
+        )?
+        .query_map(params![event.name], |r| r.get::<_, Option<String>>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    for (run_id, function, input, step_id) in candidates {
-        let Some(step) = load_one(conn, &run_id, &step_id)? else { continue };
-        let input = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
-        let Some(wait) = &step.wait else { continue };
-        if event_matches(wait, event, &run_var(&run_id, &function, &input)) {
+    for cond in conds {
+        let key = cond.as_deref().and_then(KeyEq::parse);
+        let probe = key.as_ref().map_or(Probe::Any, |k| k.probe(event));
+        if probe == Probe::Missing {
+            tracing::warn!(event_id = %event.id, cond = cond.as_deref().unwrap_or(""), "the event lacks the field a wait_for_event condition compares; no match");
+            continue;
+        }
+        let base = "SELECT s.run_id, r.function, r.input, s.id, s.wait FROM steps s JOIN runs r ON r.id = s.run_id \
+                    WHERE s.wait_key = ?1 AND s.status = 'waiting' AND s.op = 'wait_for_event' AND r.status = 'waiting' \
+                    AND json_extract(s.wait, '$.cond') IS ?2";
+        let path = key.as_ref().map(KeyEq::sqlite_path).unwrap_or_default();
+        let rows: rusqlite::Result<Vec<Candidate>> = match &probe {
+            Probe::Text(v) => {
+                let sql = format!("{base} AND json_type(r.input, ?3) = 'text' AND json_extract(r.input, ?3) = ?4");
+                conn.prepare_cached(&sql)?.query_map(params![event.name, cond, path, v], candidate)?.collect()
+            }
+            Probe::Int(v) => {
+                let sql = format!("{base} AND json_type(r.input, ?3) IN ('integer', 'real') AND json_extract(r.input, ?3) = ?4");
+                conn.prepare_cached(&sql)?.query_map(params![event.name, cond, path, v], candidate)?.collect()
+            }
+            Probe::Any | Probe::Missing => conn.prepare_cached(base)?.query_map(params![event.name, cond], candidate)?.collect(),
+        };
+        let compiled = cond.as_deref().map(|c| Expr::compile(c, &["event", "run"]));
+        for (run_id, function, input, step_id, wait) in rows? {
+            let Some(wait) = parse_wait(wait.as_deref()) else { continue };
+            let input = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
+            if !matches_compiled(&wait, event, &run_var(&run_id, &function, &input), compiled.as_ref()) {
+                continue;
+            }
+            let Some(step) = load_one(conn, &run_id, &step_id)? else { continue };
             upsert(conn, &run_id, &step.succeed(event.as_input(), event.received_at))?;
             wake(conn, &run_id, event.received_at, events)?;
         }
     }
     Ok(())
+}
+
+/// A waiting run: id, function, input, the waiting step's id and its wait.
+type Candidate = (String, String, String, String, Option<String>);
+
+fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 fn load_one(conn: &Connection, run_id: &str, step_id: &str) -> rusqlite::Result<Option<Step>> {
@@ -268,7 +303,5 @@ pub(crate) fn enqueue_with(conn: &Connection, run: &NewRun, steps: &[Step]) -> O
         upsert(conn, &run.run_id, s)?;
     }
     let stored = get_run(conn, &run.run_id, false)?.ok_or_else(|| StoreError::Corrupt(format!("run {} vanished", run.run_id)))?;
-    let mut events = Events::default();
-    events.work = true;
-    Ok((stored, events))
+    Ok((stored, Events { work: true, ..Events::default() }))
 }

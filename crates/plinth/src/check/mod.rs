@@ -25,10 +25,11 @@ mod listing;
 mod probes;
 mod report;
 mod runs;
+mod steps;
 
 use crate::cli::{CheckArgs, CheckFormat};
 use http::Ctx;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -61,6 +62,9 @@ pub(crate) const CHECKS: &[(&str, &[&str])] = &[
     ("events.dedup", &["events.accepted"]),
     ("events.invalid_422", &["events.accepted"]),
     ("events.list", &["events.accepted"]),
+    ("steps.waits", &[]),
+    ("steps.wakes", &["steps.waits"]),
+    ("steps.records", &["steps.wakes"]),
     ("rate_limit.retry_after", &[]),
 ];
 
@@ -87,6 +91,10 @@ pub(crate) struct CheckOptions {
     pub(crate) large_body: usize,
     /// How many requests `rate_limit.retry_after` may send looking for a 429; `None` skips it.
     pub(crate) rate_limit_probe: Option<u32>,
+    /// The step function the `steps.*` checks run; `None` skips them.
+    pub(crate) steps_function: Option<String>,
+    /// The input of its run.
+    pub(crate) steps_input: Value,
 }
 
 /// How a check ended.
@@ -205,18 +213,19 @@ pub(crate) async fn run_checks(opts: &CheckOptions) -> Vec<CheckResult> {
                 .collect();
         }
     };
-    let (probes, runs, errors, limited, events) = tokio::join!(
+    let (probes, runs, errors, limited, events, steps) = tokio::join!(
         probes::group(Group::new(&ctx)),
         runs::group(Group::new(&ctx)),
         errors::group(Group::new(&ctx)),
         limits::group(Group::new(&ctx)),
-        events::group(Group::new(&ctx))
+        events::group(Group::new(&ctx)),
+        steps::group(Group::new(&ctx))
     );
     let ran = runs.iter().any(|r| r.id == "run.tracked_to_terminal" && r.outcome == Outcome::Pass);
     let names = probes::names(Group { ctx: &ctx, results: probes.results.clone() }, ran).await;
     let rate = limits::rate_limit(Group::new(&ctx)).await;
     let mut all: Vec<CheckResult> = probes.results;
-    let groups = runs.into_iter().chain(errors.results).chain(limited.results).chain(events.results);
+    let groups = runs.into_iter().chain(errors.results).chain(limited.results).chain(events.results).chain(steps.results);
     for r in groups.chain(names.results).chain(rate.results) {
         if !all.iter().any(|a| a.id == r.id) {
             all.push(r);
@@ -262,6 +271,10 @@ fn main_inner(args: &CheckArgs) -> Result<u8, String> {
         return Err("--rate-limit-probe must be more than 0 requests (leave it out to skip rate_limit.retry_after)".into());
     }
     let input = crate::client::read_input(args.input.as_deref()).map_err(|f| f.message)?;
+    let steps_input = match &args.steps_input {
+        Some(text) => crate::client::read_input(Some(text)).map_err(|f| f.message)?,
+        None => json!({}),
+    };
     let opts = CheckOptions {
         url,
         function: args.function.clone(),
@@ -273,6 +286,8 @@ fn main_inner(args: &CheckArgs) -> Result<u8, String> {
         api_key: args.api_key.clone(),
         large_body: args.large_body,
         rate_limit_probe: args.rate_limit_probe,
+        steps_function: args.steps_function.clone(),
+        steps_input,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

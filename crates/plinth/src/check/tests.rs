@@ -16,6 +16,8 @@ fn opts(only: &[&str], skip: &[&str]) -> CheckOptions {
         api_key: None,
         large_body: 1024,
         rate_limit_probe: None,
+        steps_function: None,
+        steps_input: json!({}),
     }
 }
 

@@ -13,6 +13,9 @@ functions:
     policy: {retries: {max_attempts: 1}}
   - name: other
     handler: {command: {argv: [cat]}}
+  - name: waits
+    steps: true
+    handler: {rust: flow}
 ";
 
 /// `plinth check ARGS`: (exit code, stdout, stderr).
@@ -36,9 +39,11 @@ fn plinths_own_server_passes_every_check() {
     let s = Served::start(&config, &limited, dir.path());
     let url = s.url("");
     let run = ["--function", "echo", "--input", r#"{"n":1}"#];
-    let (code, out, err) = check(&[&[url.as_str()], &run[..], &["--rate-limit-probe", "1000", "--format", "json"]].concat());
+    let steps = ["--steps-function", "waits", "--steps-input", r#"{"steps":1,"sleep_ms":300}"#];
+    let (code, out, err) =
+        check(&[&[url.as_str()], &run[..], &steps[..], &["--rate-limit-probe", "1000", "--format", "json"]].concat());
     let all = results(&out);
-    assert_eq!(all.len(), 27, "every check reported: {out}");
+    assert_eq!(all.len(), 30, "every check reported: {out}");
     for r in &all {
         assert_eq!(r["outcome"], "pass", "{r}");
     }
@@ -50,7 +55,21 @@ fn plinths_own_server_passes_every_check() {
     let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
     let (code, table, _) = check(&[&[format!("{}/", s.url("")).as_str()], &run[..]].concat());
     assert_eq!(code, 0, "{table}");
-    assert!(table.starts_with("CHECK") && table.contains("26 passed, 0 failed, 1 skipped"), "{table}");
+    assert!(table.starts_with("CHECK") && table.contains("26 passed, 0 failed, 4 skipped"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("steps.waits") && l.contains("--steps-function")), "{table}");
+    // A step function that waits for an event: the check sends it.
+    let wait = ["--steps-function", "waits", "--steps-input", r#"{"steps":0,"wait_event":"check/go","key":"k1"}"#];
+    let (code, out, _) = check(
+        &[&[s.url("").as_str()], &wait[..], &["--only", "steps.waits,steps.wakes,steps.records", "--format", "json"]].concat(),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(results(&out).iter().filter(|r| r["outcome"] == "pass").count(), 3, "{out}");
+    // A function that never waits fails steps.waits, and the others are skipped, naming it.
+    let (code, out, _) =
+        check(&[s.url("").as_str(), "--steps-function", "other", "--only", "steps.waits,steps.wakes", "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let r = results(&out);
+    assert_eq!((r[0]["outcome"].as_str(), r[1]["outcome"].as_str()), (Some("fail"), Some("skip")), "{out}");
     assert!(table.lines().any(|l| l.starts_with("rate_limit.retry_after") && l.contains("SKIP")), "{table}");
     // Probing a server without a limit fails, saying so.
     let (code, out, _) = check(&[&s.url(""), "--only", "rate_limit.retry_after", "--rate-limit-probe", "30", "--format", "json"]);
@@ -87,7 +106,7 @@ fn without_a_function_the_run_checks_are_skipped_saying_why() {
     assert_eq!(code, 0, "skips are not failures: {out}");
     let all = results(&out);
     let why = |id: &str| all.iter().find(|r| r["id"] == id).map(|r| r["why"].clone()).expect("reported");
-    assert_eq!(why("run.accepted"), "the component has 2 functions (echo, other); pass --function");
+    assert_eq!(why("run.accepted"), "the component has 3 functions (echo, other, waits); pass --function");
     assert_eq!(why("run.location"), "depends on run.accepted, which was skipped");
     assert_eq!(why("cancel.queued"), "depends on run.accepted, which was skipped");
     // A fresh server has no run series yet, and no run was made here to create them.
@@ -105,6 +124,7 @@ fn without_a_function_the_run_checks_are_skipped_saying_why() {
             Some("rate_limit.retry_after") => {
                 assert!(r["why"].as_str().is_some_and(|w| w.contains("only with --rate-limit-probe N")), "{r}");
             }
+            Some(id) if id.starts_with("steps.") => assert_eq!(r["outcome"], "skip", "without --steps-function: {r}"),
             _ => assert_eq!(r["outcome"], "pass", "{r}"),
         }
     }
@@ -130,7 +150,7 @@ fn only_and_skip_select_checks() {
     assert_eq!(ids, ["health.checks", "run.location"], "what they need runs, unreported");
     let (_, out, _) = check(&[&s.url(""), "--skip", "run.accepted,metrics.names", "--format", "json"]);
     let ids: Vec<Value> = results(&out).iter().map(|r| r["id"].clone()).collect();
-    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 25, "{out}");
+    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 28, "{out}");
 }
 
 #[test]

@@ -147,7 +147,17 @@ fn a_partial_server_fails_exactly_its_deviations() {
     );
     assert_eq!(
         by_outcome(&all, "skip"),
-        ["cancel.queued", "events.accepted", "events.dedup", "events.invalid_422", "events.list", "rate_limit.retry_after"],
+        [
+            "cancel.queued",
+            "events.accepted",
+            "events.dedup",
+            "events.invalid_422",
+            "events.list",
+            "steps.waits",
+            "steps.wakes",
+            "steps.records",
+            "rate_limit.retry_after"
+        ],
         "{out}"
     );
     assert!(got(&all, "run.malformed_json").starts_with("POST /run: 500 application/json"), "{out}");
@@ -188,7 +198,7 @@ fn an_html_server_fails_with_what_came_back_in_every_format() {
     assert_eq!(code, 1);
     well_formed(&xml);
     assert!(xml.contains("&lt;html&gt;&lt;body&gt;&lt;h1&gt;Welcome to nginx!&lt;/h1&gt; &amp; more"), "{xml}");
-    assert_eq!(xml.matches("<testcase ").count(), 27, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 30, "{xml}");
     assert!(xml.contains(r#"failures="13""#) && xml.matches("<failure ").count() == 13, "{xml}");
 }
 

@@ -58,7 +58,7 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
     let (code, out, err) = check(&[&server.url, "--function", "greet", "--input", r#"{"name":"ada"}"#, "--format", "json"]);
     assert_eq!(code, 1, "a failure exits 1: {err}");
     let all = results(&out);
-    assert_eq!(all.len(), 27, "{out}");
+    assert_eq!(all.len(), 30, "{out}");
     assert_eq!(
         ids(&all, "fail"),
         ["idempotency.mismatch", "openapi.present", "runs.list", "runs.logs", "run.unsupported_media_type"],
@@ -89,7 +89,16 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
     );
     assert_eq!(
         ids(&all, "skip"),
-        ["events.accepted", "events.dedup", "events.invalid_422", "events.list", "rate_limit.retry_after"],
+        [
+            "events.accepted",
+            "events.dedup",
+            "events.invalid_422",
+            "events.list",
+            "steps.waits",
+            "steps.wakes",
+            "steps.records",
+            "rate_limit.retry_after"
+        ],
         "{out}"
     );
     assert_eq!(field(&all, "events.accepted", "why"), "the server offers no POST /events (404)", "{out}");

@@ -15,7 +15,7 @@ pub(crate) enum Next {
     /// Call again (the planned steps, each with `ctx.target`, or the handler from the top).
     Call,
     /// End the call session at a step boundary.
-    Suspend(Suspension),
+    Suspend(Box<Suspension>),
 }
 
 /// A failure to act on an answer: a protocol error, or the store not answering.
@@ -85,6 +85,14 @@ pub(crate) fn step_failed(shared: &Shared, run: &Run, mut step: Step, error: Ste
     step.fail(error, now)
 }
 
+/// When a call was made and when its answer came: a step reached in the call started at the
+/// first, and finishes (or starts waiting) at the second.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At {
+    pub(crate) called: i64,
+    pub(crate) answered: i64,
+}
+
 /// Acts on an untargeted answer's ops (already checked), in order. Finished steps go into
 /// `memo` and `dirty` (to be saved); a suspension's step is returned instead.
 pub(crate) async fn apply(
@@ -93,52 +101,54 @@ pub(crate) async fn apply(
     memo: &mut Vec<Step>,
     dirty: &mut Vec<Step>,
     ops: Vec<Op>,
-    now: i64,
+    at: At,
 ) -> Result<Next, Failure> {
+    let now = at.answered;
+    let take = |memo: &[Step], id: &str, op: &str| take(memo, id, op, at.called);
     for op in ops {
         let id = op.id().to_string();
         let step = match op {
             Op::Step { output, .. } => {
                 check_size(shared, memo, &id, &output)?;
-                let mut s = take(memo, &id, "step", now);
+                let mut s = take(memo, &id, "step");
                 s.attempts += 1;
                 s.succeed(output, now)
             }
             Op::StepError { error, .. } => {
-                let s = step_failed(shared, run, take(memo, &id, "step", now), error, now);
+                let s = step_failed(shared, run, take(memo, &id, "step"), error, now);
                 if s.status == StepStatus::Retrying {
-                    return Ok(Next::Suspend(Suspension { step: s, child: None }));
+                    return Ok(Next::Suspend(Box::new(Suspension { step: s, child: None })));
                 }
                 s
             }
             Op::Plan { .. } => {
-                let mut s = take(memo, &id, "step", now);
+                let mut s = take(memo, &id, "step");
                 s.status = StepStatus::Running;
                 s
             }
             Op::Sleep { until, .. } => {
-                let mut s = take(memo, &id, "sleep", now);
+                let mut s = take(memo, &id, "sleep");
                 if until <= now {
                     s.attempts = 1;
                     s.succeed(Value::Null, now)
                 } else {
-                    return Ok(Next::Suspend(waiting(s, Wait::Sleep { until })));
+                    return Ok(Next::Suspend(Box::new(waiting(s, Wait::Sleep { until }))));
                 }
             }
             Op::WaitForEvent { event, cond, timeout, .. } => {
                 let wait = Wait::Event { event, cond, since: now, timeout_at: timeout.map(|t| now + micros(t)) };
-                return Ok(Next::Suspend(waiting(take(memo, &id, "wait_for_event", now), wait)));
+                return Ok(Next::Suspend(Box::new(waiting(take(memo, &id, "wait_for_event"), wait))));
             }
             Op::Invoke { function, input, timeout, .. } => {
                 let child = child_run(shared, run, &function, input, now).await?;
                 let wait = Wait::Run { run_id: child.run_id.clone(), timeout_at: timeout.map(|t| now + micros(t)) };
-                let mut s = waiting(take(memo, &id, "invoke", now), wait);
+                let mut s = waiting(take(memo, &id, "invoke"), wait);
                 s.child = Some(child);
-                return Ok(Next::Suspend(s));
+                return Ok(Next::Suspend(Box::new(s)));
             }
             Op::SendEvent { events, .. } => {
                 let ids = send_events(shared, run, &id, events, now).await?;
-                let mut s = take(memo, &id, "send_event", now);
+                let mut s = take(memo, &id, "send_event");
                 s.attempts = 1;
                 s.succeed(json!({"event_ids": ids}), now)
             }

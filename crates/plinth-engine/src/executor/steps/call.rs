@@ -3,6 +3,7 @@
 use super::super::{AttemptEnd, AttemptEnv, command, http};
 use crate::Shared;
 use plinth_core::steps::protocol::{self, Answer, ProtocolError};
+use plinth_core::timefmt::now_micros;
 use plinth_core::{Code, HandlerKind, RunError};
 use serde_json::Value;
 
@@ -17,17 +18,12 @@ pub(crate) enum Called {
     End(AttemptEnd),
 }
 
-/// Calls the handler of `env.run`'s function with `envelope`.
-pub(crate) async fn call(
-    shared: &Shared,
-    handler: &HandlerKind<'_>,
-    env: &AttemptEnv<'_>,
-    envelope: Vec<u8>,
-    now: i64,
-) -> Called {
+/// Calls the handler of `env.run`'s function with `envelope`. Durations in the answer (a
+/// sleep's `duration`) count from the moment the answer came.
+pub(crate) async fn call(shared: &Shared, handler: &HandlerKind<'_>, env: &AttemptEnv<'_>, envelope: Vec<u8>) -> Called {
     match handler {
         HandlerKind::Command(spec) => match command::exec(spec, env, envelope).await {
-            Ok(out) => match protocol::parse_command(trim(&out), now) {
+            Ok(out) => match protocol::parse_command(trim(&out), now_micros()) {
                 Ok(a) => Called::Answer(a),
                 Err(e) => Called::Protocol(e),
             },
@@ -36,7 +32,7 @@ pub(crate) async fn call(
         HandlerKind::Http(_) => {
             let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
             match shared.http.post(env, envelope).await {
-                Ok(reply) if reply.status == 206 && !reply.over => match protocol::parse_partial(&reply.body, now) {
+                Ok(reply) if reply.status == 206 && !reply.over => match protocol::parse_partial(&reply.body, now_micros()) {
                     Ok(a) => Called::Answer(a),
                     Err(e) => Called::Protocol(e),
                 },

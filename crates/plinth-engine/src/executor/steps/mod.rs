@@ -43,7 +43,7 @@ pub(crate) enum Pending {
     /// Call these steps (planned, or a retry that is due) with `ctx.target`.
     Targets(Vec<String>),
     /// A step still waits: give the run back until then.
-    Wait(Suspension),
+    Wait(Box<Suspension>),
 }
 
 /// Resolves the waits that ended (a due sleep, a wait's timeout) into `dirty`, and says what
@@ -85,7 +85,7 @@ pub(crate) fn settle(memo: &mut Vec<Step>, dirty: &mut Vec<Step>, now: i64) -> P
     if !targets.is_empty() {
         return Pending::Targets(targets);
     }
-    later.map_or(Pending::None, |step| Pending::Wait(Suspension { step, child: None }))
+    later.map_or(Pending::None, |step| Pending::Wait(Box::new(Suspension { step, child: None })))
 }
 
 /// Saves `dirty` (fenced by the lease); `Err` ends the attempt.
@@ -121,7 +121,7 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
             return end;
         }
         let targets = match pending {
-            Pending::Wait(s) => return AttemptEnd::Suspended(Box::new(s)),
+            Pending::Wait(s) => return AttemptEnd::Suspended(s),
             Pending::Targets(t) => t,
             Pending::None => Vec::new(),
         };
@@ -138,7 +138,7 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
         let next = if targets.is_empty() {
             untargeted(shared, handler, env, &mut memo, &mut dirty, now).await
         } else {
-            targeted(shared, handler, env, &mut memo, &mut dirty, targets, now).await
+            targeted(shared, handler, env, &mut memo, &mut dirty, targets).await
         };
         match next {
             Ok(None) => {}
@@ -152,7 +152,7 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
                 if let Err(end) = save(shared, run, &mut dirty).await {
                     return end;
                 }
-                return AttemptEnd::Suspended(Box::new(suspension));
+                return AttemptEnd::Suspended(suspension);
             }
             Err(end) => return end,
         }
@@ -163,7 +163,7 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
 }
 
 /// What a round of calls leads to: call again (`None`), the function's output, or a suspension.
-type Round = Result<Option<Result<serde_json::Value, Suspension>>, AttemptEnd>;
+type Round = Result<Option<Result<serde_json::Value, Box<Suspension>>>, AttemptEnd>;
 
 async fn untargeted(
     shared: &Shared,
@@ -175,7 +175,8 @@ async fn untargeted(
 ) -> Round {
     let run = env.run;
     let body = envelope::build(run, run.attempt, memo, None);
-    let ops = match call::call(shared, handler, env, body, now).await {
+    let called = now;
+    let ops = match call::call(shared, handler, env, body).await {
         Called::End(end) => return Err(end),
         Called::Protocol(p) => return Err(failed(p)),
         Called::Answer(Answer::Done(output)) => {
@@ -192,7 +193,8 @@ async fn untargeted(
     };
     let done = |id: &str| memo.iter().any(|s| s.id == id && s.status.is_done());
     protocol::check(&ops, &done, None).map_err(failed)?;
-    match apply::apply(shared, run, memo, dirty, ops, now).await.map_err(AttemptEnd::from)? {
+    let at = apply::At { called, answered: now_micros() };
+    match apply::apply(shared, run, memo, dirty, ops, at).await.map_err(AttemptEnd::from)? {
         Next::Call => Ok(None),
         Next::Suspend(s) => Ok(Some(Err(s))),
     }
@@ -205,15 +207,16 @@ async fn targeted(
     memo: &mut Vec<Step>,
     dirty: &mut Vec<Step>,
     targets: Vec<String>,
-    now: i64,
 ) -> Round {
     let run = env.run;
     let calls = targets.iter().map(|t| {
         let attempt = memo.iter().find(|s| &s.id == t).map_or(1, |s| s.attempts + 1);
         let body = envelope::build(run, attempt, memo, Some(t));
-        call::call(shared, handler, env, body, now)
+        call::call(shared, handler, env, body)
     });
     let answers = futures_util::future::join_all(calls).await;
+    // Each targeted step keeps the start it was planned at and ends when its answer came.
+    let now = now_micros();
     let mut retry: Option<Step> = None;
     for (target, answer) in targets.iter().zip(answers) {
         let ops = match answer {
@@ -250,5 +253,5 @@ async fn targeted(
         put(memo, step.clone());
         put(dirty, step);
     }
-    Ok(retry.map(|s| Err(Suspension { step: s, child: None })))
+    Ok(retry.map(|s| Err(Box::new(Suspension { step: s, child: None }))))
 }

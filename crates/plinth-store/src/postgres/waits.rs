@@ -1,0 +1,80 @@
+//! The waits an incoming event ends, inside its ingest. The runs waiting on the event's name
+//! are taken one condition at a time (compiled once); an `event.data.A == run.input.B`
+//! condition is narrowed in SQL first (see [`KeyEq`]), so an event does not evaluate the
+//! condition of every run waiting on its name.
+
+use super::steps::{load_one, upsert, wake};
+use crate::StoreError;
+use crate::steps::{KeyEq, Probe, matches_compiled, parse_wait, run_var};
+use plinth_core::Event;
+use plinth_core::steps::StepStatus;
+use plinth_core::trigger::Expr;
+use sqlx::{PgConnection, Row};
+use std::collections::HashMap;
+
+const CANDIDATES: &str = "SELECT s.run_id, r.function, r.input, s.id, s.wait FROM steps s JOIN runs r ON r.id = s.run_id \
+     WHERE s.wait_key = $1 AND s.status = 'waiting' AND s.op = 'wait_for_event' AND r.status = 'waiting' \
+     AND (s.wait::jsonb ->> 'cond') IS NOT DISTINCT FROM $2";
+
+/// The conditions of the waits on each event name, looked up once per ingest (a condition
+/// whose waits all ended meanwhile just finds no run).
+pub(crate) type Conds = HashMap<String, Vec<Option<String>>>;
+
+/// Ends the waits `event` matches: each step gets the event, each run is queued; whether any
+/// run was woken.
+pub(crate) async fn match_event(conn: &mut PgConnection, event: &Event, known: &mut Conds) -> Result<bool, StoreError> {
+    let conds = match known.get(&event.name) {
+        Some(c) => c.clone(),
+        None => {
+            let c: Vec<Option<String>> = sqlx::query_scalar(
+                "SELECT DISTINCT wait::jsonb ->> 'cond' FROM steps \
+                 WHERE wait_key = $1 AND status = 'waiting' AND op = 'wait_for_event'",
+            )
+            .bind(&event.name)
+            .fetch_all(&mut *conn)
+            .await?;
+            known.insert(event.name.clone(), c.clone());
+            c
+        }
+    };
+    let mut woke = false;
+    for cond in conds {
+        let key = cond.as_deref().and_then(KeyEq::parse);
+        let probe = key.as_ref().map_or(Probe::Any, |k| k.probe(event));
+        let path = key.as_ref().map(|k| k.input.clone()).unwrap_or_default();
+        let rows = match &probe {
+            Probe::Missing => {
+                tracing::warn!(event_id = %event.id, cond = cond.as_deref().unwrap_or(""), "the event lacks the field a wait_for_event condition compares; no match");
+                continue;
+            }
+            Probe::Text(v) => {
+                let sql = format!("{CANDIDATES} AND (r.input::jsonb #> $3::text[]) = to_jsonb($4::text)");
+                sqlx::query(&sql).bind(&event.name).bind(&cond).bind(&path).bind(v).fetch_all(&mut *conn).await?
+            }
+            Probe::Int(v) => {
+                let sql = format!("{CANDIDATES} AND (r.input::jsonb #> $3::text[]) = to_jsonb($4::bigint)");
+                sqlx::query(&sql).bind(&event.name).bind(&cond).bind(&path).bind(v).fetch_all(&mut *conn).await?
+            }
+            Probe::Any => sqlx::query(CANDIDATES).bind(&event.name).bind(&cond).fetch_all(&mut *conn).await?,
+        };
+        let compiled = cond.as_deref().map(|c| Expr::compile(c, &["event", "run"]));
+        for row in &rows {
+            let (run_id, function): (String, String) = (row.try_get("run_id")?, row.try_get("function")?);
+            let input: String = row.try_get("input")?;
+            let wait: Option<String> = row.try_get("wait")?;
+            let Some(wait) = parse_wait(wait.as_deref()) else { continue };
+            let input = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
+            if !matches_compiled(&wait, event, &run_var(&run_id, &function, &input), compiled.as_ref()) {
+                continue;
+            }
+            // Locked now, and checked again: another ingest may have ended this wait meanwhile.
+            let step_id: String = row.try_get("id")?;
+            let Some(step) = load_one(conn, &run_id, &step_id).await? else { continue };
+            if step.status == StepStatus::Waiting && wake(conn, &run_id, event.received_at).await? {
+                upsert(conn, &run_id, &step.succeed(event.as_input(), event.received_at)).await?;
+                woke = true;
+            }
+        }
+    }
+    Ok(woke)
+}
