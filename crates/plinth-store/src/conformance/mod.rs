@@ -81,6 +81,7 @@ macro_rules! with_every_case {
             an_event_wakes_the_waits_it_matches,
             an_event_already_stored_ends_a_new_wait,
             keyed_waits_wake_only_their_key,
+            an_event_ending_a_wait_wakes_the_dispatcher,
             an_invoked_run_wakes_its_parent,
             cancel_of_a_waiting_run_cancels_its_child,
             a_step_retry_requeues_and_a_rerun_keeps_steps,

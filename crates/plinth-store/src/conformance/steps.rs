@@ -243,3 +243,25 @@ pub async fn keyed_waits_wake_only_their_key(store: &dyn Store) {
     let step = steps(store, &ids["text"]).await.remove(0);
     assert_eq!(step.output.as_ref().map(|o| o["id"].clone()), Some(json!("text-7")));
 }
+
+/// An event that ends a wait wakes this node's dispatcher at once (the run is due now); one
+/// that ends none does not.
+pub async fn an_event_ending_a_wait_wakes_the_dispatcher(store: &dyn Store) {
+    let t0 = plinth_core::timefmt::now_micros();
+    let run = running(store, "flow", json!({"order": "o-1"}), t0).await;
+    let cond = Some("event.data.order == run.input.order".to_string());
+    let wait = Wait::Event { event: "shop/order.approved".into(), cond, since: t0, timeout_at: None };
+    let f = suspended(Step::reached("approve", "wait_for_event", 0, t0), wait);
+    assert!(finish(store, &run.run_id, "w1", run.attempt, f, t0).await);
+    let work = store.notifier().work();
+    // What came before may have left a wake-up; take it.
+    while tokio::time::timeout(std::time::Duration::from_millis(20), work.notified()).await.is_ok() {}
+    ingest(store, event("other", "o-9", t0 + SEC)).await;
+    assert!(tokio::time::timeout(super::QUIET, work.notified()).await.is_err(), "no wait ended: no wake-up");
+    ingest(store, event("match", "o-1", t0 + 2 * SEC)).await;
+    assert!(
+        tokio::time::timeout(super::WAIT, work.notified()).await.is_ok(),
+        "the woken run is due now: the dispatcher hears it"
+    );
+    assert_eq!(get(store, &run.run_id).await.status, RunStatus::Queued);
+}

@@ -164,6 +164,15 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// Runs became due through this store: the other nodes hear it (NOTIFY, which skips the
+    /// sender) and this node's dispatcher is woken too. Why: a wait ended by an event or a
+    /// child's end is seen only here; the caller cannot tell, and without this the run waited
+    /// for the next poll (a second).
+    fn work_everywhere(&self) {
+        self.events.work();
+        self.notifier.work().notify_one();
+    }
+
     /// Wakes the parents waiting on these ended runs. A failure is logged: the upkeep's sweep
     /// wakes them later.
     async fn children_ended(&self, ended: &[String]) {
@@ -171,7 +180,7 @@ impl PostgresStore {
             return;
         }
         match steps::after_terminal(&self.pool, ended, plinth_core::timefmt::now_micros()).await {
-            Ok(true) => self.events.work(),
+            Ok(true) => self.work_everywhere(),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot wake the parents of ended runs yet; the upkeep will"),
         }
@@ -196,7 +205,7 @@ impl Store for PostgresStore {
             timed(runs::enqueue(&self.pool, &self.schema, run)).await?
         };
         if matches!(enqueued, Enqueued::Created(_)) {
-            self.events.work();
+            self.work_everywhere();
         }
         Ok(enqueued)
     }
@@ -253,7 +262,7 @@ impl Store for PostgresStore {
             // transaction rather than a place in the batched statement.
             let status = timed(steps::suspend(&self.pool, &req, s)).await?;
             if s.child.is_some() {
-                self.events.work();
+                self.work_everywhere();
             }
             status
         } else {
@@ -271,7 +280,7 @@ impl Store for PostgresStore {
                 self.events.terminal([run_id.as_str()]);
                 self.children_ended(&[run_id]).await;
             }
-            Some(RunStatus::Queued) => self.events.work(),
+            Some(RunStatus::Queued) => self.work_everywhere(),
             _ => {}
         }
         Ok(status.is_some())
@@ -294,12 +303,12 @@ impl Store for PostgresStore {
         // Why: a node that died between a child's end and its parent's wake-up leaves the
         // parent waiting; the upkeep leader (the only caller of rescue) sweeps for those.
         match steps::sweep_children(&self.pool, plinth_core::timefmt::now_micros()).await {
-            Ok(true) => self.events.work(),
+            Ok(true) => self.work_everywhere(),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot sweep for parents of ended runs"),
         }
         if rescued.iter().any(|r| r.status == RunStatus::Queued) {
-            self.events.work();
+            self.work_everywhere();
         }
         Ok(rescued)
     }
@@ -315,7 +324,7 @@ impl Store for PostgresStore {
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
         let (ingested, woke) = timed(eventlog::ingest(&self.pool, &self.schema, events, dedup_after)).await?;
         if woke || ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
-            self.events.work();
+            self.work_everywhere();
         }
         Ok(ingested)
     }
@@ -335,7 +344,7 @@ impl Store for PostgresStore {
     async fn fire_tick(&self, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError> {
         let fired = timed(eventlog::fire_tick(&self.pool, function, tick, run)).await?;
         if fired.is_some() {
-            self.events.work();
+            self.work_everywhere();
         }
         Ok(fired)
     }

@@ -31,6 +31,10 @@ fn a_small_bench_reports_every_figure() {
             "3000",
             "--tick-seconds",
             "2",
+            "--step-runs",
+            "60",
+            "--waiting",
+            "200",
         ],
         &[],
         dir.path(),
@@ -56,7 +60,18 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(10));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(15));
+    let steps = &report["steps"];
+    for key in ["in_process_three_steps", "http_five_steps"] {
+        assert_eq!((steps[key]["runs"].as_u64(), steps[key]["not_succeeded"].as_u64()), (Some(60), Some(0)), "{steps}");
+        assert!(steps[key]["workflows_per_second"].as_f64().is_some_and(|r| r > 0.0), "{steps}");
+    }
+    for key in ["sleep_wake_lateness", "event_to_resume", "post_events_empty", "post_events_with_waiting"] {
+        assert_eq!(steps[key]["samples"], 3, "{key}: {steps}");
+    }
+    assert_eq!(steps["waiting_runs"], 200, "{steps}");
+    assert!(steps["rss_mib_with_waiting"].as_f64().is_some_and(|m| m > 1.0), "{steps}");
+    assert!(steps["post_events_p50_ratio"].as_f64().is_some_and(|r| r > 0.0), "{steps}");
     let events = &report["events"];
     for key in ["stored_no_trigger", "each_starting_a_run"] {
         assert_eq!(events[key]["events"], 3000, "{events}");
