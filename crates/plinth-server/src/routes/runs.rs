@@ -148,6 +148,15 @@ pub(crate) async fn submit(
         state.wake.notify_one();
         tracing::debug!(run_id = %run.run_id, function = %run.function, "run accepted");
     }
+    let mut resp = accepted(run);
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// The 202 of an accepted run: its id, where to follow it (also in `Location`), its status.
+pub(super) fn accepted(run: Run) -> Response {
     let status_url = format!("/runs/{}", run.run_id);
     let location = HeaderValue::from_str(&status_url);
     let body = Accepted {
@@ -161,10 +170,7 @@ pub(crate) async fn submit(
     if let Ok(v) = location {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    if replayed {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    resp
 }
 
 fn run_response(run: &Run) -> Response {

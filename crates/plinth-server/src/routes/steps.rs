@@ -1,7 +1,7 @@
 //! `GET /runs/{id}/steps` and `POST /runs/{id}/rerun`.
 
 use super::Correlation;
-use super::bodies::{Accepted, sorted};
+use super::bodies::Accepted;
 use super::runs::{not_found, run_id};
 use crate::AppState;
 use crate::body::json_body;
@@ -11,7 +11,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use plinth_core::steps::{Step, for_listing};
 use plinth_core::timefmt::now_micros;
@@ -150,18 +150,5 @@ pub(crate) async fn rerun(
     };
     state.wake.notify_one();
     tracing::info!(run_id = %run.run_id, of = %id, from_step = req.from_step.as_deref().unwrap_or(""), "rerun accepted");
-    let status_url = format!("/runs/{}", run.run_id);
-    let location = HeaderValue::from_str(&status_url);
-    let body = Accepted {
-        run_id: run.run_id,
-        function: run.function,
-        status: run.status,
-        status_url,
-        correlation_id: run.correlation_id,
-    };
-    let mut resp = (StatusCode::ACCEPTED, Json(sorted(&body))).into_response();
-    if let Ok(v) = location {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::runs::accepted(run))
 }
