@@ -4,6 +4,7 @@
 pub mod component;
 pub mod error;
 pub mod event;
+pub mod flow;
 pub mod health;
 pub mod ids;
 pub mod metrics;

@@ -1,4 +1,5 @@
-//! A function's run policy: attempts, backoff with full jitter, timeout, concurrency.
+//! A function's run policy: attempts, backoff with full jitter, timeout, and flow control
+//! (the rules themselves live in [`crate::flow`]).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;
@@ -136,8 +137,9 @@ pub struct RunPolicy {
     pub retries: Retries,
     /// The longest one attempt may run.
     pub timeout: DurationSpec,
-    /// The most runs of this function at once on one node (none: the node's `workers`).
-    pub concurrency: Option<u32>,
+    /// The most attempts of this function at once across all nodes, per key when one is given
+    /// (none: as many as the nodes' `--workers` allow).
+    pub concurrency: Option<crate::flow::Concurrency>,
     /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
     /// (none: no limit).
     pub max_queued: Option<u32>,
@@ -175,8 +177,8 @@ impl RunPolicy {
         if self.max_queued.is_some_and(|n| !(1..=10_000_000).contains(&n)) {
             return Err(("max_queued".into(), "must be between 1 and 10000000".into()));
         }
-        if self.concurrency == Some(0) {
-            return Err(("concurrency".into(), "must be at least 1".into()));
+        if let Some(c) = &self.concurrency {
+            c.validate()?;
         }
         Ok(())
     }
@@ -234,7 +236,7 @@ mod tests {
         assert_eq!(p.validate().map_err(|e| e.0), Err("retries.backoff.initial".to_string()));
         let p = RunPolicy { timeout: DurationSpec(Duration::ZERO), ..RunPolicy::default() };
         assert_eq!(p.validate().map_err(|e| e.0), Err("timeout".to_string()));
-        let p = RunPolicy { concurrency: Some(0), ..RunPolicy::default() };
-        assert_eq!(p.validate().map_err(|e| e.0), Err("concurrency".to_string()));
+        let p = RunPolicy { concurrency: Some(crate::flow::Concurrency { limit: 0, key: None }), ..RunPolicy::default() };
+        assert_eq!(p.validate().map_err(|e| e.0), Err("concurrency.limit".to_string()));
     }
 }

@@ -214,6 +214,12 @@ pub struct Run {
     /// Every attempt, when asked for one run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
+    /// Its lane under the function's `concurrency` limit, when the function has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// While queued: the rule that holds it back, if one does (computed when read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<crate::flow::HeldBy>,
 }
 
 /// A run to enqueue.
@@ -243,6 +249,9 @@ pub struct NewRun {
     pub max_queued: Option<u32>,
     /// What started it.
     pub trigger: Trigger,
+    /// Its lane under the function's `concurrency` limit (`""`: the shared lane); none when
+    /// the function has no limit.
+    pub concurrency_key: Option<String>,
 }
 
 impl NewRun {
@@ -269,6 +278,8 @@ impl NewRun {
             priority: self.priority,
             cancel_requested: false,
             attempts: None,
+            concurrency_key: self.concurrency_key,
+            held_by: None,
         }
     }
 }
@@ -350,6 +361,8 @@ mod tests {
             priority: 0,
             cancel_requested: false,
             attempts: None,
+            concurrency_key: None,
+            held_by: None,
         };
         let v = serde_json::to_value(&run).expect("json");
         assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");

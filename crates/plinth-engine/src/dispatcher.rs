@@ -12,13 +12,18 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(1000);
 
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let functions: Vec<(String, u32)> = shared
+    let functions: Vec<String> = shared.component.file.functions.iter().map(|f| f.name.clone()).collect();
+    // Why: a `concurrency` limit holds across nodes, so the store enforces it in the claim;
+    // this node only caps what it takes by its free worker slots.
+    let limits: std::sync::Arc<std::collections::HashMap<String, u32>> = shared
         .component
         .file
         .functions
         .iter()
-        .map(|f| (f.name.clone(), f.policy.concurrency.unwrap_or(shared.config.workers)))
-        .collect();
+        .filter_map(|f| f.policy.concurrency.as_ref().map(|c| (f.name.clone(), c.limit())))
+        .collect::<std::collections::HashMap<_, _>>()
+        .into();
+    adopt_lanes(&shared).await;
     let mut rotate = 0usize;
     let batch = shared.config.claim_batch.clamp(1, shared.config.workers.max(1));
     // Why: while runs wait (the last claim took all it asked for), claiming for each slot
@@ -38,11 +43,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         let free = free.min(batch);
-        let mut wants: Vec<(String, u32)> = functions
-            .iter()
-            .map(|(name, limit)| (name.clone(), limit.saturating_sub(shared.inflight.running(name)).min(free)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
+        let mut wants: Vec<(String, u32)> = functions.iter().map(|name| (name.clone(), free)).collect();
         if free == 0 || wants.is_empty() {
             if !sleep(&shared, POLL).await {
                 return;
@@ -57,7 +58,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let asked: u32 = wants.iter().map(|w| w.1).sum::<u32>().min(free);
         let now = now_micros();
         let lease_until = now + i64::try_from(shared.config.lease.as_micros()).unwrap_or(i64::MAX / 2);
-        let req = ClaimRequest { owner: shared.config.owner.clone(), now, lease_until, wants, limit: free };
+        let req =
+            ClaimRequest { owner: shared.config.owner.clone(), now, lease_until, wants, limit: free, limits: limits.clone() };
         match shared.store.claim(req).await {
             Ok(claimed) => {
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
@@ -96,5 +98,25 @@ async fn sleep(shared: &Shared, d: Duration) -> bool {
         () = shared.wake.notified() => true,
         () = tokio::time::sleep(d) => true,
         () = shared.no_claims.cancelled() => false,
+    }
+}
+
+/// Puts the open runs of each function in the lanes its policy has now: runs stored before a
+/// `concurrency` limit was set join the shared lane, runs of a function whose limit was removed
+/// leave theirs. Without it, those runs would never be claimed, or be held by a limit gone.
+async fn adopt_lanes(shared: &Shared) {
+    for f in &shared.component.file.functions {
+        let what = plinth_store::FlowUpkeep::Adopt {
+            function: f.name.clone(),
+            limited: f.policy.concurrency.is_some(),
+            now: now_micros(),
+        };
+        match shared.store.flow_upkeep(what).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(function = %f.name, runs = n, "moved open runs to the lanes of the current concurrency policy")
+            }
+            Err(e) => tracing::warn!(function = %f.name, error = %e, "cannot move open runs to the current concurrency lanes"),
+        }
     }
 }

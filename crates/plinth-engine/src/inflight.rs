@@ -95,6 +95,7 @@ impl InFlight {
         self.len() == 0
     }
 
+    #[cfg(test)]
     pub(crate) fn running(&self, function: &str) -> u32 {
         self.lock().per_function.get(function).copied().unwrap_or(0)
     }

@@ -84,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(routes::meta::health))
         .route("/ready", get(routes::meta::ready))
         .route("/functions", get(routes::meta::functions))
+        .route("/functions/{name}/keys", get(routes::flow::keys))
         .route("/metrics", get(routes::meta::metrics))
         .route("/errors", get(routes::meta::error_list))
         .route("/errors/{code}", get(routes::meta::error_entry))

@@ -9,7 +9,7 @@
 
 use crate::AppState;
 use crate::auth::{Auth, Need};
-use crate::routes::{events, meta, runs, steps};
+use crate::routes::{events, flow, meta, runs, steps};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use utoipa::OpenApi;
         meta::health,
         meta::ready,
         meta::functions,
+        flow::keys,
         meta::metrics,
         meta::error_list,
         meta::error_entry,

@@ -3,6 +3,7 @@
 mod auth;
 mod errors;
 mod events;
+mod flow;
 mod fuzz;
 mod idempotency;
 mod jwt;

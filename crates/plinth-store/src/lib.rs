@@ -127,6 +127,55 @@ pub struct ClaimRequest {
     pub wants: Vec<(String, u32)>,
     /// The most runs in all (the node's free worker slots).
     pub limit: u32,
+    /// The functions with a `concurrency` limit, and the limit per lane: their runs are taken
+    /// lane by lane, round-robin, never more than the limit running in one lane across nodes.
+    pub limits: std::sync::Arc<std::collections::HashMap<String, u32>>,
+}
+
+/// The state of one lane, as a queued run in it sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    /// Runs of the lane executing now.
+    pub running: u32,
+    /// Queued runs of the lane that come before this one.
+    pub ahead: u64,
+}
+
+/// One lane with open work (`GET /functions/{name}/keys`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LaneLoad {
+    /// The key (`""`: the function's shared lane).
+    pub key: String,
+    /// Queued runs.
+    pub queued: u64,
+    /// Running runs.
+    pub running: u64,
+    /// Runs waiting in a step (sleep, event, child run).
+    pub waiting: u64,
+    /// When its oldest queued run was created (micros), if any is queued.
+    #[serde(skip)]
+    pub oldest_queued_at: Option<i64>,
+}
+
+/// Upkeep of the lanes table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowUpkeep {
+    /// At start-up: put the open runs of `function` that have no lane in the shared lane
+    /// (`limited`: it has a `concurrency` limit now), or take them out of their lanes (it has
+    /// none now).
+    Adopt {
+        /// The function.
+        function: String,
+        /// Whether it has a `concurrency` limit.
+        limited: bool,
+        /// Now (micros).
+        now: i64,
+    },
+    /// Forgets lanes untouched since `idle_before` (micros) that hold no open run.
+    Forget {
+        /// The cut-off.
+        idle_before: i64,
+    },
 }
 
 /// What a claim took.
@@ -253,6 +302,12 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<Step>) -> Result<Run, StoreError>;
     /// Queued runs per function.
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The lane `key` of `function` as the queued run `run_id` sees it.
+    async fn lane(&self, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError>;
+    /// The lanes of `function` with open work, the most queued first.
+    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError>;
+    /// Upkeep of the lanes; how many runs or lanes it changed.
+    async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError>;
     /// Proves the store can be written now; returns how long that took.
     async fn check(&self) -> Result<Duration, StoreError>;
     /// Whether this node should do the store's upkeep (rescue, prune) now. A backend shared by

@@ -33,7 +33,7 @@ fn parses_a_full_file() {
     let (i, sleep) = c.function("sleep").expect("sleep");
     assert_eq!(i, 1);
     assert_eq!(sleep.policy.retries.max_attempts, 5);
-    assert_eq!(sleep.policy.concurrency, Some(2));
+    assert_eq!(sleep.policy.concurrency.as_ref().map(crate::flow::Concurrency::limit), Some(2));
     assert!(c.schemas[1].is_some() && c.schemas[0].is_none());
     assert_eq!(c.file.functions[2].handler.kind(), "rust");
     assert!(c.function("missing").is_none());
@@ -66,6 +66,28 @@ fn invalid_values_name_the_field() {
         let e = parse(&text).expect_err(field);
         assert_eq!(e.field, field, "{e}");
     }
+}
+
+#[test]
+fn bad_concurrency_names_the_field() {
+    let cases = [
+        ("concurrency: 0", "functions[1].policy.concurrency.limit", "between 1 and"),
+        ("concurrency: -2", "functions[1].policy.concurrency.limit", "got -2"),
+        ("concurrency: {limit: 0, key: input.t}", "functions[1].policy.concurrency.limit", "between 1 and"),
+        ("concurrency: {limit: 2, key: 'input.'}", "functions[1].policy.concurrency", "not valid CEL"),
+        ("concurrency: {limit: 2, key: 'tenant'}", "functions[1].policy.concurrency", "may only read"),
+        ("concurrency: {limit: 2, tenant: input.t}", "functions[1].policy.concurrency", "unknown field"),
+        ("concurrency: many", "functions[1].policy.concurrency", "whole number"),
+    ];
+    for (policy, field, reason) in cases {
+        let e = parse(&GOOD.replace("concurrency: 2", policy)).expect_err(policy);
+        assert_eq!(e.field, field, "{policy}: {e}");
+        assert!(e.reason.contains(reason), "{policy}: {}", e.reason);
+        assert!(e.to_string().contains("PLINTH_001"));
+    }
+    let keyed = parse(&GOOD.replace("concurrency: 2", "concurrency: {limit: 3, key: input.tenant}")).expect("a keyed limit");
+    let c = keyed.file.functions[1].policy.concurrency.as_ref().expect("concurrency");
+    assert_eq!((c.limit(), c.key.as_ref().map(crate::flow::KeyExpr::source)), (3, Some("input.tenant")));
 }
 
 #[test]

@@ -20,6 +20,11 @@ impl NewRun {
     /// A new queued run of `function`, due now, with the function's policy.
     #[must_use]
     pub fn of(function: &FunctionSpec, input: Value, trigger: Trigger, correlation_id: &str, now: i64) -> Self {
+        let event = matches!(trigger, Trigger::Event { .. }).then_some(&input);
+        let (concurrency_key, warning) = crate::flow::concurrency_key(function.policy.concurrency.as_ref(), &input, event);
+        if let Some(warning) = warning {
+            tracing::warn!(function = %function.name, correlation_id, "{warning}");
+        }
         Self {
             run_id: crate::ids::new_run_id(),
             function: function.name.clone(),
@@ -33,6 +38,7 @@ impl NewRun {
             request_hash: None,
             max_queued: function.policy.max_queued,
             trigger,
+            concurrency_key,
         }
     }
 }

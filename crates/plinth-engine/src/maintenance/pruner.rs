@@ -38,6 +38,18 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
             tracing::info!(pruned = total, "pruned finished runs past their retention");
         }
         prune_events(&shared, now).await;
+        forget_lanes(&shared, now).await;
+    }
+}
+
+/// Forgets the concurrency lanes idle for a minute with no open run, so the lanes table holds
+/// the keys with work, not every key ever seen.
+async fn forget_lanes(shared: &Shared, now: i64) {
+    let what = plinth_store::FlowUpkeep::Forget { idle_before: now - 60_000_000 };
+    match shared.store.flow_upkeep(what).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(lanes = n, "forgot idle concurrency lanes"),
+        Err(e) => tracing::warn!(error = %e, "cannot forget idle concurrency lanes"),
     }
 }
 

@@ -98,21 +98,8 @@ impl Harness {
     /// The run as `function` with `input` would be enqueued, due at `not_before`.
     pub(crate) fn new_run(&self, function: &str, input: Value, not_before: i64) -> NewRun {
         let (_, spec) = self.component.function(function).expect("function in the component");
-        let now = now_micros();
-        NewRun {
-            run_id: plinth_core::ids::new_run_id(),
-            function: function.to_string(),
-            input,
-            max_attempts: spec.policy.retries.max_attempts,
-            priority: 0,
-            created_at: now,
-            not_before,
-            correlation_id: format!("corr-{function}"),
-            idempotency_key: None,
-            request_hash: None,
-            max_queued: None,
-            trigger: plinth_core::Trigger::Api,
-        }
+        let run = NewRun::of(spec, input, plinth_core::Trigger::Api, &format!("corr-{function}"), now_micros());
+        NewRun { not_before, max_queued: None, ..run }
     }
 
     /// Enqueues a run due at `not_before` and wakes the dispatcher.

@@ -51,7 +51,14 @@ async fn a_run_held_by_a_dead_worker_is_rescued_and_retried() {
     let now = now_micros();
     let claimed = h
         .store
-        .claim(ClaimRequest { owner: "dead-node".into(), now, lease_until: now, wants: vec![("job".into(), 1)], limit: 1 })
+        .claim(ClaimRequest {
+            owner: "dead-node".into(),
+            now,
+            lease_until: now,
+            wants: vec![("job".into(), 1)],
+            limit: 1,
+            limits: Default::default(),
+        })
         .await
         .expect("claim");
     assert_eq!(claimed.runs.len(), 1);
@@ -94,8 +101,14 @@ async fn graceful_shutdown_releases_a_long_run_back_to_the_queue() {
 
     // The next worker gets it as attempt 1 again.
     let now = now_micros();
-    let req =
-        ClaimRequest { owner: "next".into(), now, lease_until: now + 1_000_000, wants: vec![("sleeper".into(), 1)], limit: 1 };
+    let req = ClaimRequest {
+        owner: "next".into(),
+        now,
+        lease_until: now + 1_000_000,
+        wants: vec![("sleeper".into(), 1)],
+        limit: 1,
+        limits: Default::default(),
+    };
     let claimed = h.store.claim(req).await.expect("claim");
     assert_eq!(claimed.runs.iter().map(|r| (r.run_id.clone(), r.attempt)).collect::<Vec<_>>(), [(id, 1)]);
 }

@@ -158,9 +158,16 @@ impl Auth {
         match template {
             Some("/events") if method == axum::http::Method::POST => Need::Scope(Scope::EventsWrite),
             Some("/run" | "/runs/{id}/cancel" | "/runs/{id}/rerun") => Need::Scope(Scope::RunsWrite),
-            Some("/runs" | "/runs/{id}" | "/runs/{id}/logs" | "/runs/{id}/steps" | "/functions" | "/events" | "/events/{id}") => {
-                Need::Scope(Scope::RunsRead)
-            }
+            Some(
+                "/runs"
+                | "/runs/{id}"
+                | "/runs/{id}/logs"
+                | "/runs/{id}/steps"
+                | "/functions"
+                | "/functions/{name}/keys"
+                | "/events"
+                | "/events/{id}",
+            ) => Need::Scope(Scope::RunsRead),
             _ => Need::Authenticated,
         }
     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod bodies;
 pub(crate) mod events;
+pub(crate) mod flow;
 pub(crate) mod meta;
 pub(crate) mod request;
 pub(crate) mod runs;

@@ -126,7 +126,12 @@ pub(crate) async fn submit(
             json!({"function": function.name, "input": req.input, "priority": req.priority, "delay_seconds": req.delay_seconds});
         plinth_core::ids::fingerprint(&canonical.to_string())
     });
+    let (concurrency_key, warning) = plinth_core::flow::concurrency_key(function.policy.concurrency.as_ref(), &req.input, None);
+    if let Some(warning) = warning {
+        tracing::warn!(function = %function.name, "{warning}");
+    }
     let new = NewRun {
+        concurrency_key,
         run_id: plinth_core::ids::new_run_id(),
         function: function.name.clone(),
         input: req.input,
@@ -229,7 +234,8 @@ pub(crate) async fn show(
     loop {
         // Why: the waiter is registered before the read, so a finish in between is not missed.
         let waiter = (wait > 0.0).then(|| notifier.wait_terminal(&id));
-        let run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
+        let mut run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
+        run.held_by = super::flow::held_by(&state, &run).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let Some(waiter) = waiter.filter(|_| !run.status.is_terminal() && !left.is_zero()) else {
             notifier.forget_closed(&id);

@@ -75,7 +75,14 @@ fn valid(doc: &Value, method: &str, path: &str, status: u16, body: &Value) -> bo
 async fn claim(h: &Harness) -> (String, u32) {
     let now = now_micros();
     let wants = vec![("echo".into(), 10), ("resize".into(), 10)];
-    let claimed = h.state.store.claim(ClaimRequest { owner: "w".into(), now, lease_until: now + 10_000_000, wants, limit: 1 });
+    let claimed = h.state.store.claim(ClaimRequest {
+        owner: "w".into(),
+        now,
+        lease_until: now + 10_000_000,
+        wants,
+        limit: 1,
+        limits: Default::default(),
+    });
     let run = claimed.await.expect("claim").runs.pop().expect("a queued run");
     (run.run_id, run.attempt)
 }

@@ -94,8 +94,14 @@ async fn wait_returns_when_the_run_finishes() {
         async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let now = now_micros();
-            let req =
-                ClaimRequest { owner: "w".into(), now, lease_until: now + 10_000_000, wants: vec![("echo".into(), 1)], limit: 1 };
+            let req = ClaimRequest {
+                owner: "w".into(),
+                now,
+                lease_until: now + 10_000_000,
+                wants: vec![("echo".into(), 1)],
+                limit: 1,
+                limits: Default::default(),
+            };
             let claimed = store.claim(req).await.expect("claim");
             assert_eq!(claimed.runs.len(), 1);
             let fin = FinishRequest {

@@ -10,6 +10,7 @@
 
 mod claims;
 mod events;
+mod flow;
 mod leases;
 mod runs;
 mod steps;
@@ -17,6 +18,7 @@ mod upkeep;
 
 pub use claims::*;
 pub use events::*;
+pub use flow::*;
 pub use leases::*;
 pub use runs::*;
 pub use steps::*;
@@ -85,6 +87,11 @@ macro_rules! with_every_case {
             an_invoked_run_wakes_its_parent,
             cancel_of_a_waiting_run_cancels_its_child,
             a_step_retry_requeues_and_a_rerun_keeps_steps,
+            lanes_hold_their_limit_across_claims,
+            lanes_are_served_round_robin,
+            a_lane_keeps_priority_and_due_times,
+            lanes_report_their_load,
+            lanes_are_adopted_and_forgotten,
         ];
     };
 }
@@ -128,6 +135,7 @@ const QUIET: Duration = Duration::from_millis(200);
 /// A run of `function`, created and due at `at`.
 pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
     NewRun {
+        concurrency_key: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),
@@ -173,6 +181,7 @@ async fn claim(store: &dyn Store, owner: &str, now: i64, wants: &[(&str, u32)]) 
         lease_until: now + LEASE,
         wants: wants.iter().map(|(f, n)| ((*f).to_string(), *n)).collect(),
         limit: u32::MAX,
+        limits: Default::default(),
     };
     match store.claim(req).await {
         Ok(claimed) => claimed,

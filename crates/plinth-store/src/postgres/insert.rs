@@ -18,18 +18,23 @@ pub(crate) type Job = (NewRun, oneshot::Sender<Result<(), StoreError>>);
 
 /// Inserts runs without idempotency keys in one statement.
 pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), StoreError> {
+    let lanes = super::flow::lanes_of(runs);
+    if !lanes.is_empty() {
+        let now = runs.iter().map(|r| r.created_at).max().unwrap_or_default();
+        super::flow::open_lanes(conn, lanes, now).await?;
+    }
     let col = |f: fn(&NewRun) -> String| runs.iter().map(|r| f(r)).collect::<Vec<String>>();
     let opt = |f: fn(&NewRun) -> Option<String>| runs.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
     let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
     sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, next_attempt_at, \
-         correlation_id, trigger, trigger_type, event_id) \
+         correlation_id, trigger, trigger_type, event_id, concurrency_key) \
          SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, \
-           trigger, trigger_type, event_id \
+           trigger, trigger_type, event_id, concurrency_key \
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], \
-           $9::text[], $10::text[], $11::text[]) \
+           $9::text[], $10::text[], $11::text[], $12::text[]) \
            AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
-           trigger_type, event_id)",
+           trigger_type, event_id, concurrency_key)",
     )
     .bind(col(|r| r.run_id.clone()))
     .bind(col(|r| r.function.clone()))
@@ -42,8 +47,21 @@ pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Re
     .bind(opt(|r| super::runs::trigger_json(&r.trigger)))
     .bind(col(|r| r.trigger.kind().to_string()))
     .bind(opt(|r| r.trigger.event_id().map(str::to_string)))
+    .bind(opt(|r| r.concurrency_key.clone()))
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Inserts a batch in one transaction when a run has a lane (its lock must last until the
+/// runs are committed), as a bare statement otherwise.
+async fn insert_batch(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), StoreError> {
+    if super::flow::lanes_of(runs).is_empty() {
+        return insert_many(conn, runs).await;
+    }
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    insert_many(&mut tx, runs).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -60,7 +78,7 @@ pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>)
             continue;
         }
         let runs: Vec<&NewRun> = batch.iter().map(|j| &j.0).collect();
-        let result = conn.run(async |c| insert_many(c, &runs).await).await;
+        let result = conn.run(async |c| insert_batch(c, &runs).await).await;
         match result {
             Ok(()) => {
                 for (_, reply) in batch.drain(..) {
@@ -77,7 +95,7 @@ pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>)
                     if reply.is_closed() {
                         continue;
                     }
-                    let _ = reply.send(conn.run(async |c| insert_many(c, &[&run]).await).await);
+                    let _ = reply.send(conn.run(async |c| insert_batch(c, &[&run]).await).await);
                 }
             }
         }

@@ -35,6 +35,10 @@ pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> 
         if n == 0 {
             continue;
         }
+        if let Some(limit) = req.limits.get(function) {
+            runs.extend(super::flow::claim_lanes(&mut tx, req, function, n, *limit).await?);
+            continue;
+        }
         let rows = sqlx::query(&sql)
             .bind(&req.owner)
             .bind(req.lease_until)

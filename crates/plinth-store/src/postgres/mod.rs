@@ -12,9 +12,11 @@ mod dedicated;
 mod eventlog;
 mod events;
 mod finish;
+mod flow;
 mod insert;
 mod leader;
 mod leases;
+mod limits;
 mod migrate;
 mod read;
 mod rows;
@@ -24,10 +26,12 @@ mod upkeep;
 mod waits;
 
 pub use connect::{drop_schema, valid_schema_name};
+pub use limits::{CONNECT_TIMEOUT, OP_TIMEOUT};
+use limits::{IDLE_IN_TRANSACTION_MS, MAX_CONNECTIONS, STATEMENT_TIMEOUT_MS, timed};
 
 use crate::{
-    CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, Heartbeat, Ingested, ListFilter,
-    LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, FlowUpkeep, Heartbeat, Ingested, Lane,
+    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use connect::{lock_key, open_pool};
@@ -37,44 +41,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-
-/// How long connecting, or waiting for a pooled connection, may take before the database
-/// counts as unavailable.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The longest any call may take, connection included, before it fails with `Unavailable`.
-pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The server-side limit of one statement, below [`OP_TIMEOUT`] so the server stops first.
-const STATEMENT_TIMEOUT_MS: &str = "4000";
-
-/// How long a session may sit idle inside a transaction before the server ends it, so a node
-/// that hangs mid-transaction cannot keep rows locked.
-const IDLE_IN_TRANSACTION_MS: &str = "30000";
-
-/// Runs `fut` for at most [`OP_TIMEOUT`].
-async fn timed<T>(fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::time::timeout(OP_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("PostgreSQL did not answer within {OP_TIMEOUT:?}"))))
-}
-
-/// The most connections one store opens.
-const MAX_CONNECTIONS: u32 = 16;
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::Decode(_)
-            | sqlx::Error::ColumnNotFound(_)
-            | sqlx::Error::ColumnIndexOutOfBounds { .. }
-            | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
-            // Why: as on SQLite, a refused write (a duplicate run id included) is unavailable.
-            other => StoreError::Unavailable(other.to_string()),
-        }
-    }
-}
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -319,6 +285,18 @@ impl Store for PostgresStore {
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         timed(read::queue_depth(&self.pool)).await
+    }
+
+    async fn lane(&self, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError> {
+        timed(flow::lane(&self.pool, function, key, run_id)).await
+    }
+
+    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
+        timed(flow::lanes(&self.pool, function, limit, offset)).await
+    }
+
+    async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {
+        timed(flow::upkeep(&self.pool, &what)).await
     }
 
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {

@@ -37,8 +37,8 @@ async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Opti
 async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id) \
-         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, concurrency_key) \
+         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
     .bind(&run.run_id)
@@ -54,6 +54,7 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(trigger_json(&run.trigger))
     .bind(run.trigger.kind())
     .bind(run.trigger.event_id())
+    .bind(&run.concurrency_key)
     .execute(conn)
     .await?
     .rows_affected())
@@ -88,6 +89,7 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
     }
     // Why: two identical keyed requests racing both miss the first look-up; the unique index
     // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
+    super::flow::open_lanes(&mut tx, super::flow::lanes_of(&[&run]), run.created_at).await?;
     let inserted = insert(&mut *tx, &run).await?;
     if inserted == 0 {
         let key = run.idempotency_key.as_deref().unwrap_or_default();

@@ -31,8 +31,14 @@ async fn settle(stores: &[&PostgresStore]) {
 
 async fn claim_all(store: &PostgresStore, owner: &str, function: &str, n: u32) -> Vec<plinth_core::Run> {
     let now = now_micros();
-    let req =
-        ClaimRequest { owner: owner.into(), now, lease_until: now + 30_000_000, wants: vec![(function.into(), n)], limit: n };
+    let req = ClaimRequest {
+        owner: owner.into(),
+        now,
+        lease_until: now + 30_000_000,
+        wants: vec![(function.into(), n)],
+        limit: n,
+        limits: Default::default(),
+    };
     store.claim(req).await.expect("claim").runs
 }
 

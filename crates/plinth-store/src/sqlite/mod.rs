@@ -2,6 +2,7 @@
 //! read-only connections.
 
 mod events;
+mod flow;
 pub(crate) mod migrate;
 mod ops;
 mod read;
@@ -10,8 +11,8 @@ mod steps;
 mod writer;
 
 use crate::{
-    CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, Heartbeat, Ingested, ListFilter,
-    LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
+    CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, FlowUpkeep, Heartbeat, Ingested, Lane,
+    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use plinth_core::steps::Step;
@@ -266,6 +267,20 @@ impl Store for SqliteStore {
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(read::queue_depth).await
+    }
+
+    async fn lane(&self, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError> {
+        let (function, key, run_id) = (function.to_string(), key.to_string(), run_id.to_string());
+        self.read(move |c| flow::lane(c, &function, &key, &run_id)).await
+    }
+
+    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
+        let function = function.to_string();
+        self.read(move |c| flow::lanes(c, &function, limit, offset)).await
+    }
+
+    async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {
+        self.write(|r| Op::Flow(what, r)).await
     }
 
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {

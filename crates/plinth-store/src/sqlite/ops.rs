@@ -19,7 +19,7 @@ pub(crate) struct Events {
 
 pub(crate) type OpResult<T> = Result<(T, Events), StoreError>;
 
-fn none<T>(v: T) -> OpResult<T> {
+pub(crate) fn none<T>(v: T) -> OpResult<T> {
     Ok((v, Events::default()))
 }
 
@@ -55,8 +55,8 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
     let trigger = (run.trigger != plinth_core::Trigger::Api).then(|| to_json(&run.trigger));
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id) \
-         VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, concurrency_key) \
+         VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         run.run_id,
@@ -72,7 +72,11 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         trigger,
         run.trigger.kind(),
         run.trigger.event_id(),
+        run.concurrency_key,
     ])?;
+    if let Some(key) = &run.concurrency_key {
+        super::flow::open_lane(conn, &run.function, key, run.created_at)?;
+    }
     Ok(())
 }
 
@@ -99,6 +103,10 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
         let n = (*n).min(remaining);
         if n == 0 {
+            continue;
+        }
+        if let Some(limit) = req.limits.get(function) {
+            runs.extend(super::flow::claim_lanes(conn, req, function, n, *limit)?);
             continue;
         }
         let mut stmt = conn.prepare_cached(&sql)?;

@@ -36,6 +36,7 @@ pub(crate) enum Op {
     SaveSteps(String, String, u32, Vec<Step>, Reply<bool>),
     EnqueueWith(NewRun, Vec<Step>, Reply<Run>),
     Pragma(String, Reply<()>),
+    Flow(crate::FlowUpkeep, Reply<u64>),
 }
 
 /// Sends an operation's answer once the commit's fate is known.
@@ -73,6 +74,7 @@ fn apply(conn: &Connection, op: Op) -> Option<Applied> {
         Op::Rescue(now, reply) => settle(ops::rescue(conn, now), reply),
         Op::Prune(before, keys_before, batch, reply) => settle(ops::prune(conn, before, keys_before, batch), reply),
         Op::Probe(now, reply) => settle(ops::probe(conn, now), reply),
+        Op::Flow(what, reply) => settle(super::flow::upkeep(conn, &what), reply),
         Op::Ingest(events, dedup_after, reply) => settle(super::events::ingest(conn, events, dedup_after), reply),
         Op::PruneEvents(before, dedup_before, batch, reply) => {
             settle(super::events::prune_events(conn, before, dedup_before, batch), reply)
@@ -99,7 +101,7 @@ fn fail(op: Op, e: &StoreError) {
         Op::Logs(.., r) | Op::Probe(_, r) | Op::Pragma(_, r) => send(r, e),
         Op::Cancel(.., r) => send(r, e),
         Op::Rescue(_, r) => send(r, e),
-        Op::Prune(.., r) | Op::PruneEvents(.., r) => send(r, e),
+        Op::Prune(.., r) | Op::PruneEvents(.., r) | Op::Flow(_, r) => send(r, e),
         Op::Ingest(.., r) => send(r, e),
         Op::FireTick(.., r) => send(r, e),
     }

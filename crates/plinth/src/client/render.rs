@@ -83,6 +83,12 @@ pub(crate) fn run_detail(run: &Value) -> String {
             text(&run["waiting_for"]["kind"])
         );
     }
+    if let Some(key) = run["concurrency_key"].as_str() {
+        let _ = writeln!(out, "{:<15}{key:?}", "concurrency");
+    }
+    if run["held_by"].is_object() {
+        let _ = writeln!(out, "{:<15}{}", "held_by", held_by(&run["held_by"]));
+    }
     if run["error"].is_object() {
         let _ = writeln!(out, "{:<15}{} {}", "error", text(&run["error"]["code"]), text(&run["error"]["message"]));
     }
@@ -90,6 +96,24 @@ pub(crate) fn run_detail(run: &Value) -> String {
         let _ = writeln!(out, "{:<15}{}", "output", run["output"]);
     }
     out
+}
+
+/// Why a queued run waits, in words: `concurrency: key "t-1" at its limit 1 (1 running, 2 ahead)`.
+fn held_by(h: &Value) -> String {
+    let rule = text(&h["rule"]);
+    match rule.as_str() {
+        "concurrency" => format!(
+            "concurrency: key {:?} at its limit {} ({} running, {} ahead)",
+            h["key"].as_str().unwrap_or_default(),
+            text(&h["limit"]),
+            text(&h["running"]),
+            text(&h["ahead"])
+        ),
+        _ => match h["until"].as_str() {
+            Some(until) => format!("{rule}: may start at {until}"),
+            None => rule,
+        },
+    }
 }
 
 /// `GET /runs/{id}/steps` as a table: one row a step, its output or error cut to one line.

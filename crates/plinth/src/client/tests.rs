@@ -79,6 +79,20 @@ fn runs_render_for_people() {
 }
 
 #[test]
+fn a_held_run_says_why_in_words() {
+    let held = json!({"run_id": "01A", "status": "queued", "concurrency_key": "t-1",
+        "held_by": {"rule": "concurrency", "key": "t-1", "limit": 1, "running": 1, "ahead": 2}});
+    let d = run_detail(&held);
+    assert!(d.contains("concurrency    \"t-1\""), "{d}");
+    assert!(d.contains("held_by        concurrency: key \"t-1\" at its limit 1 (1 running, 2 ahead)"), "{d}");
+    let delayed = json!({"run_id": "01B", "status": "queued", "held_by": {"rule": "delay", "until": "2026-12-02T00:00:00Z"}});
+    assert!(run_detail(&delayed).contains("held_by        delay: may start at 2026-12-02T00:00:00Z"));
+    let odd = json!({"run_id": "01C", "status": "queued", "held_by": {"rule": "throttle"}});
+    assert!(run_detail(&odd).contains("held_by        throttle\n"));
+    assert!(!run_detail(&json!({"run_id": "01D"})).contains("held_by"), "no held_by line when nothing holds it");
+}
+
+#[test]
 fn an_api_key_becomes_a_sensitive_bearer_header() {
     let h = bearer_headers(Some("k-123")).expect("headers");
     let v = h.get("authorization").expect("authorization");

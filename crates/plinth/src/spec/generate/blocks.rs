@@ -59,7 +59,13 @@ fn policy(p: &RunPolicy) -> String {
         let b = &r.backoff;
         format!("{} attempts, backoff {}..{} ×{} (full jitter)", r.max_attempts, b.initial, b.max, b.multiplier)
     };
-    let concurrency = p.concurrency.map_or_else(|| "up to `--workers` at once".into(), |c| format!("{c} at once"));
+    let concurrency = p.concurrency.as_ref().map_or_else(
+        || "up to `--workers` at once per node".into(),
+        |c| match &c.key {
+            None => format!("{} at once across nodes", c.limit()),
+            Some(key) => format!("{} at once per `{}` across nodes", c.limit(), key.source()),
+        },
+    );
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
     format!("{attempts}; timeout {}; {concurrency}; {queued}", p.timeout)
 }

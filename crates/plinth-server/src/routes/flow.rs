@@ -1,0 +1,161 @@
+//! Flow control as the API shows it: why a queued run waits (`held_by`), and the keys of a
+//! function with work (`GET /functions/{name}/keys`).
+
+use super::query_error;
+use crate::AppState;
+use crate::problem::{ApiError, PROBLEM, Problem};
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use plinth_core::flow::HeldBy;
+use plinth_core::timefmt::{now_micros, rfc3339};
+use plinth_core::{Code, Run, RunStatus};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Why `run` is not running, when it is queued and something holds it: a start time not yet
+/// come (a delay or a retry's backoff), or its concurrency key at its limit with the runs
+/// ahead of it taking the places. A store that cannot answer leaves it out (logged).
+pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
+    if run.status != RunStatus::Queued {
+        return None;
+    }
+    let now = now_micros();
+    if let Some(due) = run.next_attempt_at.filter(|due| *due > now) {
+        let rule = if run.attempt == 0 { "delay" } else { "retry" };
+        return Some(HeldBy { rule: rule.into(), until: Some(rfc3339(due)), ..blank() });
+    }
+    let (_, function) = state.component.function(&run.function)?;
+    let limit = function.policy.concurrency.as_ref()?.limit();
+    let key = run.concurrency_key.as_deref()?;
+    let lane = match state.store.lane(&run.function, key, &run.run_id).await {
+        Ok(lane) => lane,
+        Err(e) => {
+            tracing::warn!(run_id = %run.run_id, error = %e, "cannot read the run's concurrency lane for held_by");
+            return None;
+        }
+    };
+    // Why: with room left in the lane but as many runs ahead as there is room, those runs take
+    // the places first: the limit still holds this one.
+    let room = u64::from(limit.saturating_sub(lane.running));
+    (lane.ahead >= room).then(|| HeldBy {
+        rule: "concurrency".into(),
+        key: Some(key.to_string()),
+        limit: Some(limit),
+        running: Some(lane.running),
+        ahead: Some(lane.ahead),
+        ..blank()
+    })
+}
+
+fn blank() -> HeldBy {
+    HeldBy { rule: String::new(), key: None, limit: None, running: None, ahead: None, until: None }
+}
+
+/// One key with open work.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct KeyLoad {
+    /// The key's value (`""`: the function's shared limit, or runs whose key fell back).
+    key: String,
+    /// Queued runs.
+    queued: u64,
+    /// Running runs.
+    running: u64,
+    /// Runs waiting in a step (sleep, event, invoked run).
+    waiting: u64,
+    /// When its oldest queued run was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    oldest_queued_at: Option<String>,
+    /// How long its oldest queued run has waited, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest_queued_age_seconds: Option<f64>,
+}
+
+/// `GET /functions/{name}/keys`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct KeyPage {
+    /// The function.
+    function: String,
+    /// Its `concurrency` limit per key, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u32>,
+    /// Its key expression, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    /// The keys with queued, running or waiting runs, the most queued first.
+    keys: Vec<KeyLoad>,
+    /// The cursor of the next page, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// The keys of a function with work, the busiest first.
+///
+/// Per key of the function's `concurrency` rule: its queued, running and waiting runs and the
+/// age of its oldest queued run. A function without a limit has no keys.
+#[utoipa::path(get, path = "/functions/{name}/keys", operation_id = "list_function_keys", tag = "component",
+    params(
+        ("name" = String, Path, description = "The function."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Keys per page, 50 by default."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,9}$", description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of keys.", body = KeyPage),
+        (status = 400, description = "A bad or unknown query parameter (`PLINTH_014`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No function has this name (`PLINTH_005`).",
+            body = Problem, content_type = PROBLEM),
+        (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
+            body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn keys(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<KeyPage>, ApiError> {
+    let Path(name) = path.map_err(|e| query_error(e.body_text(), "name"))?;
+    let Query(params) = query.map_err(|e| query_error(e.body_text(), "query"))?;
+    let (mut limit, mut offset) = (50_u32, 0_u64);
+    for (k, v) in params {
+        match k.as_str() {
+            "limit" => limit = super::page_limit(&v)?,
+            "cursor" => {
+                offset = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|o| *o < 1_000_000_000)
+                    .ok_or_else(|| query_error("cursor must be a `next_cursor` value from an earlier page", "cursor"))?;
+            }
+            other => return Err(query_error(format!("unknown query parameter `{other}`; known: limit, cursor"), other)),
+        }
+    }
+    let Some((_, function)) = state.component.function(&name) else {
+        return Err(ApiError::new(Code::FunctionNotFound, format!("no function is named `{name}`; see GET /functions")));
+    };
+    let concurrency = function.policy.concurrency.as_ref();
+    // Why: one more than asked tells whether another page follows.
+    let mut lanes = state.store.lanes(&name, limit + 1, offset).await?;
+    let more = lanes.len() > limit as usize;
+    lanes.truncate(limit as usize);
+    let now = now_micros();
+    let keys = lanes
+        .into_iter()
+        .map(|l| KeyLoad {
+            oldest_queued_at: l.oldest_queued_at.map(rfc3339),
+            #[allow(clippy::cast_precision_loss)]
+            oldest_queued_age_seconds: l.oldest_queued_at.map(|at| (now - at).max(0) as f64 / 1e6),
+            key: l.key,
+            queued: l.queued,
+            running: l.running,
+            waiting: l.waiting,
+        })
+        .collect();
+    Ok(Json(KeyPage {
+        function: name,
+        limit: concurrency.map(plinth_core::flow::Concurrency::limit),
+        key: concurrency.and_then(|c| c.key.as_ref()).map(|k| k.source().to_string()),
+        keys,
+        next_cursor: more.then(|| (offset + u64::from(limit)).to_string()),
+    }))
+}

@@ -1,0 +1,139 @@
+//! Flow control through the API: keys stored at `POST /run`, `held_by` on queued runs, and
+//! `GET /functions/{name}/keys`.
+
+use super::{Harness, assert_problem, harness_with};
+use axum::http::StatusCode;
+use plinth_core::timefmt::now_micros;
+use plinth_store::ClaimRequest;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const COMPONENT: &str = r#"
+component: {name: shop, version: '1'}
+functions:
+  - name: charge
+    handler: {rust: noop}
+    policy: {concurrency: {limit: 1, key: input.tenant}}
+  - name: global
+    handler: {rust: noop}
+    policy: {concurrency: 2}
+  - name: free
+    handler: {rust: noop}
+"#;
+
+/// Claims as a worker would, with the component's limits.
+async fn claim(h: &Harness, function: &str, n: u32) -> Vec<plinth_core::Run> {
+    let now = now_micros();
+    let limits: HashMap<String, u32> = h
+        .state
+        .component
+        .file
+        .functions
+        .iter()
+        .filter_map(|f| f.policy.concurrency.as_ref().map(|c| (f.name.clone(), c.limit())))
+        .collect();
+    let req = ClaimRequest {
+        owner: "w".into(),
+        now,
+        lease_until: now + 30_000_000,
+        wants: vec![(function.into(), n)],
+        limit: n,
+        limits: Arc::new(limits),
+    };
+    h.state.store.claim(req).await.expect("claim").runs
+}
+
+#[tokio::test]
+async fn a_run_held_by_its_key_says_so() {
+    let h = harness_with(COMPONENT);
+    let first = h.submit(r#"{"function":"charge","input":{"tenant":"t-1"}}"#).await;
+    let second = h.submit(r#"{"function":"charge","input":{"tenant":"t-1"}}"#).await;
+    let third = h.submit(r#"{"function":"charge","input":{"tenant":"t-1"}}"#).await;
+    let other = h.submit(r#"{"function":"charge","input":{"tenant":"t-2"}}"#).await;
+    let r = h.get(&format!("/runs/{first}")).await;
+    assert_eq!(r.json["concurrency_key"], "t-1", "{}", r.json);
+    assert!(r.json.get("held_by").is_none(), "the first run of a free key is not held: {}", r.json);
+
+    let running = claim(&h, "charge", 10).await;
+    let started: Vec<&str> = running.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(started.len(), 2, "one run per tenant: {started:?}");
+    assert!(started.contains(&first.as_str()) && started.contains(&other.as_str()));
+
+    let r = h.get(&format!("/runs/{third}")).await;
+    assert_eq!(r.json["status"], "queued");
+    let held = &r.json["held_by"];
+    assert_eq!(held["rule"], "concurrency", "{}", r.json);
+    assert_eq!(held["key"], "t-1");
+    assert_eq!((held["limit"].as_u64(), held["running"].as_u64(), held["ahead"].as_u64()), (Some(1), Some(1), Some(1)));
+    let r = h.get(&format!("/runs/{second}")).await;
+    assert_eq!(r.json["held_by"]["ahead"], 0, "{}", r.json);
+    let r = h.get(&format!("/runs/{first}")).await;
+    assert!(r.json.get("held_by").is_none(), "a running run is not held: {}", r.json);
+}
+
+#[tokio::test]
+async fn delayed_runs_say_until_when_and_unlimited_runs_have_no_key() {
+    let h = harness_with(COMPONENT);
+    let id = h.submit(r#"{"function":"free","input":{},"delay_seconds":60}"#).await;
+    let r = h.get(&format!("/runs/{id}")).await;
+    assert_eq!(r.json["held_by"]["rule"], "delay", "{}", r.json);
+    assert!(r.json["held_by"]["until"].as_str().is_some_and(|t| t.ends_with('Z')), "{}", r.json);
+    assert!(r.json.get("concurrency_key").is_none(), "a function without a limit stores no key: {}", r.json);
+
+    let g = h.submit(r#"{"function":"global","input":{}}"#).await;
+    let r = h.get(&format!("/runs/{g}")).await;
+    assert_eq!(r.json["concurrency_key"], "", "a limit without a key is one shared key: {}", r.json);
+}
+
+#[tokio::test]
+async fn a_key_that_fails_falls_back_to_the_shared_key() {
+    let h = harness_with(COMPONENT);
+    let missing = h.submit(r#"{"function":"charge","input":{"no_tenant":1}}"#).await;
+    let map = h.submit(r#"{"function":"charge","input":{"tenant":{"a":1}}}"#).await;
+    for id in [missing, map] {
+        let r = h.get(&format!("/runs/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json["concurrency_key"], "", "{}", r.json);
+    }
+    let number = h.submit(r#"{"function":"charge","input":{"tenant":42}}"#).await;
+    assert_eq!(h.get(&format!("/runs/{number}")).await.json["concurrency_key"], "42");
+}
+
+#[tokio::test]
+async fn keys_list_the_busiest_first_and_page() {
+    let h = harness_with(COMPONENT);
+    for tenant in ["a", "b", "b", "b", "c", "c"] {
+        h.submit(&format!(r#"{{"function":"charge","input":{{"tenant":"{tenant}"}}}}"#)).await;
+    }
+    claim(&h, "charge", 10).await;
+    let r = h.get("/functions/charge/keys?limit=2").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!((r.json["limit"].as_u64(), r.json["key"].as_str()), (Some(1), Some("input.tenant")));
+    let keys = r.json["keys"].as_array().expect("keys");
+    let got: Vec<(&str, u64, u64)> = keys
+        .iter()
+        .map(|k| (k["key"].as_str().unwrap_or("?"), k["queued"].as_u64().unwrap_or(99), k["running"].as_u64().unwrap_or(99)))
+        .collect();
+    assert_eq!(got, vec![("b", 2, 1), ("c", 1, 1)], "{}", r.json);
+    assert!(keys[0]["oldest_queued_age_seconds"].as_f64().is_some_and(|a| a >= 0.0));
+    let cursor = r.json["next_cursor"].as_str().expect("a next page");
+    let r = h.get(&format!("/functions/charge/keys?limit=2&cursor={cursor}")).await;
+    let keys = r.json["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["key"], "a");
+    assert!(keys[0].get("oldest_queued_at").is_none(), "a key with nothing queued has no oldest run: {}", r.json);
+    assert!(r.json.get("next_cursor").is_none());
+
+    let r = h.get("/functions/free/keys").await;
+    assert_eq!(r.json["keys"], serde_json::json!([]), "a function without a limit has no keys");
+    assert!(r.json.get("limit").is_none());
+}
+
+#[tokio::test]
+async fn keys_refuse_unknown_functions_and_bad_queries() {
+    let h = harness_with(COMPONENT);
+    assert_problem(&h.get("/functions/nope/keys").await, 404, "PLINTH_005");
+    assert_problem(&h.get("/functions/charge/keys?limit=0").await, 400, "PLINTH_014");
+    assert_problem(&h.get("/functions/charge/keys?cursor=abc").await, 400, "PLINTH_014");
+    assert_problem(&h.get("/functions/charge/keys?page=2").await, 400, "PLINTH_014");
+}

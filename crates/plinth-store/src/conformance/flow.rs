@@ -1,0 +1,167 @@
+//! Flow control: concurrency lanes, their limits in the claim, round-robin between lanes, and
+//! what a queued run's lane says about why it waits.
+
+use super::{SEC, enqueue, finish, get, ids, new_run};
+use crate::{ClaimRequest, Claimed, FlowUpkeep, Lane, Store};
+use plinth_core::timefmt::now_micros;
+use plinth_core::{Finish, NewRun, Run, RunStatus};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// A run of `function` in lane `key`, created and due at `at`.
+fn in_lane(function: &str, key: &str, at: i64) -> NewRun {
+    NewRun { concurrency_key: Some(key.to_string()), input: json!({ "key": key }), ..new_run(function, at) }
+}
+
+/// Claims up to `n` runs of `function`, whose lanes hold at most `limit` running runs each.
+async fn claim_limited(store: &dyn Store, owner: &str, now: i64, function: &str, n: u32, limit: u32) -> Claimed {
+    let req = ClaimRequest {
+        owner: owner.to_string(),
+        now,
+        lease_until: now + 30 * SEC,
+        wants: vec![(function.to_string(), n)],
+        limit: u32::MAX,
+        limits: std::sync::Arc::new(HashMap::from([(function.to_string(), limit)])),
+    };
+    match store.claim(req).await {
+        Ok(claimed) => claimed,
+        Err(e) => panic!("limited claim of {n} `{function}` runs by {owner} failed: {e}"),
+    }
+}
+
+/// How many of `runs` are in each lane.
+fn per_lane(runs: &[Run]) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for run in runs {
+        *out.entry(run.concurrency_key.clone().unwrap_or_default()).or_default() += 1;
+    }
+    out
+}
+
+/// No claim puts more than the limit of one lane to work, whoever claims; a finished run makes
+/// room for exactly one more.
+pub async fn lanes_hold_their_limit_across_claims(store: &dyn Store) {
+    let t0 = now_micros();
+    for (key, n) in [("a", 5), ("b", 5), ("c", 1)] {
+        for i in 0..n {
+            enqueue(store, in_lane("lim", key, t0 + i)).await;
+        }
+    }
+    let now = t0 + SEC;
+    let first = claim_limited(store, "w1", now, "lim", 100, 2).await;
+    assert_eq!(
+        per_lane(&first.runs),
+        HashMap::from([("a".into(), 2), ("b".into(), 2), ("c".into(), 1)]),
+        "a claim takes at most the limit of each lane"
+    );
+    let second = claim_limited(store, "w2", now, "lim", 100, 2).await;
+    assert!(second.runs.is_empty(), "another owner finds every lane full: {:?}", ids(&second.runs));
+    let a = first.runs.iter().find(|r| r.concurrency_key.as_deref() == Some("a")).expect("a run of lane a");
+    assert!(finish(store, &a.run_id, "w1", 1, Finish::Succeeded(json!(null)), now).await);
+    let third = claim_limited(store, "w2", now, "lim", 100, 2).await;
+    assert_eq!(per_lane(&third.runs), HashMap::from([("a".into(), 1)]), "a finished run frees one place in its lane");
+    assert_eq!(third.runs[0].status, RunStatus::Running);
+    let capped = claim_limited(store, "w2", now, "none-such", 100, 2).await;
+    assert!(capped.runs.is_empty(), "a function without lanes claims nothing through them");
+}
+
+/// A lane with many queued runs does not starve a lane with one: lanes take turns, and inside
+/// one claim every lane gives its first run before any gives its second.
+pub async fn lanes_are_served_round_robin(store: &dyn Store) {
+    let t0 = now_micros();
+    for i in 0..40 {
+        enqueue(store, in_lane("fair", "big", t0 + i)).await;
+    }
+    let small = enqueue(store, in_lane("fair", "small", t0 + 100)).await;
+    let now = t0 + SEC;
+    let mut turns = Vec::new();
+    for _ in 0..3 {
+        let claimed = claim_limited(store, "w1", now, "fair", 1, 1000).await;
+        turns.extend(claimed.runs);
+    }
+    let at = turns.iter().position(|r| r.run_id == small.run_id);
+    assert!(at.is_some_and(|i| i <= 1), "the lane with one run is served within two claims: {:?}", per_lane(&turns));
+
+    let other = enqueue(store, in_lane("fair", "other", now)).await;
+    let mixed = claim_limited(store, "w1", now + 1, "fair", 2, 1000).await;
+    assert!(
+        mixed.runs.iter().any(|r| r.run_id == other.run_id),
+        "a claim of two serves both lanes with work, one run each: {:?}",
+        per_lane(&mixed.runs)
+    );
+}
+
+/// Inside a lane, runs go by priority, then by when they became due; runs not yet due wait.
+pub async fn a_lane_keeps_priority_and_due_times(store: &dyn Store) {
+    let t0 = now_micros();
+    let low = enqueue(store, in_lane("prio", "k", t0)).await;
+    let high = enqueue(store, NewRun { priority: 5, ..in_lane("prio", "k", t0 + 1) }).await;
+    let later = enqueue(store, NewRun { priority: 9, not_before: t0 + 60 * SEC, ..in_lane("prio", "k", t0) }).await;
+    let first = claim_limited(store, "w1", t0 + SEC, "prio", 1, 10).await;
+    assert_eq!(ids(&first.runs), vec![high.run_id.clone()], "the higher priority runs first");
+    let second = claim_limited(store, "w1", t0 + SEC, "prio", 5, 10).await;
+    assert_eq!(ids(&second.runs), vec![low.run_id.clone()], "a run not yet due is not taken, whatever its priority");
+    assert_eq!(get(store, &later.run_id).await.status, RunStatus::Queued);
+    let due = claim_limited(store, "w1", t0 + 60 * SEC, "prio", 5, 10).await;
+    assert_eq!(ids(&due.runs), vec![later.run_id]);
+}
+
+/// A queued run's lane says how many run and how many wait before it; the lanes of a function
+/// list the busiest first.
+pub async fn lanes_report_their_load(store: &dyn Store) {
+    let t0 = now_micros();
+    let mut queued = Vec::new();
+    for i in 0..4 {
+        queued.push(enqueue(store, in_lane("load", "busy", t0 + i)).await);
+    }
+    let quiet = enqueue(store, in_lane("load", "quiet", t0 + 10)).await;
+    let running = claim_limited(store, "w1", t0 + SEC, "load", 1, 1).await;
+    assert_eq!(ids(&running.runs), vec![queued[0].run_id.clone()], "the oldest run of the first lane");
+    assert_eq!(
+        store.lane("load", "busy", &queued[3].run_id).await.expect("lane"),
+        Lane { running: 1, ahead: 2 },
+        "one running, two queued before the last"
+    );
+    assert_eq!(store.lane("load", "busy", &queued[1].run_id).await.expect("lane"), Lane { running: 1, ahead: 0 });
+    assert_eq!(store.lane("load", "quiet", &quiet.run_id).await.expect("lane"), Lane { running: 0, ahead: 0 });
+    assert_eq!(store.lane("load", "busy", "no-such-run").await.expect("lane").ahead, 0, "an unknown run has none ahead");
+
+    let lanes = store.lanes("load", 10, 0).await.expect("lanes");
+    let summary: Vec<(String, u64, u64)> = lanes.iter().map(|l| (l.key.clone(), l.queued, l.running)).collect();
+    assert_eq!(summary, vec![("busy".to_string(), 3, 1), ("quiet".to_string(), 1, 0)], "the busiest lane first");
+    assert_eq!(lanes[0].oldest_queued_at, Some(t0 + 1), "the oldest queued run of the lane");
+    let page = store.lanes("load", 1, 1).await.expect("second page");
+    assert_eq!(page.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), vec!["quiet"], "pages go on where the last ended");
+    assert!(store.lanes("none-such", 10, 0).await.expect("lanes").is_empty(), "an unknown function has no lanes");
+}
+
+/// Runs stored before a limit was set join the shared lane at start-up, and leave their lanes
+/// when the limit goes; lanes idle with no open run are forgotten, and come back with new work.
+pub async fn lanes_are_adopted_and_forgotten(store: &dyn Store) {
+    let t0 = now_micros();
+    let old = enqueue(store, new_run("late", t0)).await;
+    let before = claim_limited(store, "w1", t0 + SEC, "late", 10, 1).await;
+    assert!(before.runs.is_empty(), "a run with no lane is not claimed under a limit");
+    let adopt = FlowUpkeep::Adopt { function: "late".into(), limited: true, now: t0 };
+    assert_eq!(store.flow_upkeep(adopt.clone()).await.expect("adopt"), 1, "the open run joins the shared lane");
+    assert_eq!(store.flow_upkeep(adopt).await.expect("adopt again"), 0, "adopting twice changes nothing");
+    let after = claim_limited(store, "w1", t0 + SEC, "late", 10, 1).await;
+    assert_eq!(ids(&after.runs), vec![old.run_id.clone()], "then it is claimed in the shared lane");
+    assert_eq!(after.runs[0].concurrency_key.as_deref(), Some(""));
+
+    let keyed = enqueue(store, in_lane("freed", "k", t0)).await;
+    let free = FlowUpkeep::Adopt { function: "freed".into(), limited: false, now: t0 };
+    assert_eq!(store.flow_upkeep(free).await.expect("leave lanes"), 1);
+    assert_eq!(get(store, &keyed.run_id).await.concurrency_key, None, "a run of a function without a limit has no lane");
+
+    assert!(finish(store, &old.run_id, "w1", 1, Finish::Succeeded(json!(1)), t0 + SEC).await);
+    let busy = enqueue(store, in_lane("late", "busy", t0)).await;
+    let forget = FlowUpkeep::Forget { idle_before: t0 + 120 * SEC };
+    assert_eq!(store.flow_upkeep(forget.clone()).await.expect("forget"), 2, "the empty lanes go, the busy one stays");
+    assert_eq!(store.flow_upkeep(forget).await.expect("forget again"), 0);
+    let claimed = claim_limited(store, "w1", t0 + SEC, "late", 10, 1).await;
+    assert_eq!(ids(&claimed.runs), vec![busy.run_id], "the lane kept is still served");
+    let back = enqueue(store, in_lane("late", "", t0 + 2 * SEC)).await;
+    let again = claim_limited(store, "w1", t0 + 3 * SEC, "late", 10, 1).await;
+    assert_eq!(ids(&again.runs), vec![back.run_id], "a forgotten lane comes back with new work");
+}

@@ -1,0 +1,223 @@
+//! Flow control on PostgreSQL: the lanes of limited functions, their fair claim across nodes,
+//! and what holds a queued run back.
+//!
+//! The locks that keep a lane's limit across nodes (see migration 0004):
+//! - a claim locks the lanes it looks at `FOR NO KEY UPDATE SKIP LOCKED`, then counts and takes
+//!   in a later statement, so its count sees every claim committed before it got the lock, and
+//!   two nodes never serve one lane at once;
+//! - an enqueue holds its lane `FOR KEY SHARE` (which does not conflict with a claim), so the
+//!   upkeep, which locks a lane `FOR UPDATE SKIP LOCKED` before forgetting it, cannot forget a
+//!   lane whose new run is not committed yet.
+
+use super::rows::{RUN_COLS, run_from_row};
+use crate::{ClaimRequest, FlowUpkeep, Lane, LaneLoad, StoreError};
+use plinth_core::{NewRun, Run};
+use sqlx::{PgConnection, PgPool, Row};
+
+/// The lanes `(function, key)` of the runs that have one.
+pub(crate) fn lanes_of<'a>(runs: &[&'a NewRun]) -> Vec<(&'a str, &'a str)> {
+    runs.iter().filter_map(|r| r.concurrency_key.as_deref().map(|k| (r.function.as_str(), k))).collect()
+}
+
+/// Makes sure the lanes exist and cannot be forgotten before this transaction ends.
+pub(crate) async fn open_lanes(conn: &mut PgConnection, mut pairs: Vec<(&str, &str)>, now: i64) -> Result<(), StoreError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    // Why: lanes are locked and inserted in one order everywhere, so two enqueues cannot deadlock.
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (functions, keys): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
+    sqlx::query(
+        "SELECT 1 FROM flow_keys k JOIN unnest($1::text[], $2::text[]) AS u(function, key) \
+         ON k.function = u.function AND k.key = u.key ORDER BY k.function, k.key FOR KEY SHARE OF k",
+    )
+    .bind(&functions)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO flow_keys (function, key, served, touched_at) \
+         SELECT function, key, 0, $3 FROM unnest($1::text[], $2::text[]) AS u(function, key) ORDER BY function, key \
+         ON CONFLICT (function, key) DO NOTHING",
+    )
+    .bind(&functions)
+    .bind(&keys)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes up to `$7` due runs from the lanes `$6` (already locked, in turn order): per lane at
+/// most the limit `$5` minus its running runs, round-robin across lanes (every lane's first run,
+/// then every lane's second...). Records the attempts; answers the runs.
+fn take_sql() -> String {
+    format!(
+        "WITH lanes AS ( \
+           SELECT k.key, k.ord, GREATEST($5 - (SELECT COUNT(*) FROM runs c WHERE c.function = $4 \
+             AND c.concurrency_key = k.key AND c.status = 'running'), 0) AS room \
+           FROM unnest($6::text[]) WITH ORDINALITY AS k(key, ord)), \
+         picked AS ( \
+           SELECT p.id, l.ord, row_number() OVER (PARTITION BY l.ord ORDER BY p.priority DESC, p.next_attempt_at, p.id) AS rn \
+           FROM lanes l CROSS JOIN LATERAL (SELECT q.id, q.priority, q.next_attempt_at FROM runs q \
+             WHERE q.function = $4 AND q.concurrency_key = l.key AND q.status = 'queued' AND q.next_attempt_at <= $3 \
+             ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT l.room FOR UPDATE SKIP LOCKED) p), \
+         chosen AS (SELECT id FROM picked ORDER BY rn, ord LIMIT $7), \
+         claimed AS ( \
+           UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, started_at = $3 \
+           FROM chosen WHERE runs.id = chosen.id AND runs.status = 'queued' RETURNING {cols}), \
+         recorded AS ( \
+           INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
+           SELECT id, attempt, $1, $3, 'running' FROM claimed \
+           ON CONFLICT (run_id, attempt) DO UPDATE SET owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, \
+             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL) \
+         SELECT {RUN_COLS} FROM claimed",
+        cols = RUN_COLS.split(", ").map(|c| format!("runs.{c}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Leases up to `n` due runs of `function`, at most `limit` running per lane across nodes.
+pub(crate) async fn claim_lanes(
+    tx: &mut PgConnection,
+    req: &ClaimRequest,
+    function: &str,
+    n: u32,
+    limit: u32,
+) -> Result<Vec<Run>, StoreError> {
+    // Why: a few more lanes than runs wanted, so that full or empty lanes do not leave the
+    // claim short; other nodes skip the lanes locked here and serve the next ones.
+    let batch = i64::from(n.saturating_add(16).min(512));
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT key FROM flow_keys WHERE function = $1 ORDER BY served, key LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(function)
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&take_sql())
+        .bind(&req.owner)
+        .bind(req.lease_until)
+        .bind(req.now)
+        .bind(function)
+        .bind(i64::from(limit))
+        .bind(&keys)
+        .bind(i64::from(n))
+        .fetch_all(&mut *tx)
+        .await?;
+    let runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
+    // Why: the lanes looked at up to the last one served go to the back of the line; when none
+    // gave a run, all of them do, so the next claim looks at others.
+    let last = runs.iter().filter_map(|r| r.concurrency_key.as_deref()).filter_map(|k| keys.iter().position(|x| x == k)).max();
+    let bumped = &keys[..last.map_or(keys.len(), |l| l + 1)];
+    sqlx::query(
+        "UPDATE flow_keys SET served = $3 + k.ord, touched_at = $3 FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord) \
+         WHERE flow_keys.function = $1 AND flow_keys.key = k.key",
+    )
+    .bind(function)
+    .bind(bumped)
+    .bind(req.now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(runs)
+}
+
+/// The state of a queued run's lane.
+pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM runs WHERE function = $1 AND concurrency_key = $2 AND status = 'running') AS running, \
+           (SELECT COUNT(*) FROM runs q, runs me WHERE me.id = $3 AND q.function = $1 AND q.concurrency_key = $2 \
+             AND q.status = 'queued' AND (q.priority > me.priority OR (q.priority = me.priority \
+             AND (q.next_attempt_at < me.next_attempt_at OR (q.next_attempt_at = me.next_attempt_at AND q.id < me.id))))) AS ahead",
+    )
+    .bind(function)
+    .bind(key)
+    .bind(run_id)
+    .fetch_one(pool)
+    .await?;
+    let running: i64 = row.try_get("running")?;
+    let ahead: i64 = row.try_get("ahead")?;
+    Ok(Lane { running: u32::try_from(running).unwrap_or(u32::MAX), ahead: u64::try_from(ahead).unwrap_or(0) })
+}
+
+/// The lanes of `function` with open work, the most queued first.
+pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT concurrency_key, COUNT(*) FILTER (WHERE status = 'queued') AS queued, \
+           COUNT(*) FILTER (WHERE status = 'running') AS running, COUNT(*) FILTER (WHERE status = 'waiting') AS waiting, \
+           MIN(created_at) FILTER (WHERE status = 'queued') AS oldest \
+         FROM runs WHERE function = $1 AND concurrency_key IS NOT NULL AND status IN ('queued', 'running', 'waiting') \
+         GROUP BY concurrency_key ORDER BY queued DESC, running DESC, concurrency_key LIMIT $2 OFFSET $3",
+    )
+    .bind(function)
+    .bind(i64::from(limit))
+    .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    let count = |row: &sqlx::postgres::PgRow, col: &str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(row.try_get::<i64, _>(col)?).unwrap_or(0))
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(LaneLoad {
+                key: row.try_get("concurrency_key")?,
+                queued: count(row, "queued")?,
+                running: count(row, "running")?,
+                waiting: count(row, "waiting")?,
+                oldest_queued_at: row.try_get("oldest")?,
+            })
+        })
+        .collect()
+}
+
+/// Upkeep of the lanes: see [`FlowUpkeep`].
+pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, StoreError> {
+    let open = "status IN ('queued', 'running', 'waiting')";
+    let mut tx = pool.begin().await?;
+    let n = match what {
+        FlowUpkeep::Adopt { function, limited: true, now } => {
+            open_lanes(&mut tx, vec![(function.as_str(), "")], *now).await?;
+            sqlx::query(&format!(
+                "UPDATE runs SET concurrency_key = '' WHERE function = $1 AND concurrency_key IS NULL AND {open}"
+            ))
+            .bind(function)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        }
+        FlowUpkeep::Adopt { function, limited: false, .. } => sqlx::query(&format!(
+            "UPDATE runs SET concurrency_key = NULL WHERE function = $1 AND concurrency_key IS NOT NULL AND {open}"
+        ))
+        .bind(function)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected(),
+        FlowUpkeep::Forget { idle_before } => {
+            // Why: the lanes are locked first, in a statement of their own; the check that they
+            // hold no open run runs after, so it sees every enqueue committed before the lock.
+            let idle: Vec<(String, String)> = sqlx::query_as(
+                "SELECT function, key FROM flow_keys WHERE touched_at < $1 ORDER BY touched_at LIMIT 1000 \
+                 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(idle_before)
+            .fetch_all(&mut *tx)
+            .await?;
+            let (functions, keys): (Vec<String>, Vec<String>) = idle.into_iter().unzip();
+            sqlx::query(&format!(
+                "DELETE FROM flow_keys k USING unnest($1::text[], $2::text[]) AS u(function, key) \
+                 WHERE k.function = u.function AND k.key = u.key AND NOT EXISTS (SELECT 1 FROM runs \
+                 WHERE runs.function = k.function AND runs.concurrency_key = k.key AND runs.{open})"
+            ))
+            .bind(&functions)
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        }
+    };
+    tx.commit().await?;
+    Ok(n)
+}

@@ -1,0 +1,181 @@
+//! Flow control on SQLite: the lanes of limited functions, their fair claim, and what holds a
+//! queued run back. Every write runs on the writer thread, so a lane's count cannot change
+//! between reading it and claiming against it.
+
+use super::ops::{OpResult, none};
+use super::rows::{RUN_COLS, run_from_row};
+use crate::{ClaimRequest, FlowUpkeep, Lane, LaneLoad};
+use plinth_core::Run;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Records that `key` of `function` has open work (a no-op when it is known).
+pub(crate) fn open_lane(conn: &Connection, function: &str, key: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO flow_keys (function, key, served, touched_at) VALUES (?1, ?2, 0, ?3)")?
+        .execute(params![function, key, now])?;
+    Ok(())
+}
+
+/// How many lanes one claim looks at for `n` runs: enough to step over full lanes, bounded so
+/// a claim stays cheap however many lanes there are.
+pub(crate) fn lanes_to_probe(n: u32) -> u32 {
+    n.saturating_mul(4).saturating_add(16).min(1024)
+}
+
+/// Picks round-robin from per-lane candidates (each in its lane's order): the first run of
+/// every lane, then the second, up to `n`. Answers the ids and the last lane that gave one.
+pub(crate) fn round_robin(candidates: &[Vec<String>], n: usize) -> (Vec<String>, Option<usize>) {
+    let mut chosen = Vec::with_capacity(n);
+    let mut last = None;
+    let deepest = candidates.iter().map(Vec::len).max().unwrap_or(0);
+    'rounds: for depth in 0..deepest {
+        for (lane, ids) in candidates.iter().enumerate() {
+            if chosen.len() >= n {
+                break 'rounds;
+            }
+            if let Some(id) = ids.get(depth) {
+                chosen.push(id.clone());
+                last = Some(last.map_or(lane, |l: usize| l.max(lane)));
+            }
+        }
+    }
+    (chosen, last)
+}
+
+/// Leases up to `n` due runs of `function`, at most `limit` running per lane. Lanes are looked
+/// at least recently served first until they offer `n` runs, then served round-robin (the first
+/// run of each, then the second...); the lanes served move to the back of the line, so a lane
+/// with 10,000 queued runs gets one turn like a lane with one.
+pub(crate) fn claim_lanes(
+    conn: &Connection,
+    req: &ClaimRequest,
+    function: &str,
+    n: u32,
+    limit: u32,
+) -> rusqlite::Result<Vec<Run>> {
+    let keys: Vec<String> = conn
+        .prepare_cached("SELECT key FROM flow_keys INDEXED BY flow_keys_turn WHERE function = ?1 ORDER BY served, key LIMIT ?2")?
+        .query_map(params![function, lanes_to_probe(n)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut running_of = conn.prepare_cached(
+        "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND concurrency_key = ?2 AND status = 'running' \
+         AND status IN ('queued', 'running', 'waiting')",
+    )?;
+    let mut due = conn.prepare_cached(
+        "SELECT id FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND concurrency_key = ?2 \
+         AND status = 'queued' AND next_attempt_at <= ?3 ORDER BY priority DESC, next_attempt_at, id LIMIT ?4",
+    )?;
+    let mut candidates: Vec<Vec<String>> = Vec::new();
+    let mut offered = 0_usize;
+    for key in &keys {
+        if offered >= n as usize {
+            break;
+        }
+        let running: u32 = running_of.query_row(params![function, key], |r| r.get(0))?;
+        let room = limit.saturating_sub(running).min(n);
+        let ids: Vec<String> = if room == 0 {
+            Vec::new()
+        } else {
+            due.query_map(params![function, key, req.now, room], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        offered += ids.len();
+        candidates.push(ids);
+    }
+    let (chosen, last) = round_robin(&candidates, n as usize);
+    // Why: the lanes looked at up to the last one served go to the back of the line; when none
+    // had a run to give, every lane looked at does, so the next claim looks at others.
+    let bumped = last.map_or(candidates.len(), |l| l + 1);
+    let mut served = conn.prepare_cached("UPDATE flow_keys SET served = ?3, touched_at = ?4 WHERE function = ?1 AND key = ?2")?;
+    for (turn, key) in (0_i64..).zip(&keys[..bumped]) {
+        served.execute(params![function, key, req.now.saturating_add(turn), req.now])?;
+    }
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::to_string(&chosen).unwrap_or_default();
+    conn.prepare_cached(&format!(
+        "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2, started_at = ?3 \
+         WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'queued' RETURNING {RUN_COLS}"
+    ))?
+    .query_map(params![req.owner, req.lease_until, req.now, ids], run_from_row)?
+    .collect()
+}
+
+/// The state of a queued run's lane: how many of its runs execute and how many queued runs
+/// come before it.
+pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -> rusqlite::Result<Lane> {
+    let running: u32 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND concurrency_key = ?2 AND status = 'running' \
+         AND status IN ('queued', 'running', 'waiting')",
+        )?
+        .query_row(params![function, key], |r| r.get(0))?;
+    let me: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT priority, next_attempt_at FROM runs WHERE id = ?1")?
+        .query_row(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((priority, due)) = me else { return Ok(Lane { running, ahead: 0 }) };
+    let ahead: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND concurrency_key = ?2 \
+             AND status = 'queued' AND (priority > ?3 OR (priority = ?3 AND (next_attempt_at < ?4 \
+             OR (next_attempt_at = ?4 AND id < ?5))))",
+        )?
+        .query_row(params![function, key, priority, due, run_id], |r| r.get(0))?;
+    Ok(Lane { running, ahead: count(ahead) })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The lanes of `function` with open work, the most queued first.
+pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64) -> rusqlite::Result<Vec<LaneLoad>> {
+    conn.prepare_cached(
+        "SELECT concurrency_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
+           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest \
+         FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND concurrency_key IS NOT NULL \
+           AND status IN ('queued', 'running', 'waiting') \
+         GROUP BY concurrency_key ORDER BY queued DESC, running DESC, concurrency_key LIMIT ?2 OFFSET ?3",
+    )?
+    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX)], |r| {
+        Ok(LaneLoad {
+            key: r.get(0)?,
+            queued: count(r.get(1)?),
+            running: count(r.get(2)?),
+            waiting: count(r.get(3)?),
+            oldest_queued_at: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+/// Upkeep of the lanes: see [`FlowUpkeep`].
+pub(crate) fn upkeep(conn: &Connection, what: &FlowUpkeep) -> OpResult<u64> {
+    let open = "status IN ('queued', 'running', 'waiting')";
+    let n = match what {
+        FlowUpkeep::Adopt { function, limited: true, now } => {
+            let n = conn
+                .prepare_cached(&format!(
+                    "UPDATE runs SET concurrency_key = '' WHERE function = ?1 AND concurrency_key IS NULL AND {open}"
+                ))?
+                .execute(params![function])?;
+            if n > 0 {
+                open_lane(conn, function, "", *now)?;
+            }
+            n
+        }
+        FlowUpkeep::Adopt { function, limited: false, .. } => conn
+            .prepare_cached(&format!(
+                "UPDATE runs SET concurrency_key = NULL WHERE function = ?1 AND concurrency_key IS NOT NULL AND {open}"
+            ))?
+            .execute(params![function])?,
+        FlowUpkeep::Forget { idle_before } => conn
+            .prepare_cached(&format!(
+                "DELETE FROM flow_keys WHERE rowid IN (SELECT k.rowid FROM flow_keys k INDEXED BY flow_keys_idle \
+                 WHERE k.touched_at < ?1 AND NOT EXISTS (SELECT 1 FROM runs INDEXED BY runs_lane_open \
+                 WHERE function = k.function AND concurrency_key = k.key AND {open}) LIMIT 1000)"
+            ))?
+            .execute(params![idle_before])?,
+    };
+    none(n as u64)
+}

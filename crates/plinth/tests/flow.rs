@@ -1,0 +1,13 @@
+//! Flow control, black-box with the real binary: a keyed concurrency limit held by three
+//! PostgreSQL nodes through a SIGKILL, sampled from the database every 10 ms; round-robin
+//! between keys against a backlog of 5,000 runs. Its own test binary, as it loads the machine.
+
+#[path = "flow/fairness.rs"]
+mod fairness;
+#[allow(dead_code)]
+#[path = "cli/harness.rs"]
+mod harness;
+#[path = "flow/lanes.rs"]
+mod lanes;
+#[path = "cli/pg.rs"]
+mod pg;
