@@ -140,6 +140,8 @@ pub struct RunPolicy {
     /// The most attempts of this function at once across all nodes, per key when one is given
     /// (none: as many as the nodes' `--workers` allow).
     pub concurrency: Option<crate::flow::Concurrency>,
+    /// At most `limit` runs start per `period` across all nodes, per key when one is given.
+    pub throttle: Option<crate::flow::Throttle>,
     /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
     /// (none: no limit).
     pub max_queued: Option<u32>,
@@ -147,7 +149,13 @@ pub struct RunPolicy {
 
 impl Default for RunPolicy {
     fn default() -> Self {
-        Self { retries: Retries::default(), timeout: DurationSpec(Duration::from_secs(300)), concurrency: None, max_queued: None }
+        Self {
+            retries: Retries::default(),
+            timeout: DurationSpec(Duration::from_secs(300)),
+            concurrency: None,
+            throttle: None,
+            max_queued: None,
+        }
     }
 }
 
@@ -177,9 +185,7 @@ impl RunPolicy {
         if self.max_queued.is_some_and(|n| !(1..=10_000_000).contains(&n)) {
             return Err(("max_queued".into(), "must be between 1 and 10000000".into()));
         }
-        if let Some(c) = &self.concurrency {
-            c.validate()?;
-        }
+        crate::flow::validate(self)?;
         Ok(())
     }
 }

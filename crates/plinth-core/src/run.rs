@@ -216,7 +216,7 @@ pub struct Run {
     pub attempts: Option<Vec<Attempt>>,
     /// Its lane under the function's `concurrency` limit, when the function has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub concurrency_key: Option<String>,
+    pub flow_key: Option<String>,
     /// While queued: the rule that holds it back, if one does (computed when read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_by: Option<crate::flow::HeldBy>,
@@ -251,7 +251,7 @@ pub struct NewRun {
     pub trigger: Trigger,
     /// Its lane under the function's `concurrency` limit (`""`: the shared lane); none when
     /// the function has no limit.
-    pub concurrency_key: Option<String>,
+    pub flow_key: Option<String>,
 }
 
 impl NewRun {
@@ -278,7 +278,7 @@ impl NewRun {
             priority: self.priority,
             cancel_requested: false,
             attempts: None,
-            concurrency_key: self.concurrency_key,
+            flow_key: self.flow_key,
             held_by: None,
         }
     }
@@ -361,7 +361,7 @@ mod tests {
             priority: 0,
             cancel_requested: false,
             attempts: None,
-            concurrency_key: None,
+            flow_key: None,
             held_by: None,
         };
         let v = serde_json::to_value(&run).expect("json");

@@ -15,12 +15,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let functions: Vec<String> = shared.component.file.functions.iter().map(|f| f.name.clone()).collect();
     // Why: a `concurrency` limit holds across nodes, so the store enforces it in the claim;
     // this node only caps what it takes by its free worker slots.
-    let limits: std::sync::Arc<std::collections::HashMap<String, u32>> = shared
+    let limits: std::sync::Arc<std::collections::HashMap<String, plinth_store::FlowLimit>> = shared
         .component
         .file
         .functions
         .iter()
-        .filter_map(|f| f.policy.concurrency.as_ref().map(|c| (f.name.clone(), c.limit())))
+        .filter_map(|f| plinth_store::FlowLimit::of(&f.policy).map(|l| (f.name.clone(), l)))
         .collect::<std::collections::HashMap<_, _>>()
         .into();
     adopt_lanes(&shared).await;
@@ -76,7 +76,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         .map_or(POLL, |d| d.min(POLL));
                     // Why: a run already due that we did not take belongs to a function with
                     // no free slot; a finishing attempt wakes us.
-                    let pause = if until_due.is_zero() { POLL } else { until_due };
+                    let mut pause = if until_due.is_zero() { POLL } else { until_due };
+                    // Why: a run a throttle holds back starts at the lane's next start, which no
+                    // finishing attempt announces.
+                    if let Some(at) = claimed.throttled_until {
+                        let wait = Duration::from_micros(u64::try_from(at - now_micros()).unwrap_or(0));
+                        pause = pause.min(wait.max(Duration::from_millis(1)));
+                    }
                     if !sleep(&shared, pause).await {
                         return;
                     }
@@ -108,7 +114,7 @@ async fn adopt_lanes(shared: &Shared) {
     for f in &shared.component.file.functions {
         let what = plinth_store::FlowUpkeep::Adopt {
             function: f.name.clone(),
-            limited: f.policy.concurrency.is_some(),
+            limited: plinth_store::FlowLimit::of(&f.policy).is_some(),
             now: now_micros(),
         };
         match shared.store.flow_upkeep(what).await {

@@ -127,9 +127,30 @@ pub struct ClaimRequest {
     pub wants: Vec<(String, u32)>,
     /// The most runs in all (the node's free worker slots).
     pub limit: u32,
-    /// The functions with a `concurrency` limit, and the limit per lane: their runs are taken
-    /// lane by lane, round-robin, never more than the limit running in one lane across nodes.
-    pub limits: std::sync::Arc<std::collections::HashMap<String, u32>>,
+    /// The functions with flow control, and their rules per lane: their runs are taken lane by
+    /// lane, round-robin, never more than the rules allow in one lane across nodes.
+    pub limits: std::sync::Arc<std::collections::HashMap<String, FlowLimit>>,
+}
+
+/// The rules of one function that the claim enforces per lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowLimit {
+    /// At most this many runs of a lane running at once.
+    pub concurrency: Option<u32>,
+    /// At most so many starts of a lane per period.
+    pub throttle: Option<plinth_core::flow::Gcra>,
+}
+
+impl FlowLimit {
+    /// The limits of `policy`, or none when it has no flow control.
+    #[must_use]
+    pub fn of(policy: &plinth_core::RunPolicy) -> Option<Self> {
+        let limit = Self {
+            concurrency: policy.concurrency.as_ref().map(plinth_core::flow::Concurrency::limit),
+            throttle: policy.throttle.as_ref().map(plinth_core::flow::Throttle::gcra),
+        };
+        (limit != Self::default()).then_some(limit)
+    }
 }
 
 /// The state of one lane, as a queued run in it sees it.
@@ -139,6 +160,8 @@ pub struct Lane {
     pub running: u32,
     /// Queued runs of the lane that come before this one.
     pub ahead: u64,
+    /// The lane's throttle time (see [`plinth_core::flow::Gcra`]; 0 never throttled).
+    pub tat: i64,
 }
 
 /// One lane with open work (`GET /functions/{name}/keys`).
@@ -185,6 +208,8 @@ pub struct Claimed {
     pub runs: Vec<Run>,
     /// When the earliest still-queued run becomes due (micros), if any is queued.
     pub next_due: Option<i64>,
+    /// When a run that a throttle holds back may start (micros), if one does.
+    pub throttled_until: Option<i64>,
 }
 
 /// An attempt's end, fenced by the lease owner and the attempt number.

@@ -257,6 +257,13 @@ pub(crate) struct BenchArgs {
     /// Runs parked waiting on other events while event-to-resume is measured.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) waiting: usize,
+    /// Runs in each flow-control round (no-op runs without a limit, then with
+    /// `concurrency: {limit: 4, key}` over 1,000 keys, twice); 0 skips the flow-control part.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) flow_runs: usize,
+    /// Runs queued under one saturated key while a free key's pickup is measured.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) flow_backlog: usize,
     /// The plinth binary to start [default: this one].
     #[arg(long)]
     pub(crate) binary: Option<PathBuf>,

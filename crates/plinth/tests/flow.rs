@@ -11,3 +11,5 @@ mod harness;
 mod lanes;
 #[path = "cli/pg.rs"]
 mod pg;
+#[path = "flow/throttle.rs"]
+mod throttle;

@@ -85,6 +85,31 @@ fn bad_concurrency_names_the_field() {
         assert!(e.reason.contains(reason), "{policy}: {}", e.reason);
         assert!(e.to_string().contains("PLINTH_001"));
     }
+    let throttles = [
+        ("throttle: {limit: 0, period: 1s}", "functions[1].policy.throttle.limit", "between 1 and"),
+        ("throttle: {limit: 5, period: 0s}", "functions[1].policy.throttle.period", "1ms"),
+        ("throttle: {limit: 5, period: whenever}", "functions[1].policy.throttle.period", "not a duration"),
+        ("throttle: {limit: 5, period: 1s, burst: 0}", "functions[1].policy.throttle.burst", "between 1 and"),
+        ("throttle: {limit: 5, period: 1s, key: 'input.('}", "functions[1].policy.throttle.key", "not valid CEL"),
+        (
+            "concurrency: {limit: 1, key: input.a}\n      throttle: {limit: 5, period: 1s, key: input.b}",
+            "functions[1].policy.throttle.key",
+            "same key",
+        ),
+        (
+            "concurrency: {limit: 1, key: input.a}\n      throttle: {limit: 5, period: 1s}",
+            "functions[1].policy.throttle.key",
+            "same key",
+        ),
+    ];
+    for (policy, field, reason) in throttles {
+        let e = parse(&GOOD.replace("concurrency: 2", policy)).expect_err(policy);
+        assert_eq!(e.field, field, "{policy}: {e}");
+        assert!(e.reason.contains(reason), "{policy}: {}", e.reason);
+    }
+    let both = "concurrency: {limit: 1, key: input.a}\n      throttle: {limit: 5, period: 1s, key: input.a}";
+    let ok = parse(&GOOD.replace("concurrency: 2", both)).expect("one key for both rules");
+    assert_eq!(ok.file.functions[1].policy.throttle.as_ref().map(|t| t.limit), Some(5));
     let keyed = parse(&GOOD.replace("concurrency: 2", "concurrency: {limit: 3, key: input.tenant}")).expect("a keyed limit");
     let c = keyed.file.functions[1].policy.concurrency.as_ref().expect("concurrency");
     assert_eq!((c.limit(), c.key.as_ref().map(crate::flow::KeyExpr::source)), (3, Some("input.tenant")));

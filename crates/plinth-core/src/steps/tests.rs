@@ -67,7 +67,7 @@ fn the_envelope_keeps_the_steps_order() {
         request_hash: None,
         max_queued: None,
         trigger: crate::Trigger::Api,
-        concurrency_key: None,
+        flow_key: None,
     }
     .into_queued();
     let steps = vec![

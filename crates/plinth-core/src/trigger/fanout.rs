@@ -21,7 +21,7 @@ impl NewRun {
     #[must_use]
     pub fn of(function: &FunctionSpec, input: Value, trigger: Trigger, correlation_id: &str, now: i64) -> Self {
         let event = matches!(trigger, Trigger::Event { .. }).then_some(&input);
-        let (concurrency_key, warning) = crate::flow::concurrency_key(function.policy.concurrency.as_ref(), &input, event);
+        let (flow_key, warning) = crate::flow::flow_key(&function.policy, &input, event);
         if let Some(warning) = warning {
             tracing::warn!(function = %function.name, correlation_id, "{warning}");
         }
@@ -38,7 +38,7 @@ impl NewRun {
             request_hash: None,
             max_queued: function.policy.max_queued,
             trigger,
-            concurrency_key,
+            flow_key,
         }
     }
 }

@@ -14,8 +14,9 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// Why `run` is not running, when it is queued and something holds it: a start time not yet
-/// come (a delay or a retry's backoff), or its concurrency key at its limit with the runs
-/// ahead of it taking the places. A store that cannot answer leaves it out (logged).
+/// come (a delay or a retry's backoff), its key at its concurrency limit with the runs ahead of
+/// it taking the places, or its key's throttle (with the time it may start). A store that
+/// cannot answer leaves it out (logged).
 pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
     if run.status != RunStatus::Queued {
         return None;
@@ -26,24 +27,40 @@ pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
         return Some(HeldBy { rule: rule.into(), until: Some(rfc3339(due)), ..blank() });
     }
     let (_, function) = state.component.function(&run.function)?;
-    let limit = function.policy.concurrency.as_ref()?.limit();
-    let key = run.concurrency_key.as_deref()?;
+    let rules = plinth_store::FlowLimit::of(&function.policy)?;
+    let key = run.flow_key.as_deref()?;
     let lane = match state.store.lane(&run.function, key, &run.run_id).await {
         Ok(lane) => lane,
         Err(e) => {
-            tracing::warn!(run_id = %run.run_id, error = %e, "cannot read the run's concurrency lane for held_by");
+            tracing::warn!(run_id = %run.run_id, error = %e, "cannot read the run's lane for held_by");
             return None;
         }
     };
     // Why: with room left in the lane but as many runs ahead as there is room, those runs take
     // the places first: the limit still holds this one.
-    let room = u64::from(limit.saturating_sub(lane.running));
-    (lane.ahead >= room).then(|| HeldBy {
-        rule: "concurrency".into(),
+    if let Some(limit) = rules.concurrency {
+        let room = u64::from(limit.saturating_sub(lane.running));
+        if lane.ahead >= room {
+            return Some(HeldBy {
+                rule: "concurrency".into(),
+                key: Some(key.to_string()),
+                limit: Some(limit),
+                running: Some(lane.running),
+                ahead: Some(lane.ahead),
+                ..blank()
+            });
+        }
+    }
+    let g = rules.throttle?;
+    // Why: the runs ahead start first, one interval apart once the burst is spent.
+    let ahead = i64::try_from(lane.ahead).unwrap_or(i64::MAX);
+    let start = g.next_start(lane.tat).saturating_add(g.interval.saturating_mul(ahead));
+    (start > now).then(|| HeldBy {
+        rule: "throttle".into(),
         key: Some(key.to_string()),
-        limit: Some(limit),
-        running: Some(lane.running),
+        limit: Some(g.limit),
         ahead: Some(lane.ahead),
+        until: Some(rfc3339(start)),
         ..blank()
     })
 }
@@ -80,7 +97,7 @@ pub(crate) struct KeyPage {
     /// Its `concurrency` limit per key, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<u32>,
-    /// Its key expression, if it has one.
+    /// Its flow key expression (the `concurrency` key, or the `throttle` key), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
     /// The keys with queued, running or waiting runs, the most queued first.
@@ -154,7 +171,10 @@ pub(crate) async fn keys(
     Ok(Json(KeyPage {
         function: name,
         limit: concurrency.map(plinth_core::flow::Concurrency::limit),
-        key: concurrency.and_then(|c| c.key.as_ref()).map(|k| k.source().to_string()),
+        key: concurrency
+            .and_then(|c| c.key.as_ref())
+            .or_else(|| function.policy.throttle.as_ref().and_then(|t| t.key.as_ref()))
+            .map(|k| k.source().to_string()),
         keys,
         next_cursor: more.then(|| (offset + u64::from(limit)).to_string()),
     }))

@@ -126,12 +126,12 @@ pub(crate) async fn submit(
             json!({"function": function.name, "input": req.input, "priority": req.priority, "delay_seconds": req.delay_seconds});
         plinth_core::ids::fingerprint(&canonical.to_string())
     });
-    let (concurrency_key, warning) = plinth_core::flow::concurrency_key(function.policy.concurrency.as_ref(), &req.input, None);
+    let (flow_key, warning) = plinth_core::flow::flow_key(&function.policy, &req.input, None);
     if let Some(warning) = warning {
         tracing::warn!(function = %function.name, "{warning}");
     }
     let new = NewRun {
-        concurrency_key,
+        flow_key,
         run_id: plinth_core::ids::new_run_id(),
         function: function.name.clone(),
         input: req.input,

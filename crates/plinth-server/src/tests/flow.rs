@@ -19,18 +19,21 @@ functions:
     policy: {concurrency: 2}
   - name: free
     handler: {rust: noop}
+  - name: paced
+    handler: {rust: noop}
+    policy: {throttle: {limit: 1, period: 1h, key: input.account}}
 "#;
 
 /// Claims as a worker would, with the component's limits.
 async fn claim(h: &Harness, function: &str, n: u32) -> Vec<plinth_core::Run> {
     let now = now_micros();
-    let limits: HashMap<String, u32> = h
+    let limits: HashMap<String, plinth_store::FlowLimit> = h
         .state
         .component
         .file
         .functions
         .iter()
-        .filter_map(|f| f.policy.concurrency.as_ref().map(|c| (f.name.clone(), c.limit())))
+        .filter_map(|f| plinth_store::FlowLimit::of(&f.policy).map(|l| (f.name.clone(), l)))
         .collect();
     let req = ClaimRequest {
         owner: "w".into(),
@@ -51,7 +54,7 @@ async fn a_run_held_by_its_key_says_so() {
     let third = h.submit(r#"{"function":"charge","input":{"tenant":"t-1"}}"#).await;
     let other = h.submit(r#"{"function":"charge","input":{"tenant":"t-2"}}"#).await;
     let r = h.get(&format!("/runs/{first}")).await;
-    assert_eq!(r.json["concurrency_key"], "t-1", "{}", r.json);
+    assert_eq!(r.json["flow_key"], "t-1", "{}", r.json);
     assert!(r.json.get("held_by").is_none(), "the first run of a free key is not held: {}", r.json);
 
     let running = claim(&h, "charge", 10).await;
@@ -78,11 +81,11 @@ async fn delayed_runs_say_until_when_and_unlimited_runs_have_no_key() {
     let r = h.get(&format!("/runs/{id}")).await;
     assert_eq!(r.json["held_by"]["rule"], "delay", "{}", r.json);
     assert!(r.json["held_by"]["until"].as_str().is_some_and(|t| t.ends_with('Z')), "{}", r.json);
-    assert!(r.json.get("concurrency_key").is_none(), "a function without a limit stores no key: {}", r.json);
+    assert!(r.json.get("flow_key").is_none(), "a function without a limit stores no key: {}", r.json);
 
     let g = h.submit(r#"{"function":"global","input":{}}"#).await;
     let r = h.get(&format!("/runs/{g}")).await;
-    assert_eq!(r.json["concurrency_key"], "", "a limit without a key is one shared key: {}", r.json);
+    assert_eq!(r.json["flow_key"], "", "a limit without a key is one shared key: {}", r.json);
 }
 
 #[tokio::test]
@@ -93,10 +96,10 @@ async fn a_key_that_fails_falls_back_to_the_shared_key() {
     for id in [missing, map] {
         let r = h.get(&format!("/runs/{id}")).await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.json["concurrency_key"], "", "{}", r.json);
+        assert_eq!(r.json["flow_key"], "", "{}", r.json);
     }
     let number = h.submit(r#"{"function":"charge","input":{"tenant":42}}"#).await;
-    assert_eq!(h.get(&format!("/runs/{number}")).await.json["concurrency_key"], "42");
+    assert_eq!(h.get(&format!("/runs/{number}")).await.json["flow_key"], "42");
 }
 
 #[tokio::test]
@@ -136,4 +139,26 @@ async fn keys_refuse_unknown_functions_and_bad_queries() {
     assert_problem(&h.get("/functions/charge/keys?limit=0").await, 400, "PLINTH_014");
     assert_problem(&h.get("/functions/charge/keys?cursor=abc").await, 400, "PLINTH_014");
     assert_problem(&h.get("/functions/charge/keys?page=2").await, 400, "PLINTH_014");
+}
+
+#[tokio::test]
+async fn a_run_held_by_a_throttle_says_when_it_may_start() {
+    let h = harness_with(COMPONENT);
+    let first = h.submit(r#"{"function":"paced","input":{"account":"a-1"}}"#).await;
+    let second = h.submit(r#"{"function":"paced","input":{"account":"a-1"}}"#).await;
+    let other = h.submit(r#"{"function":"paced","input":{"account":"a-2"}}"#).await;
+    assert_eq!(h.get(&format!("/runs/{first}")).await.json["flow_key"], "a-1");
+    let started: Vec<String> = claim(&h, "paced", 10).await.into_iter().map(|r| r.run_id).collect();
+    assert_eq!(started.len(), 2, "one start per account: {started:?}");
+    assert!(started.contains(&first) && started.contains(&other));
+    assert!(claim(&h, "paced", 10).await.is_empty(), "the next start of a-1 is an hour away");
+    let r = h.get(&format!("/runs/{second}")).await;
+    let held = &r.json["held_by"];
+    assert_eq!((held["rule"].as_str(), held["key"].as_str(), held["limit"].as_u64()), (Some("throttle"), Some("a-1"), Some(1)));
+    assert_eq!(held["ahead"], 0);
+    let until = plinth_core::timefmt::parse_rfc3339(held["until"].as_str().expect("until")).expect("a time");
+    let hour = 3_600_000_000;
+    assert!((until - now_micros() - hour).abs() < 60_000_000, "it may start about an hour from now: {}", r.json);
+    let keys = h.get("/functions/paced/keys").await;
+    assert_eq!(keys.json["key"], "input.account", "{}", keys.json);
 }

@@ -2,7 +2,8 @@
 //! what a queued run's lane says about why it waits.
 
 use super::{SEC, enqueue, finish, get, ids, new_run};
-use crate::{ClaimRequest, Claimed, FlowUpkeep, Lane, Store};
+use crate::{ClaimRequest, Claimed, FlowLimit, FlowUpkeep, Lane, Store};
+use plinth_core::flow::Gcra;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Finish, NewRun, Run, RunStatus};
 use serde_json::json;
@@ -10,22 +11,27 @@ use std::collections::HashMap;
 
 /// A run of `function` in lane `key`, created and due at `at`.
 fn in_lane(function: &str, key: &str, at: i64) -> NewRun {
-    NewRun { concurrency_key: Some(key.to_string()), input: json!({ "key": key }), ..new_run(function, at) }
+    NewRun { flow_key: Some(key.to_string()), input: json!({ "key": key }), ..new_run(function, at) }
 }
 
 /// Claims up to `n` runs of `function`, whose lanes hold at most `limit` running runs each.
 async fn claim_limited(store: &dyn Store, owner: &str, now: i64, function: &str, n: u32, limit: u32) -> Claimed {
+    claim_with(store, owner, now, function, n, FlowLimit { concurrency: Some(limit), throttle: None }).await
+}
+
+/// Claims up to `n` runs of `function` under `rules`.
+async fn claim_with(store: &dyn Store, owner: &str, now: i64, function: &str, n: u32, rules: FlowLimit) -> Claimed {
     let req = ClaimRequest {
         owner: owner.to_string(),
         now,
         lease_until: now + 30 * SEC,
         wants: vec![(function.to_string(), n)],
         limit: u32::MAX,
-        limits: std::sync::Arc::new(HashMap::from([(function.to_string(), limit)])),
+        limits: std::sync::Arc::new(HashMap::from([(function.to_string(), rules)])),
     };
     match store.claim(req).await {
         Ok(claimed) => claimed,
-        Err(e) => panic!("limited claim of {n} `{function}` runs by {owner} failed: {e}"),
+        Err(e) => panic!("claim of {n} `{function}` runs by {owner} under {rules:?} failed: {e}"),
     }
 }
 
@@ -33,7 +39,7 @@ async fn claim_limited(store: &dyn Store, owner: &str, now: i64, function: &str,
 fn per_lane(runs: &[Run]) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for run in runs {
-        *out.entry(run.concurrency_key.clone().unwrap_or_default()).or_default() += 1;
+        *out.entry(run.flow_key.clone().unwrap_or_default()).or_default() += 1;
     }
     out
 }
@@ -56,7 +62,7 @@ pub async fn lanes_hold_their_limit_across_claims(store: &dyn Store) {
     );
     let second = claim_limited(store, "w2", now, "lim", 100, 2).await;
     assert!(second.runs.is_empty(), "another owner finds every lane full: {:?}", ids(&second.runs));
-    let a = first.runs.iter().find(|r| r.concurrency_key.as_deref() == Some("a")).expect("a run of lane a");
+    let a = first.runs.iter().find(|r| r.flow_key.as_deref() == Some("a")).expect("a run of lane a");
     assert!(finish(store, &a.run_id, "w1", 1, Finish::Succeeded(json!(null)), now).await);
     let third = claim_limited(store, "w2", now, "lim", 100, 2).await;
     assert_eq!(per_lane(&third.runs), HashMap::from([("a".into(), 1)]), "a finished run frees one place in its lane");
@@ -119,11 +125,11 @@ pub async fn lanes_report_their_load(store: &dyn Store) {
     assert_eq!(ids(&running.runs), vec![queued[0].run_id.clone()], "the oldest run of the first lane");
     assert_eq!(
         store.lane("load", "busy", &queued[3].run_id).await.expect("lane"),
-        Lane { running: 1, ahead: 2 },
+        Lane { running: 1, ahead: 2, tat: 0 },
         "one running, two queued before the last"
     );
-    assert_eq!(store.lane("load", "busy", &queued[1].run_id).await.expect("lane"), Lane { running: 1, ahead: 0 });
-    assert_eq!(store.lane("load", "quiet", &quiet.run_id).await.expect("lane"), Lane { running: 0, ahead: 0 });
+    assert_eq!(store.lane("load", "busy", &queued[1].run_id).await.expect("lane"), Lane { running: 1, ahead: 0, tat: 0 });
+    assert_eq!(store.lane("load", "quiet", &quiet.run_id).await.expect("lane"), Lane { running: 0, ahead: 0, tat: 0 });
     assert_eq!(store.lane("load", "busy", "no-such-run").await.expect("lane").ahead, 0, "an unknown run has none ahead");
 
     let lanes = store.lanes("load", 10, 0).await.expect("lanes");
@@ -147,12 +153,12 @@ pub async fn lanes_are_adopted_and_forgotten(store: &dyn Store) {
     assert_eq!(store.flow_upkeep(adopt).await.expect("adopt again"), 0, "adopting twice changes nothing");
     let after = claim_limited(store, "w1", t0 + SEC, "late", 10, 1).await;
     assert_eq!(ids(&after.runs), vec![old.run_id.clone()], "then it is claimed in the shared lane");
-    assert_eq!(after.runs[0].concurrency_key.as_deref(), Some(""));
+    assert_eq!(after.runs[0].flow_key.as_deref(), Some(""));
 
     let keyed = enqueue(store, in_lane("freed", "k", t0)).await;
     let free = FlowUpkeep::Adopt { function: "freed".into(), limited: false, now: t0 };
     assert_eq!(store.flow_upkeep(free).await.expect("leave lanes"), 1);
-    assert_eq!(get(store, &keyed.run_id).await.concurrency_key, None, "a run of a function without a limit has no lane");
+    assert_eq!(get(store, &keyed.run_id).await.flow_key, None, "a run of a function without a limit has no lane");
 
     assert!(finish(store, &old.run_id, "w1", 1, Finish::Succeeded(json!(1)), t0 + SEC).await);
     let busy = enqueue(store, in_lane("late", "busy", t0)).await;
@@ -164,4 +170,37 @@ pub async fn lanes_are_adopted_and_forgotten(store: &dyn Store) {
     let back = enqueue(store, in_lane("late", "", t0 + 2 * SEC)).await;
     let again = claim_limited(store, "w1", t0 + 3 * SEC, "late", 10, 1).await;
     assert_eq!(ids(&again.runs), vec![back.run_id], "a forgotten lane comes back with new work");
+}
+
+/// A throttle admits a burst per lane, then one start per interval; the claim says when the
+/// next held run may start; a throttle and a concurrency limit on one lane both hold.
+pub async fn a_throttle_spaces_the_starts_of_a_lane(store: &dyn Store) {
+    let t0 = now_micros();
+    for i in 0..10 {
+        enqueue(store, in_lane("thr", "k", t0 + i)).await;
+    }
+    let j = [enqueue(store, in_lane("thr", "j", t0)).await, enqueue(store, in_lane("thr", "j", t0 + 1)).await];
+    let rules = FlowLimit { concurrency: None, throttle: Some(Gcra { interval: SEC, burst: 2, limit: 1 }) };
+    let now = t0 + SEC;
+    let first = claim_with(store, "w1", now, "thr", 100, rules).await;
+    assert_eq!(per_lane(&first.runs), HashMap::from([("k".into(), 2), ("j".into(), 2)]), "a burst of two per lane");
+    assert_eq!(first.throttled_until, Some(now + SEC), "the next start of lane k is one interval on");
+    let queued_k = enqueue(store, in_lane("thr", "k", now)).await;
+    assert_eq!(store.lane("thr", "k", &queued_k.run_id).await.expect("lane").tat, now + 2 * SEC, "two starts spent");
+    let early = claim_with(store, "w2", now + SEC / 2, "thr", 100, rules).await;
+    assert!(early.runs.is_empty(), "nothing starts before the next start: {:?}", ids(&early.runs));
+    assert_eq!(early.throttled_until, Some(now + SEC));
+    let on_time = claim_with(store, "w2", now + SEC, "thr", 100, rules).await;
+    assert_eq!(per_lane(&on_time.runs), HashMap::from([("k".into(), 1)]), "then one per interval");
+    for run in &j {
+        assert_eq!(get(store, &run.run_id).await.status, RunStatus::Running);
+    }
+
+    for i in 0..4 {
+        enqueue(store, in_lane("both", "k", t0 + i)).await;
+    }
+    let both = FlowLimit { concurrency: Some(1), throttle: Some(Gcra { interval: SEC, burst: 5, limit: 1 }) };
+    let claimed = claim_with(store, "w1", now, "both", 100, both).await;
+    assert_eq!(claimed.runs.len(), 1, "the concurrency limit holds under a generous throttle");
+    assert_eq!(claimed.throttled_until, None, "the throttle held nothing back");
 }

@@ -92,6 +92,7 @@ macro_rules! with_every_case {
             a_lane_keeps_priority_and_due_times,
             lanes_report_their_load,
             lanes_are_adopted_and_forgotten,
+            a_throttle_spaces_the_starts_of_a_lane,
         ];
     };
 }
@@ -135,7 +136,7 @@ const QUIET: Duration = Duration::from_millis(200);
 /// A run of `function`, created and due at `at`.
 pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
     NewRun {
-        concurrency_key: None,
+        flow_key: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

@@ -10,13 +10,13 @@
 //!   lane whose new run is not committed yet.
 
 use super::rows::{RUN_COLS, run_from_row};
-use crate::{ClaimRequest, FlowUpkeep, Lane, LaneLoad, StoreError};
+use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, StoreError};
 use plinth_core::{NewRun, Run};
 use sqlx::{PgConnection, PgPool, Row};
 
 /// The lanes `(function, key)` of the runs that have one.
 pub(crate) fn lanes_of<'a>(runs: &[&'a NewRun]) -> Vec<(&'a str, &'a str)> {
-    runs.iter().filter_map(|r| r.concurrency_key.as_deref().map(|k| (r.function.as_str(), k))).collect()
+    runs.iter().filter_map(|r| r.flow_key.as_deref().map(|k| (r.function.as_str(), k))).collect()
 }
 
 /// Makes sure the lanes exist and cannot be forgotten before this transaction ends.
@@ -50,18 +50,19 @@ pub(crate) async fn open_lanes(conn: &mut PgConnection, mut pairs: Vec<(&str, &s
 }
 
 /// Takes up to `$7` due runs from the lanes `$6` (already locked, in turn order): per lane at
-/// most the limit `$5` minus its running runs, round-robin across lanes (every lane's first run,
-/// then every lane's second...). Records the attempts; answers the runs.
+/// most the limit `$5` minus its running runs and at most its throttle's cap `$8`, round-robin
+/// across lanes (every lane's first run, then every lane's second...). Records the attempts;
+/// answers the runs.
 fn take_sql() -> String {
     format!(
         "WITH lanes AS ( \
-           SELECT k.key, k.ord, GREATEST($5 - (SELECT COUNT(*) FROM runs c WHERE c.function = $4 \
-             AND c.concurrency_key = k.key AND c.status = 'running'), 0) AS room \
-           FROM unnest($6::text[]) WITH ORDINALITY AS k(key, ord)), \
+           SELECT k.key, k.ord, GREATEST(LEAST(k.cap, $5 - (SELECT COUNT(*) FROM runs c WHERE c.function = $4 \
+             AND c.flow_key = k.key AND c.status = 'running')), 0) AS room \
+           FROM unnest($6::text[], $8::bigint[]) WITH ORDINALITY AS k(key, cap, ord)), \
          picked AS ( \
            SELECT p.id, l.ord, row_number() OVER (PARTITION BY l.ord ORDER BY p.priority DESC, p.next_attempt_at, p.id) AS rn \
            FROM lanes l CROSS JOIN LATERAL (SELECT q.id, q.priority, q.next_attempt_at FROM runs q \
-             WHERE q.function = $4 AND q.concurrency_key = l.key AND q.status = 'queued' AND q.next_attempt_at <= $3 \
+             WHERE q.function = $4 AND q.flow_key = l.key AND q.status = 'queued' AND q.next_attempt_at <= $3 \
              ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT l.room FOR UPDATE SKIP LOCKED) p), \
          chosen AS (SELECT id FROM picked ORDER BY rn, ord LIMIT $7), \
          claimed AS ( \
@@ -77,61 +78,88 @@ fn take_sql() -> String {
     )
 }
 
-/// Leases up to `n` due runs of `function`, at most `limit` running per lane across nodes.
+/// Leases up to `n` due runs of `function` as its lanes' rules allow, across nodes; answers the
+/// runs, and when a run its throttle holds back may start.
 pub(crate) async fn claim_lanes(
     tx: &mut PgConnection,
     req: &ClaimRequest,
     function: &str,
     n: u32,
-    limit: u32,
-) -> Result<Vec<Run>, StoreError> {
+    rules: &FlowLimit,
+) -> Result<(Vec<Run>, Option<i64>), StoreError> {
     // Why: a few more lanes than runs wanted, so that full or empty lanes do not leave the
     // claim short; other nodes skip the lanes locked here and serve the next ones.
     let batch = i64::from(n.saturating_add(16).min(512));
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT key FROM flow_keys WHERE function = $1 ORDER BY served, key LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
+    let lanes: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT key, tat FROM flow_keys WHERE function = $1 ORDER BY served, key LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
     )
     .bind(function)
     .bind(batch)
     .fetch_all(&mut *tx)
     .await?;
-    if keys.is_empty() {
-        return Ok(Vec::new());
+    if lanes.is_empty() {
+        return Ok((Vec::new(), None));
     }
+    let keys: Vec<&str> = lanes.iter().map(|(k, _)| k.as_str()).collect();
+    let caps: Vec<i64> =
+        lanes.iter().map(|(_, tat)| i64::from(rules.throttle.map_or(n, |g| g.admit(*tat, req.now, n).0))).collect();
     let rows = sqlx::query(&take_sql())
         .bind(&req.owner)
         .bind(req.lease_until)
         .bind(req.now)
         .bind(function)
-        .bind(i64::from(limit))
+        .bind(rules.concurrency.map_or(i64::from(u32::MAX), i64::from))
         .bind(&keys)
         .bind(i64::from(n))
+        .bind(&caps)
         .fetch_all(&mut *tx)
         .await?;
     let runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
     // Why: the lanes looked at up to the last one served go to the back of the line; when none
     // gave a run, all of them do, so the next claim looks at others.
-    let last = runs.iter().filter_map(|r| r.concurrency_key.as_deref()).filter_map(|k| keys.iter().position(|x| x == k)).max();
-    let bumped = &keys[..last.map_or(keys.len(), |l| l + 1)];
+    let last = runs.iter().filter_map(|r| r.flow_key.as_deref()).filter_map(|k| keys.iter().position(|x| *x == k)).max();
+    let bumped = last.map_or(lanes.len(), |l| l + 1);
+    let mut tats = Vec::with_capacity(bumped);
+    let mut throttled_until: Option<i64> = None;
+    for (key, tat) in &lanes[..bumped] {
+        let Some(g) = rules.throttle else {
+            tats.push(*tat);
+            continue;
+        };
+        let started = u32::try_from(runs.iter().filter(|r| r.flow_key.as_deref() == Some(key.as_str())).count()).unwrap_or(0);
+        let (_, after) = g.admit(*tat, req.now, started);
+        tats.push(if started > 0 { after } else { *tat });
+        // Why: a lane that started all its throttle admitted, fewer than the claim could take,
+        // may hold due runs back; the dispatcher looks again at its next start (at worst once
+        // in vain).
+        let cap = g.admit(*tat, req.now, n).0;
+        if cap < n && started == cap {
+            let next = g.next_start(if started > 0 { after } else { *tat });
+            throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
+        }
+    }
     sqlx::query(
-        "UPDATE flow_keys SET served = $3 + k.ord, touched_at = $3 FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord) \
+        "UPDATE flow_keys SET served = $3 + k.ord, touched_at = $3, tat = k.tat \
+         FROM unnest($2::text[], $4::bigint[]) WITH ORDINALITY AS k(key, tat, ord) \
          WHERE flow_keys.function = $1 AND flow_keys.key = k.key",
     )
     .bind(function)
-    .bind(bumped)
+    .bind(&keys[..bumped])
     .bind(req.now)
+    .bind(&tats)
     .execute(&mut *tx)
     .await?;
-    Ok(runs)
+    Ok((runs, throttled_until))
 }
 
 /// The state of a queued run's lane.
 pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError> {
     let row = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM runs WHERE function = $1 AND concurrency_key = $2 AND status = 'running') AS running, \
-           (SELECT COUNT(*) FROM runs q, runs me WHERE me.id = $3 AND q.function = $1 AND q.concurrency_key = $2 \
+        "SELECT (SELECT COUNT(*) FROM runs WHERE function = $1 AND flow_key = $2 AND status = 'running') AS running, \
+           (SELECT COUNT(*) FROM runs q, runs me WHERE me.id = $3 AND q.function = $1 AND q.flow_key = $2 \
              AND q.status = 'queued' AND (q.priority > me.priority OR (q.priority = me.priority \
-             AND (q.next_attempt_at < me.next_attempt_at OR (q.next_attempt_at = me.next_attempt_at AND q.id < me.id))))) AS ahead",
+             AND (q.next_attempt_at < me.next_attempt_at OR (q.next_attempt_at = me.next_attempt_at AND q.id < me.id))))) AS ahead, \
+           COALESCE((SELECT tat FROM flow_keys WHERE function = $1 AND key = $2), 0) AS tat",
     )
     .bind(function)
     .bind(key)
@@ -140,17 +168,21 @@ pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str)
     .await?;
     let running: i64 = row.try_get("running")?;
     let ahead: i64 = row.try_get("ahead")?;
-    Ok(Lane { running: u32::try_from(running).unwrap_or(u32::MAX), ahead: u64::try_from(ahead).unwrap_or(0) })
+    Ok(Lane {
+        running: u32::try_from(running).unwrap_or(u32::MAX),
+        ahead: u64::try_from(ahead).unwrap_or(0),
+        tat: row.try_get("tat")?,
+    })
 }
 
 /// The lanes of `function` with open work, the most queued first.
 pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
     let rows = sqlx::query(
-        "SELECT concurrency_key, COUNT(*) FILTER (WHERE status = 'queued') AS queued, \
+        "SELECT flow_key, COUNT(*) FILTER (WHERE status = 'queued') AS queued, \
            COUNT(*) FILTER (WHERE status = 'running') AS running, COUNT(*) FILTER (WHERE status = 'waiting') AS waiting, \
            MIN(created_at) FILTER (WHERE status = 'queued') AS oldest \
-         FROM runs WHERE function = $1 AND concurrency_key IS NOT NULL AND status IN ('queued', 'running', 'waiting') \
-         GROUP BY concurrency_key ORDER BY queued DESC, running DESC, concurrency_key LIMIT $2 OFFSET $3",
+         FROM runs WHERE function = $1 AND flow_key IS NOT NULL AND status IN ('queued', 'running', 'waiting') \
+         GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT $2 OFFSET $3",
     )
     .bind(function)
     .bind(i64::from(limit))
@@ -163,7 +195,7 @@ pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64
     rows.iter()
         .map(|row| {
             Ok(LaneLoad {
-                key: row.try_get("concurrency_key")?,
+                key: row.try_get("flow_key")?,
                 queued: count(row, "queued")?,
                 running: count(row, "running")?,
                 waiting: count(row, "waiting")?,
@@ -180,21 +212,19 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
     let n = match what {
         FlowUpkeep::Adopt { function, limited: true, now } => {
             open_lanes(&mut tx, vec![(function.as_str(), "")], *now).await?;
-            sqlx::query(&format!(
-                "UPDATE runs SET concurrency_key = '' WHERE function = $1 AND concurrency_key IS NULL AND {open}"
-            ))
-            .bind(function)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            sqlx::query(&format!("UPDATE runs SET flow_key = '' WHERE function = $1 AND flow_key IS NULL AND {open}"))
+                .bind(function)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
         }
-        FlowUpkeep::Adopt { function, limited: false, .. } => sqlx::query(&format!(
-            "UPDATE runs SET concurrency_key = NULL WHERE function = $1 AND concurrency_key IS NOT NULL AND {open}"
-        ))
-        .bind(function)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected(),
+        FlowUpkeep::Adopt { function, limited: false, .. } => {
+            sqlx::query(&format!("UPDATE runs SET flow_key = NULL WHERE function = $1 AND flow_key IS NOT NULL AND {open}"))
+                .bind(function)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        }
         FlowUpkeep::Forget { idle_before } => {
             // Why: the lanes are locked first, in a statement of their own; the check that they
             // hold no open run runs after, so it sees every enqueue committed before the lock.
@@ -209,7 +239,7 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
             sqlx::query(&format!(
                 "DELETE FROM flow_keys k USING unnest($1::text[], $2::text[]) AS u(function, key) \
                  WHERE k.function = u.function AND k.key = u.key AND NOT EXISTS (SELECT 1 FROM runs \
-                 WHERE runs.function = k.function AND runs.concurrency_key = k.key AND runs.{open})"
+                 WHERE runs.function = k.function AND runs.flow_key = k.key AND runs.{open})"
             ))
             .bind(&functions)
             .bind(&keys)

@@ -29,14 +29,17 @@ pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> 
     let mut tx = sqlx::Connection::begin(conn).await?;
     let next_wake = super::steps::wake_due(&mut tx, req.now).await?;
     let mut runs = Vec::new();
+    let mut throttled_until = None;
     for (function, n) in &req.wants {
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
         let n = (*n).min(remaining);
         if n == 0 {
             continue;
         }
-        if let Some(limit) = req.limits.get(function) {
-            runs.extend(super::flow::claim_lanes(&mut tx, req, function, n, *limit).await?);
+        if let Some(rules) = req.limits.get(function) {
+            let (taken, until) = super::flow::claim_lanes(&mut tx, req, function, n, rules).await?;
+            runs.extend(taken);
+            throttled_until = until.map(|t| throttled_until.map_or(t, |u: i64| u.min(t))).or(throttled_until);
             continue;
         }
         let rows = sqlx::query(&sql)
@@ -59,7 +62,7 @@ pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> 
     };
     tx.commit().await?;
     runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
-    Ok(Claimed { runs, next_due })
+    Ok(Claimed { runs, next_due, throttled_until })
 }
 
 pub(crate) async fn heartbeat(pool: &PgPool, owner: &str, runs: &[(String, u32)], until: i64) -> Result<Heartbeat, StoreError> {

@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "events_and_schedules", include_str!("migrations/0002_events_and_schedules.sql")),
     (3, "steps", include_str!("migrations/0003_steps.sql")),
     (4, "flow_control", include_str!("migrations/0004_flow_control.sql")),
+    (5, "throttle", include_str!("migrations/0005_throttle.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

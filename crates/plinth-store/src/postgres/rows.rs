@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 
 /// The columns `run_from_row` reads, in order.
 pub(crate) const RUN_COLS: &str = "id, function, status, attempt, max_attempts, input, output, error, priority, \
-     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, concurrency_key";
+     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key";
 
 fn corrupt(col: &str, what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("column {col}: {what}"))
@@ -50,7 +50,7 @@ pub(crate) fn run_from_row(row: &PgRow) -> Result<Run, StoreError> {
         trigger: json_col(row, "trigger")?.unwrap_or_default(),
         waiting_for: json_col(row, "waiting_for")?,
         attempts: None,
-        concurrency_key: row.try_get("concurrency_key")?,
+        flow_key: row.try_get("flow_key")?,
         held_by: None,
     })
 }

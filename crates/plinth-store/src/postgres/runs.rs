@@ -37,7 +37,7 @@ async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Opti
 async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, concurrency_key) \
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key) \
          VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
@@ -54,7 +54,7 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(trigger_json(&run.trigger))
     .bind(run.trigger.kind())
     .bind(run.trigger.event_id())
-    .bind(&run.concurrency_key)
+    .bind(&run.flow_key)
     .execute(conn)
     .await?
     .rows_affected())

@@ -4,7 +4,7 @@
 
 use super::ops::{OpResult, none};
 use super::rows::{RUN_COLS, run_from_row};
-use crate::{ClaimRequest, FlowUpkeep, Lane, LaneLoad};
+use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad};
 use plinth_core::Run;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -41,42 +41,63 @@ pub(crate) fn round_robin(candidates: &[Vec<String>], n: usize) -> (Vec<String>,
     (chosen, last)
 }
 
-/// Leases up to `n` due runs of `function`, at most `limit` running per lane. Lanes are looked
-/// at least recently served first until they offer `n` runs, then served round-robin (the first
-/// run of each, then the second...); the lanes served move to the back of the line, so a lane
-/// with 10,000 queued runs gets one turn like a lane with one.
+/// Leases up to `n` due runs of `function` as its lanes' rules allow: at most `concurrency`
+/// running per lane, at most the starts its throttle admits now. Lanes are looked at least
+/// recently served first until they offer `n` runs, then served round-robin (the first run of
+/// each, then the second...); the lanes served move to the back of the line, so a lane with
+/// 10,000 queued runs gets one turn like a lane with one. Answers the runs, and when a run the
+/// throttle holds back may start.
 pub(crate) fn claim_lanes(
     conn: &Connection,
     req: &ClaimRequest,
     function: &str,
     n: u32,
-    limit: u32,
-) -> rusqlite::Result<Vec<Run>> {
-    let keys: Vec<String> = conn
-        .prepare_cached("SELECT key FROM flow_keys INDEXED BY flow_keys_turn WHERE function = ?1 ORDER BY served, key LIMIT ?2")?
-        .query_map(params![function, lanes_to_probe(n)], |r| r.get(0))?
+    rules: &FlowLimit,
+) -> rusqlite::Result<(Vec<Run>, Option<i64>)> {
+    let lanes: Vec<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT key, tat FROM flow_keys INDEXED BY flow_keys_turn WHERE function = ?1 ORDER BY served, key LIMIT ?2",
+        )?
+        .query_map(params![function, lanes_to_probe(n)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut running_of = conn.prepare_cached(
-        "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND concurrency_key = ?2 AND status = 'running' \
+        "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key = ?2 AND status = 'running' \
          AND status IN ('queued', 'running', 'waiting')",
     )?;
     let mut due = conn.prepare_cached(
-        "SELECT id FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND concurrency_key = ?2 \
+        "SELECT id FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND flow_key = ?2 \
          AND status = 'queued' AND next_attempt_at <= ?3 ORDER BY priority DESC, next_attempt_at, id LIMIT ?4",
     )?;
     let mut candidates: Vec<Vec<String>> = Vec::new();
+    let mut throttled_until: Option<i64> = None;
     let mut offered = 0_usize;
-    for key in &keys {
+    for (key, tat) in &lanes {
         if offered >= n as usize {
             break;
         }
-        let running: u32 = running_of.query_row(params![function, key], |r| r.get(0))?;
-        let room = limit.saturating_sub(running).min(n);
-        let ids: Vec<String> = if room == 0 {
+        let mut room = n;
+        if let Some(limit) = rules.concurrency {
+            let running: u32 = running_of.query_row(params![function, key], |r| r.get(0))?;
+            room = room.min(limit.saturating_sub(running));
+        }
+        let wanted = room;
+        if let Some(g) = rules.throttle {
+            room = g.admit(*tat, req.now, room).0;
+        }
+        let ids: Vec<String> = if wanted == 0 {
             Vec::new()
         } else {
-            due.query_map(params![function, key, req.now, room], |r| r.get(0))?.collect::<Result<_, _>>()?
+            // Why: one more than the throttle admits tells whether it holds a due run back.
+            let ask = if room < wanted { room + 1 } else { room };
+            due.query_map(params![function, key, req.now, ask], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
+        let mut ids = ids;
+        if ids.len() > room as usize {
+            ids.truncate(room as usize);
+            let (_, after) = rules.throttle.map_or((0, *tat), |g| g.admit(*tat, req.now, room));
+            let next = rules.throttle.map_or(req.now, |g| g.next_start(after));
+            throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
+        }
         offered += ids.len();
         candidates.push(ids);
     }
@@ -85,19 +106,31 @@ pub(crate) fn claim_lanes(
     // had a run to give, every lane looked at does, so the next claim looks at others.
     let bumped = last.map_or(candidates.len(), |l| l + 1);
     let mut served = conn.prepare_cached("UPDATE flow_keys SET served = ?3, touched_at = ?4 WHERE function = ?1 AND key = ?2")?;
-    for (turn, key) in (0_i64..).zip(&keys[..bumped]) {
+    for (turn, (key, _)) in (0_i64..).zip(&lanes[..bumped]) {
         served.execute(params![function, key, req.now.saturating_add(turn), req.now])?;
     }
     if chosen.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), throttled_until));
     }
     let ids = serde_json::to_string(&chosen).unwrap_or_default();
-    conn.prepare_cached(&format!(
-        "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2, started_at = ?3 \
-         WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'queued' RETURNING {RUN_COLS}"
-    ))?
-    .query_map(params![req.owner, req.lease_until, req.now, ids], run_from_row)?
-    .collect()
+    let runs: Vec<Run> = conn
+        .prepare_cached(&format!(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2, started_at = ?3 \
+             WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'queued' RETURNING {RUN_COLS}"
+        ))?
+        .query_map(params![req.owner, req.lease_until, req.now, ids], run_from_row)?
+        .collect::<Result<_, _>>()?;
+    if let Some(g) = rules.throttle {
+        let mut spent = conn.prepare_cached("UPDATE flow_keys SET tat = ?3 WHERE function = ?1 AND key = ?2")?;
+        for (key, tat) in &lanes[..bumped] {
+            let started = runs.iter().filter(|r| r.flow_key.as_deref() == Some(key.as_str())).count();
+            if started > 0 {
+                let (_, after) = g.admit(*tat, req.now, u32::try_from(started).unwrap_or(u32::MAX));
+                spent.execute(params![function, key, after])?;
+            }
+        }
+    }
+    Ok((runs, throttled_until))
 }
 
 /// The state of a queued run's lane: how many of its runs execute and how many queued runs
@@ -105,7 +138,7 @@ pub(crate) fn claim_lanes(
 pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -> rusqlite::Result<Lane> {
     let running: u32 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND concurrency_key = ?2 AND status = 'running' \
+            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key = ?2 AND status = 'running' \
          AND status IN ('queued', 'running', 'waiting')",
         )?
         .query_row(params![function, key], |r| r.get(0))?;
@@ -113,15 +146,20 @@ pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -
         .prepare_cached("SELECT priority, next_attempt_at FROM runs WHERE id = ?1")?
         .query_row(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((priority, due)) = me else { return Ok(Lane { running, ahead: 0 }) };
+    let tat: i64 = conn
+        .prepare_cached("SELECT tat FROM flow_keys WHERE function = ?1 AND key = ?2")?
+        .query_row(params![function, key], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let Some((priority, due)) = me else { return Ok(Lane { running, ahead: 0, tat }) };
     let ahead: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND concurrency_key = ?2 \
+            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND flow_key = ?2 \
              AND status = 'queued' AND (priority > ?3 OR (priority = ?3 AND (next_attempt_at < ?4 \
              OR (next_attempt_at = ?4 AND id < ?5))))",
         )?
         .query_row(params![function, key, priority, due, run_id], |r| r.get(0))?;
-    Ok(Lane { running, ahead: count(ahead) })
+    Ok(Lane { running, ahead: count(ahead), tat })
 }
 
 fn count(n: i64) -> u64 {
@@ -131,11 +169,11 @@ fn count(n: i64) -> u64 {
 /// The lanes of `function` with open work, the most queued first.
 pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64) -> rusqlite::Result<Vec<LaneLoad>> {
     conn.prepare_cached(
-        "SELECT concurrency_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
+        "SELECT flow_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
            SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest \
-         FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND concurrency_key IS NOT NULL \
+         FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key IS NOT NULL \
            AND status IN ('queued', 'running', 'waiting') \
-         GROUP BY concurrency_key ORDER BY queued DESC, running DESC, concurrency_key LIMIT ?2 OFFSET ?3",
+         GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT ?2 OFFSET ?3",
     )?
     .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX)], |r| {
         Ok(LaneLoad {
@@ -155,9 +193,7 @@ pub(crate) fn upkeep(conn: &Connection, what: &FlowUpkeep) -> OpResult<u64> {
     let n = match what {
         FlowUpkeep::Adopt { function, limited: true, now } => {
             let n = conn
-                .prepare_cached(&format!(
-                    "UPDATE runs SET concurrency_key = '' WHERE function = ?1 AND concurrency_key IS NULL AND {open}"
-                ))?
+                .prepare_cached(&format!("UPDATE runs SET flow_key = '' WHERE function = ?1 AND flow_key IS NULL AND {open}"))?
                 .execute(params![function])?;
             if n > 0 {
                 open_lane(conn, function, "", *now)?;
@@ -165,15 +201,13 @@ pub(crate) fn upkeep(conn: &Connection, what: &FlowUpkeep) -> OpResult<u64> {
             n
         }
         FlowUpkeep::Adopt { function, limited: false, .. } => conn
-            .prepare_cached(&format!(
-                "UPDATE runs SET concurrency_key = NULL WHERE function = ?1 AND concurrency_key IS NOT NULL AND {open}"
-            ))?
+            .prepare_cached(&format!("UPDATE runs SET flow_key = NULL WHERE function = ?1 AND flow_key IS NOT NULL AND {open}"))?
             .execute(params![function])?,
         FlowUpkeep::Forget { idle_before } => conn
             .prepare_cached(&format!(
                 "DELETE FROM flow_keys WHERE rowid IN (SELECT k.rowid FROM flow_keys k INDEXED BY flow_keys_idle \
                  WHERE k.touched_at < ?1 AND NOT EXISTS (SELECT 1 FROM runs INDEXED BY runs_lane_open \
-                 WHERE function = k.function AND concurrency_key = k.key AND {open}) LIMIT 1000)"
+                 WHERE function = k.function AND flow_key = k.key AND {open}) LIMIT 1000)"
             ))?
             .execute(params![idle_before])?,
     };

@@ -55,7 +55,7 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
     let trigger = (run.trigger != plinth_core::Trigger::Api).then(|| to_json(&run.trigger));
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, concurrency_key) \
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key) \
          VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
@@ -72,9 +72,9 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         trigger,
         run.trigger.kind(),
         run.trigger.event_id(),
-        run.concurrency_key,
+        run.flow_key,
     ])?;
-    if let Some(key) = &run.concurrency_key {
+    if let Some(key) = &run.flow_key {
         super::flow::open_lane(conn, &run.function, key, run.created_at)?;
     }
     Ok(())
@@ -99,14 +99,17 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
          AND next_attempt_at <= ?3 ORDER BY priority DESC, next_attempt_at, id LIMIT ?5) RETURNING {RUN_COLS}"
     );
     let mut runs = Vec::new();
+    let mut throttled_until = None;
     for (function, n) in &req.wants {
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
         let n = (*n).min(remaining);
         if n == 0 {
             continue;
         }
-        if let Some(limit) = req.limits.get(function) {
-            runs.extend(super::flow::claim_lanes(conn, req, function, n, *limit)?);
+        if let Some(rules) = req.limits.get(function) {
+            let (taken, until) = super::flow::claim_lanes(conn, req, function, n, rules)?;
+            runs.extend(taken);
+            throttled_until = until.map(|t| throttled_until.map_or(t, |u: i64| u.min(t))).or(throttled_until);
             continue;
         }
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -130,7 +133,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    none(Claimed { runs, next_due })
+    none(Claimed { runs, next_due, throttled_until })
 }
 
 pub(crate) fn heartbeat(conn: &Connection, owner: &str, runs: &[(String, u32)], until: i64) -> OpResult<Heartbeat> {

@@ -7,7 +7,7 @@ use rusqlite::types::Type;
 
 /// The columns `run_from_row` reads, in order.
 pub(crate) const RUN_COLS: &str = "id, function, status, attempt, max_attempts, input, output, error, priority, \
-     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, concurrency_key";
+     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key";
 
 fn bad(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e))
@@ -65,7 +65,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
             text.map(|t| serde_json::from_str(&t).map_err(|e| bad(17, e))).transpose()?
         },
         attempts: None,
-        concurrency_key: row.get(18)?,
+        flow_key: row.get(18)?,
         held_by: None,
     })
 }

@@ -19,7 +19,8 @@ async fn paced(opts: &ServerOptions, runs: usize, concurrency: usize, rate: f64,
     }
     client.ready(Duration::from_secs(10)).await?;
     let round =
-        load::round(&client, load::Load { function: "noop", runs, concurrency, rate: Some(rate) }, label, &mut progress).await;
+        load::round(&client, load::Load { function: "noop", runs, concurrency, rate: Some(rate), keys: 0 }, label, &mut progress)
+            .await;
     server.stop(Duration::from_secs(30))?;
     let round = round?;
     if round.rejected > 0 {

@@ -255,6 +255,8 @@ pub(crate) struct Load {
     pub(crate) concurrency: usize,
     /// Submissions per second; `None` submits as fast as the connections allow (closed loop).
     pub(crate) rate: Option<f64>,
+    /// Run `i` gets the input `{"k": "k{i % keys}"}`; 0: the empty input.
+    pub(crate) keys: usize,
 }
 
 /// Submits `runs` no-op runs from `concurrency` connections, then waits until all have ended.
@@ -262,7 +264,7 @@ pub(crate) struct Load {
 /// With a rate, submission `i` is due at `start + i / rate` and its latency counts from that
 /// moment, so a server that falls behind shows it (no coordinated omission).
 pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &mut Progress) -> Result<Round, String> {
-    let Load { function, runs, concurrency, rate } = load;
+    let Load { function, runs, concurrency, rate, keys } = load;
     let (ok_before, other_before) = client.finished().await?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -286,7 +288,12 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
                     }
                     None => Instant::now(),
                 };
-                match client.submit(function).await {
+                let submitted = if keys == 0 {
+                    client.submit(function).await
+                } else {
+                    client.submit_input(function, &serde_json::json!({"k": format!("k{}", i % keys)})).await
+                };
+                match submitted {
                     Ok(_) => latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
                     Err(e) => rejected.push(e),
                 }

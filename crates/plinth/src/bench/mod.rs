@@ -8,6 +8,7 @@
 mod auth;
 mod endpoint;
 mod events;
+mod flow;
 mod load;
 mod server;
 mod stats;
@@ -92,12 +93,19 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
     if let Some((url, schema)) = &opts.postgres {
         // Why: every schema the benchmark made is dropped, whether the measure worked or not.
         let mut progress = Progress::new();
-        match plinth_store::postgres::drop_schema(url, schema).await {
-            Ok(()) => progress.done(&format!("bench: dropped schema {schema}")),
-            Err(e) => progress.done(&format!("bench: could not drop schema {schema}: {e}")),
+        for schema in [schema.clone(), flow_schema(schema)] {
+            match plinth_store::postgres::drop_schema(url, &schema).await {
+                Ok(()) => progress.done(&format!("bench: dropped schema {schema}")),
+                Err(e) => progress.done(&format!("bench: could not drop schema {schema}: {e}")),
+            }
         }
     }
     report
+}
+
+/// The schema of the flow-control backlog's own server.
+fn flow_schema(schema: &str) -> String {
+    format!("{schema}_flow")
 }
 
 async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String> {
@@ -128,19 +136,20 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     let mut rounds = Vec::new();
     for r in 0..args.rounds {
         let label = format!("round {}/{}", r + 1, args.rounds);
-        let load = load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: None };
+        let load = load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: None, keys: 0 };
         rounds.push(load::round(&client, load, &label, &mut progress).await?);
     }
     let paced = match Some(args.paced_rate) {
         #[allow(clippy::cast_precision_loss)]
         Some(rate) if rate > 0 => {
-            let load = load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: Some(rate as f64) };
+            let load =
+                load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: Some(rate as f64), keys: 0 };
             Some(load::round(&client, load, &format!("paced round at {rate} runs/s"), &mut progress).await?)
         }
         _ => None,
     };
     let http = if args.http_runs > 0 {
-        let load = load::Load { function: "http_noop", runs: args.http_runs, concurrency: args.concurrency, rate: None };
+        let load = load::Load { function: "http_noop", runs: args.http_runs, concurrency: args.concurrency, rate: None, keys: 0 };
         Some(load::round(&client, load, "HTTP-handler round", &mut progress).await?)
     } else {
         None
@@ -170,6 +179,15 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     } else {
         None
     };
+    let flow_settings = flow::Settings {
+        runs: args.flow_runs,
+        backlog: args.flow_backlog,
+        concurrency: args.concurrency,
+        samples: args.pickup_samples.max(1),
+        keys: 1000,
+    };
+    let flow_rounds =
+        if args.flow_runs > 0 { Some(flow::throughput(&client, &flow_settings, &mut progress).await?) } else { None };
     let rss_after = server::memory_mib(server.pid(), "VmRSS");
     let peak_rss = server::memory_mib(server.pid(), "VmHWM");
     let exit = server.stop(Duration::from_secs(30))?;
@@ -182,6 +200,16 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         runs => Some(auth::compare(&opts, runs, args.concurrency, f64::from(args.auth_rate.max(1))).await?),
     };
     let auth_p50_ratio = auth_cost.as_ref().and_then(|a| a["p50_ratio"].as_f64());
+    let flow_backlog = if args.flow_backlog > 0 && args.flow_runs > 0 {
+        let own = ServerOptions {
+            dir: opts.dir.join("flow-backlog"),
+            postgres: opts.postgres.as_ref().map(|(url, schema)| (url.clone(), flow_schema(schema))),
+            ..opts.clone()
+        };
+        Some(flow::backlog(&own, &flow_settings, &mut progress).await?)
+    } else {
+        None
+    };
 
     let round_reports: Vec<Value> = rounds.iter().map(round_report).collect();
     let per_round = |key: &str| -> Vec<f64> {
@@ -209,6 +237,8 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     ];
     targets.extend(events.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(steps.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
+    targets.extend(flow_rounds.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
+    targets.extend(flow_backlog.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     Ok(json!({
         "plinth_version": plinth_core::VERSION,
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get)},
@@ -237,6 +267,10 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         "auth_overhead": auth_cost,
         "events": events.as_ref().map(|(report, _)| report),
         "steps": steps.as_ref().map(|(report, _)| report),
+        "flow_control": {
+            "throughput": flow_rounds.as_ref().map(|(report, _)| report),
+            "backlog": flow_backlog.as_ref().map(|(report, _)| report),
+        },
         "targets": targets,
         "server_exit": exit.to_string(),
     }))
@@ -287,6 +321,8 @@ mod tests {
             tick_seconds: 1,
             step_runs: 0,
             waiting: 0,
+            flow_runs: 0,
+            flow_backlog: 0,
         }
     }
 

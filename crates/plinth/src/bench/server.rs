@@ -59,6 +59,22 @@ functions:
       retries: {max_attempts: 1}
       timeout: 10s
     triggers: [{cron: '* * * * * *'}]
+  - name: keyed
+    description: Returns null at once; at most 4 at once per `input.k`.
+    handler:
+      rust: noop
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 10s
+      concurrency: {limit: 4, key: input.k}
+  - name: hold
+    description: Holds a worker for `input.ms` milliseconds; one at a time per `input.k`.
+    handler:
+      rust: sleep
+    policy:
+      retries: {max_attempts: 1}
+      timeout: 15m
+      concurrency: {limit: 1, key: input.k}
   - name: steps3
     description: Three no-op steps (the built-in `flow` step function).
     steps: true

@@ -19,6 +19,7 @@
 mod early;
 mod errors;
 mod events;
+mod flow;
 mod http;
 mod limits;
 mod listing;
@@ -66,6 +67,9 @@ pub(crate) const CHECKS: &[(&str, &[&str])] = &[
     ("steps.wakes", &["steps.waits"]),
     ("steps.records", &["steps.wakes"]),
     ("rate_limit.retry_after", &[]),
+    ("flow.policy", &[]),
+    ("flow.held_by", &[]),
+    ("flow.keys", &[]),
 ];
 
 /// What to check and how.
@@ -213,19 +217,26 @@ pub(crate) async fn run_checks(opts: &CheckOptions) -> Vec<CheckResult> {
                 .collect();
         }
     };
-    let (probes, runs, errors, limited, events, steps) = tokio::join!(
+    let (probes, runs, errors, limited, events, steps, flow) = tokio::join!(
         probes::group(Group::new(&ctx)),
         runs::group(Group::new(&ctx)),
         errors::group(Group::new(&ctx)),
         limits::group(Group::new(&ctx)),
         events::group(Group::new(&ctx)),
-        steps::group(Group::new(&ctx))
+        steps::group(Group::new(&ctx)),
+        flow::group(Group::new(&ctx))
     );
     let ran = runs.iter().any(|r| r.id == "run.tracked_to_terminal" && r.outcome == Outcome::Pass);
     let names = probes::names(Group { ctx: &ctx, results: probes.results.clone() }, ran).await;
     let rate = limits::rate_limit(Group::new(&ctx)).await;
     let mut all: Vec<CheckResult> = probes.results;
-    let groups = runs.into_iter().chain(errors.results).chain(limited.results).chain(events.results).chain(steps.results);
+    let groups = runs
+        .into_iter()
+        .chain(errors.results)
+        .chain(limited.results)
+        .chain(events.results)
+        .chain(steps.results)
+        .chain(flow.results);
     for r in groups.chain(names.results).chain(rate.results) {
         if !all.iter().any(|a| a.id == r.id) {
             all.push(r);

@@ -216,3 +216,16 @@ fn early_answers_are_parsed_by_length_chunks_or_close() {
     assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n", true).expect_err("not HTTP").starts_with("not an HTTP answer"));
     assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", true).is_err());
 }
+
+#[test]
+fn flow_rules_are_held_to_the_contracts_shape() {
+    use super::flow::malformed;
+    assert_eq!(malformed(&json!({})), None, "no flow rules is fine");
+    assert_eq!(malformed(&json!({"concurrency": 4})), None);
+    assert_eq!(malformed(&json!({"concurrency": {"limit": 2, "key": "input.tenant"}})), None);
+    assert_eq!(malformed(&json!({"throttle": {"limit": 10, "period": "1s", "burst": 1}})), None);
+    assert!(malformed(&json!({"concurrency": 0})).is_some_and(|w| w.contains("concurrency")));
+    assert!(malformed(&json!({"concurrency": {"limit": 2, "key": 7}})).is_some());
+    assert!(malformed(&json!({"throttle": {"limit": 10, "period": 1, "burst": 1}})).is_some_and(|w| w.contains("throttle")));
+    assert!(malformed(&json!({"throttle": {"limit": 10, "period": "1s"}})).is_some(), "burst is shown");
+}

@@ -83,8 +83,8 @@ pub(crate) fn run_detail(run: &Value) -> String {
             text(&run["waiting_for"]["kind"])
         );
     }
-    if let Some(key) = run["concurrency_key"].as_str() {
-        let _ = writeln!(out, "{:<15}{key:?}", "concurrency");
+    if let Some(key) = run["flow_key"].as_str() {
+        let _ = writeln!(out, "{:<15}{key:?}", "flow_key");
     }
     if run["held_by"].is_object() {
         let _ = writeln!(out, "{:<15}{}", "held_by", held_by(&run["held_by"]));

@@ -80,10 +80,10 @@ fn runs_render_for_people() {
 
 #[test]
 fn a_held_run_says_why_in_words() {
-    let held = json!({"run_id": "01A", "status": "queued", "concurrency_key": "t-1",
+    let held = json!({"run_id": "01A", "status": "queued", "flow_key": "t-1",
         "held_by": {"rule": "concurrency", "key": "t-1", "limit": 1, "running": 1, "ahead": 2}});
     let d = run_detail(&held);
-    assert!(d.contains("concurrency    \"t-1\""), "{d}");
+    assert!(d.contains("flow_key       \"t-1\""), "{d}");
     assert!(d.contains("held_by        concurrency: key \"t-1\" at its limit 1 (1 running, 2 ahead)"), "{d}");
     let delayed = json!({"run_id": "01B", "status": "queued", "held_by": {"rule": "delay", "until": "2026-12-02T00:00:00Z"}});
     assert!(run_detail(&delayed).contains("held_by        delay: may start at 2026-12-02T00:00:00Z"));

@@ -43,7 +43,7 @@ fn plinths_own_server_passes_every_check() {
     let (code, out, err) =
         check(&[&[url.as_str()], &run[..], &steps[..], &["--rate-limit-probe", "1000", "--format", "json"]].concat());
     let all = results(&out);
-    assert_eq!(all.len(), 30, "every check reported: {out}");
+    assert_eq!(all.len(), 33, "every check reported: {out}");
     for r in &all {
         assert_eq!(r["outcome"], "pass", "{r}");
     }
@@ -55,7 +55,7 @@ fn plinths_own_server_passes_every_check() {
     let s = Served::start(&config, &["--database-url", "sqlite://runs.db"], dir.path());
     let (code, table, _) = check(&[&[format!("{}/", s.url("")).as_str()], &run[..]].concat());
     assert_eq!(code, 0, "{table}");
-    assert!(table.starts_with("CHECK") && table.contains("26 passed, 0 failed, 4 skipped"), "{table}");
+    assert!(table.starts_with("CHECK") && table.contains("29 passed, 0 failed, 4 skipped"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("steps.waits") && l.contains("--steps-function")), "{table}");
     // A step function that waits for an event: the check sends it.
     let wait = ["--steps-function", "waits", "--steps-input", r#"{"steps":0,"wait_event":"check/go","key":"k1"}"#];
@@ -150,7 +150,7 @@ fn only_and_skip_select_checks() {
     assert_eq!(ids, ["health.checks", "run.location"], "what they need runs, unreported");
     let (_, out, _) = check(&[&s.url(""), "--skip", "run.accepted,metrics.names", "--format", "json"]);
     let ids: Vec<Value> = results(&out).iter().map(|r| r["id"].clone()).collect();
-    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 28, "{out}");
+    assert!(!ids.contains(&"run.accepted".into()) && !ids.contains(&"metrics.names".into()) && ids.len() == 31, "{out}");
 }
 
 #[test]

@@ -142,6 +142,7 @@ fn a_partial_server_fails_exactly_its_deviations() {
             "run.unknown_function",
             "run.schema_violation",
             "metrics.exposed",
+            "flow.policy",
         ],
         "{out}"
     );
@@ -156,7 +157,9 @@ fn a_partial_server_fails_exactly_its_deviations() {
             "steps.waits",
             "steps.wakes",
             "steps.records",
-            "rate_limit.retry_after"
+            "rate_limit.retry_after",
+            "flow.held_by",
+            "flow.keys"
         ],
         "{out}"
     );
@@ -198,8 +201,8 @@ fn an_html_server_fails_with_what_came_back_in_every_format() {
     assert_eq!(code, 1);
     well_formed(&xml);
     assert!(xml.contains("&lt;html&gt;&lt;body&gt;&lt;h1&gt;Welcome to nginx!&lt;/h1&gt; &amp; more"), "{xml}");
-    assert_eq!(xml.matches("<testcase ").count(), 30, "{xml}");
-    assert!(xml.contains(r#"failures="13""#) && xml.matches("<failure ").count() == 13, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 33, "{xml}");
+    assert!(xml.contains(r#"failures="16""#) && xml.matches("<failure ").count() == 16, "{xml}");
 }
 
 /// A small well-formedness check: tags balance, and text holds no raw `<` or stray `&`.

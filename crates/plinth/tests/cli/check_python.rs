@@ -58,7 +58,7 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
     let (code, out, err) = check(&[&server.url, "--function", "greet", "--input", r#"{"name":"ada"}"#, "--format", "json"]);
     assert_eq!(code, 1, "a failure exits 1: {err}");
     let all = results(&out);
-    assert_eq!(all.len(), 30, "{out}");
+    assert_eq!(all.len(), 33, "{out}");
     assert_eq!(
         ids(&all, "fail"),
         ["idempotency.mismatch", "openapi.present", "runs.list", "runs.logs", "run.unsupported_media_type"],
@@ -84,6 +84,7 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
             "idempotency.replay",
             "cancel.queued",
             "run.body_too_large",
+            "flow.policy",
         ],
         "{out}"
     );
@@ -97,7 +98,9 @@ fn a_python_partial_server_fails_exactly_its_deviations() {
             "steps.waits",
             "steps.wakes",
             "steps.records",
-            "rate_limit.retry_after"
+            "rate_limit.retry_after",
+            "flow.held_by",
+            "flow.keys"
         ],
         "{out}"
     );

@@ -38,11 +38,11 @@ struct Seen {
     over: Vec<(String, i64)>,
 }
 
-/// Samples `SELECT concurrency_key, count(*) ... WHERE status = 'running'` every 10 ms until
+/// Samples `SELECT flow_key, count(*) ... WHERE status = 'running'` every 10 ms until
 /// `stop` is set.
 async fn sample(url: String, runs: String, stop: Arc<AtomicBool>) -> Seen {
     let mut conn = sqlx::PgConnection::connect(&url).await.expect("sampler connects");
-    let sql = format!("SELECT concurrency_key, count(*) FROM {runs} WHERE status = 'running' GROUP BY concurrency_key");
+    let sql = format!("SELECT flow_key, count(*) FROM {runs} WHERE status = 'running' GROUP BY flow_key");
     let mut seen = Seen::default();
     while !stop.load(Ordering::Relaxed) {
         let rows: Vec<(Option<String>, i64)> = sqlx::query_as(&sql).fetch_all(&mut conn).await.expect("sample");
@@ -162,7 +162,7 @@ async fn three_nodes_hold_a_keyed_limit_through_a_sigkill() {
     .await
     .expect("count");
     let per_tenant: Vec<(Option<String>, i64)> =
-        sqlx::query_as(&format!("SELECT concurrency_key, count(*) FROM {runs} GROUP BY concurrency_key"))
+        sqlx::query_as(&format!("SELECT flow_key, count(*) FROM {runs} GROUP BY flow_key"))
             .fetch_all(&mut conn)
             .await
             .expect("per tenant");

@@ -84,13 +84,19 @@ impl std::fmt::Debug for Handlers {
 }
 
 impl Handlers {
-    /// Built-in handlers: `noop` (returns null), `echo` (returns its input) and `flow`, a step
-    /// function driven by its input for benchmarks and checks (see [`steps::flow`]).
+    /// Built-in handlers: `noop` (returns null), `echo` (returns its input), `sleep` (holds a
+    /// worker for `input.ms` milliseconds, at most ten minutes, then returns null) and `flow`, a
+    /// step function driven by its input for benchmarks and checks (see [`steps::flow`]).
     #[must_use]
     pub fn builtin() -> Self {
         let mut h = Self::default();
         h.register("noop", |_ctx: HandlerContext, _input: Value| async { Ok(Value::Null) });
         h.register("echo", |_ctx: HandlerContext, input: Value| async move { Ok(input) });
+        h.register("sleep", |_ctx: HandlerContext, input: Value| async move {
+            let ms = input.get("ms").and_then(Value::as_u64).unwrap_or(0).min(600_000);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(Value::Null)
+        });
         h.register("flow", steps::flow);
         h
     }

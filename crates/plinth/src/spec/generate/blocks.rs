@@ -66,8 +66,12 @@ fn policy(p: &RunPolicy) -> String {
             Some(key) => format!("{} at once per `{}` across nodes", c.limit(), key.source()),
         },
     );
+    let throttle = p.throttle.as_ref().map(|t| {
+        let per = t.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
+        format!("; at most {} starts per {} (burst {}){per}", t.limit, t.period, t.burst)
+    });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
-    format!("{attempts}; timeout {}; {concurrency}; {queued}", p.timeout)
+    format!("{attempts}; timeout {}; {concurrency}{}; {queued}", p.timeout, throttle.unwrap_or_default())
 }
 
 /// `functions`: each function's handler, policy and input schema.

@@ -97,10 +97,23 @@ fn variables_the_component_file_refers_to_are_listed() {
 }
 
 #[test]
+fn flow_rules_are_described() {
+    let c = component(
+        "component: {name: flow, version: '1'}\nfunctions:\n  - name: charge\n    handler: {rust: noop}\n    policy:\n      \
+         concurrency: {limit: 2, key: input.tenant}\n      throttle: {limit: 10, period: 1s, burst: 3, key: input.tenant}\n",
+    );
+    let functions = block("functions", &c);
+    assert!(
+        functions.contains("2 at once per `input.tenant` across nodes; at most 10 starts per 1s (burst 3) per `input.tenant`;"),
+        "{functions}"
+    );
+}
+
+#[test]
 fn functions_endpoints_metrics_health_and_errors_are_described() {
     let c = hello();
     let functions = block("functions", &c);
-    assert!(functions.contains("| `fail` | Always exits non-zero, so retries and backoff show. | command `sh handlers/fail.sh` | 3 attempts, backoff 500ms..5s ×2 (full jitter); timeout 10s; up to `--workers` at once; no queue limit | none: any JSON |"), "{functions}");
+    assert!(functions.contains("| `fail` | Always exits non-zero, so retries and backoff show. | command `sh handlers/fail.sh` | 3 attempts, backoff 500ms..5s ×2 (full jitter); timeout 10s; up to `--workers` at once per node; no queue limit | none: any JSON |"), "{functions}");
     assert!(functions.contains("Input schema of `sleep`") && functions.contains("\"required\": ["), "{functions}");
     let endpoints = block("endpoints", &c);
     for route in

@@ -9,6 +9,12 @@ use crate::trigger::expr::Expr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod concurrency;
+mod throttle;
+
+pub use concurrency::Concurrency;
+pub use throttle::{Gcra, Throttle};
+
 /// A compiled key expression, written in the component file as its CEL source.
 #[derive(Clone, Debug)]
 pub struct KeyExpr(Expr);
@@ -80,68 +86,6 @@ impl utoipa::PartialSchema for KeyExpr {
 
 impl utoipa::ToSchema for KeyExpr {}
 
-/// `concurrency`: at most `limit` attempts of the function execute at once across all nodes,
-/// per value of `key` when one is given. Written `concurrency: 4` or
-/// `concurrency: {limit: 4, key: input.tenant}`.
-#[derive(Clone, Debug, PartialEq, utoipa::ToSchema)]
-pub struct Concurrency {
-    /// The most attempts at once (per key). Kept as written so that validation can name a bad one.
-    pub limit: i64,
-    /// The key; none: one limit for the whole function.
-    pub key: Option<KeyExpr>,
-}
-
-impl Concurrency {
-    /// The limit, once validated.
-    #[must_use]
-    pub fn limit(&self) -> u32 {
-        u32::try_from(self.limit.max(1)).unwrap_or(u32::MAX)
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
-        if !(1..=1_000_000).contains(&self.limit) {
-            return Err(("concurrency.limit".into(), format!("must be between 1 and 1000000, got {}", self.limit)));
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for Concurrency {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Keyed<'a> {
-            limit: i64,
-            key: &'a KeyExpr,
-        }
-        match &self.key {
-            None => s.serialize_i64(self.limit),
-            Some(key) => Keyed { limit: self.limit, key }.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Concurrency {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Keyed {
-            limit: i64,
-            key: Option<KeyExpr>,
-        }
-        // Why: through an untagged enum, serde's error for a bad key would be "did not match any
-        // variant"; deserializing the map on its own keeps CEL's message.
-        let value = serde_json::Value::deserialize(d)?;
-        if value.is_object() {
-            let k = Keyed::deserialize(value).map_err(serde::de::Error::custom)?;
-            return Ok(Self { limit: k.limit, key: k.key });
-        }
-        value
-            .as_i64()
-            .map(|limit| Self { limit, key: None })
-            .ok_or_else(|| serde::de::Error::custom("write a whole number or {limit: N, key: EXPR}"))
-    }
-}
-
 /// Why a queued run is not running: the rule, and what it counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HeldBy {
@@ -165,23 +109,55 @@ pub struct HeldBy {
     pub until: Option<String>,
 }
 
-/// What flow control stores on a new run: its concurrency lane, if its function has a limit.
-///
-/// A key that fails at run time gives the shared key `""` and a warning for the caller to log.
+/// The key a new run is stored with: the `concurrency` key, or the `throttle` key of a function
+/// with a throttle only (validation makes sure the two agree when both are set); none when the
+/// function has neither rule. A key that fails at run time gives the shared key `""` and a
+/// warning for the caller to log.
 #[must_use]
-pub fn concurrency_key(c: Option<&Concurrency>, input: &Value, event: Option<&Value>) -> (Option<String>, Option<String>) {
-    let Some(c) = c else { return (None, None) };
-    let Some(key) = &c.key else { return (Some(String::new()), None) };
+pub fn flow_key(policy: &crate::RunPolicy, input: &Value, event: Option<&Value>) -> (Option<String>, Option<String>) {
+    let key = match (&policy.concurrency, &policy.throttle) {
+        (Some(c), _) => c.key.as_ref(),
+        (None, Some(t)) => t.key.as_ref(),
+        (None, None) => return (None, None),
+    };
+    let Some(key) = key else { return (Some(String::new()), None) };
     match key.eval(input, event) {
         Ok(k) => (Some(k), None),
-        Err(e) => (Some(String::new()), Some(format!("the concurrency key fell back to the shared key \"\": {e}"))),
+        Err(e) => (Some(String::new()), Some(format!("the flow key fell back to the shared key \"\": {e}"))),
     }
+}
+
+/// Checks the flow rules together; `(field, reason)` for the first that is wrong.
+pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)> {
+    if let Some(c) = &policy.concurrency {
+        c.validate()?;
+    }
+    if let Some(t) = &policy.throttle {
+        t.validate()?;
+    }
+    if let (Some(c), Some(t)) = (&policy.concurrency, &policy.throttle) {
+        let source = |k: Option<&KeyExpr>| k.map(|k| k.source().to_string());
+        if source(c.key.as_ref()) != source(t.key.as_ref()) {
+            return Err((
+                "throttle.key".into(),
+                "a function with both `concurrency` and `throttle` must give both the same key (or neither): one key \
+                 decides which runs share a limit"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn key_of(c: Option<&Concurrency>, input: &Value, event: Option<&Value>) -> (Option<String>, Option<String>) {
+        let policy = crate::RunPolicy { concurrency: c.cloned(), ..crate::RunPolicy::default() };
+        flow_key(&policy, input, event)
+    }
 
     fn parse(yaml: &str) -> Result<Concurrency, String> {
         serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())
@@ -212,26 +188,26 @@ mod tests {
     #[test]
     fn keys_evaluate_over_input_and_event() {
         let c = parse("{limit: 1, key: input.tenant}").expect("parses");
-        assert_eq!(concurrency_key(Some(&c), &json!({"tenant": "t-1"}), None), (Some("t-1".into()), None));
-        assert_eq!(concurrency_key(Some(&c), &json!({"tenant": 42}), None).0, Some("42".into()));
+        assert_eq!(key_of(Some(&c), &json!({"tenant": "t-1"}), None), (Some("t-1".into()), None));
+        assert_eq!(key_of(Some(&c), &json!({"tenant": 42}), None).0, Some("42".into()));
         let c = parse("{limit: 1, key: event.data.user}").expect("parses");
         let event = json!({"name": "a/b", "data": {"user": "u-9"}});
-        assert_eq!(concurrency_key(Some(&c), &event, Some(&event)).0, Some("u-9".into()));
-        assert_eq!(concurrency_key(Some(&parse("5").expect("n")), &json!({}), None), (Some(String::new()), None));
-        assert_eq!(concurrency_key(None, &json!({}), None), (None, None));
+        assert_eq!(key_of(Some(&c), &event, Some(&event)).0, Some("u-9".into()));
+        assert_eq!(key_of(Some(&parse("5").expect("n")), &json!({}), None), (Some(String::new()), None));
+        assert_eq!(key_of(None, &json!({}), None), (None, None));
     }
 
     #[test]
     fn a_failing_key_falls_back_to_the_shared_key() {
         let c = parse("{limit: 1, key: input.tenant}").expect("parses");
-        let (key, warning) = concurrency_key(Some(&c), &json!({"other": 1}), None);
+        let (key, warning) = key_of(Some(&c), &json!({"other": 1}), None);
         assert_eq!(key, Some(String::new()));
         assert!(warning.is_some_and(|w| w.contains("fell back")));
         let c = parse("{limit: 1, key: input}").expect("parses");
-        let (key, warning) = concurrency_key(Some(&c), &json!({"a": 1}), None);
+        let (key, warning) = key_of(Some(&c), &json!({"a": 1}), None);
         assert_eq!(key, Some(String::new()));
         assert!(warning.is_some_and(|w| w.contains("a map")));
-        let (_, warning) = concurrency_key(Some(&c), &json!([1]), None);
+        let (_, warning) = key_of(Some(&c), &json!([1]), None);
         assert!(warning.is_some_and(|w| w.contains("a list")));
     }
 }
