@@ -118,6 +118,20 @@ pub const RUNS_IN_FLIGHT: MetricDescriptor = MetricDescriptor {
 /// `queue_depth{function}`.
 pub const QUEUE_DEPTH: MetricDescriptor =
     MetricDescriptor { name: "queue_depth", kind: MetricKind::Gauge, labels: &["function"], help: "Runs waiting in the queue" };
+/// `queue_oldest_seconds{function}`.
+pub const QUEUE_OLDEST: MetricDescriptor = MetricDescriptor {
+    name: "queue_oldest_seconds",
+    kind: MetricKind::Gauge,
+    labels: &["function"],
+    help: "How long the longest-waiting due run has waited since it became due",
+};
+/// `runs_held{function,rule}`.
+pub const RUNS_HELD: MetricDescriptor = MetricDescriptor {
+    name: "runs_held",
+    kind: MetricKind::Gauge,
+    labels: &["function", "rule"],
+    help: "Queued runs held back: scheduled (a delay or a retry's backoff), concurrency or throttle",
+};
 /// `uptime_seconds`.
 pub const UPTIME: MetricDescriptor =
     MetricDescriptor { name: "uptime_seconds", kind: MetricKind::Gauge, labels: &[], help: "Seconds since this process started" };
@@ -126,8 +140,19 @@ pub const BUILD_INFO: MetricDescriptor =
     MetricDescriptor { name: "build_info", kind: MetricKind::Gauge, labels: &["version"], help: "Plinth's version (always 1)" };
 
 /// Every metric family Plinth exposes, in registration order.
-pub const METRICS: [MetricDescriptor; 9] =
-    [REQUESTS_TOTAL, REQUEST_DURATION, ERRORS_TOTAL, RUNS_TOTAL, RUN_DURATION, RUNS_IN_FLIGHT, QUEUE_DEPTH, UPTIME, BUILD_INFO];
+pub const METRICS: [MetricDescriptor; 11] = [
+    REQUESTS_TOTAL,
+    REQUEST_DURATION,
+    ERRORS_TOTAL,
+    RUNS_TOTAL,
+    RUN_DURATION,
+    RUNS_IN_FLIGHT,
+    QUEUE_DEPTH,
+    QUEUE_OLDEST,
+    RUNS_HELD,
+    UPTIME,
+    BUILD_INFO,
+];
 
 /// The label set of one sample of `d`, the label names taken from the descriptor.
 fn labels<const N: usize>(d: &MetricDescriptor, values: [&str; N]) -> [(&'static str, String); N] {
@@ -153,6 +178,8 @@ pub struct Metrics {
     run_duration: HistogramFamily<L1>,
     runs_in_flight: Family<L1, Gauge>,
     queue_depth: Family<L1, Gauge>,
+    queue_oldest: Family<L1, Gauge<f64, AtomicU64>>,
+    runs_held: Family<L2, Gauge>,
     uptime: Gauge<f64, AtomicU64>,
 }
 
@@ -178,6 +205,8 @@ impl Metrics {
             run_duration: Family::new_with_constructor(run_histogram),
             runs_in_flight: Family::default(),
             queue_depth: Family::default(),
+            queue_oldest: Family::default(),
+            runs_held: Family::default(),
             uptime: Gauge::default(),
         };
         registry.register(REQUESTS_TOTAL.registered_name(), REQUESTS_TOTAL.help, m.requests_total.clone());
@@ -187,6 +216,8 @@ impl Metrics {
         registry.register(RUN_DURATION.registered_name(), RUN_DURATION.help, m.run_duration.clone());
         registry.register(RUNS_IN_FLIGHT.registered_name(), RUNS_IN_FLIGHT.help, m.runs_in_flight.clone());
         registry.register(QUEUE_DEPTH.registered_name(), QUEUE_DEPTH.help, m.queue_depth.clone());
+        registry.register(QUEUE_OLDEST.registered_name(), QUEUE_OLDEST.help, m.queue_oldest.clone());
+        registry.register(RUNS_HELD.registered_name(), RUNS_HELD.help, m.runs_held.clone());
         registry.register(UPTIME.registered_name(), UPTIME.help, m.uptime.clone());
         let build_info: Family<L1, Gauge> = Family::default();
         build_info.get_or_create(&labels(&BUILD_INFO, [crate::VERSION])).set(1);
@@ -221,6 +252,16 @@ impl Metrics {
         self.queue_depth.get_or_create(&labels(&QUEUE_DEPTH, [function])).set(depth);
     }
 
+    /// Sets how long a function's longest-waiting due run has waited, in seconds.
+    pub fn set_queue_oldest(&self, function: &str, seconds: f64) {
+        self.queue_oldest.get_or_create(&labels(&QUEUE_OLDEST, [function])).set(seconds);
+    }
+
+    /// Sets how many queued runs of a function `rule` holds back.
+    pub fn set_held(&self, function: &str, rule: &str, n: i64) {
+        self.runs_held.get_or_create(&labels(&RUNS_HELD, [function, rule])).set(n);
+    }
+
     /// The registry in Prometheus text format.
     #[must_use]
     pub fn render(&self) -> String {
@@ -246,6 +287,8 @@ mod tests {
         m.run_finished("echo", "succeeded", 0.02);
         m.in_flight("echo", 1);
         m.set_queue_depth("echo", 4);
+        m.set_queue_oldest("echo", 1.5);
+        m.set_held("echo", "concurrency", 3);
         let text = m.render();
         for name in [
             "plinth_requests_total{",
@@ -262,6 +305,8 @@ mod tests {
         }
         assert!(text.contains(r#"component="hello""#));
         assert!(text.contains(r#"plinth_queue_depth{component="hello",function="echo"} 4"#), "{text}");
+        assert!(text.contains(r#"plinth_queue_oldest_seconds{component="hello",function="echo"} 1.5"#), "{text}");
+        assert!(text.contains(r#"plinth_runs_held{component="hello",function="echo",rule="concurrency"} 3"#), "{text}");
     }
 
     /// A sample's name and label names.
@@ -296,6 +341,8 @@ mod tests {
         m.run_finished("echo", "failed", 0.5);
         m.in_flight("echo", 1);
         m.set_queue_depth("echo", 0);
+        m.set_queue_oldest("echo", 0.0);
+        m.set_held("echo", "throttle", 0);
         let (types, samples) = exposed(&m.render());
         let want: Vec<(String, String)> =
             METRICS.iter().map(|d| (format!("plinth_{}", d.registered_name()), d.kind.as_str().to_string())).collect();

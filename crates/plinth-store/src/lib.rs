@@ -178,6 +178,25 @@ pub struct LaneLoad {
     /// When its oldest queued run was created (micros), if any is queued.
     #[serde(skip)]
     pub oldest_queued_at: Option<i64>,
+    /// Queued runs whose time has come (`next_attempt_at` at or before the `now` asked about).
+    #[serde(skip)]
+    pub due: u64,
+    /// The lane's throttle time (0 never throttled).
+    #[serde(skip)]
+    pub tat: i64,
+}
+
+/// The queue of one function, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// The function.
+    pub function: String,
+    /// Queued runs.
+    pub queued: i64,
+    /// Queued runs whose time has not come (a delay, a retry's backoff).
+    pub not_due: i64,
+    /// The earliest time a queued run became due, when one is due.
+    pub oldest_due_at: Option<i64>,
 }
 
 /// Upkeep of the lanes table.
@@ -329,8 +348,11 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// The lane `key` of `function` as the queued run `run_id` sees it.
     async fn lane(&self, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError>;
-    /// The lanes of `function` with open work, the most queued first.
-    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError>;
+    /// The lanes of `function` with open work, the most queued first; `due` counts the runs due
+    /// at `now`.
+    async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError>;
+    /// Every function's queue at `now`.
+    async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError>;
     /// Upkeep of the lanes; how many runs or lanes it changed.
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError>;
     /// Proves the store can be written now; returns how long that took.

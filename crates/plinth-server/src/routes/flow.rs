@@ -152,7 +152,7 @@ pub(crate) async fn keys(
     };
     let concurrency = function.policy.concurrency.as_ref();
     // Why: one more than asked tells whether another page follows.
-    let mut lanes = state.store.lanes(&name, limit + 1, offset).await?;
+    let mut lanes = state.store.lanes(&name, limit + 1, offset, now_micros()).await?;
     let more = lanes.len() > limit as usize;
     lanes.truncate(limit as usize);
     let now = now_micros();
@@ -178,4 +178,52 @@ pub(crate) async fn keys(
         keys,
         next_cursor: more.then(|| (offset + u64::from(limit)).to_string()),
     }))
+}
+
+/// The most keys of one function the metrics look at (the busiest first).
+const METRIC_KEYS: u32 = 10_000;
+
+/// Sets the queue gauges of every function: depth, the longest wait of a due run, and the runs
+/// held per rule (`scheduled`: a delay or a backoff; `concurrency`; `throttle`), the last two
+/// from each key's state as the claim sees it. A store that cannot answer leaves them as they
+/// were (logged at debug: a scrape must not fail for it).
+pub(crate) async fn queue_metrics(state: &AppState) {
+    let now = now_micros();
+    let stats = match state.store.queue_stats(now).await {
+        Ok(stats) => stats,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the queues for /metrics");
+            return;
+        }
+    };
+    for f in &state.component.file.functions {
+        let q = stats.iter().find(|q| q.function == f.name);
+        state.metrics.set_queue_depth(&f.name, q.map_or(0, |q| q.queued));
+        #[allow(clippy::cast_precision_loss)]
+        let oldest = q.and_then(|q| q.oldest_due_at).map_or(0.0, |at| (now - at).max(0) as f64 / 1e6);
+        state.metrics.set_queue_oldest(&f.name, oldest);
+        state.metrics.set_held(&f.name, "scheduled", q.map_or(0, |q| q.not_due));
+        let Some(rules) = plinth_store::FlowLimit::of(&f.policy) else { continue };
+        let (mut by_concurrency, mut by_throttle) = (0_u64, 0_u64);
+        match state.store.lanes(&f.name, METRIC_KEYS, 0, now).await {
+            Ok(lanes) => {
+                for lane in lanes {
+                    let (c, t) = held_in_lane(&rules, &lane, now);
+                    by_concurrency += c;
+                    by_throttle += t;
+                }
+            }
+            Err(e) => tracing::debug!(function = %f.name, error = %e, "cannot read the keys for /metrics"),
+        }
+        state.metrics.set_held(&f.name, "concurrency", i64::try_from(by_concurrency).unwrap_or(i64::MAX));
+        state.metrics.set_held(&f.name, "throttle", i64::try_from(by_throttle).unwrap_or(i64::MAX));
+    }
+}
+
+/// The due runs of a key that its concurrency limit holds (beyond the free places), and those
+/// its throttle holds (beyond what it admits now), as `(concurrency, throttle)`.
+pub(crate) fn held_in_lane(rules: &plinth_store::FlowLimit, lane: &plinth_store::LaneLoad, now: i64) -> (u64, u64) {
+    let room = rules.concurrency.map_or(lane.due, |limit| u64::from(limit).saturating_sub(lane.running).min(lane.due));
+    let admitted = rules.throttle.map_or(room, |g| u64::from(g.admit(lane.tat, now, u32::try_from(room).unwrap_or(u32::MAX)).0));
+    (lane.due - room, room - admitted.min(room))
 }

@@ -146,12 +146,7 @@ pub(crate) async fn functions(State(state): State<Arc<AppState>>) -> Response {
     responses((status = 200, description = "Every metric, prefixed `plinth_` by default.", body = String,
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    if let Ok(depths) = state.store.queue_depth().await {
-        for f in &state.component.file.functions {
-            let depth = depths.iter().find(|(name, _)| *name == f.name).map_or(0, |d| d.1);
-            state.metrics.set_queue_depth(&f.name, depth);
-        }
-    }
+    super::flow::queue_metrics(&state).await;
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));

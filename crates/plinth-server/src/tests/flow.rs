@@ -162,3 +162,40 @@ async fn a_run_held_by_a_throttle_says_when_it_may_start() {
     let keys = h.get("/functions/paced/keys").await;
     assert_eq!(keys.json["key"], "input.account", "{}", keys.json);
 }
+
+#[test]
+fn held_runs_are_split_between_the_rules() {
+    use crate::routes::flow::held_in_lane;
+    use plinth_core::flow::Gcra;
+    use plinth_store::{FlowLimit, LaneLoad};
+    let lane =
+        |running, due, tat| LaneLoad { key: "k".into(), queued: due, running, waiting: 0, oldest_queued_at: None, due, tat };
+    let both = FlowLimit { concurrency: Some(2), throttle: Some(Gcra { interval: 1_000_000, burst: 1, limit: 1 }) };
+    assert_eq!(held_in_lane(&both, &lane(2, 5, 0), 10), (5, 0), "a full key holds every due run by concurrency");
+    assert_eq!(held_in_lane(&both, &lane(0, 5, 0), 10), (3, 1), "two places, one start admitted");
+    assert_eq!(held_in_lane(&both, &lane(1, 1, 20), 10), (0, 1), "the throttle's next start has not come");
+    let concurrency = FlowLimit { concurrency: Some(3), throttle: None };
+    assert_eq!(held_in_lane(&concurrency, &lane(0, 2, 0), 10), (0, 0), "room for all");
+    assert_eq!(held_in_lane(&concurrency, &lane(5, 0, 0), 10), (0, 0), "nothing due, nothing held");
+}
+
+#[tokio::test]
+async fn metrics_show_the_queue_and_what_holds_it() {
+    let h = harness_with(COMPONENT);
+    for _ in 0..3 {
+        h.submit(r#"{"function":"charge","input":{"tenant":"t-1"}}"#).await;
+    }
+    h.submit(r#"{"function":"free","input":{},"delay_seconds":60}"#).await;
+    claim(&h, "charge", 10).await;
+    let text = h.get("/metrics").await.json.as_str().expect("text").to_string();
+    for line in [
+        r#"plinth_queue_depth{component="hello",function="charge"} 2"#,
+        r#"plinth_runs_held{component="hello",function="charge",rule="concurrency"} 2"#,
+        r#"plinth_runs_held{component="hello",function="charge",rule="throttle"} 0"#,
+        r#"plinth_runs_held{component="hello",function="free",rule="scheduled"} 1"#,
+        r#"plinth_queue_oldest_seconds{component="hello",function="free"} 0.0"#,
+    ] {
+        assert!(text.contains(line), "{line} missing in\n{text}");
+    }
+    assert!(text.contains(r#"plinth_queue_oldest_seconds{component="hello",function="charge"} "#), "{text}");
+}

@@ -10,7 +10,7 @@
 //!   lane whose new run is not committed yet.
 
 use super::rows::{RUN_COLS, run_from_row};
-use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, StoreError};
+use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats, StoreError};
 use plinth_core::{NewRun, Run};
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -176,17 +176,21 @@ pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str)
 }
 
 /// The lanes of `function` with open work, the most queued first.
-pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
+pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
     let rows = sqlx::query(
-        "SELECT flow_key, COUNT(*) FILTER (WHERE status = 'queued') AS queued, \
-           COUNT(*) FILTER (WHERE status = 'running') AS running, COUNT(*) FILTER (WHERE status = 'waiting') AS waiting, \
-           MIN(created_at) FILTER (WHERE status = 'queued') AS oldest \
-         FROM runs WHERE function = $1 AND flow_key IS NOT NULL AND status IN ('queued', 'running', 'waiting') \
-         GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT $2 OFFSET $3",
+        "SELECT r.flow_key, COUNT(*) FILTER (WHERE r.status = 'queued') AS queued, \
+           COUNT(*) FILTER (WHERE r.status = 'running') AS running, COUNT(*) FILTER (WHERE r.status = 'waiting') AS waiting, \
+           MIN(r.created_at) FILTER (WHERE r.status = 'queued') AS oldest, \
+           COUNT(*) FILTER (WHERE r.status = 'queued' AND r.next_attempt_at <= $4) AS due, \
+           COALESCE(MAX(k.tat), 0) AS tat \
+         FROM runs r LEFT JOIN flow_keys k ON k.function = r.function AND k.key = r.flow_key \
+         WHERE r.function = $1 AND r.flow_key IS NOT NULL AND r.status IN ('queued', 'running', 'waiting') \
+         GROUP BY r.flow_key ORDER BY queued DESC, running DESC, r.flow_key LIMIT $2 OFFSET $3",
     )
     .bind(function)
     .bind(i64::from(limit))
     .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+    .bind(now)
     .fetch_all(pool)
     .await?;
     let count = |row: &sqlx::postgres::PgRow, col: &str| -> Result<u64, StoreError> {
@@ -200,6 +204,8 @@ pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64
                 running: count(row, "running")?,
                 waiting: count(row, "waiting")?,
                 oldest_queued_at: row.try_get("oldest")?,
+                due: count(row, "due")?,
+                tat: row.try_get("tat")?,
             })
         })
         .collect()
@@ -250,4 +256,24 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
     };
     tx.commit().await?;
     Ok(n)
+}
+
+/// Every function's queue at `now`.
+pub(crate) async fn queue_stats(pool: &PgPool, now: i64) -> Result<Vec<QueueStats>, StoreError> {
+    let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT function, COUNT(*), COUNT(*) FILTER (WHERE next_attempt_at > $1), MIN(next_attempt_at) FROM runs \
+         WHERE status = 'queued' GROUP BY function ORDER BY function",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(function, queued, not_due, earliest)| QueueStats {
+            function,
+            queued,
+            not_due,
+            oldest_due_at: earliest.filter(|t| *t <= now),
+        })
+        .collect())
 }

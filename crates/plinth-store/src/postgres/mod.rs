@@ -31,7 +31,8 @@ use limits::{IDLE_IN_TRANSACTION_MS, MAX_CONNECTIONS, STATEMENT_TIMEOUT_MS, time
 
 use crate::{
     CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, FlowUpkeep, Heartbeat, Ingested, Lane,
-    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
+    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, QueueStats, Rescued, ScheduleState, Store, StoreError,
+    StoredEvent,
 };
 use async_trait::async_trait;
 use connect::{lock_key, open_pool};
@@ -291,8 +292,12 @@ impl Store for PostgresStore {
         timed(flow::lane(&self.pool, function, key, run_id)).await
     }
 
-    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
-        timed(flow::lanes(&self.pool, function, limit, offset)).await
+    async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
+        timed(flow::lanes(&self.pool, function, limit, offset, now)).await
+    }
+
+    async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError> {
+        timed(flow::queue_stats(&self.pool, now)).await
     }
 
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {

@@ -4,7 +4,7 @@
 
 use super::ops::{OpResult, none};
 use super::rows::{RUN_COLS, run_from_row};
-use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad};
+use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
 use plinth_core::Run;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -167,21 +167,43 @@ fn count(n: i64) -> u64 {
 }
 
 /// The lanes of `function` with open work, the most queued first.
-pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64) -> rusqlite::Result<Vec<LaneLoad>> {
+pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64, now: i64) -> rusqlite::Result<Vec<LaneLoad>> {
     conn.prepare_cached(
         "SELECT flow_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
-           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest \
+           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest, \
+           SUM(status = 'queued' AND next_attempt_at <= ?4) AS due, \
+           COALESCE((SELECT tat FROM flow_keys k WHERE k.function = ?1 AND k.key = runs.flow_key), 0) AS tat \
          FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key IS NOT NULL \
            AND status IN ('queued', 'running', 'waiting') \
          GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT ?2 OFFSET ?3",
     )?
-    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX)], |r| {
+    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX), now], |r| {
         Ok(LaneLoad {
             key: r.get(0)?,
             queued: count(r.get(1)?),
             running: count(r.get(2)?),
             waiting: count(r.get(3)?),
             oldest_queued_at: r.get(4)?,
+            due: count(r.get(5)?),
+            tat: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// Every function's queue at `now`, from the queue index alone.
+pub(crate) fn queue_stats(conn: &Connection, now: i64) -> rusqlite::Result<Vec<QueueStats>> {
+    conn.prepare_cached(
+        "SELECT function, COUNT(*), SUM(next_attempt_at > ?1), MIN(next_attempt_at) FROM runs INDEXED BY runs_queue \
+         WHERE status = 'queued' GROUP BY function ORDER BY function",
+    )?
+    .query_map(params![now], |r| {
+        let earliest: Option<i64> = r.get(3)?;
+        Ok(QueueStats {
+            function: r.get(0)?,
+            queued: r.get(1)?,
+            not_due: r.get(2)?,
+            oldest_due_at: earliest.filter(|t| *t <= now),
         })
     })?
     .collect()

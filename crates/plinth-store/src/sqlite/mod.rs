@@ -12,7 +12,8 @@ mod writer;
 
 use crate::{
     CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, FlowUpkeep, Heartbeat, Ingested, Lane,
-    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, Rescued, ScheduleState, Store, StoreError, StoredEvent,
+    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, QueueStats, Rescued, ScheduleState, Store, StoreError,
+    StoredEvent,
 };
 use async_trait::async_trait;
 use plinth_core::steps::Step;
@@ -274,9 +275,13 @@ impl Store for SqliteStore {
         self.read(move |c| flow::lane(c, &function, &key, &run_id)).await
     }
 
-    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
+    async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
         let function = function.to_string();
-        self.read(move |c| flow::lanes(c, &function, limit, offset)).await
+        self.read(move |c| flow::lanes(c, &function, limit, offset, now)).await
+    }
+
+    async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError> {
+        self.read(move |c| flow::queue_stats(c, now)).await
     }
 
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {

@@ -35,6 +35,10 @@ fn a_small_bench_reports_every_figure() {
             "60",
             "--waiting",
             "200",
+            "--flow-runs",
+            "300",
+            "--flow-backlog",
+            "2000",
         ],
         &[],
         dir.path(),
@@ -60,7 +64,7 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(15));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(17));
     let steps = &report["steps"];
     for key in ["in_process_three_steps", "http_five_steps"] {
         assert_eq!((steps[key]["runs"].as_u64(), steps[key]["not_succeeded"].as_u64()), (Some(60), Some(0)), "{steps}");
@@ -86,6 +90,12 @@ fn a_small_bench_reports_every_figure() {
     }
     assert!(auth["p50_ratio"].as_f64().is_some_and(|r| r > 0.0), "{auth}");
     assert_eq!(report["server_exit"], "exit status: 0");
+    let flow = &report["flow_control"];
+    assert!(flow["throughput"]["keyed_over_unkeyed"].as_f64().is_some_and(|r| r > 0.0), "{flow}");
+    assert_eq!(flow["throughput"]["keyed_runs_per_second"].as_array().map(Vec::len), Some(2), "{flow}");
+    assert_eq!(flow["backlog"]["backlog"], 2000, "{flow}");
+    assert!(flow["backlog"]["p50_ratio"].as_f64().is_some_and(|r| r > 0.0), "{flow}");
+    assert_eq!(flow["backlog"]["free_key_pickup_with_backlog"]["samples"], 3, "{flow}");
 }
 
 #[test]
