@@ -142,6 +142,9 @@ pub struct RunPolicy {
     pub concurrency: Option<crate::flow::Concurrency>,
     /// At most `limit` runs start per `period` across all nodes, per key when one is given.
     pub throttle: Option<crate::flow::Throttle>,
+    /// At most `limit` runs are created per `period`, per key when one is given; past it
+    /// `POST /run` answers 429 and an event starts no run of the function.
+    pub rate_limit: Option<crate::flow::RateLimit>,
     /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
     /// (none: no limit).
     pub max_queued: Option<u32>,
@@ -154,6 +157,7 @@ impl Default for RunPolicy {
             timeout: DurationSpec(Duration::from_secs(300)),
             concurrency: None,
             throttle: None,
+            rate_limit: None,
             max_queued: None,
         }
     }

@@ -252,6 +252,8 @@ pub struct NewRun {
     /// Its lane under the function's `concurrency` limit (`""`: the shared lane); none when
     /// the function has no limit.
     pub flow_key: Option<String>,
+    /// The rate limit it must pass to be stored, if its function has one.
+    pub rate: Option<crate::flow::RateCheck>,
 }
 
 impl NewRun {

@@ -142,6 +142,11 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Corrupt(_) => ApiError::new(Code::Internal, "stored data could not be read back"),
             StoreError::QueueFull { .. } => ApiError::new(Code::QueueFull, e.to_string()).retry_after(1),
+            StoreError::RateLimited { retry_after, .. } => {
+                // Why: whole seconds, rounded up, so a client that waits them finds the window over.
+                let secs = u64::try_from(retry_after.max(1)).unwrap_or(1).div_ceil(1_000_000);
+                ApiError::new(Code::FunctionRateLimited, e.to_string()).retry_after(secs)
+            }
         }
     }
 }

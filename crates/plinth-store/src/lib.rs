@@ -41,6 +41,16 @@ pub enum StoreError {
     /// Data in the database could not be read back.
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+    /// The function's `rate_limit` allows no more runs of this key in the current window.
+    #[error("`{function}` allows no more runs of key {key:?} until its rate limit window ends")]
+    RateLimited {
+        /// The function.
+        function: String,
+        /// The key.
+        key: String,
+        /// Micros until the window ends.
+        retry_after: i64,
+    },
     /// The function's queue holds as many runs as its policy allows.
     #[error("the queue of `{function}` is full ({limit} runs waiting)")]
     QueueFull {
@@ -49,6 +59,14 @@ pub enum StoreError {
         /// Its `policy.max_queued`.
         limit: u32,
     },
+}
+
+/// Why an event started no run of a function past its rate limit.
+pub(crate) fn rate_reason(rate: &plinth_core::flow::RateCheck, wait: i64) -> String {
+    let limit = rate.limit;
+    #[allow(clippy::cast_precision_loss)]
+    let secs = wait as f64 / 1e6;
+    format!("its rate_limit ({limit} runs per period) is reached for key {:?}; the window ends in {secs:.3}s", rate.key)
 }
 
 /// What a migration pass did (`plinth migrate`).

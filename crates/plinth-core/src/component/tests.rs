@@ -101,6 +101,9 @@ fn bad_concurrency_names_the_field() {
             "functions[1].policy.throttle.key",
             "same key",
         ),
+        ("rate_limit: {limit: 0, period: 1s}", "functions[1].policy.rate_limit.limit", "between 1 and"),
+        ("rate_limit: {limit: 5, period: 0s}", "functions[1].policy.rate_limit.period", "1ms"),
+        ("rate_limit: {limit: 5, period: 1s, key: 'input.'}", "functions[1].policy.rate_limit.key", "not valid CEL"),
     ];
     for (policy, field, reason) in throttles {
         let e = parse(&GOOD.replace("concurrency: 2", policy)).expect_err(policy);

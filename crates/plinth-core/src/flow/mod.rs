@@ -10,9 +10,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 mod concurrency;
+mod rate_limit;
 mod throttle;
 
 pub use concurrency::Concurrency;
+pub use rate_limit::{RateCheck, RateLimit};
 pub use throttle::{Gcra, Throttle};
 
 /// A compiled key expression, written in the component file as its CEL source.
@@ -127,6 +129,20 @@ pub fn flow_key(policy: &crate::RunPolicy, input: &Value, event: Option<&Value>)
     }
 }
 
+/// The rate limit a new run must pass, if its function has one. A key that fails gives the
+/// shared key `""` and a warning for the caller to log.
+#[must_use]
+pub fn rate_check(policy: &crate::RunPolicy, input: &Value, event: Option<&Value>) -> (Option<RateCheck>, Option<String>) {
+    let Some(r) = &policy.rate_limit else { return (None, None) };
+    let (key, warning) = match r.key.as_ref().map(|k| k.eval(input, event)) {
+        None => (String::new(), None),
+        Some(Ok(k)) => (k, None),
+        Some(Err(e)) => (String::new(), Some(format!("the rate_limit key fell back to the shared key \"\": {e}"))),
+    };
+    let period = i64::try_from(r.period.get().as_micros()).unwrap_or(i64::MAX);
+    (Some(RateCheck { key, limit: u32::try_from(r.limit.max(1)).unwrap_or(u32::MAX), period }), warning)
+}
+
 /// Checks the flow rules together; `(field, reason)` for the first that is wrong.
 pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)> {
     if let Some(c) = &policy.concurrency {
@@ -134,6 +150,9 @@ pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)
     }
     if let Some(t) = &policy.throttle {
         t.validate()?;
+    }
+    if let Some(r) = &policy.rate_limit {
+        r.validate()?;
     }
     if let (Some(c), Some(t)) = (&policy.concurrency, &policy.throttle) {
         let source = |k: Option<&KeyExpr>| k.map(|k| k.source().to_string());

@@ -68,6 +68,7 @@ fn the_envelope_keeps_the_steps_order() {
         max_queued: None,
         trigger: crate::Trigger::Api,
         flow_key: None,
+        rate: None,
     }
     .into_queued();
     let steps = vec![

@@ -22,7 +22,8 @@ impl NewRun {
     pub fn of(function: &FunctionSpec, input: Value, trigger: Trigger, correlation_id: &str, now: i64) -> Self {
         let event = matches!(trigger, Trigger::Event { .. }).then_some(&input);
         let (flow_key, warning) = crate::flow::flow_key(&function.policy, &input, event);
-        if let Some(warning) = warning {
+        let (rate, rate_warning) = crate::flow::rate_check(&function.policy, &input, event);
+        for warning in warning.iter().chain(&rate_warning) {
             tracing::warn!(function = %function.name, correlation_id, "{warning}");
         }
         Self {
@@ -39,6 +40,7 @@ impl NewRun {
             max_queued: function.policy.max_queued,
             trigger,
             flow_key,
+            rate,
         }
     }
 }

@@ -80,7 +80,7 @@ fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize,
         (status = 422, description = "A field or the input is invalid (`PLINTH_004`), the function is not named \
             (`PLINTH_011`), or the idempotency key was used for another request (`PLINTH_015`).",
             body = Problem, content_type = PROBLEM),
-        (status = 429, description = "The function's queue is full (`PLINTH_040`).",
+        (status = 429, description = "The function's queue is full (`PLINTH_040`), or its `rate_limit` allows no more runs of this key now (`PLINTH_044`); `Retry-After` says when to try again.",
             body = Problem, content_type = PROBLEM,
             headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 503, description = "The run store cannot be used now (`PLINTH_002`).",
@@ -127,11 +127,13 @@ pub(crate) async fn submit(
         plinth_core::ids::fingerprint(&canonical.to_string())
     });
     let (flow_key, warning) = plinth_core::flow::flow_key(&function.policy, &req.input, None);
-    if let Some(warning) = warning {
+    let (rate, rate_warning) = plinth_core::flow::rate_check(&function.policy, &req.input, None);
+    for warning in warning.iter().chain(&rate_warning) {
         tracing::warn!(function = %function.name, "{warning}");
     }
     let new = NewRun {
         flow_key,
+        rate,
         run_id: plinth_core::ids::new_run_id(),
         function: function.name.clone(),
         input: req.input,

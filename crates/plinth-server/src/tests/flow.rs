@@ -22,6 +22,13 @@ functions:
   - name: paced
     handler: {rust: noop}
     policy: {throttle: {limit: 1, period: 1h, key: input.account}}
+  - name: limited
+    handler: {rust: noop}
+    policy: {rate_limit: {limit: 1, period: 1h, key: input.customer}}
+  - name: notify
+    handler: {rust: noop}
+    policy: {rate_limit: {limit: 1, period: 1h, key: event.data.customer}}
+    triggers: [{event: shop/order.placed}]
 "#;
 
 /// Claims as a worker would, with the component's limits.
@@ -198,4 +205,26 @@ async fn metrics_show_the_queue_and_what_holds_it() {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }
     assert!(text.contains(r#"plinth_queue_oldest_seconds{component="hello",function="charge"} "#), "{text}");
+}
+
+#[tokio::test]
+async fn a_rate_limit_answers_429_with_retry_after_and_events_say_why() {
+    let h = harness_with(COMPONENT);
+    h.submit(r#"{"function":"limited","input":{"customer":"c-1"}}"#).await;
+    let r = h.post_json("/run", r#"{"function":"limited","input":{"customer":"c-1"}}"#).await;
+    assert_problem(&r, 429, "PLINTH_044");
+    let wait: u64 = r.headers["retry-after"].to_str().ok().and_then(|v| v.parse().ok()).expect("Retry-After in seconds");
+    assert!((1..=3600).contains(&wait), "the window's end, in whole seconds: {wait}");
+    h.submit(r#"{"function":"limited","input":{"customer":"c-2"}}"#).await;
+
+    let first = h.post_json("/events", r#"{"name":"shop/order.placed","data":{"customer":"c-9"}}"#).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.json);
+    assert_eq!(first.json["run_ids"][0].as_array().map(Vec::len), Some(1), "{}", first.json);
+    let second = h.post_json("/events", r#"{"name":"shop/order.placed","data":{"customer":"c-9"}}"#).await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "an event past the limit is still stored: {}", second.json);
+    assert_eq!(second.json["run_ids"][0], serde_json::json!([]), "{}", second.json);
+    let id = second.json["event_ids"][0].as_str().expect("event id");
+    let shown = h.get(&format!("/events/{id}")).await;
+    let reasons = shown.json["skipped"].to_string();
+    assert!(reasons.contains("notify") && reasons.contains("rate_limit"), "{}", shown.json);
 }

@@ -207,3 +207,45 @@ pub async fn ingest_stores_an_id_repeated_in_one_call_once(store: &dyn Store) {
     let runs = store.list(ListFilter { limit: 10, ..ListFilter::default() }).await.expect("list");
     assert_eq!(runs.runs.len(), 1, "one run, not two");
 }
+
+/// A rate limit counts the runs created per key in a window: past it an enqueue is refused with
+/// the time left in the window, another key or the next window takes runs again, and an event
+/// past it starts no run and says why.
+pub async fn a_rate_limit_refuses_past_its_window(store: &dyn Store) {
+    let period = 60 * SEC;
+    let t0 = (plinth_core::timefmt::now_micros() / period) * period + SEC;
+    let check = |key: &str| Some(plinth_core::flow::RateCheck { key: key.into(), limit: 2, period });
+    let rated = |key: &str, at: i64| NewRun { rate: check(key), ..new_run("rated", at) };
+    super::enqueue(store, rated("a", t0)).await;
+    super::enqueue(store, rated("a", t0 + 1)).await;
+    match store.enqueue(rated("a", t0 + 2)).await {
+        Err(crate::StoreError::RateLimited { function, key, retry_after }) => {
+            assert_eq!((function.as_str(), key.as_str(), retry_after), ("rated", "a", period - SEC - 2));
+        }
+        other => panic!("a third run of key a in one window must be refused, got {other:?}"),
+    }
+    super::enqueue(store, rated("b", t0 + 3)).await;
+    super::enqueue(store, rated("a", t0 + period)).await;
+
+    let e1 = event("r1", "a/b", t0 + period + 1);
+    let e2 = event("r2", "a/b", t0 + period + 2);
+    let by_event = |e: &Event| NewRun { rate: check("a"), ..started("rated", e) };
+    let done = ingest(
+        store,
+        vec![
+            NewEvent { event: e1.clone(), runs: vec![by_event(&e1)], skipped: vec![] },
+            NewEvent { event: e2.clone(), runs: vec![by_event(&e2)], skipped: vec![] },
+        ],
+        t0 - SEC,
+    )
+    .await;
+    assert_eq!(done[0].run_ids.len(), 1, "the second run of the window");
+    assert!(done[1].run_ids.is_empty(), "the third is refused");
+    let second = store.event("r2").await.expect("read").expect("stored");
+    assert_eq!(second.skipped.len(), 1);
+    assert!(second.skipped[0].reason.contains("rate_limit"), "{:?}", second.skipped);
+    let listed = store.list(ListFilter { function: Some("rated".into()), limit: 100, ..ListFilter::default() }).await;
+    assert_eq!(listed.expect("list").runs.len(), 5, "no refused run was stored");
+    let forget = crate::FlowUpkeep::Forget { idle_before: t0 + 10 * period };
+    assert!(store.flow_upkeep(forget).await.expect("forget") >= 2, "closed windows are forgotten");
+}

@@ -93,6 +93,7 @@ macro_rules! with_every_case {
             lanes_report_their_load,
             lanes_are_adopted_and_forgotten,
             a_throttle_spaces_the_starts_of_a_lane,
+            a_rate_limit_refuses_past_its_window,
         ];
     };
 }
@@ -137,6 +138,7 @@ const QUIET: Duration = Duration::from_millis(200);
 pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
     NewRun {
         flow_key: None,
+        rate: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

@@ -69,6 +69,11 @@ pub(crate) async fn ingest(
     let fresh: Vec<NewEvent> =
         events.iter().filter(|e| !seen.contains_key(&e.event.id) && taken.insert(e.event.id.clone())).cloned().collect();
     let mut free = free_places(&mut tx, schema, &fresh).await?;
+    let owned: Vec<(String, plinth_core::flow::RateCheck)> =
+        fresh.iter().flat_map(|e| &e.runs).filter_map(|r| r.rate.clone().map(|c| (r.function.clone(), c))).collect();
+    let checks: Vec<(&str, &plinth_core::flow::RateCheck)> = owned.iter().map(|(f, c)| (f.as_str(), c)).collect();
+    let periods = super::rates::periods(&checks);
+    let mut book = super::rates::RateBook::lock(&mut tx, &checks).await?;
     let mut decided: Vec<Decided> = Vec::with_capacity(fresh.len());
     for NewEvent { event, runs, mut skipped } in fresh {
         let mut keep = Vec::with_capacity(runs.len());
@@ -78,6 +83,12 @@ pub(crate) async fn ingest(
                     skipped.push(Skipped { function: run.function, reason: format!("its queue is full ({limit} runs waiting)") });
                 }
                 (_, left) => {
+                    if let Some(rate) = &run.rate
+                        && let Err(wait) = book.admit(&run.function, rate, event.received_at)
+                    {
+                        skipped.push(Skipped { function: run.function.clone(), reason: crate::rate_reason(rate, wait) });
+                        continue;
+                    }
                     if let Some(left) = left {
                         *left -= 1;
                     }
@@ -87,6 +98,7 @@ pub(crate) async fn ingest(
         }
         decided.push((event, keep, skipped));
     }
+    book.save(&mut tx, &periods).await?;
     let col = |f: &dyn Fn(&Decided) -> String| decided.iter().map(f).collect::<Vec<String>>();
     let num = |f: &dyn Fn(&Decided) -> i64| decided.iter().map(f).collect::<Vec<i64>>();
     let inserted: Vec<String> = sqlx::query_scalar(

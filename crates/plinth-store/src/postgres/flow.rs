@@ -232,6 +232,14 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
                 .rows_affected()
         }
         FlowUpkeep::Forget { idle_before } => {
+            let rates = sqlx::query(
+                "DELETE FROM flow_rates WHERE ctid IN (SELECT ctid FROM flow_rates WHERE ends_at < $1 LIMIT 1000 \
+                 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(idle_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             // Why: the lanes are locked first, in a statement of their own; the check that they
             // hold no open run runs after, so it sees every enqueue committed before the lock.
             let idle: Vec<(String, String)> = sqlx::query_as(
@@ -252,6 +260,7 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
             .execute(&mut *tx)
             .await?
             .rows_affected()
+                + rates
         }
     };
     tx.commit().await?;

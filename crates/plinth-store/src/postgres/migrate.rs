@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "steps", include_str!("migrations/0003_steps.sql")),
     (4, "flow_control", include_str!("migrations/0004_flow_control.sql")),
     (5, "throttle", include_str!("migrations/0005_throttle.sql")),
+    (6, "rate_limit", include_str!("migrations/0006_rate_limit.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

@@ -18,6 +18,7 @@ mod leader;
 mod leases;
 mod limits;
 mod migrate;
+mod rates;
 mod read;
 mod rows;
 mod runs;
@@ -157,7 +158,7 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
-        let enqueued = if run.idempotency_key.is_none() && run.max_queued.is_none() {
+        let enqueued = if run.idempotency_key.is_none() && run.max_queued.is_none() && run.rate.is_none() {
             let (tx, rx) = oneshot::channel();
             let gone = || StoreError::Unavailable("the store is shutting down".into());
             // Why: the wait is bounded like every other call, so a batch stuck on an

@@ -89,6 +89,15 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
     }
     // Why: two identical keyed requests racing both miss the first look-up; the unique index
     // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
+    if let Some(rate) = &run.rate {
+        let checks = [(run.function.as_str(), rate)];
+        let mut book = super::rates::RateBook::lock(&mut tx, &checks).await?;
+        if let Err(retry_after) = book.admit(&run.function, rate, run.created_at) {
+            tx.rollback().await?;
+            return Err(StoreError::RateLimited { function: run.function.clone(), key: rate.key.clone(), retry_after });
+        }
+        book.save(&mut tx, &super::rates::periods(&checks)).await?;
+    }
     super::flow::open_lanes(&mut tx, super::flow::lanes_of(&[&run]), run.created_at).await?;
     let inserted = insert(&mut *tx, &run).await?;
     if inserted == 0 {

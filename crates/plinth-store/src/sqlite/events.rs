@@ -38,6 +38,12 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
                 skipped.push(Skipped { function: run.function, reason: format!("its queue is full ({limit} runs waiting)") });
                 continue;
             }
+            if let Some(rate) = &run.rate
+                && let Err(wait) = super::flow::admit_rate(conn, &run.function, rate, event.received_at)?
+            {
+                skipped.push(Skipped { function: run.function, reason: crate::rate_reason(rate, wait) });
+                continue;
+            }
             insert_run(conn, &run)?;
             run_ids.push(run.run_id);
         }

@@ -6,6 +6,7 @@ use super::ops::{OpResult, none};
 use super::rows::{RUN_COLS, run_from_row};
 use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
 use plinth_core::Run;
+use plinth_core::flow::RateCheck;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Records that `key` of `function` has open work (a no-op when it is known).
@@ -13,6 +14,31 @@ pub(crate) fn open_lane(conn: &Connection, function: &str, key: &str, now: i64) 
     conn.prepare_cached("INSERT OR IGNORE INTO flow_keys (function, key, served, touched_at) VALUES (?1, ?2, 0, ?3)")?
         .execute(params![function, key, now])?;
     Ok(())
+}
+
+/// Counts a new run of `function` against its rate limit at `now`: `Ok` and counted when its
+/// key's window has room, `Err(micros until the window ends)` when it has none.
+pub(crate) fn admit_rate(conn: &Connection, function: &str, rate: &RateCheck, now: i64) -> rusqlite::Result<Result<(), i64>> {
+    let window = rate.window(now);
+    let ends = window.saturating_add(rate.period);
+    let current: Option<(i64, u32)> = conn
+        .prepare_cached("SELECT window_start, count FROM flow_rates WHERE function = ?1 AND key = ?2")?
+        .query_row(params![function, rate.key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let count = match current {
+        Some((start, count)) if start == window => count,
+        _ => 0,
+    };
+    if count >= rate.limit {
+        return Ok(Err(ends - now));
+    }
+    conn.prepare_cached(
+        "INSERT INTO flow_rates (function, key, window_start, ends_at, count) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (function, key) DO UPDATE SET window_start = excluded.window_start, ends_at = excluded.ends_at, \
+         count = excluded.count",
+    )?
+    .execute(params![function, rate.key, window, ends, count + 1])?;
+    Ok(Ok(()))
 }
 
 /// How many lanes one claim looks at for `n` runs: enough to step over full lanes, bounded so
@@ -225,13 +251,22 @@ pub(crate) fn upkeep(conn: &Connection, what: &FlowUpkeep) -> OpResult<u64> {
         FlowUpkeep::Adopt { function, limited: false, .. } => conn
             .prepare_cached(&format!("UPDATE runs SET flow_key = NULL WHERE function = ?1 AND flow_key IS NOT NULL AND {open}"))?
             .execute(params![function])?,
-        FlowUpkeep::Forget { idle_before } => conn
-            .prepare_cached(&format!(
-                "DELETE FROM flow_keys WHERE rowid IN (SELECT k.rowid FROM flow_keys k INDEXED BY flow_keys_idle \
-                 WHERE k.touched_at < ?1 AND NOT EXISTS (SELECT 1 FROM runs INDEXED BY runs_lane_open \
-                 WHERE function = k.function AND flow_key = k.key AND {open}) LIMIT 1000)"
-            ))?
-            .execute(params![idle_before])?,
+        FlowUpkeep::Forget { idle_before } => {
+            let rates = conn
+                .prepare_cached(
+                    "DELETE FROM flow_rates WHERE rowid IN (SELECT rowid FROM flow_rates INDEXED BY flow_rates_ends \
+                     WHERE ends_at < ?1 LIMIT 1000)",
+                )?
+                .execute(params![idle_before])?;
+            rates
+                + conn
+                    .prepare_cached(&format!(
+                        "DELETE FROM flow_keys WHERE rowid IN (SELECT k.rowid FROM flow_keys k INDEXED BY flow_keys_idle \
+                         WHERE k.touched_at < ?1 AND NOT EXISTS (SELECT 1 FROM runs INDEXED BY runs_lane_open \
+                         WHERE function = k.function AND flow_key = k.key AND {open}) LIMIT 1000)"
+                    ))?
+                    .execute(params![idle_before])?
+        }
     };
     none(n as u64)
 }

@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "steps", include_str!("migrations/0005_steps.sql")),
     (6, "flow_control", include_str!("migrations/0006_flow_control.sql")),
     (7, "throttle", include_str!("migrations/0007_throttle.sql")),
+    (8, "rate_limit", include_str!("migrations/0008_rate_limit.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

@@ -46,6 +46,11 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
     {
         return Err(StoreError::QueueFull { function: run.function, limit });
     }
+    if let Some(rate) = &run.rate
+        && let Err(retry_after) = super::flow::admit_rate(conn, &run.function, rate, run.created_at)?
+    {
+        return Err(StoreError::RateLimited { function: run.function, key: rate.key.clone(), retry_after });
+    }
     insert_run(conn, &run)?;
     none(Enqueued::Created(run.into_queued()))
 }

@@ -42,6 +42,12 @@ pub(crate) fn malformed(policy: &Value) -> Option<String> {
     if !throttle_ok {
         return Some(format!("throttle {t}: {{limit: N >= 1, period: DURATION, burst: N >= 1, key: EXPR}}"));
     }
+    let r = &policy["rate_limit"];
+    let rate_ok =
+        r.is_null() || (positive(&r["limit"]) && r["period"].is_string() && (r["key"].is_null() || r["key"].is_string()));
+    if !rate_ok {
+        return Some(format!("rate_limit {r}: {{limit: N >= 1, period: DURATION, key: EXPR}}"));
+    }
     None
 }
 

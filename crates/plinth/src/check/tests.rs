@@ -228,4 +228,6 @@ fn flow_rules_are_held_to_the_contracts_shape() {
     assert!(malformed(&json!({"concurrency": {"limit": 2, "key": 7}})).is_some());
     assert!(malformed(&json!({"throttle": {"limit": 10, "period": 1, "burst": 1}})).is_some_and(|w| w.contains("throttle")));
     assert!(malformed(&json!({"throttle": {"limit": 10, "period": "1s"}})).is_some(), "burst is shown");
+    assert_eq!(malformed(&json!({"rate_limit": {"limit": 5, "period": "1h", "key": "input.c"}})), None);
+    assert!(malformed(&json!({"rate_limit": {"limit": 0, "period": "1h"}})).is_some_and(|w| w.contains("rate_limit")));
 }

@@ -70,8 +70,17 @@ fn policy(p: &RunPolicy) -> String {
         let per = t.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
         format!("; at most {} starts per {} (burst {}){per}", t.limit, t.period, t.burst)
     });
+    let rate = p.rate_limit.as_ref().map(|r| {
+        let per = r.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
+        format!("; at most {} new runs per {}{per}", r.limit, r.period)
+    });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
-    format!("{attempts}; timeout {}; {concurrency}{}; {queued}", p.timeout, throttle.unwrap_or_default())
+    format!(
+        "{attempts}; timeout {}; {concurrency}{}{}; {queued}",
+        p.timeout,
+        throttle.unwrap_or_default(),
+        rate.unwrap_or_default()
+    )
 }
 
 /// `functions`: each function's handler, policy and input schema.

@@ -103,6 +103,8 @@ pub enum Code {
     JsonTooDeep,
     /// PLINTH_043
     HeadersTooLarge,
+    /// PLINTH_044
+    FunctionRateLimited,
     /// PLINTH_099
     Internal,
 }
@@ -281,6 +283,9 @@ catalog! {
     HeadersTooLarge => "PLINTH_043", "HeadersTooLarge", "Request headers too large", Some(431), false,
         "The request has more than 64 headers or more than 16 KiB of them in all.",
         "Send fewer or shorter headers; large tokens or cookies do not belong on this API.";
+    FunctionRateLimited => "PLINTH_044", "FunctionRateLimited", "Function rate limit reached", Some(429), true,
+        "The function's `policy.rate_limit` allows no more runs of this key in the current period; the run was not created (an event records the same as the reason it started no run).",
+        "Retry after the `Retry-After` delay, or raise the function's `rate_limit` if the rate is expected.";
     Unauthenticated => "PLINTH_030", "Unauthenticated", "Authentication required", Some(401), false,
         "The endpoint needs a credential and the request has none, or its API key or bearer token is unknown, malformed, expired, not yet valid, signed with another key or algorithm, or issued for another issuer or audience.",
         "Send `Authorization: Bearer TOKEN` (an API key or a JWT) or `X-API-Key: KEY`; the detail says what was wrong with the one sent. Ask the component's operator for a key, or get a fresh token for this audience.";
@@ -344,53 +349,4 @@ impl ConfigError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn codes_are_unique_and_well_formed() {
-        let mut seen = HashSet::new();
-        for code in Code::ALL {
-            let e = code.entry();
-            assert!(seen.insert(e.code), "duplicate {}", e.code);
-            assert!(e.code.starts_with("PLINTH_0") && e.code.len() == 10, "{}", e.code);
-            assert!(!e.meaning.is_empty() && !e.action.is_empty());
-            assert_eq!(Code::parse(e.code), Some(*code));
-        }
-    }
-
-    #[test]
-    fn parse_rejects_unknown_codes() {
-        assert_eq!(Code::parse("PLINTH_777"), None);
-        assert_eq!(Code::parse(""), None);
-        assert_eq!(Code::parse("plinth_004"), Some(Code::ValidationFailed));
-    }
-
-    #[test]
-    fn startup_only_codes_map_to_500() {
-        assert_eq!(Code::InvalidConfig.status(), 500);
-        assert_eq!(Code::MalformedJson.status(), 400);
-    }
-
-    #[test]
-    fn config_error_names_file_field_and_code() {
-        let e = ConfigError::new("c.yaml", "functions[0].name", "must not be empty");
-        assert_eq!(e.to_string(), "c.yaml: functions[0].name: must not be empty (PLINTH_001)");
-    }
-}
-
-#[cfg(test)]
-mod catalog_doc {
-    use super::Code;
-
-    #[test]
-    fn docs_errors_md_lists_every_code() {
-        let doc = include_str!("../../../docs/errors.md");
-        for code in Code::ALL {
-            let e = code.entry();
-            let row = format!("| `{}` | {} |", e.code, e.name);
-            assert!(doc.contains(&row), "docs/errors.md lacks the row of {}", e.code);
-        }
-    }
-}
+mod tests;
