@@ -145,6 +145,8 @@ pub struct RunPolicy {
     /// At most `limit` runs are created per `period`, per key when one is given; past it
     /// `POST /run` answers 429 and an event starts no run of the function.
     pub rate_limit: Option<crate::flow::RateLimit>,
+    /// A run starts `period` after the last trigger of its key; newer triggers replace its input.
+    pub debounce: Option<crate::flow::Debounce>,
     /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
     /// (none: no limit).
     pub max_queued: Option<u32>,
@@ -158,6 +160,7 @@ impl Default for RunPolicy {
             concurrency: None,
             throttle: None,
             rate_limit: None,
+            debounce: None,
             max_queued: None,
         }
     }

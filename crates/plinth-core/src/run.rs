@@ -254,6 +254,9 @@ pub struct NewRun {
     pub flow_key: Option<String>,
     /// The rate limit it must pass to be stored, if its function has one.
     pub rate: Option<crate::flow::RateCheck>,
+    /// Its function's debounce: the store replaces the input of the key's queued run instead
+    /// of storing this one, when there is such a run.
+    pub debounce: Option<crate::flow::DebounceCheck>,
 }
 
 impl NewRun {

@@ -85,6 +85,8 @@ pub enum Enqueued {
     Created(Run),
     /// The run an earlier identical request with the same idempotency key created.
     Replayed(Run),
+    /// The queued run of the same debounce key, its input replaced and its start moved on.
+    Debounced(Run),
 }
 
 /// The result of a cancel.

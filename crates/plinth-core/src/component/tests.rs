@@ -102,6 +102,9 @@ fn bad_concurrency_names_the_field() {
             "same key",
         ),
         ("rate_limit: {limit: 0, period: 1s}", "functions[1].policy.rate_limit.limit", "between 1 and"),
+        ("debounce: {period: 0s}", "functions[1].policy.debounce.period", "1ms"),
+        ("debounce: {period: 10s, max_wait: 2s}", "functions[1].policy.debounce.max_wait", "shorter than the period"),
+        ("debounce: {period: 1s, key: 'input..'}", "functions[1].policy.debounce.key", "not valid CEL"),
         ("rate_limit: {limit: 5, period: 0s}", "functions[1].policy.rate_limit.period", "1ms"),
         ("rate_limit: {limit: 5, period: 1s, key: 'input.'}", "functions[1].policy.rate_limit.key", "not valid CEL"),
     ];

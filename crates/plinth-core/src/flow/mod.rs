@@ -10,10 +10,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 mod concurrency;
+mod debounce;
 mod rate_limit;
 mod throttle;
 
 pub use concurrency::Concurrency;
+pub use debounce::{Debounce, DebounceCheck};
 pub use rate_limit::{RateCheck, RateLimit};
 pub use throttle::{Gcra, Throttle};
 
@@ -143,6 +145,24 @@ pub fn rate_check(policy: &crate::RunPolicy, input: &Value, event: Option<&Value
     (Some(RateCheck { key, limit: u32::try_from(r.limit.max(1)).unwrap_or(u32::MAX), period }), warning)
 }
 
+/// The debounce a new run goes through, if its function has one. A key that fails gives the
+/// shared key `""` and a warning for the caller to log.
+#[must_use]
+pub fn debounce_check(
+    policy: &crate::RunPolicy,
+    input: &Value,
+    event: Option<&Value>,
+) -> (Option<DebounceCheck>, Option<String>) {
+    let Some(d) = &policy.debounce else { return (None, None) };
+    let (key, warning) = match d.key.as_ref().map(|k| k.eval(input, event)) {
+        None => (String::new(), None),
+        Some(Ok(k)) => (k, None),
+        Some(Err(e)) => (String::new(), Some(format!("the debounce key fell back to the shared key \"\": {e}"))),
+    };
+    let micros = |d: crate::policy::DurationSpec| i64::try_from(d.get().as_micros()).unwrap_or(i64::MAX);
+    (Some(DebounceCheck { key, period: micros(d.period), max_wait: d.max_wait.map(micros) }), warning)
+}
+
 /// Checks the flow rules together; `(field, reason)` for the first that is wrong.
 pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)> {
     if let Some(c) = &policy.concurrency {
@@ -153,6 +173,9 @@ pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)
     }
     if let Some(r) = &policy.rate_limit {
         r.validate()?;
+    }
+    if let Some(d) = &policy.debounce {
+        d.validate()?;
     }
     if let (Some(c), Some(t)) = (&policy.concurrency, &policy.throttle) {
         let source = |k: Option<&KeyExpr>| k.map(|k| k.source().to_string());

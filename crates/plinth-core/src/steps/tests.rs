@@ -69,6 +69,7 @@ fn the_envelope_keeps_the_steps_order() {
         trigger: crate::Trigger::Api,
         flow_key: None,
         rate: None,
+        debounce: None,
     }
     .into_queued();
     let steps = vec![

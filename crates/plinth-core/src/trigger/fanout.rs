@@ -23,7 +23,8 @@ impl NewRun {
         let event = matches!(trigger, Trigger::Event { .. }).then_some(&input);
         let (flow_key, warning) = crate::flow::flow_key(&function.policy, &input, event);
         let (rate, rate_warning) = crate::flow::rate_check(&function.policy, &input, event);
-        for warning in warning.iter().chain(&rate_warning) {
+        let (debounce, debounce_warning) = crate::flow::debounce_check(&function.policy, &input, event);
+        for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning) {
             tracing::warn!(function = %function.name, correlation_id, "{warning}");
         }
         Self {
@@ -33,7 +34,7 @@ impl NewRun {
             max_attempts: function.policy.retries.max_attempts,
             priority: 0,
             created_at: now,
-            not_before: now,
+            not_before: debounce.as_ref().map_or(now, |d| d.due(now, now)),
             correlation_id: correlation_id.to_string(),
             idempotency_key: None,
             request_hash: None,
@@ -41,6 +42,7 @@ impl NewRun {
             trigger,
             flow_key,
             rate,
+            debounce,
         }
     }
 }

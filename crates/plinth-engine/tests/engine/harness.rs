@@ -106,7 +106,7 @@ impl Harness {
     pub(crate) async fn enqueue_at(&self, function: &str, input: Value, not_before: i64) -> String {
         let run = self.new_run(function, input, not_before);
         let id = match self.store.enqueue(run).await.expect("enqueue") {
-            Enqueued::Created(r) => r.run_id,
+            Enqueued::Created(r) | Enqueued::Debounced(r) => r.run_id,
             Enqueued::Replayed(r) => panic!("unexpected replay of {}", r.run_id),
         };
         if let Some(engine) = &self.engine {

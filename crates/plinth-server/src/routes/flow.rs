@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// Why `run` is not running, when it is queued and something holds it: a start time not yet
-/// come (a delay or a retry's backoff), its key at its concurrency limit with the runs ahead of
+/// come (a debounce, a delay or a retry's backoff), its key at its concurrency limit with the runs ahead of
 /// it taking the places, or its key's throttle (with the time it may start). A store that
 /// cannot answer leaves it out (logged).
 pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
@@ -23,7 +23,12 @@ pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
     }
     let now = now_micros();
     if let Some(due) = run.next_attempt_at.filter(|due| *due > now) {
-        let rule = if run.attempt == 0 { "delay" } else { "retry" };
+        let debounced = state.component.function(&run.function).is_some_and(|(_, f)| f.policy.debounce.is_some());
+        let rule = match run.attempt {
+            0 if debounced => "debounce",
+            0 => "delay",
+            _ => "retry",
+        };
         return Some(HeldBy { rule: rule.into(), until: Some(rfc3339(due)), ..blank() });
     }
     let (_, function) = state.component.function(&run.function)?;

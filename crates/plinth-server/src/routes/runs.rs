@@ -128,19 +128,22 @@ pub(crate) async fn submit(
     });
     let (flow_key, warning) = plinth_core::flow::flow_key(&function.policy, &req.input, None);
     let (rate, rate_warning) = plinth_core::flow::rate_check(&function.policy, &req.input, None);
-    for warning in warning.iter().chain(&rate_warning) {
+    let (debounce, debounce_warning) = plinth_core::flow::debounce_check(&function.policy, &req.input, None);
+    for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning) {
         tracing::warn!(function = %function.name, "{warning}");
     }
+    let due = debounce.as_ref().map_or(now, |d| d.due(now, now));
     let new = NewRun {
         flow_key,
         rate,
+        debounce,
         run_id: plinth_core::ids::new_run_id(),
         function: function.name.clone(),
         input: req.input,
         max_attempts: function.policy.retries.max_attempts,
         priority: req.priority,
         created_at: now,
-        not_before: now + delay,
+        not_before: due + delay,
         correlation_id,
         idempotency_key: req.idempotency_key,
         request_hash,
@@ -148,7 +151,7 @@ pub(crate) async fn submit(
         trigger: plinth_core::Trigger::Api,
     };
     let (run, replayed) = match state.store.enqueue(new).await? {
-        Enqueued::Created(run) => (run, false),
+        Enqueued::Created(run) | Enqueued::Debounced(run) => (run, false),
         Enqueued::Replayed(run) => (run, true),
     };
     if !replayed {

@@ -143,7 +143,7 @@ pub(crate) async fn rerun(
     new.priority = original.priority;
     let run = if keep.is_empty() {
         match state.store.enqueue(new).await? {
-            Enqueued::Created(r) | Enqueued::Replayed(r) => r,
+            Enqueued::Created(r) | Enqueued::Replayed(r) | Enqueued::Debounced(r) => r,
         }
     } else {
         state.store.enqueue_with_steps(new, keep).await?

@@ -25,6 +25,9 @@ functions:
   - name: limited
     handler: {rust: noop}
     policy: {rate_limit: {limit: 1, period: 1h, key: input.customer}}
+  - name: typing
+    handler: {rust: echo}
+    policy: {debounce: {period: 1h, max_wait: 2h, key: input.user}}
   - name: notify
     handler: {rust: noop}
     policy: {rate_limit: {limit: 1, period: 1h, key: event.data.customer}}
@@ -227,4 +230,20 @@ async fn a_rate_limit_answers_429_with_retry_after_and_events_say_why() {
     let shown = h.get(&format!("/events/{id}")).await;
     let reasons = shown.json["skipped"].to_string();
     assert!(reasons.contains("notify") && reasons.contains("rate_limit"), "{}", shown.json);
+}
+
+#[tokio::test]
+async fn a_debounced_run_is_fed_by_later_requests_of_its_key() {
+    let h = harness_with(COMPONENT);
+    let first = h.submit(r#"{"function":"typing","input":{"user":"u-1","text":"h"}}"#).await;
+    let second = h.submit(r#"{"function":"typing","input":{"user":"u-1","text":"hi"}}"#).await;
+    assert_eq!(first, second, "the second request fed the queued run");
+    let other = h.submit(r#"{"function":"typing","input":{"user":"u-2","text":"yo"}}"#).await;
+    assert_ne!(other, first);
+    let r = h.get(&format!("/runs/{first}")).await;
+    assert_eq!(r.json["input"]["text"], "hi", "the last input: {}", r.json);
+    assert_eq!(r.json["held_by"]["rule"], "debounce", "{}", r.json);
+    let until = plinth_core::timefmt::parse_rfc3339(r.json["held_by"]["until"].as_str().expect("until")).expect("a time");
+    assert!((until - now_micros() - 3_600_000_000).abs() < 60_000_000, "an hour after the last request: {}", r.json);
+    assert!(claim(&h, "typing", 10).await.is_empty(), "nothing starts before the period is over");
 }

@@ -249,3 +249,61 @@ pub async fn a_rate_limit_refuses_past_its_window(store: &dyn Store) {
     let forget = crate::FlowUpkeep::Forget { idle_before: t0 + 10 * period };
     assert!(store.flow_upkeep(forget).await.expect("forget") >= 2, "closed windows are forgotten");
 }
+
+/// A debounced run is fed by later triggers of its key while it is queued: its input and
+/// trigger become the last ones, its start moves to `period` after the last (never past
+/// `max_wait` after the first); once it runs, the next trigger stores a new run. Events in one
+/// call feed the run the first of them stored.
+pub async fn debounce_feeds_the_queued_run_of_its_key(store: &dyn Store) {
+    let t0 = plinth_core::timefmt::now_micros();
+    let check =
+        |key: &str| Some(plinth_core::flow::DebounceCheck { key: key.into(), period: 10 * SEC, max_wait: Some(15 * SEC) });
+    let debounced = |key: &str, n: i64, at: i64| NewRun {
+        input: json!({"n": n}),
+        not_before: at + 10 * SEC,
+        debounce: check(key),
+        ..new_run("typing", at)
+    };
+    let first = super::enqueue(store, debounced("u", 1, t0)).await;
+    let fed = match store.enqueue(debounced("u", 2, t0 + 4 * SEC)).await {
+        Ok(crate::Enqueued::Debounced(run)) => run,
+        other => panic!("a second trigger of key u must feed the queued run, got {other:?}"),
+    };
+    assert_eq!((fed.run_id.as_str(), &fed.input), (first.run_id.as_str(), &json!({"n": 2})));
+    assert_eq!(fed.next_attempt_at, Some(t0 + 14 * SEC), "ten seconds after the last trigger");
+    let capped = match store.enqueue(debounced("u", 3, t0 + 9 * SEC)).await {
+        Ok(crate::Enqueued::Debounced(run)) => run,
+        other => panic!("a third trigger must feed it too, got {other:?}"),
+    };
+    assert_eq!(capped.next_attempt_at, Some(t0 + 15 * SEC), "never past max_wait after the first");
+    let other = super::enqueue(store, debounced("v", 1, t0 + 9 * SEC)).await;
+    assert_ne!(other.run_id, first.run_id, "another key has a run of its own");
+
+    let claimed = super::claim(store, "w1", t0 + 15 * SEC, &[("typing", 10)]).await;
+    assert_eq!(ids(&claimed.runs), vec![first.run_id.clone()], "it starts when due, with the last input");
+    assert_eq!(claimed.runs[0].input, json!({"n": 3}));
+    let after = super::enqueue(store, debounced("u", 4, t0 + 16 * SEC)).await;
+    assert_ne!(after.run_id, first.run_id, "a running run is not fed: a new one is stored");
+
+    let e1 = event("d1", "a/typed", t0 + 20 * SEC);
+    let e2 = event("d2", "a/typed", t0 + 21 * SEC);
+    let by_event = |e: &Event| NewRun { debounce: check("w"), not_before: e.received_at + 10 * SEC, ..started("typing", e) };
+    let done = ingest(
+        store,
+        vec![
+            NewEvent { event: e1.clone(), runs: vec![by_event(&e1)], skipped: vec![] },
+            NewEvent { event: e2.clone(), runs: vec![by_event(&e2)], skipped: vec![] },
+        ],
+        t0 - SEC,
+    )
+    .await;
+    assert_eq!(done[0].run_ids.len(), 1);
+    assert_eq!(done[1].run_ids, done[0].run_ids, "the second event fed the run the first started");
+    let run = get(store, &done[0].run_ids[0]).await;
+    assert_eq!(run.input, e2.as_input(), "with the last event's input");
+    assert_eq!(run.trigger, Trigger::Event { event_id: "d2".into() });
+    let e3 = event("d3", "a/typed", t0 + 22 * SEC);
+    let later = ingest(store, vec![NewEvent { event: e3.clone(), runs: vec![by_event(&e3)], skipped: vec![] }], t0 - SEC).await;
+    assert_eq!(later[0].run_ids, done[0].run_ids, "a later call feeds it too");
+    assert_eq!(get(store, &done[0].run_ids[0]).await.next_attempt_at, Some(t0 + 32 * SEC));
+}

@@ -94,6 +94,7 @@ macro_rules! with_every_case {
             lanes_are_adopted_and_forgotten,
             a_throttle_spaces_the_starts_of_a_lane,
             a_rate_limit_refuses_past_its_window,
+            debounce_feeds_the_queued_run_of_its_key,
         ];
     };
 }
@@ -139,6 +140,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
     NewRun {
         flow_key: None,
         rate: None,
+        debounce: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

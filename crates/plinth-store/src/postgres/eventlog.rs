@@ -36,8 +36,25 @@ async fn free_places(conn: &mut PgConnection, schema: &str, events: &[NewEvent])
     Ok(free)
 }
 
-/// An event to store, with the runs it starts and the listeners it skips, queue limits applied.
-type Decided = (Event, Vec<NewRun>, Vec<Skipped>);
+/// An event to store, with the runs it starts, the listeners it skips (queue limits and rate
+/// limits applied) and the queued runs it fed instead of starting one (debounce).
+type Decided = (Event, Vec<NewRun>, Vec<Skipped>, Vec<String>);
+
+/// Where a run this call stores sits: `(event index, run index)`.
+type Pending = HashMap<(String, String), (usize, usize)>;
+
+/// Feeds `run` to an earlier run of this call with its debounce key (`pending`): that run takes
+/// its input, trigger and correlation id, and its start moves on. Answers that run's id.
+fn feed_pending(run: &NewRun, pending: &Pending, decided: &mut [Decided], keep: &mut [NewRun]) -> Option<String> {
+    let d = run.debounce.as_ref()?;
+    let &(event, index) = pending.get(&(run.function.clone(), d.key.clone()))?;
+    let target = if event == decided.len() { keep.get_mut(index)? } else { decided.get_mut(event)?.1.get_mut(index)? };
+    target.not_before = d.due(target.created_at, run.created_at);
+    target.input = run.input.clone();
+    target.trigger = run.trigger.clone();
+    target.correlation_id = run.correlation_id.clone();
+    Some(target.run_id.clone())
+}
 
 pub(crate) async fn ingest(
     pool: &PgPool,
@@ -74,10 +91,26 @@ pub(crate) async fn ingest(
     let checks: Vec<(&str, &plinth_core::flow::RateCheck)> = owned.iter().map(|(f, c)| (f.as_str(), c)).collect();
     let periods = super::rates::periods(&checks);
     let mut book = super::rates::RateBook::lock(&mut tx, &checks).await?;
+    let debounced: Vec<(&str, &str)> = fresh
+        .iter()
+        .flat_map(|e| &e.runs)
+        .filter_map(|r| r.debounce.as_ref().map(|d| (r.function.as_str(), d.key.as_str())))
+        .collect();
+    super::rates::lock_debounce(&mut tx, schema, &debounced).await?;
+    let mut pending = Pending::new();
     let mut decided: Vec<Decided> = Vec::with_capacity(fresh.len());
     for NewEvent { event, runs, mut skipped } in fresh {
         let mut keep = Vec::with_capacity(runs.len());
+        let mut fed = Vec::new();
         for run in runs {
+            if let Some(id) = feed_pending(&run, &pending, &mut decided, &mut keep) {
+                fed.push(id);
+                continue;
+            }
+            if let Some(id) = super::rates::debounce_into(&mut tx, &run).await? {
+                fed.push(id);
+                continue;
+            }
             match (run.max_queued, free.get_mut(&run.function)) {
                 (Some(limit), Some(left)) if *left <= 0 => {
                     skipped.push(Skipped { function: run.function, reason: format!("its queue is full ({limit} runs waiting)") });
@@ -92,11 +125,14 @@ pub(crate) async fn ingest(
                     if let Some(left) = left {
                         *left -= 1;
                     }
+                    if let Some(d) = &run.debounce {
+                        pending.insert((run.function.clone(), d.key.clone()), (decided.len(), keep.len()));
+                    }
                     keep.push(run);
                 }
             }
         }
-        decided.push((event, keep, skipped));
+        decided.push((event, keep, skipped, fed));
     }
     book.save(&mut tx, &periods).await?;
     let col = |f: &dyn Fn(&Decided) -> String| decided.iter().map(f).collect::<Vec<String>>();
@@ -114,7 +150,7 @@ pub(crate) async fn ingest(
     .bind(col(&|d| to_json(&d.0.data)))
     .bind(num(&|d| d.0.ts))
     .bind(num(&|d| d.0.received_at))
-    .bind(col(&|d| to_json(&d.1.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>())))
+    .bind(col(&|d| to_json(&d.1.iter().map(|r| r.run_id.as_str()).chain(d.3.iter().map(String::as_str)).collect::<Vec<_>>())))
     .bind(col(&|d| to_json(&d.2)))
     .fetch_all(&mut *tx)
     .await?;
@@ -141,7 +177,7 @@ pub(crate) async fn ingest(
     let stored: HashMap<String, Vec<String>> = decided
         .into_iter()
         .filter(|d| inserted.contains(&d.0.id))
-        .map(|d| (d.0.id, d.1.into_iter().map(|r| r.run_id).collect()))
+        .map(|d| (d.0.id, d.1.into_iter().map(|r| r.run_id).chain(d.3).collect()))
         .collect();
     let mut answered = HashSet::new();
     let out: Result<Vec<Ingested>, StoreError> = ids

@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "flow_control", include_str!("migrations/0004_flow_control.sql")),
     (5, "throttle", include_str!("migrations/0005_throttle.sql")),
     (6, "rate_limit", include_str!("migrations/0006_rate_limit.sql")),
+    (7, "debounce", include_str!("migrations/0007_debounce.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

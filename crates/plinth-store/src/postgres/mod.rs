@@ -158,7 +158,8 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
-        let enqueued = if run.idempotency_key.is_none() && run.max_queued.is_none() && run.rate.is_none() {
+        let single = run.idempotency_key.is_some() || run.max_queued.is_some() || run.rate.is_some() || run.debounce.is_some();
+        let enqueued = if !single {
             let (tx, rx) = oneshot::channel();
             let gone = || StoreError::Unavailable("the store is shutting down".into());
             // Why: the wait is bounded like every other call, so a batch stuck on an

@@ -1,8 +1,10 @@
-//! Rate limits on PostgreSQL: the windows of the keys a transaction creates runs for, locked
-//! (in one order, so two transactions cannot deadlock) for as long as it runs, counted in
-//! memory and written back before the commit.
+//! Rules applied when runs are created, on PostgreSQL. Rate limits: the windows of the keys a
+//! transaction creates runs for, locked (in one order, so two transactions cannot deadlock) for
+//! as long as it runs, counted in memory and written back before the commit. Debounce: the keys
+//! locked the same way (advisory locks), then the key's queued run fed the new trigger.
 
 use crate::StoreError;
+use plinth_core::NewRun;
 use plinth_core::flow::RateCheck;
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
@@ -74,4 +76,45 @@ impl RateBook {
 /// Each function's window length, from the checks.
 pub(crate) fn periods(checks: &[(&str, &RateCheck)]) -> BTreeMap<String, i64> {
     checks.iter().map(|(f, c)| ((*f).to_string(), c.period)).collect()
+}
+
+/// Locks the debounce keys `(function, key)` for the transaction, in one order.
+pub(crate) async fn lock_debounce(conn: &mut PgConnection, schema: &str, keys: &[(&str, &str)]) -> Result<(), StoreError> {
+    let mut locks: Vec<i64> = keys.iter().map(|(f, k)| super::lock_key(&["plinth-debounce", schema, f, k])).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for lock in locks {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Feeds `run` to the queued run of its debounce key (locked by [`lock_debounce`]), if there is
+/// one: that run takes its input, trigger and correlation id and starts `period` after now
+/// (never past `max_wait` after it was created). Answers that run's id.
+pub(crate) async fn debounce_into(conn: &mut PgConnection, run: &NewRun) -> Result<Option<String>, StoreError> {
+    let Some(d) = &run.debounce else { return Ok(None) };
+    let found: Option<(String, i64)> = sqlx::query_as(
+        "SELECT id, created_at FROM runs WHERE function = $1 AND debounce_key = $2 AND status = 'queued' \
+         AND attempt = 0 ORDER BY created_at LIMIT 1 FOR UPDATE",
+    )
+    .bind(&run.function)
+    .bind(&d.key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, created_at)) = found else { return Ok(None) };
+    sqlx::query(
+        "UPDATE runs SET input = $2, next_attempt_at = $3, trigger = $4, trigger_type = $5, event_id = $6, \
+         correlation_id = $7 WHERE id = $1",
+    )
+    .bind(&id)
+    .bind(super::rows::to_json(&run.input))
+    .bind(d.due(created_at, run.created_at))
+    .bind(super::runs::trigger_json(&run.trigger))
+    .bind(run.trigger.kind())
+    .bind(run.trigger.event_id())
+    .bind(&run.correlation_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(id))
 }

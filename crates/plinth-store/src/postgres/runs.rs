@@ -37,8 +37,8 @@ async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Opti
 async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key) \
-         VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
+         debounce_key) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
     .bind(&run.run_id)
@@ -55,6 +55,7 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(run.trigger.kind())
     .bind(run.trigger.event_id())
     .bind(&run.flow_key)
+    .bind(run.debounce.as_ref().map(|d| d.key.as_str()))
     .execute(conn)
     .await?
     .rows_affected())
@@ -89,6 +90,14 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
     }
     // Why: two identical keyed requests racing both miss the first look-up; the unique index
     // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
+    if let Some(d) = &run.debounce {
+        super::rates::lock_debounce(&mut tx, schema, &[(run.function.as_str(), d.key.as_str())]).await?;
+        if let Some(id) = super::rates::debounce_into(&mut tx, &run).await? {
+            let existing = get_run(&mut tx, &id, false, false).await?.ok_or_else(|| missing(&id))?;
+            tx.commit().await?;
+            return Ok(Enqueued::Debounced(existing));
+        }
+    }
     if let Some(rate) = &run.rate {
         let checks = [(run.function.as_str(), rate)];
         let mut book = super::rates::RateBook::lock(&mut tx, &checks).await?;

@@ -250,6 +250,7 @@ async fn racing_enqueues_keep_keys_and_limits() {
             Ok(Enqueued::Created(run)) => created.push(run),
             Ok(Enqueued::Replayed(run)) => replayed.push(run.run_id),
             Err(StoreError::QueueFull { .. }) => full += 1,
+            Ok(Enqueued::Debounced(run)) => panic!("no function here is debounced, yet {} was fed", run.run_id),
             Err(e) => panic!("no other error under a race: {e}"),
         }
     }

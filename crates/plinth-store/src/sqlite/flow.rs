@@ -5,8 +5,8 @@
 use super::ops::{OpResult, none};
 use super::rows::{RUN_COLS, run_from_row};
 use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
-use plinth_core::Run;
 use plinth_core::flow::RateCheck;
+use plinth_core::{NewRun, Run};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Records that `key` of `function` has open work (a no-op when it is known).
@@ -39,6 +39,36 @@ pub(crate) fn admit_rate(conn: &Connection, function: &str, rate: &RateCheck, no
     )?
     .execute(params![function, rate.key, window, ends, count + 1])?;
     Ok(Ok(()))
+}
+
+/// Feeds `run` to the queued run of its debounce key, if there is one: that run takes its input,
+/// trigger and correlation id, and starts `period` after now (never past `max_wait` after it was
+/// created). Answers that run's id; none when `run` must be stored.
+pub(crate) fn debounce_into(conn: &Connection, run: &NewRun) -> rusqlite::Result<Option<String>> {
+    let Some(d) = &run.debounce else { return Ok(None) };
+    let found: Option<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT id, created_at FROM runs INDEXED BY runs_debounce WHERE function = ?1 AND debounce_key = ?2 \
+             AND status = 'queued' AND debounce_key IS NOT NULL AND attempt = 0 ORDER BY created_at LIMIT 1",
+        )?
+        .query_row(params![run.function, d.key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((id, created_at)) = found else { return Ok(None) };
+    let trigger = (run.trigger != plinth_core::Trigger::Api).then(|| super::rows::to_json(&run.trigger));
+    conn.prepare_cached(
+        "UPDATE runs SET input = ?2, next_attempt_at = ?3, trigger = ?4, trigger_type = ?5, event_id = ?6, \
+         correlation_id = ?7 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        super::rows::to_json(&run.input),
+        d.due(created_at, run.created_at),
+        trigger,
+        run.trigger.kind(),
+        run.trigger.event_id(),
+        run.correlation_id,
+    ])?;
+    Ok(Some(id))
 }
 
 /// How many lanes one claim looks at for `n` runs: enough to step over full lanes, bounded so

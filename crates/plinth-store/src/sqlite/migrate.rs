@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "flow_control", include_str!("migrations/0006_flow_control.sql")),
     (7, "throttle", include_str!("migrations/0007_throttle.sql")),
     (8, "rate_limit", include_str!("migrations/0008_rate_limit.sql")),
+    (9, "debounce", include_str!("migrations/0009_debounce.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

@@ -41,6 +41,10 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
             return none(Enqueued::Replayed(existing));
         }
     }
+    if let Some(id) = super::flow::debounce_into(conn, &run)? {
+        let existing = get_run(conn, &id, false)?.ok_or_else(|| missing(&id))?;
+        return none(Enqueued::Debounced(existing));
+    }
     if let Some(limit) = run.max_queued
         && queue_full(conn, &run.function, limit)?
     {
@@ -60,8 +64,8 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
     let trigger = (run.trigger != plinth_core::Trigger::Api).then(|| to_json(&run.trigger));
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key) \
-         VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
+         debounce_key) VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         run.run_id,
@@ -78,6 +82,7 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         run.trigger.kind(),
         run.trigger.event_id(),
         run.flow_key,
+        run.debounce.as_ref().map(|d| d.key.as_str()),
     ])?;
     if let Some(key) = &run.flow_key {
         super::flow::open_lane(conn, &run.function, key, run.created_at)?;

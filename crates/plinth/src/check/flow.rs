@@ -48,6 +48,14 @@ pub(crate) fn malformed(policy: &Value) -> Option<String> {
     if !rate_ok {
         return Some(format!("rate_limit {r}: {{limit: N >= 1, period: DURATION, key: EXPR}}"));
     }
+    let d = &policy["debounce"];
+    let debounce_ok = d.is_null()
+        || (d["period"].is_string()
+            && (d["max_wait"].is_null() || d["max_wait"].is_string())
+            && (d["key"].is_null() || d["key"].is_string()));
+    if !debounce_ok {
+        return Some(format!("debounce {d}: {{period: DURATION, max_wait: DURATION, key: EXPR}}"));
+    }
     None
 }
 

@@ -74,12 +74,18 @@ fn policy(p: &RunPolicy) -> String {
         let per = r.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
         format!("; at most {} new runs per {}{per}", r.limit, r.period)
     });
+    let debounce = p.debounce.as_ref().map(|d| {
+        let per = d.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
+        let max = d.max_wait.map(|m| format!(" (at most {m})")).unwrap_or_default();
+        format!("; starts {} after the last trigger{max}{per}", d.period)
+    });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
     format!(
-        "{attempts}; timeout {}; {concurrency}{}{}; {queued}",
+        "{attempts}; timeout {}; {concurrency}{}{}{}; {queued}",
         p.timeout,
         throttle.unwrap_or_default(),
-        rate.unwrap_or_default()
+        rate.unwrap_or_default(),
+        debounce.unwrap_or_default()
     )
 }
 
