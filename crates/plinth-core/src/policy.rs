@@ -147,6 +147,8 @@ pub struct RunPolicy {
     pub rate_limit: Option<crate::flow::RateLimit>,
     /// A run starts `period` after the last trigger of its key; newer triggers replace its input.
     pub debounce: Option<crate::flow::Debounce>,
+    /// At most one unfinished run per key: `skip` refuses a new one, `cancel` cancels the old.
+    pub singleton: Option<crate::flow::Singleton>,
     /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
     /// (none: no limit).
     pub max_queued: Option<u32>,
@@ -161,6 +163,7 @@ impl Default for RunPolicy {
             throttle: None,
             rate_limit: None,
             debounce: None,
+            singleton: None,
             max_queued: None,
         }
     }

@@ -257,6 +257,8 @@ pub struct NewRun {
     /// Its function's debounce: the store replaces the input of the key's queued run instead
     /// of storing this one, when there is such a run.
     pub debounce: Option<crate::flow::DebounceCheck>,
+    /// Its function's singleton rule: at most one unfinished run per key.
+    pub singleton: Option<crate::flow::SingletonCheck>,
 }
 
 impl NewRun {

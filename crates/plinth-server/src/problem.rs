@@ -142,6 +142,7 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Corrupt(_) => ApiError::new(Code::Internal, "stored data could not be read back"),
             StoreError::QueueFull { .. } => ApiError::new(Code::QueueFull, e.to_string()).retry_after(1),
+            StoreError::SingletonBusy { .. } => ApiError::new(Code::SingletonBusy, e.to_string()),
             StoreError::RateLimited { retry_after, .. } => {
                 // Why: whole seconds, rounded up, so a client that waits them finds the window over.
                 let secs = u64::try_from(retry_after.max(1)).unwrap_or(1).div_ceil(1_000_000);

@@ -113,6 +113,21 @@ fn bad_concurrency_names_the_field() {
         assert_eq!(e.field, field, "{policy}: {e}");
         assert!(e.reason.contains(reason), "{policy}: {}", e.reason);
     }
+    let singles = [
+        ("singleton: {mode: replace}", "functions[1].policy.singleton.mode", "unknown variant"),
+        ("singleton: {key: 'input.'}", "functions[1].policy.singleton.key", "not valid CEL"),
+    ];
+    for (policy, field, reason) in singles {
+        let e = parse(&GOOD.replace("concurrency: 2", policy)).expect_err(policy);
+        assert_eq!(e.field, field, "{policy}: {e}");
+        assert!(e.reason.contains(reason), "{policy}: {}", e.reason);
+    }
+    let global = GOOD.replace(
+        "    handler: {rust: noop}\n",
+        "    handler: {rust: noop}\n    triggers: [{event: a/b}]\n    policy: {singleton: {}}\n",
+    );
+    let c = parse(&global).expect("a singleton without a key on a function with triggers: one for the function");
+    assert!(c.file.functions[2].policy.singleton.as_ref().is_some_and(|s| s.key.is_none()));
     let both = "concurrency: {limit: 1, key: input.a}\n      throttle: {limit: 5, period: 1s, key: input.a}";
     let ok = parse(&GOOD.replace("concurrency: 2", both)).expect("one key for both rules");
     assert_eq!(ok.file.functions[1].policy.throttle.as_ref().map(|t| t.limit), Some(5));

@@ -105,6 +105,8 @@ pub enum Code {
     HeadersTooLarge,
     /// PLINTH_044
     FunctionRateLimited,
+    /// PLINTH_045
+    SingletonBusy,
     /// PLINTH_099
     Internal,
 }
@@ -286,6 +288,9 @@ catalog! {
     FunctionRateLimited => "PLINTH_044", "FunctionRateLimited", "Function rate limit reached", Some(429), true,
         "The function's `policy.rate_limit` allows no more runs of this key in the current period; the run was not created (an event records the same as the reason it started no run).",
         "Retry after the `Retry-After` delay, or raise the function's `rate_limit` if the rate is expected.";
+    SingletonBusy => "PLINTH_045", "SingletonBusy", "Singleton key busy", Some(409), false,
+        "The function's `policy.singleton` (mode `skip`) allows one unfinished run per key and this key has one (its id is in the detail); the new run was not created.",
+        "Wait for that run to finish (`GET /runs/{id}?wait=`), cancel it, or use `mode: cancel` if a new run should replace the old one.";
     Unauthenticated => "PLINTH_030", "Unauthenticated", "Authentication required", Some(401), false,
         "The endpoint needs a credential and the request has none, or its API key or bearer token is unknown, malformed, expired, not yet valid, signed with another key or algorithm, or issued for another issuer or audience.",
         "Send `Authorization: Bearer TOKEN` (an API key or a JWT) or `X-API-Key: KEY`; the detail says what was wrong with the one sent. Ask the component's operator for a key, or get a fresh token for this audience.";

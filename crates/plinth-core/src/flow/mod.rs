@@ -12,11 +12,13 @@ use serde_json::Value;
 mod concurrency;
 mod debounce;
 mod rate_limit;
+mod singleton;
 mod throttle;
 
 pub use concurrency::Concurrency;
 pub use debounce::{Debounce, DebounceCheck};
 pub use rate_limit::{RateCheck, RateLimit};
+pub use singleton::{Singleton, SingletonCheck, SingletonMode};
 pub use throttle::{Gcra, Throttle};
 
 /// A compiled key expression, written in the component file as its CEL source.
@@ -161,6 +163,23 @@ pub fn debounce_check(
     };
     let micros = |d: crate::policy::DurationSpec| i64::try_from(d.get().as_micros()).unwrap_or(i64::MAX);
     (Some(DebounceCheck { key, period: micros(d.period), max_wait: d.max_wait.map(micros) }), warning)
+}
+
+/// The singleton rule a new run must pass, if its function has one. A key that fails gives the
+/// shared key `""` and a warning for the caller to log.
+#[must_use]
+pub fn singleton_check(
+    policy: &crate::RunPolicy,
+    input: &Value,
+    event: Option<&Value>,
+) -> (Option<SingletonCheck>, Option<String>) {
+    let Some(s) = &policy.singleton else { return (None, None) };
+    let (key, warning) = match s.key.as_ref().map(|k| k.eval(input, event)) {
+        None => (String::new(), None),
+        Some(Ok(k)) => (k, None),
+        Some(Err(e)) => (String::new(), Some(format!("the singleton key fell back to the shared key \"\": {e}"))),
+    };
+    (Some(SingletonCheck { key, mode: s.mode }), warning)
 }
 
 /// Checks the flow rules together; `(field, reason)` for the first that is wrong.

@@ -70,6 +70,7 @@ fn the_envelope_keeps_the_steps_order() {
         flow_key: None,
         rate: None,
         debounce: None,
+        singleton: None,
     }
     .into_queued();
     let steps = vec![

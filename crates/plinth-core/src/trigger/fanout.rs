@@ -24,7 +24,8 @@ impl NewRun {
         let (flow_key, warning) = crate::flow::flow_key(&function.policy, &input, event);
         let (rate, rate_warning) = crate::flow::rate_check(&function.policy, &input, event);
         let (debounce, debounce_warning) = crate::flow::debounce_check(&function.policy, &input, event);
-        for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning) {
+        let (singleton, singleton_warning) = crate::flow::singleton_check(&function.policy, &input, event);
+        for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning).chain(&singleton_warning) {
             tracing::warn!(function = %function.name, correlation_id, "{warning}");
         }
         Self {
@@ -43,6 +44,7 @@ impl NewRun {
             flow_key,
             rate,
             debounce,
+            singleton,
         }
     }
 }

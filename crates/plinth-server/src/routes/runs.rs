@@ -73,6 +73,8 @@ fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize,
             body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such function (`PLINTH_005`).",
             body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The function's `singleton` key already has an unfinished run (`PLINTH_045`).",
+            body = Problem, content_type = PROBLEM),
         (status = 413, description = "The body is over the limit (`PLINTH_007`).",
             body = Problem, content_type = PROBLEM),
         (status = 415, description = "The body is not sent as JSON (`PLINTH_008`).",
@@ -129,7 +131,8 @@ pub(crate) async fn submit(
     let (flow_key, warning) = plinth_core::flow::flow_key(&function.policy, &req.input, None);
     let (rate, rate_warning) = plinth_core::flow::rate_check(&function.policy, &req.input, None);
     let (debounce, debounce_warning) = plinth_core::flow::debounce_check(&function.policy, &req.input, None);
-    for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning) {
+    let (singleton, singleton_warning) = plinth_core::flow::singleton_check(&function.policy, &req.input, None);
+    for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning).chain(&singleton_warning) {
         tracing::warn!(function = %function.name, "{warning}");
     }
     let due = debounce.as_ref().map_or(now, |d| d.due(now, now));
@@ -137,6 +140,7 @@ pub(crate) async fn submit(
         flow_key,
         rate,
         debounce,
+        singleton,
         run_id: plinth_core::ids::new_run_id(),
         function: function.name.clone(),
         input: req.input,

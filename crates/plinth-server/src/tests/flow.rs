@@ -28,6 +28,12 @@ functions:
   - name: typing
     handler: {rust: echo}
     policy: {debounce: {period: 1h, max_wait: 2h, key: input.user}}
+  - name: once
+    handler: {rust: noop}
+    policy: {singleton: {key: input.order}}
+  - name: latest
+    handler: {rust: noop}
+    policy: {singleton: {mode: cancel}}
   - name: notify
     handler: {rust: noop}
     policy: {rate_limit: {limit: 1, period: 1h, key: event.data.customer}}
@@ -246,4 +252,19 @@ async fn a_debounced_run_is_fed_by_later_requests_of_its_key() {
     let until = plinth_core::timefmt::parse_rfc3339(r.json["held_by"]["until"].as_str().expect("until")).expect("a time");
     assert!((until - now_micros() - 3_600_000_000).abs() < 60_000_000, "an hour after the last request: {}", r.json);
     assert!(claim(&h, "typing", 10).await.is_empty(), "nothing starts before the period is over");
+}
+
+#[tokio::test]
+async fn a_singleton_refuses_a_second_run_or_cancels_the_first() {
+    let h = harness_with(COMPONENT);
+    let first = h.submit(r#"{"function":"once","input":{"order":"o-1"}}"#).await;
+    let r = h.post_json("/run", r#"{"function":"once","input":{"order":"o-1"}}"#).await;
+    assert_problem(&r, 409, "PLINTH_045");
+    assert!(r.json["detail"].as_str().is_some_and(|d| d.contains(&first)), "the detail names the run: {}", r.json);
+    h.submit(r#"{"function":"once","input":{"order":"o-2"}}"#).await;
+
+    let old = h.submit(r#"{"function":"latest","input":{"v":1}}"#).await;
+    let new = h.submit(r#"{"function":"latest","input":{"v":2}}"#).await;
+    assert_eq!(h.get(&format!("/runs/{old}")).await.json["status"], "cancelled");
+    assert_eq!(h.get(&format!("/runs/{new}")).await.json["status"], "queued");
 }

@@ -307,3 +307,77 @@ pub async fn debounce_feeds_the_queued_run_of_its_key(store: &dyn Store) {
     assert_eq!(later[0].run_ids, done[0].run_ids, "a later call feeds it too");
     assert_eq!(get(store, &done[0].run_ids[0]).await.next_attempt_at, Some(t0 + 32 * SEC));
 }
+
+/// A singleton key holds one unfinished run: `skip` refuses another while it lasts, `cancel`
+/// cancels the old one and stores the new one, and a finished run holds nothing. Events skip or
+/// cancel the same way, among the events of one call too.
+pub async fn a_singleton_key_holds_one_unfinished_run(store: &dyn Store) {
+    use plinth_core::flow::{SingletonCheck, SingletonMode};
+    let t0 = plinth_core::timefmt::now_micros();
+    let single = |function: &str, key: &str, mode: SingletonMode, at: i64| NewRun {
+        singleton: Some(SingletonCheck { key: key.into(), mode }),
+        ..new_run(function, at)
+    };
+    let first = super::enqueue(store, single("solo", "o-1", SingletonMode::Skip, t0)).await;
+    match store.enqueue(single("solo", "o-1", SingletonMode::Skip, t0 + 1)).await {
+        Err(crate::StoreError::SingletonBusy { run_id, key, .. }) => {
+            assert_eq!((run_id, key.as_str()), (first.run_id.clone(), "o-1"))
+        }
+        other => panic!("a second run of key o-1 must be refused, got {other:?}"),
+    }
+    let claimed = super::claim(store, "w1", t0 + SEC, &[("solo", 1)]).await;
+    assert_eq!(ids(&claimed.runs), vec![first.run_id.clone()]);
+    match store.enqueue(single("solo", "o-1", SingletonMode::Skip, t0 + 2)).await {
+        Err(crate::StoreError::SingletonBusy { .. }) => {}
+        other => panic!("a running run holds its key too, got {other:?}"),
+    }
+    assert!(super::finish(store, &first.run_id, "w1", 1, plinth_core::Finish::Succeeded(json!(1)), t0 + 2 * SEC).await);
+    super::enqueue(store, single("solo", "o-1", SingletonMode::Skip, t0 + 3 * SEC)).await;
+    super::enqueue(store, single("solo", "o-2", SingletonMode::Skip, t0 + 3 * SEC)).await;
+
+    let old = super::enqueue(store, single("latest", "c-1", SingletonMode::Cancel, t0)).await;
+    let new = super::enqueue(store, single("latest", "c-1", SingletonMode::Cancel, t0 + 1)).await;
+    assert_eq!(get(store, &old.run_id).await.status, RunStatus::Cancelled, "the old run is cancelled");
+    assert_eq!(get(store, &new.run_id).await.status, RunStatus::Queued, "the new one waits");
+
+    let by_event = |e: &Event, key: &str, mode: SingletonMode| NewRun {
+        singleton: Some(SingletonCheck { key: key.into(), mode }),
+        ..started("latest", e)
+    };
+    let (e1, e2) = (event("s1", "a/s", t0 + 5 * SEC), event("s2", "a/s", t0 + 6 * SEC));
+    let done = ingest(
+        store,
+        vec![
+            NewEvent { event: e1.clone(), runs: vec![by_event(&e1, "c-2", SingletonMode::Cancel)], skipped: vec![] },
+            NewEvent { event: e2.clone(), runs: vec![by_event(&e2, "c-2", SingletonMode::Cancel)], skipped: vec![] },
+        ],
+        t0 - SEC,
+    )
+    .await;
+    assert_eq!(get(store, &done[0].run_ids[0]).await.status, RunStatus::Cancelled, "the earlier event's run is cancelled");
+    assert_eq!(get(store, &done[1].run_ids[0]).await.status, RunStatus::Queued);
+    let e3 = event("s3", "a/s", t0 + 7 * SEC);
+    let later = ingest(
+        store,
+        vec![NewEvent { event: e3.clone(), runs: vec![by_event(&e3, "c-2", SingletonMode::Cancel)], skipped: vec![] }],
+        t0 - SEC,
+    )
+    .await;
+    assert_eq!(get(store, &done[1].run_ids[0]).await.status, RunStatus::Cancelled, "a later call cancels the stored one");
+    assert_eq!(get(store, &later[0].run_ids[0]).await.status, RunStatus::Queued);
+
+    let (e4, e5) = (event("s4", "a/s", t0 + 8 * SEC), event("s5", "a/s", t0 + 9 * SEC));
+    let skipping = ingest(
+        store,
+        vec![
+            NewEvent { event: e4.clone(), runs: vec![by_event(&e4, "k-1", SingletonMode::Skip)], skipped: vec![] },
+            NewEvent { event: e5.clone(), runs: vec![by_event(&e5, "k-1", SingletonMode::Skip)], skipped: vec![] },
+        ],
+        t0 - SEC,
+    )
+    .await;
+    assert_eq!(skipping[0].run_ids.len(), 1);
+    assert!(skipping[1].run_ids.is_empty(), "the second event of one call is skipped");
+    let shown = store.event("s5").await.expect("read").expect("stored");
+    assert!(shown.skipped[0].reason.contains("singleton"), "{:?}", shown.skipped);
+}

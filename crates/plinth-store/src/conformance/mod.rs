@@ -95,6 +95,7 @@ macro_rules! with_every_case {
             a_throttle_spaces_the_starts_of_a_lane,
             a_rate_limit_refuses_past_its_window,
             debounce_feeds_the_queued_run_of_its_key,
+            a_singleton_key_holds_one_unfinished_run,
         ];
     };
 }
@@ -141,6 +142,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
         flow_key: None,
         rate: None,
         debounce: None,
+        singleton: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

@@ -56,12 +56,16 @@ fn feed_pending(run: &NewRun, pending: &Pending, decided: &mut [Decided], keep: 
     Some(target.run_id.clone())
 }
 
-pub(crate) async fn ingest(
-    pool: &PgPool,
-    schema: &str,
-    events: Vec<NewEvent>,
-    dedup_after: i64,
-) -> Result<(Vec<Ingested>, bool), StoreError> {
+/// What one ingest attempt did: stored the events (with whether a wait woke and the runs of
+/// this call that a later one of the same singleton key cancelled at once), or found unfinished
+/// runs of singleton keys (mode `cancel`) to cancel first; the caller cancels them through the
+/// store's cancel, which announces them, then tries again.
+pub(crate) enum Ingest {
+    Done { ingested: Vec<Ingested>, woke: bool, ended: Vec<String> },
+    CancelFirst(Vec<String>),
+}
+
+pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, dedup_after: i64) -> Result<Ingest, StoreError> {
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
     sqlx::query("UPDATE events SET dedup_key = NULL WHERE dedup_key = ANY($1) AND received_at < $2")
@@ -96,8 +100,16 @@ pub(crate) async fn ingest(
         .flat_map(|e| &e.runs)
         .filter_map(|r| r.debounce.as_ref().map(|d| (r.function.as_str(), d.key.as_str())))
         .collect();
-    super::rates::lock_debounce(&mut tx, schema, &debounced).await?;
+    super::rates::lock_keys(&mut tx, "plinth-debounce", schema, &debounced).await?;
+    let singles: Vec<(&str, &str)> = fresh
+        .iter()
+        .flat_map(|e| &e.runs)
+        .filter_map(|r| r.singleton.as_ref().map(|s| (r.function.as_str(), s.key.as_str())))
+        .collect();
+    super::rates::lock_keys(&mut tx, "plinth-singleton", schema, &singles).await?;
     let mut pending = Pending::new();
+    let mut holders: HashMap<(String, String), String> = HashMap::new();
+    let (mut cancel_first, mut born_cancelled) = (Vec::new(), Vec::new());
     let mut decided: Vec<Decided> = Vec::with_capacity(fresh.len());
     for NewEvent { event, runs, mut skipped } in fresh {
         let mut keep = Vec::with_capacity(runs.len());
@@ -110,6 +122,24 @@ pub(crate) async fn ingest(
             if let Some(id) = super::rates::debounce_into(&mut tx, &run).await? {
                 fed.push(id);
                 continue;
+            }
+            if let Some(s) = &run.singleton {
+                let key = (run.function.clone(), s.key.clone());
+                let holder = match holders.get(&key) {
+                    Some(earlier) => Some((earlier.clone(), true)),
+                    None => super::rates::singleton_holder(&mut tx, &run).await?.map(|h| (h, false)),
+                };
+                match holder {
+                    Some((holder, _)) if s.mode == plinth_core::flow::SingletonMode::Skip => {
+                        skipped.push(Skipped { function: run.function, reason: crate::singleton_reason(&s.key, &holder) });
+                        continue;
+                    }
+                    // Why: an earlier run of this call is stored and cancelled at once, as if the
+                    // events had come one by one.
+                    Some((holder, true)) => born_cancelled.push(holder),
+                    Some((holder, false)) => cancel_first.push(holder),
+                    None => {}
+                }
             }
             match (run.max_queued, free.get_mut(&run.function)) {
                 (Some(limit), Some(left)) if *left <= 0 => {
@@ -128,11 +158,18 @@ pub(crate) async fn ingest(
                     if let Some(d) = &run.debounce {
                         pending.insert((run.function.clone(), d.key.clone()), (decided.len(), keep.len()));
                     }
+                    if let Some(s) = &run.singleton {
+                        holders.insert((run.function.clone(), s.key.clone()), run.run_id.clone());
+                    }
                     keep.push(run);
                 }
             }
         }
         decided.push((event, keep, skipped, fed));
+    }
+    if !cancel_first.is_empty() {
+        tx.rollback().await?;
+        return Ok(Ingest::CancelFirst(cancel_first));
     }
     book.save(&mut tx, &periods).await?;
     let col = |f: &dyn Fn(&Decided) -> String| decided.iter().map(f).collect::<Vec<String>>();
@@ -168,6 +205,17 @@ pub(crate) async fn ingest(
     if !runs.is_empty() {
         insert_many(&mut tx, &runs).await?;
     }
+    if !born_cancelled.is_empty() {
+        let now = runs.iter().map(|r| r.created_at).max().unwrap_or_default();
+        sqlx::query(
+            "UPDATE runs SET status = 'cancelled', finished_at = $2, error = $3, cancel_requested = TRUE WHERE id = ANY($1)",
+        )
+        .bind(&born_cancelled)
+        .bind(now)
+        .bind(to_json(&crate::cancelled_error()))
+        .execute(&mut *tx)
+        .await?;
+    }
     let mut woke = false;
     let mut conds = super::waits::Conds::new();
     for d in decided.iter().filter(|d| inserted.contains(&d.0.id)) {
@@ -194,7 +242,7 @@ pub(crate) async fn ingest(
             }
         })
         .collect();
-    Ok((out?, woke))
+    Ok(Ingest::Done { ingested: out?, woke, ended: born_cancelled })
 }
 
 pub(crate) async fn prune_events(pool: &PgPool, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {

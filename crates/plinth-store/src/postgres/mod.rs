@@ -9,6 +9,7 @@
 
 mod connect;
 mod dedicated;
+mod entry;
 mod eventlog;
 mod events;
 mod finish;
@@ -158,7 +159,11 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
-        let single = run.idempotency_key.is_some() || run.max_queued.is_some() || run.rate.is_some() || run.debounce.is_some();
+        let single = run.idempotency_key.is_some()
+            || run.max_queued.is_some()
+            || run.rate.is_some()
+            || run.debounce.is_some()
+            || run.singleton.is_some();
         let enqueued = if !single {
             let (tx, rx) = oneshot::channel();
             let gone = || StoreError::Unavailable("the store is shutting down".into());
@@ -171,7 +176,7 @@ impl Store for PostgresStore {
             .await?;
             Enqueued::Created(run.into_queued())
         } else {
-            timed(runs::enqueue(&self.pool, &self.schema, run)).await?
+            self.enqueue_single(run).await?
         };
         if matches!(enqueued, Enqueued::Created(_)) {
             self.work_everywhere();
@@ -307,11 +312,7 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
-        let (ingested, woke) = timed(eventlog::ingest(&self.pool, &self.schema, events, dedup_after)).await?;
-        if woke || ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
-            self.work_everywhere();
-        }
-        Ok(ingested)
+        self.ingest_all(events, dedup_after).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {

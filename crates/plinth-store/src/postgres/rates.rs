@@ -78,9 +78,15 @@ pub(crate) fn periods(checks: &[(&str, &RateCheck)]) -> BTreeMap<String, i64> {
     checks.iter().map(|(f, c)| ((*f).to_string(), c.period)).collect()
 }
 
-/// Locks the debounce keys `(function, key)` for the transaction, in one order.
-pub(crate) async fn lock_debounce(conn: &mut PgConnection, schema: &str, keys: &[(&str, &str)]) -> Result<(), StoreError> {
-    let mut locks: Vec<i64> = keys.iter().map(|(f, k)| super::lock_key(&["plinth-debounce", schema, f, k])).collect();
+/// Locks the keys `(function, key)` of one rule (`what`: `plinth-debounce`, `plinth-singleton`)
+/// for the transaction, in one order.
+pub(crate) async fn lock_keys(
+    conn: &mut PgConnection,
+    what: &str,
+    schema: &str,
+    keys: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    let mut locks: Vec<i64> = keys.iter().map(|(f, k)| super::lock_key(&[what, schema, f, k])).collect();
     locks.sort_unstable();
     locks.dedup();
     for lock in locks {
@@ -117,4 +123,17 @@ pub(crate) async fn debounce_into(conn: &mut PgConnection, run: &NewRun) -> Resu
     .execute(&mut *conn)
     .await?;
     Ok(Some(id))
+}
+
+/// The unfinished run of `run`'s singleton key that is not already being cancelled, if any.
+pub(crate) async fn singleton_holder(conn: &mut PgConnection, run: &NewRun) -> Result<Option<String>, StoreError> {
+    let Some(s) = &run.singleton else { return Ok(None) };
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM runs WHERE function = $1 AND singleton_key = $2 AND singleton_key IS NOT NULL \
+         AND status IN ('queued', 'running', 'waiting') AND NOT cancel_requested ORDER BY created_at LIMIT 1",
+    )
+    .bind(&run.function)
+    .bind(&s.key)
+    .fetch_optional(&mut *conn)
+    .await?)
 }

@@ -38,7 +38,8 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         debounce_key, singleton_key) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
     .bind(&run.run_id)
@@ -56,17 +57,26 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(run.trigger.event_id())
     .bind(&run.flow_key)
     .bind(run.debounce.as_ref().map(|d| d.key.as_str()))
+    .bind(run.singleton.as_ref().map(|s| s.key.as_str()))
     .execute(conn)
     .await?
     .rows_affected())
 }
 
-pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<Enqueued, StoreError> {
+/// What one enqueue attempt did: stored (or replayed, or fed) the run, or found an unfinished
+/// run of its singleton key to cancel first (mode `cancel`); the caller cancels it through the
+/// store's cancel, which announces it, then tries again.
+pub(crate) enum Entry {
+    Done(Box<Enqueued>),
+    CancelFirst(String),
+}
+
+pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<Entry, StoreError> {
     let mut tx = pool.begin().await?;
     if let Some(key) = &run.idempotency_key {
         if let Some(found) = replay(&mut tx, key, &run).await? {
             tx.rollback().await?;
-            return Ok(found);
+            return Ok(Entry::Done(Box::new(found)));
         }
     }
     if let Some(limit) = run.max_queued {
@@ -91,11 +101,21 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
     // Why: two identical keyed requests racing both miss the first look-up; the unique index
     // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
     if let Some(d) = &run.debounce {
-        super::rates::lock_debounce(&mut tx, schema, &[(run.function.as_str(), d.key.as_str())]).await?;
+        super::rates::lock_keys(&mut tx, "plinth-debounce", schema, &[(run.function.as_str(), d.key.as_str())]).await?;
         if let Some(id) = super::rates::debounce_into(&mut tx, &run).await? {
             let existing = get_run(&mut tx, &id, false, false).await?.ok_or_else(|| missing(&id))?;
             tx.commit().await?;
-            return Ok(Enqueued::Debounced(existing));
+            return Ok(Entry::Done(Box::new(Enqueued::Debounced(existing))));
+        }
+    }
+    if let Some(s) = &run.singleton {
+        super::rates::lock_keys(&mut tx, "plinth-singleton", schema, &[(run.function.as_str(), s.key.as_str())]).await?;
+        if let Some(holder) = super::rates::singleton_holder(&mut tx, &run).await? {
+            tx.rollback().await?;
+            if s.mode == plinth_core::flow::SingletonMode::Cancel {
+                return Ok(Entry::CancelFirst(holder));
+            }
+            return Err(StoreError::SingletonBusy { function: run.function.clone(), key: s.key.clone(), run_id: holder });
         }
     }
     if let Some(rate) = &run.rate {
@@ -114,10 +134,11 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
         let found = replay(&mut tx, key, &run).await;
         tx.rollback().await?;
         return found?
+            .map(|e| Entry::Done(Box::new(e)))
             .ok_or_else(|| StoreError::Unavailable(format!("idempotency key `{key}` conflicted, then its run was gone")));
     }
     tx.commit().await?;
-    Ok(Enqueued::Created(run.into_queued()))
+    Ok(Entry::Done(Box::new(Enqueued::Created(run.into_queued()))))
 }
 
 /// Cancels a queued run, or marks a running one; the caller announces it after the commit.

@@ -42,6 +42,15 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
                 skipped.push(Skipped { function: run.function, reason: format!("its queue is full ({limit} runs waiting)") });
                 continue;
             }
+            if let Some(s) = &run.singleton
+                && let Some(holder) = super::flow::singleton_holder(conn, &run)?
+            {
+                if s.mode == plinth_core::flow::SingletonMode::Skip {
+                    skipped.push(Skipped { function: run.function, reason: crate::singleton_reason(&s.key, &holder) });
+                    continue;
+                }
+                woken.absorb(super::ops::cancel(conn, &holder, event.received_at)?.1);
+            }
             if let Some(rate) = &run.rate
                 && let Err(wait) = super::flow::admit_rate(conn, &run.function, rate, event.received_at)?
             {

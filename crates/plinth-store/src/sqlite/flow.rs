@@ -71,6 +71,18 @@ pub(crate) fn debounce_into(conn: &Connection, run: &NewRun) -> rusqlite::Result
     Ok(Some(id))
 }
 
+/// The unfinished run of `run`'s singleton key that is not already being cancelled, if any.
+pub(crate) fn singleton_holder(conn: &Connection, run: &NewRun) -> rusqlite::Result<Option<String>> {
+    let Some(s) = &run.singleton else { return Ok(None) };
+    conn.prepare_cached(
+        "SELECT id FROM runs INDEXED BY runs_singleton WHERE function = ?1 AND singleton_key = ?2 \
+         AND singleton_key IS NOT NULL AND status IN ('queued', 'running', 'waiting') AND cancel_requested = 0 \
+         ORDER BY created_at LIMIT 1",
+    )?
+    .query_row(params![run.function, s.key], |r| r.get(0))
+    .optional()
+}
+
 /// How many lanes one claim looks at for `n` runs: enough to step over full lanes, bounded so
 /// a claim stays cheap however many lanes there are.
 pub(crate) fn lanes_to_probe(n: u32) -> u32 {

@@ -17,6 +17,15 @@ pub(crate) struct Events {
     pub(crate) work: bool,
 }
 
+impl Events {
+    /// Adds what `other` announces.
+    pub(crate) fn absorb(&mut self, other: Events) {
+        self.terminal.extend(other.terminal);
+        self.cancels.extend(other.cancels);
+        self.work |= other.work;
+    }
+}
+
 pub(crate) type OpResult<T> = Result<(T, Events), StoreError>;
 
 pub(crate) fn none<T>(v: T) -> OpResult<T> {
@@ -50,13 +59,22 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
     {
         return Err(StoreError::QueueFull { function: run.function, limit });
     }
+    let mut events = Events::default();
+    if let Some(s) = &run.singleton
+        && let Some(holder) = super::flow::singleton_holder(conn, &run)?
+    {
+        if s.mode == plinth_core::flow::SingletonMode::Skip {
+            return Err(StoreError::SingletonBusy { function: run.function, key: s.key.clone(), run_id: holder });
+        }
+        events.absorb(cancel(conn, &holder, run.created_at)?.1);
+    }
     if let Some(rate) = &run.rate
         && let Err(retry_after) = super::flow::admit_rate(conn, &run.function, rate, run.created_at)?
     {
         return Err(StoreError::RateLimited { function: run.function, key: rate.key.clone(), retry_after });
     }
     insert_run(conn, &run)?;
-    none(Enqueued::Created(run.into_queued()))
+    Ok((Enqueued::Created(run.into_queued()), events))
 }
 
 /// Inserts a queued run with what started it.
@@ -65,7 +83,8 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key) VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         debounce_key, singleton_key) VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+         ?15, ?16)",
     )?
     .execute(params![
         run.run_id,
@@ -83,6 +102,7 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         run.trigger.event_id(),
         run.flow_key,
         run.debounce.as_ref().map(|d| d.key.as_str()),
+        run.singleton.as_ref().map(|s| s.key.as_str()),
     ])?;
     if let Some(key) = &run.flow_key {
         super::flow::open_lane(conn, &run.function, key, run.created_at)?;

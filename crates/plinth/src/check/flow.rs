@@ -56,6 +56,12 @@ pub(crate) fn malformed(policy: &Value) -> Option<String> {
     if !debounce_ok {
         return Some(format!("debounce {d}: {{period: DURATION, max_wait: DURATION, key: EXPR}}"));
     }
+    let s = &policy["singleton"];
+    let singleton_ok = s.is_null()
+        || (["skip", "cancel"].contains(&s["mode"].as_str().unwrap_or("")) && (s["key"].is_null() || s["key"].is_string()));
+    if !singleton_ok {
+        return Some(format!("singleton {s}: {{key: EXPR, mode: skip | cancel}}"));
+    }
     None
 }
 

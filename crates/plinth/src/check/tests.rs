@@ -232,4 +232,6 @@ fn flow_rules_are_held_to_the_contracts_shape() {
     assert!(malformed(&json!({"rate_limit": {"limit": 0, "period": "1h"}})).is_some_and(|w| w.contains("rate_limit")));
     assert_eq!(malformed(&json!({"debounce": {"period": "1s", "max_wait": "30s"}})), None);
     assert!(malformed(&json!({"debounce": {"period": 1}})).is_some_and(|w| w.contains("debounce")));
+    assert_eq!(malformed(&json!({"singleton": {"mode": "cancel"}})), None);
+    assert!(malformed(&json!({"singleton": {"mode": "replace"}})).is_some_and(|w| w.contains("singleton")));
 }

@@ -79,14 +79,17 @@ fn policy(p: &RunPolicy) -> String {
         let max = d.max_wait.map(|m| format!(" (at most {m})")).unwrap_or_default();
         format!("; starts {} after the last trigger{max}{per}", d.period)
     });
+    let singleton = p.singleton.as_ref().map(|s| {
+        let per = s.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
+        let mode = match s.mode {
+            plinth_core::flow::SingletonMode::Skip => "a new one is refused",
+            plinth_core::flow::SingletonMode::Cancel => "a new one cancels it",
+        };
+        format!("; one unfinished run{per} ({mode})")
+    });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
-    format!(
-        "{attempts}; timeout {}; {concurrency}{}{}{}; {queued}",
-        p.timeout,
-        throttle.unwrap_or_default(),
-        rate.unwrap_or_default(),
-        debounce.unwrap_or_default()
-    )
+    let rules = [throttle, rate, debounce, singleton].into_iter().flatten().collect::<String>();
+    format!("{attempts}; timeout {}; {concurrency}{rules}; {queued}", p.timeout)
 }
 
 /// `functions`: each function's handler, policy and input schema.

@@ -101,13 +101,15 @@ fn flow_rules_are_described() {
     let c = component(
         "component: {name: flow, version: '1'}\nfunctions:\n  - name: charge\n    handler: {rust: noop}\n    policy:\n      \
          concurrency: {limit: 2, key: input.tenant}\n      throttle: {limit: 10, period: 1s, burst: 3, key: input.tenant}\n      \
-         rate_limit: {limit: 50, period: 1h}\n      debounce: {period: 2s, max_wait: 10s}\n",
+         rate_limit: {limit: 50, period: 1h}\n      debounce: {period: 2s, max_wait: 10s}\n      \
+         singleton: {key: input.tenant, mode: cancel}\n",
     );
     let functions = block("functions", &c);
     assert!(
         functions.contains(
             "2 at once per `input.tenant` across nodes; at most 10 starts per 1s (burst 3) per `input.tenant`; at most 50 new \
-             runs per 1h; starts 2s after the last trigger (at most 10s);"
+             runs per 1h; starts 2s after the last trigger (at most 10s); one unfinished run per `input.tenant` (a \
+             new one cancels it);"
         ),
         "{functions}"
     );

@@ -1,0 +1,46 @@
+//! Enqueues and event ingests that may have to cancel a singleton key's old run first: the
+//! cancel goes through the store's own cancel (which announces it), then the write is tried again.
+
+use super::{PostgresStore, eventlog, runs, timed};
+use crate::{Enqueued, Ingested, NewEvent, Store, StoreError};
+use plinth_core::NewRun;
+
+impl PostgresStore {
+    /// Enqueues a run that needs look-ups first; a singleton key's old run (mode `cancel`) is
+    /// cancelled through [`Store::cancel`], announced, before the new run is stored.
+    pub(super) async fn enqueue_single(&self, run: NewRun) -> Result<Enqueued, StoreError> {
+        for _ in 0..3 {
+            match timed(runs::enqueue(&self.pool, &self.schema, run.clone())).await? {
+                runs::Entry::Done(enqueued) => return Ok(*enqueued),
+                runs::Entry::CancelFirst(old) => {
+                    self.cancel(&old, run.created_at).await?;
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!("the singleton key of `{}` kept getting new runs; try again", run.function)))
+    }
+
+    /// Stores events and their runs; unfinished runs of singleton keys (mode `cancel`) are
+    /// cancelled through [`Store::cancel`], announced, before the events are stored.
+    pub(super) async fn ingest_all(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
+        for _ in 0..3 {
+            match timed(eventlog::ingest(&self.pool, &self.schema, events.clone(), dedup_after)).await? {
+                eventlog::Ingest::Done { ingested, woke, ended } => {
+                    self.notifier.ended_here(ended.iter().map(String::as_str));
+                    self.events.terminal(ended.iter().map(String::as_str));
+                    if woke || ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+                        self.work_everywhere();
+                    }
+                    return Ok(ingested);
+                }
+                eventlog::Ingest::CancelFirst(old) => {
+                    let now = plinth_core::timefmt::now_micros();
+                    for id in old {
+                        self.cancel(&id, now).await?;
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable("singleton keys kept getting new runs while the events were stored; try again".into()))
+    }
+}
