@@ -4,7 +4,7 @@
 use super::http::Ctx;
 use super::{Group, Outcome};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub(super) async fn group(mut g: Group<'_>) -> Group<'_> {
     let ctx = g.ctx;
@@ -81,13 +81,7 @@ async fn policy(ctx: &Ctx) -> Result<(), Outcome> {
 /// `flow.held_by`: a run asked to start in an hour is queued with `held_by` `{rule: delay,
 /// until}`; it is cancelled after.
 async fn held_by(ctx: &Ctx) -> Result<(), Outcome> {
-    let body = ctx.run_request(&[("delay_seconds", json!(3600))]).await?;
-    let a = ctx.post_json("/run", &body, &[]).await?;
-    if (400..500).contains(&a.status) {
-        return Err(Outcome::skip(format!("the server does not take delay_seconds, so no run stays queued ({})", a.got())));
-    }
-    a.expect_status(&[202], r#"POST /run with "delay_seconds": 3600: 202"#)?;
-    let id = a.json().and_then(|v| v["run_id"].as_str().map(str::to_string)).unwrap_or_default();
+    let id = super::runs::delayed_run(ctx).await?;
     let expected = format!(r#"GET /runs/{id}: queued with "held_by": {{"rule": "delay", "until": TIME}}"#);
     let shown = ctx.get(&format!("/runs/{id}")).await?;
     let run = shown.expect_json(&expected)?;

@@ -202,14 +202,20 @@ async fn cancel(mut g: Group<'_>) -> Group<'_> {
     g
 }
 
-async fn cancel_queued(ctx: &Ctx) -> Result<(), Outcome> {
+/// Submits a run asked to start in an hour; its id. Skipped when the server refuses
+/// `delay_seconds`.
+pub(super) async fn delayed_run(ctx: &Ctx) -> Result<String, Outcome> {
     let body = ctx.run_request(&[("delay_seconds", json!(3600))]).await?;
     let a = ctx.post_json("/run", &body, &[]).await?;
     if (400..500).contains(&a.status) {
         return Err(Outcome::skip(format!("the server does not take delay_seconds, so no run stays queued ({})", a.got())));
     }
     a.expect_status(&[202], r#"POST /run with "delay_seconds": 3600: 202"#)?;
-    let id = a.json().and_then(|v| v["run_id"].as_str().map(str::to_string)).unwrap_or_default();
+    Ok(a.json().and_then(|v| v["run_id"].as_str().map(str::to_string)).unwrap_or_default())
+}
+
+async fn cancel_queued(ctx: &Ctx) -> Result<(), Outcome> {
+    let id = delayed_run(ctx).await?;
     let shown = ctx.get(&format!("/runs/{id}")).await?;
     let status = shown.json().and_then(|v| v["status"].as_str().map(str::to_string)).unwrap_or_default();
     if shown.status == 200 && status != "queued" {
