@@ -149,6 +149,12 @@ pub struct RunPolicy {
     pub debounce: Option<crate::flow::Debounce>,
     /// At most one unfinished run per key: `skip` refuses a new one, `cancel` cancels the old.
     pub singleton: Option<crate::flow::Singleton>,
+    /// A run not started within `start`, or not finished within `finish`, of its creation is
+    /// cancelled with its own error code.
+    pub timeouts: Option<crate::flow::Timeouts>,
+    /// Events that cancel the function's unfinished runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancel_on: Vec<crate::flow::CancelOn>,
     /// The most runs of this function waiting in the queue; `POST /run` answers 429 beyond it
     /// (none: no limit).
     pub max_queued: Option<u32>,
@@ -164,6 +170,8 @@ impl Default for RunPolicy {
             rate_limit: None,
             debounce: None,
             singleton: None,
+            timeouts: None,
+            cancel_on: Vec::new(),
             max_queued: None,
         }
     }

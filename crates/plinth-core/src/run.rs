@@ -126,12 +126,15 @@ pub struct RunError {
     pub message: String,
     /// Whether another attempt may succeed.
     pub retryable: bool,
+    /// The event that cancelled the run (`cancel_on`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 impl RunError {
     /// An error with the code's default retryability.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code: code.as_str().to_string(), message: message.into(), retryable: code.entry().retryable }
+        Self { code: code.as_str().to_string(), message: message.into(), retryable: code.entry().retryable, event_id: None }
     }
 
     /// The same error, with retryability set.
@@ -259,6 +262,8 @@ pub struct NewRun {
     pub debounce: Option<crate::flow::DebounceCheck>,
     /// Its function's singleton rule: at most one unfinished run per key.
     pub singleton: Option<crate::flow::SingletonCheck>,
+    /// Its timeouts' deadlines and whether `cancel_on` rules reach it.
+    pub expiry: crate::flow::Expiry,
 }
 
 impl NewRun {

@@ -161,6 +161,7 @@ impl Engine {
         tasks.spawn(dispatcher::run(shared.clone()));
         tasks.spawn(maintenance::heartbeat(shared.clone()));
         tasks.spawn(maintenance::rescuer(shared.clone()));
+        tasks.spawn(maintenance::expirer(shared.clone()));
         tasks.spawn(maintenance::pruner(shared.clone()));
         tasks.spawn(maintenance::cancel_listener(shared.clone()));
         tasks.spawn(maintenance::scheduler(shared.clone()));

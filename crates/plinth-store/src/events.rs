@@ -22,6 +22,8 @@ pub struct NewEvent {
     pub runs: Vec<NewRun>,
     /// The listeners it does not start.
     pub skipped: Vec<Skipped>,
+    /// The `cancel_on` rules it meets: the unfinished runs they match are cancelled with it.
+    pub cancels: Vec<plinth_core::flow::CancelMatch>,
 }
 
 impl NewEvent {
@@ -35,7 +37,7 @@ impl NewEvent {
             tracing::warn!(event_id = %event.id, function = %function, reason = %reason, "trigger condition failed");
         }
         let skipped = fan.skipped.into_iter().map(|(function, reason)| Skipped { function, reason }).collect();
-        Self { event, runs: fan.runs, skipped }
+        Self { event, runs: fan.runs, skipped, cancels: fan.cancels }
     }
 }
 

@@ -7,6 +7,7 @@
 #[doc(hidden)]
 pub mod conformance;
 mod events;
+mod expiry;
 mod flow;
 mod notify;
 pub mod postgres;
@@ -15,6 +16,7 @@ mod steps;
 mod transition;
 
 pub use events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
+pub use expiry::Expired;
 pub use flow::{FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
 pub(crate) use flow::{rate_reason, singleton_reason};
 pub use notify::Notifier;
@@ -292,6 +294,10 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError>;
     /// Upkeep of the lanes; how many runs or lanes it changed.
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError>;
+    /// Cancels the runs past their function's `timeouts` (PLINTH_046 for a queued run that never
+    /// started, PLINTH_047 for any unfinished one; a running one is asked to stop), a bounded
+    /// number a call.
+    async fn expire(&self, now: i64) -> Result<Vec<Expired>, StoreError>;
     /// Proves the store can be written now; returns how long that took.
     async fn check(&self) -> Result<Duration, StoreError>;
     /// Whether this node should do the store's upkeep (rescue, prune) now. A backend shared by

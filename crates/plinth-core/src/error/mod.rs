@@ -107,6 +107,12 @@ pub enum Code {
     FunctionRateLimited,
     /// PLINTH_045
     SingletonBusy,
+    /// PLINTH_046
+    RunStartTimeout,
+    /// PLINTH_047
+    RunFinishTimeout,
+    /// PLINTH_048
+    RunCancelledByEvent,
     /// PLINTH_099
     Internal,
 }
@@ -291,6 +297,15 @@ catalog! {
     SingletonBusy => "PLINTH_045", "SingletonBusy", "Singleton key busy", Some(409), false,
         "The function's `policy.singleton` (mode `skip`) allows one unfinished run per key and this key has one (its id is in the detail); the new run was not created.",
         "Wait for that run to finish (`GET /runs/{id}?wait=`), cancel it, or use `mode: cancel` if a new run should replace the old one.";
+    RunStartTimeout => "PLINTH_046", "RunStartTimeout", "Run not started in time", None, false,
+        "The run waited in the queue longer than its function's `policy.timeouts.start` (counted from its creation) without its first attempt starting, and was cancelled.",
+        "Look at `held_by` of the function's queued runs and its `/functions/{name}/keys`: add workers, raise the flow limits, or give `timeouts.start` more room. Rerun it if the work is still wanted.";
+    RunFinishTimeout => "PLINTH_047", "RunFinishTimeout", "Run not finished in time", None, false,
+        "The run did not end within its function's `policy.timeouts.finish` of its creation (queue time, attempts, retries and waits all count), and was cancelled; a running attempt was stopped.",
+        "Read its attempts and steps to see where the time went; raise `timeouts.finish`, shorten waits and retries, or rerun it.";
+    RunCancelledByEvent => "PLINTH_048", "RunCancelledByEvent", "Run cancelled by an event", None, false,
+        "An event matched one of the function's `policy.cancel_on` rules and cancelled the run; the error's `event_id` names the event and its message the rule.",
+        "Nothing, if the cancel was meant (`GET /events/{id}` shows the event). Otherwise narrow the rule's `if` or `timeout`, and rerun the run.";
     Unauthenticated => "PLINTH_030", "Unauthenticated", "Authentication required", Some(401), false,
         "The endpoint needs a credential and the request has none, or its API key or bearer token is unknown, malformed, expired, not yet valid, signed with another key or algorithm, or issued for another issuer or audience.",
         "Send `Authorization: Bearer TOKEN` (an API key or a JWT) or `X-API-Key: KEY`; the detail says what was wrong with the one sent. Ask the component's operator for a key, or get a fresh token for this audience.";

@@ -9,17 +9,21 @@ use crate::trigger::expr::Expr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod cancel_on;
 mod concurrency;
 mod debounce;
 mod rate_limit;
 mod singleton;
 mod throttle;
+mod timeouts;
 
+pub use cancel_on::{CancelCond, CancelMatch, CancelOn};
 pub use concurrency::Concurrency;
 pub use debounce::{Debounce, DebounceCheck};
 pub use rate_limit::{RateCheck, RateLimit};
 pub use singleton::{Singleton, SingletonCheck, SingletonMode};
 pub use throttle::{Gcra, Throttle};
+pub use timeouts::{Expiry, Timeouts};
 
 /// A compiled key expression, written in the component file as its CEL source.
 #[derive(Clone, Debug)]
@@ -133,22 +137,26 @@ pub fn flow_key(policy: &crate::RunPolicy, input: &Value, event: Option<&Value>)
     }
 }
 
-/// The rate limit a new run must pass, if its function has one. A key that fails gives the
-/// shared key `""` and a warning for the caller to log.
+/// The value of a rule's optional key: none gives the shared key `""`, and so does a key that
+/// fails, with a warning for the caller to log.
+fn key_or_shared(rule: &str, key: Option<&KeyExpr>, input: &Value, event: Option<&Value>) -> (String, Option<String>) {
+    match key.map(|k| k.eval(input, event)) {
+        None => (String::new(), None),
+        Some(Ok(k)) => (k, None),
+        Some(Err(e)) => (String::new(), Some(format!("the {rule} key fell back to the shared key \"\": {e}"))),
+    }
+}
+
+/// The rate limit a new run must pass, if its function has one.
 #[must_use]
 pub fn rate_check(policy: &crate::RunPolicy, input: &Value, event: Option<&Value>) -> (Option<RateCheck>, Option<String>) {
     let Some(r) = &policy.rate_limit else { return (None, None) };
-    let (key, warning) = match r.key.as_ref().map(|k| k.eval(input, event)) {
-        None => (String::new(), None),
-        Some(Ok(k)) => (k, None),
-        Some(Err(e)) => (String::new(), Some(format!("the rate_limit key fell back to the shared key \"\": {e}"))),
-    };
+    let (key, warning) = key_or_shared("rate_limit", r.key.as_ref(), input, event);
     let period = i64::try_from(r.period.get().as_micros()).unwrap_or(i64::MAX);
     (Some(RateCheck { key, limit: u32::try_from(r.limit.max(1)).unwrap_or(u32::MAX), period }), warning)
 }
 
-/// The debounce a new run goes through, if its function has one. A key that fails gives the
-/// shared key `""` and a warning for the caller to log.
+/// The debounce a new run goes through, if its function has one.
 #[must_use]
 pub fn debounce_check(
     policy: &crate::RunPolicy,
@@ -156,17 +164,12 @@ pub fn debounce_check(
     event: Option<&Value>,
 ) -> (Option<DebounceCheck>, Option<String>) {
     let Some(d) = &policy.debounce else { return (None, None) };
-    let (key, warning) = match d.key.as_ref().map(|k| k.eval(input, event)) {
-        None => (String::new(), None),
-        Some(Ok(k)) => (k, None),
-        Some(Err(e)) => (String::new(), Some(format!("the debounce key fell back to the shared key \"\": {e}"))),
-    };
+    let (key, warning) = key_or_shared("debounce", d.key.as_ref(), input, event);
     let micros = |d: crate::policy::DurationSpec| i64::try_from(d.get().as_micros()).unwrap_or(i64::MAX);
     (Some(DebounceCheck { key, period: micros(d.period), max_wait: d.max_wait.map(micros) }), warning)
 }
 
-/// The singleton rule a new run must pass, if its function has one. A key that fails gives the
-/// shared key `""` and a warning for the caller to log.
+/// The singleton rule a new run must pass, if its function has one.
 #[must_use]
 pub fn singleton_check(
     policy: &crate::RunPolicy,
@@ -174,11 +177,7 @@ pub fn singleton_check(
     event: Option<&Value>,
 ) -> (Option<SingletonCheck>, Option<String>) {
     let Some(s) = &policy.singleton else { return (None, None) };
-    let (key, warning) = match s.key.as_ref().map(|k| k.eval(input, event)) {
-        None => (String::new(), None),
-        Some(Ok(k)) => (k, None),
-        Some(Err(e)) => (String::new(), Some(format!("the singleton key fell back to the shared key \"\": {e}"))),
-    };
+    let (key, warning) = key_or_shared("singleton", s.key.as_ref(), input, event);
     (Some(SingletonCheck { key, mode: s.mode }), warning)
 }
 
@@ -196,6 +195,10 @@ pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)
     if let Some(d) = &policy.debounce {
         d.validate()?;
     }
+    if let Some(t) = &policy.timeouts {
+        t.validate()?;
+    }
+    cancel_on::validate(&policy.cancel_on)?;
     if let (Some(c), Some(t)) = (&policy.concurrency, &policy.throttle) {
         let source = |k: Option<&KeyExpr>| k.map(|k| k.source().to_string());
         if source(c.key.as_ref()) != source(t.key.as_ref()) {

@@ -14,6 +14,8 @@ pub struct FanOut {
     pub runs: Vec<NewRun>,
     /// The listening functions it does not start: `(function, reason)`.
     pub skipped: Vec<(String, String)>,
+    /// The `cancel_on` rules it meets: the store cancels the runs they match.
+    pub cancels: Vec<crate::flow::CancelMatch>,
 }
 
 impl NewRun {
@@ -45,6 +47,7 @@ impl NewRun {
             rate,
             debounce,
             singleton,
+            expiry: crate::flow::Expiry::of(&function.policy, now),
         }
     }
 }
@@ -55,7 +58,7 @@ impl Component {
     /// input schema starts no run of it either.
     #[must_use]
     pub fn fan_out(&self, event: &Event, correlation_id: &str, now: i64) -> FanOut {
-        let mut out = FanOut::default();
+        let mut out = FanOut { cancels: crate::flow::CancelMatch::of(&self.file.functions, event), ..FanOut::default() };
         let input = event.as_input();
         for (i, function) in self.file.functions.iter().enumerate() {
             match self.triggers[i].verdict(event, &input) {

@@ -1,14 +1,16 @@
-//! Background services, one a file: lease heartbeat, cancel listener, rescuer, pruner and
-//! scheduler. The rescuer, the pruner and the scheduler work only on the node the store elects
-//! (every node, for SQLite).
+//! Background services, one a file: lease heartbeat, cancel listener, rescuer, expirer, pruner
+//! and scheduler. The rescuer, the expirer, the pruner and the scheduler work only on the node
+//! the store elects (every node, for SQLite).
 
 mod cancel;
+mod expirer;
 mod heartbeat;
 mod pruner;
 mod rescuer;
 mod scheduler;
 
 pub(crate) use cancel::cancel_listener;
+pub(crate) use expirer::expirer;
 pub(crate) use heartbeat::heartbeat;
 pub(crate) use pruner::pruner;
 pub(crate) use rescuer::rescuer;

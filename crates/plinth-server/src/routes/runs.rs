@@ -128,32 +128,11 @@ pub(crate) async fn submit(
             json!({"function": function.name, "input": req.input, "priority": req.priority, "delay_seconds": req.delay_seconds});
         plinth_core::ids::fingerprint(&canonical.to_string())
     });
-    let (flow_key, warning) = plinth_core::flow::flow_key(&function.policy, &req.input, None);
-    let (rate, rate_warning) = plinth_core::flow::rate_check(&function.policy, &req.input, None);
-    let (debounce, debounce_warning) = plinth_core::flow::debounce_check(&function.policy, &req.input, None);
-    let (singleton, singleton_warning) = plinth_core::flow::singleton_check(&function.policy, &req.input, None);
-    for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning).chain(&singleton_warning) {
-        tracing::warn!(function = %function.name, "{warning}");
-    }
-    let due = debounce.as_ref().map_or(now, |d| d.due(now, now));
-    let new = NewRun {
-        flow_key,
-        rate,
-        debounce,
-        singleton,
-        run_id: plinth_core::ids::new_run_id(),
-        function: function.name.clone(),
-        input: req.input,
-        max_attempts: function.policy.retries.max_attempts,
-        priority: req.priority,
-        created_at: now,
-        not_before: due + delay,
-        correlation_id,
-        idempotency_key: req.idempotency_key,
-        request_hash,
-        max_queued: function.policy.max_queued,
-        trigger: plinth_core::Trigger::Api,
-    };
+    let mut new = NewRun::of(function, req.input, plinth_core::Trigger::Api, &correlation_id, now);
+    new.priority = req.priority;
+    new.not_before += delay;
+    new.idempotency_key = req.idempotency_key;
+    new.request_hash = request_hash;
     let (run, replayed) = match state.store.enqueue(new).await? {
         Enqueued::Created(run) | Enqueued::Debounced(run) => (run, false),
         Enqueued::Replayed(run) => (run, true),

@@ -8,16 +8,20 @@
 //! Times given to the store are made up around the clock (`t0` plus some seconds): the store
 //! must go by the `now` it is told, never by its own clock.
 
+mod admission;
 mod claims;
 mod events;
+mod expiry;
 mod flow;
 mod leases;
 mod runs;
 mod steps;
 mod upkeep;
 
+pub use admission::*;
 pub use claims::*;
 pub use events::*;
+pub use expiry::*;
 pub use flow::*;
 pub use leases::*;
 pub use runs::*;
@@ -96,6 +100,8 @@ macro_rules! with_every_case {
             a_rate_limit_refuses_past_its_window,
             debounce_feeds_the_queued_run_of_its_key,
             a_singleton_key_holds_one_unfinished_run,
+            timeouts_cancel_runs_past_their_deadlines,
+            cancel_on_events_cancel_the_runs_they_match,
         ];
     };
 }
@@ -143,6 +149,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
         rate: None,
         debounce: None,
         singleton: None,
+        expiry: plinth_core::flow::Expiry::default(),
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

@@ -26,7 +26,7 @@ fn event(id: &str, order: &str, at: i64) -> Event {
 }
 
 async fn ingest(store: &dyn Store, e: Event) {
-    let planned = NewEvent { event: e, runs: vec![], skipped: vec![] };
+    let planned = NewEvent { event: e, runs: vec![], skipped: vec![], cancels: vec![] };
     if let Err(e) = store.ingest(vec![planned], 0).await {
         panic!("ingest failed: {e}");
     }

@@ -61,7 +61,7 @@ fn feed_pending(run: &NewRun, pending: &Pending, decided: &mut [Decided], keep: 
 /// runs of singleton keys (mode `cancel`) to cancel first; the caller cancels them through the
 /// store's cancel, which announces them, then tries again.
 pub(crate) enum Ingest {
-    Done { ingested: Vec<Ingested>, woke: bool, ended: Vec<String> },
+    Done { ingested: Vec<Ingested>, woke: bool, cascade: super::steps::Cascade },
     CancelFirst(Vec<String>),
 }
 
@@ -111,7 +111,9 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
     let mut holders: HashMap<(String, String), String> = HashMap::new();
     let (mut cancel_first, mut born_cancelled) = (Vec::new(), Vec::new());
     let mut decided: Vec<Decided> = Vec::with_capacity(fresh.len());
-    for NewEvent { event, runs, mut skipped } in fresh {
+    let cancels_of: HashMap<String, Vec<plinth_core::flow::CancelMatch>> =
+        fresh.iter().filter(|e| !e.cancels.is_empty()).map(|e| (e.event.id.clone(), e.cancels.clone())).collect();
+    for NewEvent { event, runs, mut skipped, cancels: _ } in fresh {
         let mut keep = Vec::with_capacity(runs.len());
         let mut fed = Vec::new();
         for run in runs {
@@ -216,6 +218,14 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
         .execute(&mut *tx)
         .await?;
     }
+    let mut cascade = super::steps::Cascade { terminal: born_cancelled, cancels: Vec::new() };
+    let stored: Vec<&Decided> = decided.iter().filter(|d| inserted.contains(&d.0.id)).collect();
+    for (i, d) in stored.iter().enumerate() {
+        if let Some(rules) = cancels_of.get(&d.0.id) {
+            let exclude: Vec<String> = stored[i..].iter().flat_map(|d| d.1.iter().map(|r| r.run_id.clone())).collect();
+            super::expiry::cancel_matching(&mut tx, &d.0, rules, &exclude, &mut cascade).await?;
+        }
+    }
     let mut woke = false;
     let mut conds = super::waits::Conds::new();
     for d in decided.iter().filter(|d| inserted.contains(&d.0.id)) {
@@ -242,7 +252,7 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
             }
         })
         .collect();
-    Ok(Ingest::Done { ingested: out?, woke, ended: born_cancelled })
+    Ok(Ingest::Done { ingested: out?, woke, cascade })
 }
 
 pub(crate) async fn prune_events(pool: &PgPool, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {

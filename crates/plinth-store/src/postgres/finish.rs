@@ -82,7 +82,9 @@ decided AS (
     CASE WHEN h.cancel THEN i.c_attempt ELSE i.n_attempt END AS new_attempt
   FROM input i JOIN held h ON h.id = i.id),
 ended AS (
-  UPDATE runs r SET status = d.status, output = d.output, error = COALESCE(d.error, r.error),
+  UPDATE runs r SET status = d.status, output = d.output,
+    error = CASE WHEN d.status = 'cancelled' AND r.cancel_error IS NOT NULL THEN r.cancel_error
+      ELSE COALESCE(d.error, r.error) END,
     finished_at = CASE WHEN d.status IN ('succeeded', 'failed', 'cancelled') THEN d.now END,
     next_attempt_at = COALESCE(d.next, r.next_attempt_at), attempt = d.new_attempt, lease_owner = NULL,
     lease_expires_at = NULL

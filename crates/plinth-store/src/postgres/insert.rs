@@ -28,13 +28,15 @@ pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Re
     let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
     sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, next_attempt_at, \
-         correlation_id, trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key) \
+         correlation_id, trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, \
+         cancel_on) \
          SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, \
-           trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key \
+           trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on \
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], \
-           $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[]) \
+           $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], \
+           $17::boolean[]) \
            AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
-           trigger_type, event_id, flow_key, debounce_key, singleton_key)",
+           trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on)",
     )
     .bind(col(|r| r.run_id.clone()))
     .bind(col(|r| r.function.clone()))
@@ -50,6 +52,9 @@ pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Re
     .bind(opt(|r| r.flow_key.clone()))
     .bind(opt(|r| r.debounce.as_ref().map(|d| d.key.clone())))
     .bind(opt(|r| r.singleton.as_ref().map(|s| s.key.clone())))
+    .bind(runs.iter().map(|r| r.expiry.start_by).collect::<Vec<Option<i64>>>())
+    .bind(runs.iter().map(|r| r.expiry.finish_by).collect::<Vec<Option<i64>>>())
+    .bind(runs.iter().map(|r| r.expiry.cancel_on).collect::<Vec<bool>>())
     .execute(conn)
     .await?;
     Ok(())

@@ -127,8 +127,8 @@ pub(crate) async fn rescue(pool: &PgPool, now: i64) -> Result<Vec<Rescued>, Stor
             (RunStatus::Queued, lost.clone())
         };
         sqlx::query(
-            "UPDATE runs SET status = $1, error = $2, finished_at = $3, next_attempt_at = $4, lease_owner = NULL, \
-             lease_expires_at = NULL WHERE id = $5",
+            "UPDATE runs SET status = $1, error = CASE WHEN $1 = 'cancelled' THEN COALESCE(cancel_error, $2) ELSE $2 END, \
+             finished_at = $3, next_attempt_at = $4, lease_owner = NULL, lease_expires_at = NULL WHERE id = $5",
         )
         .bind(status.as_str())
         .bind(to_json(&error))

@@ -12,6 +12,7 @@ mod dedicated;
 mod entry;
 mod eventlog;
 mod events;
+mod expiry;
 mod finish;
 mod flow;
 mod insert;
@@ -309,6 +310,12 @@ impl Store for PostgresStore {
 
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {
         timed(flow::upkeep(&self.pool, &what)).await
+    }
+
+    async fn expire(&self, now: i64) -> Result<Vec<crate::Expired>, StoreError> {
+        let (expired, cascade) = timed(expiry::expire(&self.pool, now)).await?;
+        self.announce(&cascade).await;
+        Ok(expired)
     }
 
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {

@@ -5,7 +5,7 @@ use super::read::get_run;
 use super::rows::to_json;
 use super::steps::{Cascade, cancel_waiting};
 use crate::{CancelOutcome, Enqueued, StoreError, cancelled_error};
-use plinth_core::{NewRun, Run, RunStatus};
+use plinth_core::{NewRun, Run, RunError, RunStatus};
 use sqlx::{PgConnection, PgPool, Row};
 
 /// A run's trigger as stored: NULL for `api`, the JSON otherwise.
@@ -38,8 +38,8 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key, singleton_key) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16) \
+         debounce_key, singleton_key, start_by, finish_by, cancel_on) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
     .bind(&run.run_id)
@@ -58,6 +58,9 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(&run.flow_key)
     .bind(run.debounce.as_ref().map(|d| d.key.as_str()))
     .bind(run.singleton.as_ref().map(|s| s.key.as_str()))
+    .bind(run.expiry.start_by)
+    .bind(run.expiry.finish_by)
+    .bind(run.expiry.cancel_on)
     .execute(conn)
     .await?
     .rows_affected())
@@ -145,33 +148,40 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
 pub(crate) async fn cancel(pool: &PgPool, run_id: &str, now: i64) -> Result<(CancelOutcome, Cascade), StoreError> {
     let mut tx = pool.begin().await?;
     let mut cascade = Cascade::default();
-    let Some(run) = get_run(&mut tx, run_id, false, true).await? else {
-        tx.rollback().await?;
-        return Ok((CancelOutcome::NotFound, cascade));
+    let outcome = cancel_with(&mut tx, run_id, now, &cancelled_error(), &mut cascade).await?;
+    tx.commit().await?;
+    cascade.terminal.retain(|id| id != run_id);
+    cascade.cancels.retain(|id| id != run_id);
+    Ok((outcome, cascade))
+}
+
+/// Cancels a run with `error` inside the caller's transaction, its row locked first: at once
+/// when queued or waiting; a running one is asked to stop, and ends with `error` when it does.
+/// What else it ended or asked to stop goes to `cascade` (the run itself included).
+pub(crate) async fn cancel_with(
+    tx: &mut PgConnection,
+    run_id: &str,
+    now: i64,
+    error: &RunError,
+    cascade: &mut Cascade,
+) -> Result<CancelOutcome, StoreError> {
+    let Some(run) = get_run(&mut *tx, run_id, false, true).await? else {
+        return Ok(CancelOutcome::NotFound);
     };
-    let outcome = match run.status {
-        RunStatus::Queued => {
-            sqlx::query(
-                "UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, cancel_requested = TRUE WHERE id = $3",
-            )
-            .bind(now)
-            .bind(to_json(&cancelled_error()))
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
-            CancelOutcome::Cancelled(get_run(&mut tx, run_id, false, false).await?.ok_or_else(|| missing(run_id))?)
+    Ok(match run.status {
+        RunStatus::Queued | RunStatus::Waiting => {
+            cancel_waiting(&mut *tx, run_id, now, cascade, error).await?;
+            CancelOutcome::Cancelled(get_run(&mut *tx, run_id, false, false).await?.ok_or_else(|| missing(run_id))?)
         }
         RunStatus::Running => {
-            sqlx::query("UPDATE runs SET cancel_requested = TRUE WHERE id = $1").bind(run_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET cancel_requested = TRUE, cancel_error = COALESCE(cancel_error, $2) WHERE id = $1")
+                .bind(run_id)
+                .bind(to_json(error))
+                .execute(&mut *tx)
+                .await?;
+            cascade.cancels.push(run_id.to_string());
             CancelOutcome::Requested(Run { cancel_requested: true, ..run })
         }
-        RunStatus::Waiting => {
-            cancel_waiting(&mut tx, run_id, now, &mut cascade).await?;
-            cascade.terminal.retain(|id| id != run_id);
-            CancelOutcome::Cancelled(get_run(&mut tx, run_id, false, false).await?.ok_or_else(|| missing(run_id))?)
-        }
         _ => CancelOutcome::AlreadyTerminal(run),
-    };
-    tx.commit().await?;
-    Ok((outcome, cascade))
+    })
 }

@@ -279,15 +279,23 @@ pub(crate) struct Cascade {
 
 /// Cancels a waiting (or queued) run at once, fails its unfinished steps, and cancels the runs
 /// it invoked and still waits for.
-pub(crate) async fn cancel_waiting(conn: &mut PgConnection, run_id: &str, now: i64, out: &mut Cascade) -> Result<(), StoreError> {
+pub(crate) async fn cancel_waiting(
+    conn: &mut PgConnection,
+    run_id: &str,
+    now: i64,
+    out: &mut Cascade,
+    error: &plinth_core::RunError,
+) -> Result<(), StoreError> {
     let mut todo = vec![run_id.to_string()];
     while let Some(id) = todo.pop() {
+        // Why: the runs it invoked end as cancelled by request, not with the parent's reason.
+        let error = if id == run_id { error.clone() } else { cancelled_error() };
         sqlx::query(
             "UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, cancel_requested = TRUE, waiting_for = NULL \
              WHERE id = $3 AND status IN ('waiting', 'queued')",
         )
         .bind(now)
-        .bind(to_json(&cancelled_error()))
+        .bind(to_json(&error))
         .bind(&id)
         .execute(&mut *conn)
         .await?;

@@ -22,13 +22,16 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
     )?;
     let mut out = Vec::with_capacity(events.len());
     let mut woken = super::ops::Events::default();
-    for NewEvent { event, runs, mut skipped } in events {
+    for NewEvent { event, runs, mut skipped, cancels } in events {
         expire.execute(params![event.id, dedup_after])?;
         let seen: Option<(String, String)> = first.query_row(params![event.id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         if let Some((event_id, run_ids)) = seen {
             let run_ids = serde_json::from_str(&run_ids).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
             out.push(Ingested { event_id, run_ids, duplicate: true });
             continue;
+        }
+        if !cancels.is_empty() {
+            super::expiry::cancel_matching(conn, &event, &cancels, &mut woken)?;
         }
         let mut run_ids = Vec::with_capacity(runs.len());
         for run in runs {

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "rate_limit", include_str!("migrations/0008_rate_limit.sql")),
     (9, "debounce", include_str!("migrations/0009_debounce.sql")),
     (10, "singleton", include_str!("migrations/0010_singleton.sql")),
+    (11, "expiry", include_str!("migrations/0011_expiry.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

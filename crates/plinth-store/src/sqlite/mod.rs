@@ -2,6 +2,7 @@
 //! read-only connections.
 
 mod events;
+mod expiry;
 mod flow;
 pub(crate) mod migrate;
 mod ops;
@@ -286,6 +287,10 @@ impl Store for SqliteStore {
 
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {
         self.write(|r| Op::Flow(what, r)).await
+    }
+
+    async fn expire(&self, now: i64) -> Result<Vec<crate::Expired>, StoreError> {
+        self.write(|r| Op::Expire(now, r)).await
     }
 
     async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {

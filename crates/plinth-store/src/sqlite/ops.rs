@@ -83,8 +83,8 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key, singleton_key) VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-         ?15, ?16)",
+         debounce_key, singleton_key, start_by, finish_by, cancel_on) VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5, ?6, ?7, \
+         ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         run.run_id,
@@ -103,6 +103,9 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         run.flow_key,
         run.debounce.as_ref().map(|d| d.key.as_str()),
         run.singleton.as_ref().map(|s| s.key.as_str()),
+        run.expiry.start_by,
+        run.expiry.finish_by,
+        run.expiry.cancel_on,
     ])?;
     if let Some(key) = &run.flow_key {
         super::flow::open_lane(conn, &run.function, key, run.created_at)?;
@@ -202,7 +205,9 @@ pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
     let t = crate::transition::transition(&req, cancel_requested != 0);
     let terminal = t.status.is_terminal();
     conn.prepare_cached(
-        "UPDATE runs SET status = ?1, output = ?2, error = COALESCE(?3, error), finished_at = ?4, \
+        "UPDATE runs SET status = ?1, output = ?2, \
+         error = CASE WHEN ?1 = 'cancelled' AND cancel_error IS NOT NULL THEN cancel_error ELSE COALESCE(?3, error) END, \
+         finished_at = ?4, \
          next_attempt_at = COALESCE(?5, next_attempt_at), attempt = ?6, lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = ?7",
     )?
@@ -244,31 +249,44 @@ pub(crate) fn append_logs(conn: &Connection, run_id: &str, attempt: u32, lines: 
 }
 
 pub(crate) fn cancel(conn: &Connection, run_id: &str, now: i64) -> OpResult<CancelOutcome> {
-    let Some(run) = get_run(conn, run_id, false)? else {
-        return none(CancelOutcome::NotFound);
-    };
     let mut events = Events::default();
-    let outcome = match run.status {
+    let outcome = cancel_with(conn, run_id, now, &cancelled_error(), &mut events)?;
+    Ok((outcome, events))
+}
+
+/// Cancels a run with `error`: at once when queued or waiting; a running one is asked to stop,
+/// and ends with `error` when it does.
+pub(crate) fn cancel_with(
+    conn: &Connection,
+    run_id: &str,
+    now: i64,
+    error: &RunError,
+    events: &mut Events,
+) -> Result<CancelOutcome, StoreError> {
+    let Some(run) = get_run(conn, run_id, false)? else {
+        return Ok(CancelOutcome::NotFound);
+    };
+    Ok(match run.status {
         RunStatus::Queued => {
             conn.prepare_cached(
                 "UPDATE runs SET status = 'cancelled', finished_at = ?1, error = ?2, cancel_requested = 1 WHERE id = ?3",
             )?
-            .execute(params![now, to_json(&cancelled_error()), run_id])?;
+            .execute(params![now, to_json(error), run_id])?;
             events.terminal.push(run_id.to_string());
             CancelOutcome::Cancelled(get_run(conn, run_id, false)?.ok_or_else(|| missing(run_id))?)
         }
         RunStatus::Running => {
-            conn.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?.execute(params![run_id])?;
+            conn.prepare_cached("UPDATE runs SET cancel_requested = 1, cancel_error = COALESCE(cancel_error, ?2) WHERE id = ?1")?
+                .execute(params![run_id, to_json(error)])?;
             events.cancels.push(run_id.to_string());
             CancelOutcome::Requested(Run { cancel_requested: true, ..run })
         }
         RunStatus::Waiting => {
-            super::steps::cancel_waiting(conn, run_id, now, &mut events)?;
+            super::steps::cancel_waiting(conn, run_id, now, events, error)?;
             CancelOutcome::Cancelled(get_run(conn, run_id, false)?.ok_or_else(|| missing(run_id))?)
         }
         _ => CancelOutcome::AlreadyTerminal(run),
-    };
-    Ok((outcome, events))
+    })
 }
 
 pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
@@ -289,7 +307,8 @@ pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut update = conn.prepare_cached(
-        "UPDATE runs SET status = ?1, error = ?2, finished_at = ?3, next_attempt_at = ?4, lease_owner = NULL, \
+        "UPDATE runs SET status = ?1, error = CASE WHEN ?1 = 'cancelled' THEN COALESCE(cancel_error, ?2) ELSE ?2 END, \
+         finished_at = ?3, next_attempt_at = ?4, lease_owner = NULL, \
          lease_expires_at = NULL WHERE id = ?5",
     )?;
     let mut attempt_update = conn.prepare_cached(

@@ -263,12 +263,18 @@ pub(crate) fn after_terminal(conn: &Connection, events: &mut Events, now: i64) -
 
 /// Cancels a waiting run at once: its unfinished steps fail, and the runs it invoked and
 /// still waits for are cancelled too (recursively).
-pub(crate) fn cancel_waiting(conn: &Connection, run_id: &str, now: i64, events: &mut Events) -> rusqlite::Result<()> {
+pub(crate) fn cancel_waiting(
+    conn: &Connection,
+    run_id: &str,
+    now: i64,
+    events: &mut Events,
+    error: &plinth_core::RunError,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE runs SET status = 'cancelled', finished_at = ?1, error = ?2, cancel_requested = 1, waiting_for = NULL \
          WHERE id = ?3 AND status IN ('waiting', 'queued')",
     )?
-    .execute(params![now, to_json(&crate::cancelled_error()), run_id])?;
+    .execute(params![now, to_json(error), run_id])?;
     events.terminal.push(run_id.to_string());
     let mut children = Vec::new();
     for step in load(conn, run_id)? {
@@ -285,7 +291,7 @@ pub(crate) fn cancel_waiting(conn: &Connection, run_id: &str, now: i64, events: 
         let status: Option<String> =
             conn.prepare_cached("SELECT status FROM runs WHERE id = ?1")?.query_row(params![child], |r| r.get(0)).optional()?;
         match status.as_deref().and_then(RunStatus::parse) {
-            Some(RunStatus::Queued | RunStatus::Waiting) => cancel_waiting(conn, &child, now, events)?,
+            Some(RunStatus::Queued | RunStatus::Waiting) => cancel_waiting(conn, &child, now, events, &crate::cancelled_error())?,
             Some(RunStatus::Running) => {
                 conn.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?.execute(params![child])?;
                 events.cancels.push(child);

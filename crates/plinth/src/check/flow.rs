@@ -62,6 +62,16 @@ pub(crate) fn malformed(policy: &Value) -> Option<String> {
     if !singleton_ok {
         return Some(format!("singleton {s}: {{key: EXPR, mode: skip | cancel}}"));
     }
+    let t = &policy["timeouts"];
+    let duration = |v: &Value| v.is_null() || v.is_string();
+    if !(t.is_null() || (t.is_object() && duration(&t["start"]) && duration(&t["finish"]))) {
+        return Some(format!("timeouts {t}: {{start: DURATION, finish: DURATION}}"));
+    }
+    let c = &policy["cancel_on"];
+    let rule_ok = |r: &Value| r["event"].is_string() && (r["if"].is_null() || r["if"].is_string()) && duration(&r["timeout"]);
+    if !(c.is_null() || c.as_array().is_some_and(|rules| rules.iter().all(rule_ok))) {
+        return Some(format!("cancel_on {c}: [{{event: NAME, if: EXPR, timeout: DURATION}}]"));
+    }
     None
 }
 

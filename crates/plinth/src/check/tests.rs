@@ -234,4 +234,8 @@ fn flow_rules_are_held_to_the_contracts_shape() {
     assert!(malformed(&json!({"debounce": {"period": 1}})).is_some_and(|w| w.contains("debounce")));
     assert_eq!(malformed(&json!({"singleton": {"mode": "cancel"}})), None);
     assert!(malformed(&json!({"singleton": {"mode": "replace"}})).is_some_and(|w| w.contains("singleton")));
+    assert_eq!(malformed(&json!({"timeouts": {"start": "10s", "finish": "1m"}, "cancel_on": [{"event": "a/b"}]})), None);
+    assert!(malformed(&json!({"timeouts": {"start": 10}})).is_some_and(|w| w.contains("timeouts")));
+    assert!(malformed(&json!({"cancel_on": [{"if": "true"}]})).is_some_and(|w| w.contains("cancel_on")), "an event is named");
+    assert!(malformed(&json!({"cancel_on": {"event": "a/b"}})).is_some(), "a list");
 }

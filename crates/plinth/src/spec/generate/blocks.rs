@@ -87,8 +87,17 @@ fn policy(p: &RunPolicy) -> String {
         };
         format!("; one unfinished run{per} ({mode})")
     });
+    let timeouts = p.timeouts.as_ref().map(|t| {
+        let start = t.start.map(|d| format!("; cancelled if not started within {d}")).unwrap_or_default();
+        let finish = t.finish.map(|d| format!("; cancelled if not finished within {d}")).unwrap_or_default();
+        format!("{start}{finish}")
+    });
+    let cancel_on = (!p.cancel_on.is_empty()).then(|| {
+        let names = p.cancel_on.iter().map(|c| format!("`{}`", c.event)).collect::<Vec<_>>().join(", ");
+        format!("; cancelled by {names}")
+    });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
-    let rules = [throttle, rate, debounce, singleton].into_iter().flatten().collect::<String>();
+    let rules = [throttle, rate, debounce, singleton, timeouts, cancel_on].into_iter().flatten().collect::<String>();
     format!("{attempts}; timeout {}; {concurrency}{rules}; {queued}", p.timeout)
 }
 
