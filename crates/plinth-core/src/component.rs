@@ -312,6 +312,9 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
             None => return Err(err(at("handler"), "give exactly one of `command`, `http` or `rust`".into())),
         }
         f.policy.validate().map_err(|(field, reason)| err(at(&format!("policy.{field}")), reason))?;
+        if f.policy.batch.is_some() && !f.triggers.iter().any(|t| t.event.is_some()) {
+            return Err(err(at("policy.batch"), "batches gather events: give the function an `event` trigger".into()));
+        }
         let schema = match &f.input_schema {
             Some(s) => Some(Arc::new(InputSchema::compile(s).map_err(|reason| err(at("input_schema"), reason))?)),
             None => None,

@@ -152,6 +152,9 @@ pub struct RunPolicy {
     /// A run not started within `start`, or not finished within `finish`, of its creation is
     /// cancelled with its own error code.
     pub timeouts: Option<crate::flow::Timeouts>,
+    /// The events of a key gather in one run (`input.events`), started when `max_size` is
+    /// reached or `timeout` after the first.
+    pub batch: Option<crate::flow::Batch>,
     /// Events that cancel the function's unfinished runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<crate::flow::CancelOn>,
@@ -171,6 +174,7 @@ impl Default for RunPolicy {
             debounce: None,
             singleton: None,
             timeouts: None,
+            batch: None,
             cancel_on: Vec::new(),
             max_queued: None,
         }

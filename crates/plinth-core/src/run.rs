@@ -262,6 +262,9 @@ pub struct NewRun {
     pub debounce: Option<crate::flow::DebounceCheck>,
     /// Its function's singleton rule: at most one unfinished run per key.
     pub singleton: Option<crate::flow::SingletonCheck>,
+    /// Its function's batch: the store adds this run's event to the key's open batch instead
+    /// of storing it, when there is one.
+    pub batch: Option<crate::flow::BatchCheck>,
     /// Its timeouts' deadlines and whether `cancel_on` rules reach it.
     pub expiry: crate::flow::Expiry,
 }

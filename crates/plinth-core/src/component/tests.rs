@@ -116,6 +116,12 @@ fn bad_concurrency_names_the_field() {
     let singles = [
         ("singleton: {mode: replace}", "functions[1].policy.singleton.mode", "unknown variant"),
         ("singleton: {key: 'input.'}", "functions[1].policy.singleton.key", "not valid CEL"),
+        ("batch: {max_size: 1001, timeout: 1s}", "functions[1].policy.batch.max_size", "from 1 to 1000"),
+        ("batch: {max_size: 10, timeout: 1s}", "functions[1].policy.batch", "event` trigger"),
+        ("batch: {max_size: 10, timeout: 1s}\n      debounce: {period: 1s}", "functions[1].policy.batch", "both"),
+        ("timeouts: {start: 1m, finish: 10s}", "functions[1].policy.timeouts.start", "not shorter"),
+        ("cancel_on: [{event: nope}]", "functions[1].policy.cancel_on[0].event", "component/event.name"),
+        ("cancel_on: [{event: a/b, if: 'run.input.'}]", "functions[1].policy.cancel_on[0].if", "not valid CEL"),
     ];
     for (policy, field, reason) in singles {
         let e = parse(&GOOD.replace("concurrency: 2", policy)).expect_err(policy);

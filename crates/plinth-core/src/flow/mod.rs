@@ -9,6 +9,7 @@ use crate::trigger::expr::Expr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod batch;
 mod cancel_on;
 mod concurrency;
 mod debounce;
@@ -17,6 +18,7 @@ mod singleton;
 mod throttle;
 mod timeouts;
 
+pub use batch::{Batch, BatchCheck, MAX_BATCH};
 pub use cancel_on::{CancelCond, CancelMatch, CancelOn};
 pub use concurrency::Concurrency;
 pub use debounce::{Debounce, DebounceCheck};
@@ -99,8 +101,9 @@ impl utoipa::ToSchema for KeyExpr {}
 /// Why a queued run is not running: the rule, and what it counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HeldBy {
-    /// `concurrency` (its key is at its limit), `delay` (it was asked to start later) or
-    /// `retry` (it waits out the backoff before its next attempt).
+    /// `concurrency` (its key is at its limit), `throttle` (its key's next start is later),
+    /// `debounce` (more triggers may come), `batch` (more events may join it), `delay` (it was
+    /// asked to start later) or `retry` (it waits out the backoff before its next attempt).
     pub rule: String,
     /// The key whose limit holds it (`""`: the function's shared limit).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +184,15 @@ pub fn singleton_check(
     (Some(SingletonCheck { key, mode: s.mode }), warning)
 }
 
+/// The batch a run `event` starts joins, if its function has one (a run started otherwise is
+/// a run of its own).
+#[must_use]
+pub fn batch_check(policy: &crate::RunPolicy, input: &Value, event: Option<&Value>) -> (Option<BatchCheck>, Option<String>) {
+    let (Some(b), Some(_)) = (&policy.batch, event) else { return (None, None) };
+    let (key, warning) = key_or_shared("batch", b.key.as_ref(), input, event);
+    (Some(BatchCheck { key, max_size: u32::try_from(b.max_size.clamp(1, MAX_BATCH)).unwrap_or(1) }), warning)
+}
+
 /// Checks the flow rules together; `(field, reason)` for the first that is wrong.
 pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)> {
     if let Some(c) = &policy.concurrency {
@@ -197,6 +209,15 @@ pub(crate) fn validate(policy: &crate::RunPolicy) -> Result<(), (String, String)
     }
     if let Some(t) = &policy.timeouts {
         t.validate()?;
+    }
+    if let Some(b) = &policy.batch {
+        b.validate()?;
+        if policy.debounce.is_some() {
+            return Err((
+                "batch".into(),
+                "a function cannot have both `batch` and `debounce`: both decide which queued run a trigger joins".into(),
+            ));
+        }
     }
     cancel_on::validate(&policy.cancel_on)?;
     if let (Some(c), Some(t)) = (&policy.concurrency, &policy.throttle) {

@@ -71,6 +71,7 @@ fn the_envelope_keeps_the_steps_order() {
         rate: None,
         debounce: None,
         singleton: None,
+        batch: None,
         expiry: crate::flow::Expiry::default(),
     }
     .into_queued();

@@ -27,9 +27,24 @@ impl NewRun {
         let (rate, rate_warning) = crate::flow::rate_check(&function.policy, &input, event);
         let (debounce, debounce_warning) = crate::flow::debounce_check(&function.policy, &input, event);
         let (singleton, singleton_warning) = crate::flow::singleton_check(&function.policy, &input, event);
-        for warning in warning.iter().chain(&rate_warning).chain(&debounce_warning).chain(&singleton_warning) {
+        let (batch, batch_warning) = crate::flow::batch_check(&function.policy, &input, event);
+        for warning in
+            warning.iter().chain(&rate_warning).chain(&debounce_warning).chain(&singleton_warning).chain(&batch_warning)
+        {
             tracing::warn!(function = %function.name, correlation_id, "{warning}");
         }
+        let mut not_before = debounce.as_ref().map_or(now, |d| d.due(now, now));
+        let input = match (&batch, &function.policy.batch) {
+            (Some(_), Some(b)) => {
+                if b.max_size > 1 {
+                    not_before = now.saturating_add(i64::try_from(b.timeout.get().as_micros()).unwrap_or(i64::MAX));
+                }
+                serde_json::json!({ "events": [input] })
+            }
+            _ => input,
+        };
+        // Why: a batch of one is full with its first event; it starts at once, alone.
+        let batch = batch.filter(|b| b.max_size > 1);
         Self {
             run_id: crate::ids::new_run_id(),
             function: function.name.clone(),
@@ -37,7 +52,7 @@ impl NewRun {
             max_attempts: function.policy.retries.max_attempts,
             priority: 0,
             created_at: now,
-            not_before: debounce.as_ref().map_or(now, |d| d.due(now, now)),
+            not_before,
             correlation_id: correlation_id.to_string(),
             idempotency_key: None,
             request_hash: None,
@@ -47,6 +62,7 @@ impl NewRun {
             rate,
             debounce,
             singleton,
+            batch,
             expiry: crate::flow::Expiry::of(&function.policy, now),
         }
     }

@@ -112,6 +112,7 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
             rate: None,
             debounce: None,
             singleton: None,
+            batch: None,
             expiry: plinth_core::flow::Expiry::default(),
         };
         // Why: enqueues alternate between the nodes, as a load balancer would spread them.

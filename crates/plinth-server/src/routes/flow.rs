@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// Why `run` is not running, when it is queued and something holds it: a start time not yet
-/// come (a debounce, a delay or a retry's backoff), its key at its concurrency limit with the runs ahead of
+/// come (a debounce, a batch filling, a delay or a retry's backoff), its key at its concurrency limit with the runs ahead of
 /// it taking the places, or its key's throttle (with the time it may start). A store that
 /// cannot answer leaves it out (logged).
 pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
@@ -23,9 +23,12 @@ pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
     }
     let now = now_micros();
     if let Some(due) = run.next_attempt_at.filter(|due| *due > now) {
-        let debounced = state.component.function(&run.function).is_some_and(|(_, f)| f.policy.debounce.is_some());
+        let policy = state.component.function(&run.function).map(|(_, f)| &f.policy);
+        let debounced = policy.is_some_and(|p| p.debounce.is_some());
+        let batched = policy.is_some_and(|p| p.batch.is_some()) && run.input.get("events").is_some();
         let rule = match run.attempt {
             0 if debounced => "debounce",
+            0 if batched => "batch",
             0 => "delay",
             _ => "retry",
         };

@@ -210,3 +210,43 @@ pub async fn a_singleton_key_holds_one_unfinished_run(store: &dyn Store) {
     let shown = store.event("s5").await.expect("read").expect("stored");
     assert!(shown.skipped[0].reason.contains("singleton"), "{:?}", shown.skipped);
 }
+
+/// Events of one batch key gather in one queued run (`input.events`, in order) until it holds
+/// `max_size` events, when it is due at once and the next event opens a new batch; events of
+/// one call gather the same way; a batch that has started takes no more events.
+pub async fn a_batch_gathers_the_events_of_its_key(store: &dyn Store) {
+    use plinth_core::flow::BatchCheck;
+    let t0 = plinth_core::timefmt::now_micros();
+    let batched = |e: &Event, key: &str| NewRun {
+        input: json!({"events": [e.as_input()]}),
+        batch: Some(BatchCheck { key: key.into(), max_size: 3 }),
+        not_before: e.received_at + 10 * SEC,
+        ..started("digest", e)
+    };
+    let one = |e: Event, key: &str| NewEvent { runs: vec![batched(&e, key)], event: e, skipped: vec![], cancels: vec![] };
+    let mut first = Vec::new();
+    for i in 0..3 {
+        let e = event(&format!("a{i}"), "shop/order.paid", t0 + i * SEC);
+        first.push(ingest(store, vec![one(e, "a")], 0).await[0].run_ids[0].clone());
+    }
+    assert!(first.iter().all(|id| *id == first[0]), "three events of key a, one run: {first:?}");
+    let full = get(store, &first[0]).await;
+    let seen: Vec<&str> = full.input["events"].as_array().expect("events").iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(seen, ["a0", "a1", "a2"], "in the order they came: {}", full.input);
+    assert_eq!(full.next_attempt_at, Some(t0 + 2 * SEC), "a full batch is due at once");
+    let next = ingest(store, vec![one(event("a3", "shop/order.paid", t0 + 3 * SEC), "a")], 0).await;
+    assert_ne!(next[0].run_ids[0], first[0], "a full batch is closed: the next event opens another");
+    let opened = get(store, &next[0].run_ids[0]).await;
+    assert_eq!(opened.next_attempt_at, Some(t0 + 13 * SEC), "a batch not full starts `timeout` after its first event");
+
+    let (b0, b1) = (event("b0", "shop/order.paid", t0), event("b1", "shop/order.paid", t0));
+    let together = ingest(store, vec![one(b0, "b"), one(b1, "b")], 0).await;
+    assert_eq!(together[0].run_ids, together[1].run_ids, "events of one call share the batch: {together:?}");
+    let b = get(store, &together[0].run_ids[0]).await;
+    assert_eq!(b.input["events"].as_array().map(Vec::len), Some(2), "{}", b.input);
+
+    let taken = super::claim(store, "w1", t0 + 20 * SEC, &[("digest", 10)]).await;
+    assert_eq!(taken.runs.len(), 3, "three batches: {:?}", ids(&taken.runs));
+    let late = ingest(store, vec![one(event("b2", "shop/order.paid", t0 + 21 * SEC), "b")], 0).await;
+    assert!(!ids(&taken.runs).contains(&late[0].run_ids[0]), "a started batch takes no more events");
+}

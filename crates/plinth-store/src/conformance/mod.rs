@@ -102,6 +102,7 @@ macro_rules! with_every_case {
             a_singleton_key_holds_one_unfinished_run,
             timeouts_cancel_runs_past_their_deadlines,
             cancel_on_events_cancel_the_runs_they_match,
+            a_batch_gathers_the_events_of_its_key,
         ];
     };
 }
@@ -149,6 +150,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
         rate: None,
         debounce: None,
         singleton: None,
+        batch: None,
         expiry: plinth_core::flow::Expiry::default(),
         run_id: new_run_id(),
         function: function.to_string(),

@@ -56,6 +56,23 @@ fn feed_pending(run: &NewRun, pending: &Pending, decided: &mut [Decided], keep: 
     Some(target.run_id.clone())
 }
 
+/// Adds `run`'s event to an earlier run of this call with its batch key (`open`): a batch that
+/// becomes full is closed (no key stored, due at once) and leaves `open`. Answers that run's id.
+fn join_pending(run: &NewRun, open: &mut Pending, decided: &mut [Decided], keep: &mut [NewRun]) -> Option<String> {
+    let b = run.batch.as_ref()?;
+    let at = (run.function.clone(), b.key.clone());
+    let &(event, index) = open.get(&at)?;
+    let target = if event == decided.len() { keep.get_mut(index)? } else { decided.get_mut(event)?.1.get_mut(index)? };
+    let events = target.input.get_mut("events").and_then(serde_json::Value::as_array_mut)?;
+    events.push(run.input["events"][0].clone());
+    if events.len() >= b.max_size as usize {
+        target.batch = None;
+        target.not_before = target.not_before.min(run.created_at);
+        open.remove(&at);
+    }
+    Some(target.run_id.clone())
+}
+
 /// What one ingest attempt did: stored the events (with whether a wait woke and the runs of
 /// this call that a later one of the same singleton key cancelled at once), or found unfinished
 /// runs of singleton keys (mode `cancel`) to cancel first; the caller cancels them through the
@@ -101,6 +118,13 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
         .filter_map(|r| r.debounce.as_ref().map(|d| (r.function.as_str(), d.key.as_str())))
         .collect();
     super::rates::lock_keys(&mut tx, "plinth-debounce", schema, &debounced).await?;
+    let batched: Vec<(&str, &str)> = fresh
+        .iter()
+        .flat_map(|e| &e.runs)
+        .filter_map(|r| r.batch.as_ref().map(|b| (r.function.as_str(), b.key.as_str())))
+        .collect();
+    super::rates::lock_keys(&mut tx, "plinth-batch", schema, &batched).await?;
+    let mut batches = Pending::new();
     let singles: Vec<(&str, &str)> = fresh
         .iter()
         .flat_map(|e| &e.runs)
@@ -117,6 +141,14 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
         let mut keep = Vec::with_capacity(runs.len());
         let mut fed = Vec::new();
         for run in runs {
+            if let Some(id) = join_pending(&run, &mut batches, &mut decided, &mut keep) {
+                fed.push(id);
+                continue;
+            }
+            if let Some(id) = super::rates::batch_into(&mut tx, &run).await? {
+                fed.push(id);
+                continue;
+            }
             if let Some(id) = feed_pending(&run, &pending, &mut decided, &mut keep) {
                 fed.push(id);
                 continue;
@@ -159,6 +191,9 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
                     }
                     if let Some(d) = &run.debounce {
                         pending.insert((run.function.clone(), d.key.clone()), (decided.len(), keep.len()));
+                    }
+                    if let Some(b) = &run.batch {
+                        batches.insert((run.function.clone(), b.key.clone()), (decided.len(), keep.len()));
                     }
                     if let Some(s) = &run.singleton {
                         holders.insert((run.function.clone(), s.key.clone()), run.run_id.clone());

@@ -102,7 +102,7 @@ pub(crate) async fn debounce_into(conn: &mut PgConnection, run: &NewRun) -> Resu
     let Some(d) = &run.debounce else { return Ok(None) };
     let found: Option<(String, i64)> = sqlx::query_as(
         "SELECT id, created_at FROM runs WHERE function = $1 AND debounce_key = $2 AND status = 'queued' \
-         AND attempt = 0 ORDER BY created_at LIMIT 1 FOR UPDATE",
+         AND started_at IS NULL ORDER BY created_at LIMIT 1 FOR UPDATE",
     )
     .bind(&run.function)
     .bind(&d.key)
@@ -123,6 +123,30 @@ pub(crate) async fn debounce_into(conn: &mut PgConnection, run: &NewRun) -> Resu
     .execute(&mut *conn)
     .await?;
     Ok(Some(id))
+}
+
+/// Adds the event of `run` to the open batch of its key, if there is one (the queued run with
+/// the key, never started; its row locked). A batch that becomes full is closed (its key
+/// cleared) and due at once. Answers the batch's run id.
+pub(crate) async fn batch_into(conn: &mut PgConnection, run: &NewRun) -> Result<Option<String>, StoreError> {
+    let Some(b) = &run.batch else { return Ok(None) };
+    Ok(sqlx::query_scalar(
+        "UPDATE runs SET input = jsonb_set(input::jsonb, '{events}', \
+             (input::jsonb -> 'events') || jsonb_build_array($3::jsonb))::text, \
+           batch_key = CASE WHEN jsonb_array_length(input::jsonb -> 'events') + 1 >= $4 THEN NULL ELSE batch_key END, \
+           next_attempt_at = CASE WHEN jsonb_array_length(input::jsonb -> 'events') + 1 >= $4 \
+             THEN LEAST(next_attempt_at, $5) ELSE next_attempt_at END \
+         WHERE id = (SELECT id FROM runs WHERE function = $1 AND batch_key = $2 AND status = 'queued' \
+           AND started_at IS NULL ORDER BY created_at LIMIT 1 FOR UPDATE) \
+         RETURNING id",
+    )
+    .bind(&run.function)
+    .bind(&b.key)
+    .bind(super::rows::to_json(&run.input["events"][0]))
+    .bind(i64::from(b.max_size))
+    .bind(run.created_at)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// The unfinished run of `run`'s singleton key that is not already being cancelled, if any.

@@ -35,6 +35,10 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
         }
         let mut run_ids = Vec::with_capacity(runs.len());
         for run in runs {
+            if let Some(id) = super::flow::batch_into(conn, &run)? {
+                run_ids.push(id);
+                continue;
+            }
             if let Some(id) = super::flow::debounce_into(conn, &run)? {
                 run_ids.push(id);
                 continue;

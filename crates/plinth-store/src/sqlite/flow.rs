@@ -49,7 +49,7 @@ pub(crate) fn debounce_into(conn: &Connection, run: &NewRun) -> rusqlite::Result
     let found: Option<(String, i64)> = conn
         .prepare_cached(
             "SELECT id, created_at FROM runs INDEXED BY runs_debounce WHERE function = ?1 AND debounce_key = ?2 \
-             AND status = 'queued' AND debounce_key IS NOT NULL AND attempt = 0 ORDER BY created_at LIMIT 1",
+             AND status = 'queued' AND debounce_key IS NOT NULL AND started_at IS NULL ORDER BY created_at LIMIT 1",
         )?
         .query_row(params![run.function, d.key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -69,6 +69,25 @@ pub(crate) fn debounce_into(conn: &Connection, run: &NewRun) -> rusqlite::Result
         run.correlation_id,
     ])?;
     Ok(Some(id))
+}
+
+/// Adds the event of `run` (a run of a batched function an event starts) to the open batch of
+/// its key, if there is one: the queued run with the key, never started. A batch that becomes
+/// full is closed (its key cleared) and due at once. Answers the batch's run id.
+pub(crate) fn batch_into(conn: &Connection, run: &NewRun) -> rusqlite::Result<Option<String>> {
+    let Some(b) = &run.batch else { return Ok(None) };
+    let event = super::rows::to_json(&run.input["events"][0]);
+    conn.prepare_cached(
+        "UPDATE runs SET input = json_insert(input, '$.events[#]', json(?3)), \
+           batch_key = CASE WHEN json_array_length(input, '$.events') + 1 >= ?4 THEN NULL ELSE batch_key END, \
+           next_attempt_at = CASE WHEN json_array_length(input, '$.events') + 1 >= ?4 \
+             THEN MIN(next_attempt_at, ?5) ELSE next_attempt_at END \
+         WHERE id = (SELECT id FROM runs INDEXED BY runs_batch WHERE function = ?1 AND batch_key = ?2 \
+           AND status = 'queued' AND batch_key IS NOT NULL AND started_at IS NULL ORDER BY created_at LIMIT 1) \
+         RETURNING id",
+    )?
+    .query_row(params![run.function, b.key, event, b.max_size, run.created_at], |r| r.get(0))
+    .optional()
 }
 
 /// The unfinished run of `run`'s singleton key that is not already being cancelled, if any.

@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "debounce", include_str!("migrations/0009_debounce.sql")),
     (10, "singleton", include_str!("migrations/0010_singleton.sql")),
     (11, "expiry", include_str!("migrations/0011_expiry.sql")),
+    (12, "batch", include_str!("migrations/0012_batch.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

@@ -62,6 +62,10 @@ pub(crate) fn malformed(policy: &Value) -> Option<String> {
     if !singleton_ok {
         return Some(format!("singleton {s}: {{key: EXPR, mode: skip | cancel}}"));
     }
+    let b = &policy["batch"];
+    if !(b.is_null() || (positive(&b["max_size"]) && b["timeout"].is_string() && (b["key"].is_null() || b["key"].is_string()))) {
+        return Some(format!("batch {b}: {{max_size: N >= 1, timeout: DURATION, key: EXPR}}"));
+    }
     let t = &policy["timeouts"];
     let duration = |v: &Value| v.is_null() || v.is_string();
     if !(t.is_null() || (t.is_object() && duration(&t["start"]) && duration(&t["finish"]))) {

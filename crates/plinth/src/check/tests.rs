@@ -238,4 +238,6 @@ fn flow_rules_are_held_to_the_contracts_shape() {
     assert!(malformed(&json!({"timeouts": {"start": 10}})).is_some_and(|w| w.contains("timeouts")));
     assert!(malformed(&json!({"cancel_on": [{"if": "true"}]})).is_some_and(|w| w.contains("cancel_on")), "an event is named");
     assert!(malformed(&json!({"cancel_on": {"event": "a/b"}})).is_some(), "a list");
+    assert_eq!(malformed(&json!({"batch": {"max_size": 10, "timeout": "5s", "key": "event.data.c"}})), None);
+    assert!(malformed(&json!({"batch": {"max_size": 0, "timeout": "5s"}})).is_some_and(|w| w.contains("batch")));
 }

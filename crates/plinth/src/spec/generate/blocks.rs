@@ -92,12 +92,16 @@ fn policy(p: &RunPolicy) -> String {
         let finish = t.finish.map(|d| format!("; cancelled if not finished within {d}")).unwrap_or_default();
         format!("{start}{finish}")
     });
+    let batch = p.batch.as_ref().map(|b| {
+        let per = b.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
+        format!("; events in batches of up to {} (started {} after the first){per}", b.max_size, b.timeout)
+    });
     let cancel_on = (!p.cancel_on.is_empty()).then(|| {
         let names = p.cancel_on.iter().map(|c| format!("`{}`", c.event)).collect::<Vec<_>>().join(", ");
         format!("; cancelled by {names}")
     });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
-    let rules = [throttle, rate, debounce, singleton, timeouts, cancel_on].into_iter().flatten().collect::<String>();
+    let rules = [throttle, rate, debounce, singleton, batch, timeouts, cancel_on].into_iter().flatten().collect::<String>();
     format!("{attempts}; timeout {}; {concurrency}{rules}; {queued}", p.timeout)
 }
 
