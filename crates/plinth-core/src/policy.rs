@@ -155,6 +155,8 @@ pub struct RunPolicy {
     /// The events of a key gather in one run (`input.events`), started when `max_size` is
     /// reached or `timeout` after the first.
     pub batch: Option<crate::flow::Batch>,
+    /// Seconds ahead of a run's place in the queue (-600 to 600), from its input or event.
+    pub priority: Option<crate::flow::PriorityExpr>,
     /// Events that cancel the function's unfinished runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<crate::flow::CancelOn>,
@@ -175,6 +177,7 @@ impl Default for RunPolicy {
             singleton: None,
             timeouts: None,
             batch: None,
+            priority: None,
             cancel_on: Vec::new(),
             max_queued: None,
         }

@@ -119,6 +119,7 @@ fn bad_concurrency_names_the_field() {
         ("batch: {max_size: 1001, timeout: 1s}", "functions[1].policy.batch.max_size", "from 1 to 1000"),
         ("batch: {max_size: 10, timeout: 1s}", "functions[1].policy.batch", "event` trigger"),
         ("batch: {max_size: 10, timeout: 1s}\n      debounce: {period: 1s}", "functions[1].policy.batch", "both"),
+        ("priority: 'input.'", "functions[1].policy.priority", "not valid CEL"),
         ("timeouts: {start: 1m, finish: 10s}", "functions[1].policy.timeouts.start", "not shorter"),
         ("cancel_on: [{event: nope}]", "functions[1].policy.cancel_on[0].event", "component/event.name"),
         ("cancel_on: [{event: a/b, if: 'run.input.'}]", "functions[1].policy.cancel_on[0].if", "not valid CEL"),

@@ -28,9 +28,9 @@ impl NewRun {
         let (debounce, debounce_warning) = crate::flow::debounce_check(&function.policy, &input, event);
         let (singleton, singleton_warning) = crate::flow::singleton_check(&function.policy, &input, event);
         let (batch, batch_warning) = crate::flow::batch_check(&function.policy, &input, event);
-        for warning in
-            warning.iter().chain(&rate_warning).chain(&debounce_warning).chain(&singleton_warning).chain(&batch_warning)
-        {
+        let (factor, factor_warning) = function.policy.priority.as_ref().map_or((0, None), |p| p.factor(&input, event));
+        let warnings = [warning, rate_warning, debounce_warning, singleton_warning, batch_warning, factor_warning];
+        for warning in warnings.iter().flatten() {
             tracing::warn!(function = %function.name, correlation_id, "{warning}");
         }
         let mut not_before = debounce.as_ref().map_or(now, |d| d.due(now, now));
@@ -43,6 +43,7 @@ impl NewRun {
             }
             _ => input,
         };
+        not_before = crate::flow::PriorityExpr::place(factor, now, not_before);
         // Why: a batch of one is full with its first event; it starts at once, alone.
         let batch = batch.filter(|b| b.max_size > 1);
         Self {

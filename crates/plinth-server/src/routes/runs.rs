@@ -130,7 +130,11 @@ pub(crate) async fn submit(
     });
     let mut new = NewRun::of(function, req.input, plinth_core::Trigger::Api, &correlation_id, now);
     new.priority = req.priority;
-    new.not_before += delay;
+    if delay > 0 {
+        // Why: a delay is an explicit start time; a positive priority factor never starts the
+        // run before it, a negative one still moves it later.
+        new.not_before = new.not_before.max(now) + delay;
+    }
     new.idempotency_key = req.idempotency_key;
     new.request_hash = request_hash;
     let (run, replayed) = match state.store.enqueue(new).await? {

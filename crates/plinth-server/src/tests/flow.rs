@@ -34,6 +34,9 @@ functions:
   - name: latest
     handler: {rust: noop}
     policy: {singleton: {mode: cancel}}
+  - name: ranked
+    handler: {rust: noop}
+    policy: {priority: "input.plan == 'enterprise' ? 120 : (input.plan == 'bulk' ? -60 : 0)"}
   - name: notify
     handler: {rust: noop}
     policy: {rate_limit: {limit: 1, period: 1h, key: event.data.customer}}
@@ -267,4 +270,23 @@ async fn a_singleton_refuses_a_second_run_or_cancels_the_first() {
     let new = h.submit(r#"{"function":"latest","input":{"v":2}}"#).await;
     assert_eq!(h.get(&format!("/runs/{old}")).await.json["status"], "cancelled");
     assert_eq!(h.get(&format!("/runs/{new}")).await.json["status"], "queued");
+}
+
+#[tokio::test]
+async fn a_priority_factor_moves_a_run_in_its_queue() {
+    let h = harness_with(COMPONENT);
+    let free = h.submit(r#"{"function":"ranked","input":{"plan":"free"}}"#).await;
+    let bulk = h.submit(r#"{"function":"ranked","input":{"plan":"bulk"}}"#).await;
+    let paid = h.submit(r#"{"function":"ranked","input":{"plan":"enterprise"}}"#).await;
+    let odd = h.submit(r#"{"function":"ranked","input":{"plan":7}}"#).await;
+    let delayed = h.submit(r#"{"function":"ranked","input":{"plan":"enterprise"},"delay_seconds":3600}"#).await;
+    let held = h.get(&format!("/runs/{bulk}")).await;
+    assert_eq!(held.json["held_by"]["rule"], "delay", "a negative factor delays even an idle queue: {}", held.json);
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.extend(claim(&h, "ranked", 1).await.into_iter().map(|r| r.run_id));
+    }
+    assert_eq!(order, [paid, free, odd], "enterprise first, then by arrival; bulk waits its minute, a delay holds");
+    let later = h.get(&format!("/runs/{delayed}")).await;
+    assert_eq!(later.json["status"], "queued", "a positive factor never breaks a delay: {}", later.json);
 }

@@ -66,6 +66,9 @@ pub(crate) fn malformed(policy: &Value) -> Option<String> {
     if !(b.is_null() || (positive(&b["max_size"]) && b["timeout"].is_string() && (b["key"].is_null() || b["key"].is_string()))) {
         return Some(format!("batch {b}: {{max_size: N >= 1, timeout: DURATION, key: EXPR}}"));
     }
+    if !(policy["priority"].is_null() || policy["priority"].is_string()) {
+        return Some(format!("priority {}: an expression (EXPR)", policy["priority"]));
+    }
     let t = &policy["timeouts"];
     let duration = |v: &Value| v.is_null() || v.is_string();
     if !(t.is_null() || (t.is_object() && duration(&t["start"]) && duration(&t["finish"]))) {

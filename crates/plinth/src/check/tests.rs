@@ -240,4 +240,6 @@ fn flow_rules_are_held_to_the_contracts_shape() {
     assert!(malformed(&json!({"cancel_on": {"event": "a/b"}})).is_some(), "a list");
     assert_eq!(malformed(&json!({"batch": {"max_size": 10, "timeout": "5s", "key": "event.data.c"}})), None);
     assert!(malformed(&json!({"batch": {"max_size": 0, "timeout": "5s"}})).is_some_and(|w| w.contains("batch")));
+    assert_eq!(malformed(&json!({"priority": "input.vip ? 60 : 0"})), None);
+    assert!(malformed(&json!({"priority": 60})).is_some_and(|w| w.contains("priority")));
 }

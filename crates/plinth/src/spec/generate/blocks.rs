@@ -96,12 +96,17 @@ fn policy(p: &RunPolicy) -> String {
         let per = b.key.as_ref().map(|k| format!(" per `{}`", k.source())).unwrap_or_default();
         format!("; events in batches of up to {} (started {} after the first){per}", b.max_size, b.timeout)
     });
+    let priority = p.priority.as_ref().map(|e| {
+        let source = serde_json::to_value(e).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        format!("; `{source}` seconds ahead in the queue")
+    });
     let cancel_on = (!p.cancel_on.is_empty()).then(|| {
         let names = p.cancel_on.iter().map(|c| format!("`{}`", c.event)).collect::<Vec<_>>().join(", ");
         format!("; cancelled by {names}")
     });
     let queued = p.max_queued.map_or_else(|| "no queue limit".into(), |q| format!("at most {q} queued"));
-    let rules = [throttle, rate, debounce, singleton, batch, timeouts, cancel_on].into_iter().flatten().collect::<String>();
+    let rules =
+        [throttle, rate, debounce, singleton, batch, priority, timeouts, cancel_on].into_iter().flatten().collect::<String>();
     format!("{attempts}; timeout {}; {concurrency}{rules}; {queued}", p.timeout)
 }
 
