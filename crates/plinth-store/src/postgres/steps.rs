@@ -227,10 +227,14 @@ pub(crate) async fn wake_due(conn: &mut PgConnection, now: i64) -> Result<Option
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    Ok(sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM runs WHERE status = 'waiting' AND next_attempt_at < $1")
-        .bind(FOREVER)
-        .fetch_one(&mut *conn)
-        .await?)
+    // Why: `ORDER BY .. LIMIT 1`, not `MIN()`: a plan cached while the table was small keeps
+    // aggregating every entry of the index once it is large (see leases::claim).
+    Ok(sqlx::query_scalar(
+        "SELECT next_attempt_at FROM runs WHERE status = 'waiting' AND next_attempt_at < $1 ORDER BY next_attempt_at LIMIT 1",
+    )
+    .bind(FOREVER)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// Parents waiting on these ended runs get their results and are queued; whether any was.
