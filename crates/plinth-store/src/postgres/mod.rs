@@ -199,26 +199,7 @@ impl Store for PostgresStore {
 
     async fn cancel(&self, run_id: &str, now: i64) -> Result<CancelOutcome, StoreError> {
         let (outcome, cascade) = timed(runs::cancel(&self.pool, run_id, now)).await?;
-        for id in &cascade.cancels {
-            self.notifier.cancel(id);
-            self.events.cancel(id);
-        }
-        if !cascade.terminal.is_empty() {
-            self.notifier.ended_here(cascade.terminal.iter().map(String::as_str));
-            self.events.terminal(cascade.terminal.iter().map(String::as_str));
-        }
-        match &outcome {
-            CancelOutcome::Cancelled(_) => {
-                self.notifier.ended_here([run_id]);
-                self.events.terminal([run_id]);
-                self.children_ended(&[run_id.to_string()]).await;
-            }
-            CancelOutcome::Requested(_) => {
-                self.notifier.cancel(run_id);
-                self.events.cancel(run_id);
-            }
-            CancelOutcome::AlreadyTerminal(_) | CancelOutcome::NotFound => {}
-        }
+        self.announce(&cascade).await;
         Ok(outcome)
     }
 

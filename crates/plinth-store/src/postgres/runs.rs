@@ -145,14 +145,13 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
     Ok(Entry::Done(Box::new(Enqueued::Created(run.into_queued()))))
 }
 
-/// Cancels a queued run, or marks a running one; the caller announces it after the commit.
+/// Cancels a queued run, or marks a running one; the caller announces what it ended or asked to
+/// stop (the run itself included) after the commit.
 pub(crate) async fn cancel(pool: &PgPool, run_id: &str, now: i64) -> Result<(CancelOutcome, Cascade), StoreError> {
     let mut tx = pool.begin().await?;
     let mut cascade = Cascade::default();
     let outcome = cancel_with(&mut tx, run_id, now, &cancelled_error(), &mut cascade).await?;
     tx.commit().await?;
-    cascade.terminal.retain(|id| id != run_id);
-    cascade.cancels.retain(|id| id != run_id);
     Ok((outcome, cascade))
 }
 
