@@ -302,3 +302,25 @@ async fn lines_of_an_unknown_run_are_not_kept() {
         .expect("rows");
     assert_eq!(rows, vec![run.run_id], "only the known run's line is stored, so pruning leaves nothing behind");
 }
+
+#[test]
+fn plans_stay_put_while_limits_change() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (conn, _) = super::prepare(&dir.path().join("p.db"), Synchronous::Normal).expect("prepare");
+    assert!(
+        conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).expect("read the setting"),
+        "the writer keeps its plans"
+    );
+    conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3);").expect("fill");
+    // Why: a kept plan must still read the limit bound at each run, including 0 and past the end.
+    for (limit, rows) in [(2, 2), (0, 0), (1, 1), (9, 3), (-1, 3)] {
+        let n: Vec<i64> = conn
+            .prepare_cached("SELECT x FROM t ORDER BY x LIMIT ?1")
+            .expect("prepare")
+            .query_map([limit], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(n.len(), rows, "LIMIT {limit}");
+    }
+}
