@@ -80,10 +80,10 @@ impl InFlight {
 
     pub(crate) fn remove(&self, run_id: &str) {
         let mut inner = self.lock();
-        if let Some(e) = inner.runs.remove(run_id) {
-            if let Some(n) = inner.per_function.get_mut(&e.function) {
-                *n = n.saturating_sub(1);
-            }
+        if let Some(e) = inner.runs.remove(run_id)
+            && let Some(n) = inner.per_function.get_mut(&e.function)
+        {
+            *n = n.saturating_sub(1);
         }
     }
 

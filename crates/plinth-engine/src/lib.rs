@@ -120,14 +120,14 @@ impl Engine {
     pub fn check_handlers(component: &Component, handlers: &Handlers) -> Result<(), plinth_core::ConfigError> {
         executor::http::HttpHandlers::new(component)?;
         for (i, f) in component.file.functions.iter().enumerate() {
-            if let Some(plinth_core::HandlerKind::Rust(name)) = f.handler.get() {
-                if !handlers.contains(name) {
-                    return Err(plinth_core::ConfigError::new(
-                        component.path.display().to_string(),
-                        format!("functions[{i}].handler.rust"),
-                        format!("no in-process handler is registered as `{name}`; registered: {}", handlers.names().join(", ")),
-                    ));
-                }
+            if let Some(plinth_core::HandlerKind::Rust(name)) = f.handler.get()
+                && !handlers.contains(name)
+            {
+                return Err(plinth_core::ConfigError::new(
+                    component.path.display().to_string(),
+                    format!("functions[{i}].handler.rust"),
+                    format!("no in-process handler is registered as `{name}`; registered: {}", handlers.names().join(", ")),
+                ));
             }
         }
         Ok(())

@@ -89,13 +89,10 @@ impl NatsSection {
         } else if self.publish.is_none() {
             return Err(("stream".into(), "give a stream to consume, or `publish`, or both".into()));
         }
-        if let Some(p) = &self.publish {
-            if !is_subject(&p.subject_prefix, false) {
-                return Err((
-                    "publish.subject_prefix".into(),
-                    format!("`{}` is not a subject without wildcards", p.subject_prefix),
-                ));
-            }
+        if let Some(p) = &self.publish
+            && !is_subject(&p.subject_prefix, false)
+        {
+            return Err(("publish.subject_prefix".into(), format!("`{}` is not a subject without wildcards", p.subject_prefix)));
         }
         Ok(())
     }

@@ -259,7 +259,7 @@ async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) 
                 failures += 1;
                 // Why: one line per attempt at first, then one every ~20 retries, so an
                 // outage with many finished attempts does not flood the log.
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, retries = failures, "cannot record the attempt's end yet; retrying until the database answers");
                 }
                 tokio::select! {

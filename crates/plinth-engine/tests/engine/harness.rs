@@ -202,10 +202,10 @@ pub(crate) fn alive(pid: u32) -> bool {
 pub(crate) async fn read_pid(path: &std::path::Path) -> u32 {
     let read = async {
         loop {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                if let Ok(pid) = text.trim().parse::<u32>() {
-                    return pid;
-                }
+            if let Ok(text) = std::fs::read_to_string(path)
+                && let Ok(pid) = text.trim().parse::<u32>()
+            {
+                return pid;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -77,11 +77,11 @@ pub(crate) enum Entry {
 
 pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<Entry, StoreError> {
     let mut tx = pool.begin().await?;
-    if let Some(key) = &run.idempotency_key {
-        if let Some(found) = replay(&mut tx, key, &run).await? {
-            tx.rollback().await?;
-            return Ok(Entry::Done(Box::new(found)));
-        }
+    if let Some(key) = &run.idempotency_key
+        && let Some(found) = replay(&mut tx, key, &run).await?
+    {
+        tx.rollback().await?;
+        return Ok(Entry::Done(Box::new(found)));
     }
     if let Some(limit) = run.max_queued {
         // Why: enqueues of one function count its queue one at a time, so two nodes cannot

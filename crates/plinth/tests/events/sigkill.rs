@@ -115,7 +115,7 @@ async fn five_thousand_events_through_a_sigkill_are_stored_once_with_their_runs(
             e["run_ids"].as_array().expect("runs").iter().map(|r| r.as_str().expect("id").to_string()).collect();
         assert_eq!(answered.get(id), Some(&runs), "event {id} started exactly the runs its 202 named");
         let i: usize = id.trim_start_matches("ev-").parse().expect("number");
-        assert_eq!(runs.len(), if i % 2 == 0 { 2 } else { 1 }, "{e}");
+        assert_eq!(runs.len(), if i.is_multiple_of(2) { 2 } else { 1 }, "{e}");
     }
     let expected_runs: usize = answered.values().map(Vec::len).sum();
     let deadline = Instant::now() + Duration::from_secs(180);
