@@ -54,6 +54,7 @@ macro_rules! with_every_case {
             get_of_unknown_run_is_none,
             list_is_newest_first_and_filters,
             list_pages_through_every_run,
+            list_filters_on_an_input_field,
             idempotency_replays_and_refuses_mismatches,
             claim_takes_only_due_runs,
             claim_respects_counts_and_priority,

@@ -1,7 +1,7 @@
 //! Enqueue, get, list and idempotency.
 
 use super::{SEC, claim, enqueue, enqueue_at, get, ids, new_run};
-use crate::{Enqueued, ListFilter, Store, StoreError};
+use crate::{Enqueued, InputEq, ListFilter, Store, StoreError};
 use plinth_core::ids::new_run_id;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{NewRun, RunStatus};
@@ -140,6 +140,49 @@ pub async fn list_is_newest_first_and_filters(store: &dyn Store) {
         ..all.clone()
     };
     assert_eq!(list(combined).await, vec![a3, a2], "filters combine with AND");
+}
+
+/// An input field filter matches the JSON value at its path exactly, whatever its type, and
+/// combines with the other filters; a path that leads nowhere matches nothing.
+pub async fn list_filters_on_an_input_field(store: &dyn Store) {
+    let t0 = now_micros();
+    let inputs = [
+        json!({"customer": "c-42", "total": 42, "address": {"city": "Lyon"}, "items": [{"sku": "a-1"}]}),
+        json!({"customer": "c-7", "total": "42", "vip": true}),
+        json!({"customer": "c-42", "odd key": 1}),
+        json!(["not", "an", "object"]),
+    ];
+    let mut made = Vec::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        let at = t0 + i64::try_from(i).expect("small") * SEC;
+        made.push(enqueue(store, NewRun { input, ..new_run("shop", at) }).await.run_id);
+    }
+    let by = |field: &str, value: &str| ListFilter {
+        input_eq: Some(InputEq::parse(field, value).expect("a field path")),
+        limit: 100,
+        ..ListFilter::default()
+    };
+    let list = |f: ListFilter| listed(store, f);
+    assert_eq!(
+        list(by("input.customer", "c-42")).await,
+        vec![made[2].clone(), made[0].clone()],
+        "a string, with or without `input.`"
+    );
+    assert_eq!(list(by("customer", "\"c-42\"")).await, vec![made[2].clone(), made[0].clone()], "a quoted string is the same");
+    assert_eq!(list(by("total", "42")).await, vec![made[0].clone()], "the number 42 is not the string \"42\"");
+    assert_eq!(list(by("total", "\"42\"")).await, vec![made[1].clone()], "and the reverse");
+    assert_eq!(list(by("vip", "true")).await, vec![made[1].clone()], "a boolean");
+    assert_eq!(list(by("address.city", "Lyon")).await, vec![made[0].clone()], "a nested field");
+    assert_eq!(list(by("items.0.sku", "a-1")).await, vec![made[0].clone()], "an array index");
+    assert_eq!(list(by("odd key", "1")).await, vec![made[2].clone()], "a key with a space");
+    assert_eq!(list(by("1", "\"an\"")).await, vec![made[3].clone()], "an index into an array input");
+    assert!(list(by("nope", "c-42")).await.is_empty(), "a field no run has matches nothing");
+    assert!(list(by("customer.deeper", "x")).await.is_empty(), "a path through a string matches nothing");
+    let both = ListFilter { status: Some(RunStatus::Queued), function: Some("other".into()), ..by("customer", "c-42") };
+    assert!(list(both).await.is_empty(), "it combines with the other filters");
+    for bad in ["", "input.", "a..b", "a.\"b", "a\\b"] {
+        assert!(InputEq::parse(bad, "x").is_err(), "{bad:?} is refused");
+    }
 }
 
 /// Pages through `filter` with `limit`; returns the ids and the number of pages.

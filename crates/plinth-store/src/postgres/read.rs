@@ -29,6 +29,7 @@ pub(crate) async fn get_run(
 enum Arg {
     Text(String),
     Int(i64),
+    Path(Vec<String>),
 }
 
 pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreError> {
@@ -62,6 +63,11 @@ pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreErr
     if let Some(id) = &f.before_id {
         add("id <", Arg::Text(id.clone()));
     }
+    if let Some(eq) = &f.input_eq {
+        args.push(Arg::Path(eq.path.clone()));
+        args.push(Arg::Text(eq.value.to_string()));
+        clauses.push(format!("(input::jsonb #> ${}) = ${}::jsonb", args.len() - 1, args.len()));
+    }
     let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     let limit = f.limit.max(1);
     args.push(Arg::Int(i64::from(limit) + 1));
@@ -71,6 +77,7 @@ pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreErr
         query = match arg {
             Arg::Text(s) => query.bind(s),
             Arg::Int(n) => query.bind(n),
+            Arg::Path(p) => query.bind(p),
         };
     }
     let rows = query.fetch_all(pool).await?;

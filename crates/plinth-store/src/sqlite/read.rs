@@ -56,6 +56,12 @@ pub(crate) fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> 
         clauses.push("id < ?");
         args.push(Value::Text(id.clone()));
     }
+    if let Some(eq) = &f.input_eq {
+        // Why: `->` gives the field as minified JSON text, so one comparison serves every type.
+        clauses.push("input -> ? = ?");
+        args.push(Value::Text(eq.sqlite_path()));
+        args.push(Value::Text(eq.value.to_string()));
+    }
     let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     let limit = f.limit.max(1);
     args.push(Value::Integer(i64::from(limit) + 1));
