@@ -79,6 +79,8 @@ pub struct ServerSection {
     pub max_output_bytes: Option<u64>,
     pub max_step_calls: Option<u32>,
     pub max_memo_bytes: Option<u64>,
+    pub ui: Option<bool>,
+    pub ui_path: Option<String>,
 }
 
 /// One function of the component.

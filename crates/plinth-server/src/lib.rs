@@ -9,10 +9,11 @@ mod openapi;
 pub mod problem;
 mod routes;
 
-pub use auth::Auth;
+pub use auth::{Auth, Denied};
 pub use limits::RateLimit;
 pub use openapi::openapi_document;
 pub use problem::ApiError;
+pub use routes::flow::held_by;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -79,8 +80,18 @@ pub struct AppState {
 
 /// The router for the whole contract.
 pub fn router(state: Arc<AppState>) -> Router {
+    compose(state, None)
+}
+
+/// The router for the whole contract with `extra` (the dashboard) nested at `path`: it gets the
+/// request log, metrics, header bounds and the rate limit, but answers for its own access.
+pub fn router_with(state: Arc<AppState>, path: &str, extra: Router) -> Router {
+    compose(state, Some((path, extra)))
+}
+
+fn compose(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Router {
     let limit = state.body_limit;
-    Router::new()
+    let api = Router::new()
         .route("/health", get(routes::meta::health))
         .route("/ready", get(routes::meta::ready))
         .route("/functions", get(routes::meta::functions))
@@ -104,8 +115,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Why: layers run outside in, so the order is observe, header bounds, auth (which names
         // the principal), then the rate limit (which counts per principal).
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce))
-        .layer(axum::middleware::from_fn(limits::header_guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce));
+    let app = match extra {
+        Some((path, extra)) => api.nest_service(
+            path,
+            extra
+                .layer(axum::extract::DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit)),
+        ),
+        None => api,
+    };
+    app.layer(axum::middleware::from_fn(limits::header_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state)
 }

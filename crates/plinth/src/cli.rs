@@ -349,4 +349,10 @@ pub(crate) struct ServeArgs {
     /// Bytes a step function's stored step results may hold in all [default: 67108864].
     #[arg(long, env = "PLINTH_MAX_MEMO_BYTES")]
     pub(crate) max_memo_bytes: Option<u64>,
+    /// Serve the web dashboard (`--ui false` turns it off) [default: true].
+    #[arg(long, env = "PLINTH_UI", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) ui: Option<bool>,
+    /// Where the web dashboard is served [default: /ui].
+    #[arg(long, env = "PLINTH_UI_PATH")]
+    pub(crate) ui_path: Option<String>,
 }

@@ -79,6 +79,10 @@ pub(crate) struct Settings {
     pub(crate) max_output_bytes: u64,
     pub(crate) max_step_calls: u32,
     pub(crate) max_memo_bytes: u64,
+    /// Whether the web dashboard is served.
+    pub(crate) ui: bool,
+    /// Where the web dashboard is served.
+    pub(crate) ui_path: String,
     /// Every value with its source.
     pub(crate) shown: Vec<Shown>,
 }
@@ -170,10 +174,10 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     let f = &component.file.server;
     let mut m = Merger { matches, file_name: component.path.display().to_string(), shown: Vec::new() };
     m.shown.push(Shown { name: "config", value: args.config.display().to_string(), source: m.source_of("config") });
-    if matches.and_then(|x| x.value_source("config")) == Some(ValueSource::DefaultValue) {
-        if let Some(s) = m.shown.last_mut() {
-            s.source = Source::Default;
-        }
+    if matches.and_then(|x| x.value_source("config")) == Some(ValueSource::DefaultValue)
+        && let Some(s) = m.shown.last_mut()
+    {
+        s.source = Source::Default;
     }
     let host = m.pick("host", args.host.clone(), f.host.clone(), "127.0.0.1".to_string());
     let port = m.pick("port", args.port, f.port, 8000);
@@ -269,6 +273,11 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         return Err(m.err("max_step_calls", m.last_source(), "must be at least 1".into()));
     }
     let max_memo_bytes = m.pick("max_memo_bytes", args.max_memo_bytes, f.max_memo_bytes, 64 * 1024 * 1024);
+    let ui = m.pick("ui", args.ui, f.ui, true);
+    let ui_path = m.pick("ui_path", args.ui_path.clone(), f.ui_path.clone(), plinth_ui::DEFAULT_PATH.to_string());
+    if let Err(reason) = plinth_ui::check_path(&ui_path) {
+        return Err(m.err("ui_path", m.last_source(), reason));
+    }
     Ok(Settings {
         host,
         port,
@@ -294,6 +303,8 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         max_output_bytes,
         max_step_calls,
         max_memo_bytes,
+        ui,
+        ui_path,
         shown: m.shown,
     })
 }

@@ -168,7 +168,13 @@ async fn run(
         });
     }
     // Why: the peer address keys the rate limit of clients without credentials.
-    let app = plinth_server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = if settings.ui {
+        let ui = plinth_ui::router(state.clone(), &settings.ui_path);
+        plinth_server::router_with(state, &settings.ui_path, ui)
+    } else {
+        plinth_server::router(state)
+    };
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stop_http.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
     // Why: handlers are installed before readiness is announced, so a SIGTERM sent as soon as
@@ -177,6 +183,9 @@ async fn run(
     readiness.ready();
     tracing::info!(addr = %local, component = %component.file.component.name, owner = %owner,
         database = %database, "listening");
+    if settings.ui {
+        tracing::info!(url = %format!("http://{local}{}", settings.ui_path), "web dashboard served");
+    }
     match &auth {
         Some(auth) => {
             tracing::info!(api_keys = auth.api_key_count(), jwt = auth.jwt_algorithm().unwrap_or("off"), "access control on")

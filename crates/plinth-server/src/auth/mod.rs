@@ -83,6 +83,15 @@ impl Refusal {
     }
 }
 
+/// Why [`Auth::grants`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No credential, or one that is not valid.
+    Unauthenticated(String),
+    /// A valid credential without the scope.
+    Forbidden(String),
+}
+
 /// What a route needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Need {
@@ -170,6 +179,21 @@ impl Auth {
             ) => Need::Scope(Scope::RunsRead),
             _ => Need::Authenticated,
         }
+    }
+
+    /// Whether the credential in `headers` is valid and grants `scope` (or `admin`): the
+    /// caller's name and scopes, or a sentence saying why not. For routes outside the API's own
+    /// (the dashboard), which answer in their own way.
+    ///
+    /// # Errors
+    /// [`Denied::Unauthenticated`] without a valid credential, [`Denied::Forbidden`] without
+    /// the scope.
+    pub fn grants(&self, headers: &HeaderMap, scope: Scope) -> Result<(String, Vec<Scope>), Denied> {
+        let principal = self.authenticate(headers).map_err(|r| Denied::Unauthenticated(r.detail.into_owned()))?;
+        if !principal.allows(scope) {
+            return Err(Denied::Forbidden(format!("the credential `{}` lacks the scope `{}`", principal.name, scope.as_str())));
+        }
+        Ok((principal.name, principal.scopes))
     }
 
     /// The caller the request's credential names.
@@ -304,11 +328,11 @@ pub(crate) async fn enforce(State(state): State<Arc<AppState>>, mut req: Request
             return unauthenticated(refusal).into_response();
         }
     };
-    if let Need::Scope(scope) = need {
-        if !principal.allows(scope) {
-            tracing::info!(reason = "missing_scope", scope = scope.as_str(), "access denied");
-            return forbidden(scope, &principal).into_response();
-        }
+    if let Need::Scope(scope) = need
+        && !principal.allows(scope)
+    {
+        tracing::info!(reason = "missing_scope", scope = scope.as_str(), "access denied");
+        return forbidden(scope, &principal).into_response();
     }
     tracing::debug!(principal = %principal.name, credential = principal.kind.as_str(), "authenticated");
     req.extensions_mut().insert(principal);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// come (a debounce, a batch filling, a delay or a retry's backoff), its key at its concurrency limit with the runs ahead of
 /// it taking the places, or its key's throttle (with the time it may start). A store that
 /// cannot answer leaves it out (logged).
-pub(crate) async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
+pub async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
     if run.status != RunStatus::Queued {
         return None;
     }

@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 25] = [
+const NAMES: [&str; 27] = [
     "config",
     "host",
     "port",
@@ -34,6 +34,8 @@ const NAMES: [&str; 25] = [
     "max_output_bytes",
     "max_step_calls",
     "max_memo_bytes",
+    "ui",
+    "ui_path",
 ];
 
 /// A valid component whose `server:` section is `server` (YAML flow mapping).
@@ -338,4 +340,31 @@ fn an_invalid_schema_name_is_refused() {
         assert_eq!(e.field, "database_schema", "{bad}");
     }
     assert_eq!(err(&[], None, "{database_schema: 'x y'}").field, "server.database_schema");
+}
+
+#[test]
+fn the_dashboard_is_on_at_ui_by_default_and_follows_the_layers() {
+    let s = ok(&[], "{}");
+    assert_eq!((s.ui, s.ui_path.as_str(), shown(&s, "ui").source), (true, "/ui", Source::Default));
+    let s = ok(&[], "{ui: false, ui_path: /ops/board}");
+    assert_eq!((s.ui, s.ui_path.as_str(), shown(&s, "ui_path").source), (false, "/ops/board", Source::File));
+    let s = ok(&["--ui", "--ui-path", "/dash"], "{ui: false}");
+    assert_eq!((s.ui, s.ui_path.as_str(), shown(&s, "ui").source), (true, "/dash", Source::Flag));
+    let s = ok(&["--ui", "false"], "{}");
+    assert!(!s.ui);
+}
+
+#[test]
+fn a_dashboard_path_that_cannot_be_served_is_refused() {
+    for (path, says) in
+        [("ui", "must start with `/`"), ("/runs", "would hide the API"), ("/a b", "holds ` `"), ("/ui/", "no empty one")]
+    {
+        let e = err(&["--ui-path", path], None, "{}");
+        assert_eq!((e.source_name.as_str(), e.field.as_str()), ("flag", "ui_path"), "{path}");
+        assert!(e.reason.contains(says), "{path}: {e}");
+    }
+    let e = err(&[], None, "{ui_path: /health}");
+    assert_eq!(e.field, "server.ui_path");
+    let e = component("{ui: maybe}").expect_err("not a boolean");
+    assert!(e.to_string().contains("ui"), "{e}");
 }

@@ -1,0 +1,10 @@
+// Plinth dashboard: the little the pages do with JavaScript. Every page reads without it.
+"use strict";
+document.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  if (source && navigator.clipboard) {
+    navigator.clipboard.writeText(source.textContent).then(() => { button.textContent = "copied"; });
+  }
+});
