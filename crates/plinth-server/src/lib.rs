@@ -14,6 +14,8 @@ pub use limits::RateLimit;
 pub use openapi::openapi_document;
 pub use problem::ApiError;
 pub use routes::flow::held_by;
+pub use routes::runs::cancel_run;
+pub use routes::steps::rerun_run;
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -48,6 +48,18 @@ impl ApiError {
         Self { code, detail: detail.into(), errors: Vec::new(), retry_after: None, headers: Vec::new() }
     }
 
+    /// What went wrong, for the user.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The problem's HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     /// Adds field-level errors.
     #[must_use]
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {

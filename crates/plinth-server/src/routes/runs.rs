@@ -328,15 +328,26 @@ pub(crate) async fn cancel(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = run_id(path)?;
-    match state.store.cancel(&id, now_micros()).await? {
+    let run = cancel_run(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)).into_response())
+}
+
+/// Cancels run `id` (at once when it is queued or waiting; a running one is asked to stop): the
+/// run as it is now, as `POST /runs/{id}/cancel` and the dashboard do it.
+///
+/// # Errors
+/// `PLINTH_006` for an unknown run, `PLINTH_0xx` RunAlreadyTerminal for one that ended, or the
+/// store's error.
+pub async fn cancel_run(state: &AppState, id: &str) -> Result<Run, ApiError> {
+    match state.store.cancel(id, now_micros()).await? {
         CancelOutcome::Cancelled(run) | CancelOutcome::Requested(run) => {
             tracing::info!(run_id = %id, status = run.status.as_str(), "cancel accepted");
-            Ok((StatusCode::ACCEPTED, Json(run)).into_response())
+            Ok(run)
         }
         CancelOutcome::AlreadyTerminal(run) => {
             Err(ApiError::new(Code::RunAlreadyTerminal, format!("run {id} already ended as {}", run.status.as_str())))
         }
-        CancelOutcome::NotFound => Err(not_found(&id)),
+        CancelOutcome::NotFound => Err(not_found(id)),
     }
 }
 

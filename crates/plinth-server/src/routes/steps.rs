@@ -107,7 +107,22 @@ pub(crate) async fn rerun(
                 .with_errors(vec![FieldError { pointer: "/from_step".into(), message: e.to_string() }])
         })?
     };
-    let original = state.store.get(&id, false).await?.ok_or_else(|| not_found(&id))?;
+    let run = rerun_run(&state, &id, req.from_step.as_deref(), &correlation_id).await?;
+    Ok(super::runs::accepted(run))
+}
+
+/// Starts run `id` again as a new run with the same input, as `POST /runs/{id}/rerun` and the
+/// dashboard do it: from the start, or from step `from_step` (the steps before it kept).
+///
+/// # Errors
+/// An unknown or unfinished run, a function the component lost, a step it does not have.
+pub async fn rerun_run(
+    state: &AppState,
+    id: &str,
+    from_step: Option<&str>,
+    correlation_id: &str,
+) -> Result<plinth_core::Run, ApiError> {
+    let original = state.store.get(id, false).await?.ok_or_else(|| not_found(id))?;
     if !original.status.is_terminal() {
         return Err(ApiError::new(
             Code::RunNotFinished,
@@ -120,7 +135,7 @@ pub(crate) async fn rerun(
             format!("run {id} ran function `{}`, which this component no longer has", original.function),
         )
     })?;
-    let keep = match &req.from_step {
+    let keep = match from_step {
         None => Vec::new(),
         Some(_) if !spec.steps => {
             return Err(refuse(format!(
@@ -129,8 +144,8 @@ pub(crate) async fn rerun(
             )));
         }
         Some(from) => {
-            let steps = state.store.steps(&id).await?.ok_or_else(|| not_found(&id))?;
-            let Some(at) = steps.iter().find(|s| &s.id == from).map(|s| s.seq) else {
+            let steps = state.store.steps(id).await?.ok_or_else(|| not_found(id))?;
+            let Some(at) = steps.iter().find(|s| s.id == from).map(|s| s.seq) else {
                 let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
                 let known = if ids.is_empty() { "it has none".to_string() } else { format!("it has {}", ids.join(", ")) };
                 return Err(refuse(format!("run {id} has no step `{from}`; {known}")));
@@ -139,7 +154,7 @@ pub(crate) async fn rerun(
         }
     };
     let now = now_micros();
-    let mut new = NewRun::of(spec, original.input, Trigger::Rerun { of: id.clone() }, &correlation_id, now);
+    let mut new = NewRun::of(spec, original.input, Trigger::Rerun { of: id.to_string() }, correlation_id, now);
     new.priority = original.priority;
     let run = if keep.is_empty() {
         match state.store.enqueue(new).await? {
@@ -149,6 +164,6 @@ pub(crate) async fn rerun(
         state.store.enqueue_with_steps(new, keep).await?
     };
     state.wake.notify_one();
-    tracing::info!(run_id = %run.run_id, of = %id, from_step = req.from_step.as_deref().unwrap_or(""), "rerun accepted");
-    Ok(super::runs::accepted(run))
+    tracing::info!(run_id = %run.run_id, of = %id, from_step = from_step.unwrap_or(""), "rerun accepted");
+    Ok(run)
 }
