@@ -8,3 +8,8 @@ document.addEventListener("click", (e) => {
     navigator.clipboard.writeText(source.textContent).then(() => { button.textContent = "copied"; });
   }
 });
+// Forms that change many runs or stop one ask first (the server still checks everything).
+document.addEventListener("submit", (e) => {
+  const question = e.target.dataset.confirm;
+  if (question && !window.confirm(question)) e.preventDefault();
+});

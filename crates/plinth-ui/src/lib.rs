@@ -11,7 +11,7 @@ mod pages;
 mod view;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use plinth_server::AppState;
 use std::sync::Arc;
 
@@ -24,6 +24,8 @@ pub(crate) struct Ui {
     app: Arc<AppState>,
     /// The mount path, without a trailing slash (`/ui`).
     base: String,
+    /// What signs session cookies.
+    key: axum_extra::extract::cookie::Key,
 }
 
 /// Checks a mount path: it starts with `/`, has at least one segment, no trailing `/`, and only
@@ -48,11 +50,16 @@ pub fn check_path(path: &str) -> Result<(), String> {
 }
 
 /// The dashboard's routes, relative to its mount path (nest it at `path`, checked with
-/// [`check_path`]).
-pub fn router(app: Arc<AppState>, path: &str) -> Router {
-    let ui = Ui { app, base: path.trim_end_matches('/').to_string() };
+/// [`check_path`]). `secret` signs session cookies (every node needs the same); without one a
+/// random key is made, and sessions end with the process.
+pub fn router(app: Arc<AppState>, path: &str, secret: Option<&[u8]>) -> Router {
+    let ui = Ui { app, base: path.trim_end_matches('/').to_string(), key: access::key(secret) };
     Router::new()
         .route("/", get(pages::overview::page))
+        .route("/login", get(pages::login::form).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
+        .route("/runs/{id}/cancel", post(pages::actions::cancel))
+        .route("/runs/{id}/rerun", post(pages::actions::rerun))
         .route("/runs", get(pages::runs::page))
         .route("/runs/{id}", get(pages::run::page))
         .route("/runs/{id}/output", get(pages::run::output))

@@ -355,4 +355,8 @@ pub(crate) struct ServeArgs {
     /// Where the web dashboard is served [default: /ui].
     #[arg(long, env = "PLINTH_UI_PATH")]
     pub(crate) ui_path: Option<String>,
+    /// The secret that signs the dashboard's session cookies, at least 32 bytes; give every node
+    /// the same one. Unset: a random one per start (sessions end with the process).
+    #[arg(long, env = "PLINTH_UI_SECRET", hide_env_values = true)]
+    pub(crate) ui_secret: Option<String>,
 }

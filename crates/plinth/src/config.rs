@@ -83,6 +83,8 @@ pub(crate) struct Settings {
     pub(crate) ui: bool,
     /// Where the web dashboard is served.
     pub(crate) ui_path: String,
+    /// What signs the dashboard's session cookies (none: a random key per start).
+    pub(crate) ui_secret: Option<String>,
     /// Every value with its source.
     pub(crate) shown: Vec<Shown>,
 }
@@ -278,6 +280,15 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     if let Err(reason) = plinth_ui::check_path(&ui_path) {
         return Err(m.err("ui_path", m.last_source(), reason));
     }
+    let ui_secret = args.ui_secret.clone();
+    m.shown.push(Shown {
+        name: "ui_secret",
+        value: if ui_secret.is_some() { "****".to_string() } else { "(random per start)".to_string() },
+        source: if ui_secret.is_some() { m.source_of("ui_secret") } else { Source::Default },
+    });
+    if ui_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(m.err("ui_secret", m.last_source(), "must be at least 32 bytes".into()));
+    }
     Ok(Settings {
         host,
         port,
@@ -305,6 +316,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         max_memo_bytes,
         ui,
         ui_path,
+        ui_secret,
         shown: m.shown,
     })
 }

@@ -169,7 +169,7 @@ async fn run(
     }
     // Why: the peer address keys the rate limit of clients without credentials.
     let app = if settings.ui {
-        let ui = plinth_ui::router(state.clone(), &settings.ui_path);
+        let ui = plinth_ui::router(state.clone(), &settings.ui_path, settings.ui_secret.as_deref().map(str::as_bytes));
         plinth_server::router_with(state, &settings.ui_path, ui)
     } else {
         plinth_server::router(state)

@@ -4,8 +4,10 @@
 use super::runs::encode;
 use super::{Chrome, html};
 use crate::Ui;
+use crate::access::Session;
 use crate::view::{ago, pretty, when};
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -46,7 +48,11 @@ struct EventPage {
 }
 
 /// `GET {base}/events`.
-pub(crate) async fn list(State(ui): State<Ui>, Query(params): Query<Vec<(String, String)>>) -> Response {
+pub(crate) async fn list(
+    State(ui): State<Ui>,
+    Extension(session): Extension<Session>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     let mut filter = EventFilter { limit: 50, ..EventFilter::default() };
     let mut name = String::new();
     let mut problems = Vec::new();
@@ -65,7 +71,10 @@ pub(crate) async fn list(State(ui): State<Ui>, Query(params): Query<Vec<(String,
         }
     }
     if !problems.is_empty() {
-        return html(StatusCode::BAD_REQUEST, &EventsPage { chrome: ui.chrome(), name, problems, rows: Vec::new(), next: None });
+        return html(
+            StatusCode::BAD_REQUEST,
+            &EventsPage { chrome: ui.chrome(&session), name, problems, rows: Vec::new(), next: None },
+        );
     }
     let page = match ui.app.store.events(filter).await {
         Ok(p) => p,
@@ -86,11 +95,11 @@ pub(crate) async fn list(State(ui): State<Ui>, Query(params): Query<Vec<(String,
         .collect();
     let by_name = if name.is_empty() { String::new() } else { format!("name={}&", encode(&name)) };
     let next = page.next_cursor.map(|c| format!("{}/events?{by_name}cursor={}", ui.base, encode(&c)));
-    html(StatusCode::OK, &EventsPage { chrome: ui.chrome(), name, problems, rows, next })
+    html(StatusCode::OK, &EventsPage { chrome: ui.chrome(&session), name, problems, rows, next })
 }
 
 /// `GET {base}/events/{id}`.
-pub(crate) async fn detail(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
+pub(crate) async fn detail(State(ui): State<Ui>, Extension(session): Extension<Session>, Path(id): Path<String>) -> Response {
     let stored = match ui.app.store.event(&id).await {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -104,7 +113,7 @@ pub(crate) async fn detail(State(ui): State<Ui>, Path(id): Path<String>) -> Resp
     };
     let (data, data_cut) = pretty(&stored.event.data);
     let page = EventPage {
-        chrome: ui.chrome(),
+        chrome: ui.chrome(&session),
         id: stored.event.id,
         name: stored.event.name,
         ts: when(stored.event.ts),

@@ -4,8 +4,10 @@
 use super::runs::RunRow;
 use super::{Chrome, html};
 use crate::Ui;
+use crate::access::Session;
 use crate::view::{ago, when};
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -56,7 +58,7 @@ pub(crate) fn handler(kind: Option<HandlerKind<'_>>) -> String {
 }
 
 /// `GET {base}/functions/{name}`.
-pub(crate) async fn page(State(ui): State<Ui>, Path(name): Path<String>) -> Response {
+pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Session>, Path(name): Path<String>) -> Response {
     let Some((index, spec)) = ui.app.component.function(&name) else {
         return ui.error(
             StatusCode::NOT_FOUND,
@@ -101,7 +103,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Path(name): Path<String>) -> Resp
         Err(e) => return ui.store_error(&e),
     };
     let page = FunctionPage {
-        chrome: ui.chrome(),
+        chrome: ui.chrome(&session),
         description: spec.description.clone().unwrap_or_default(),
         handler: handler(spec.handler.get()),
         triggers,

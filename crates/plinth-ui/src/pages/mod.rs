@@ -1,13 +1,16 @@
 //! The pages, one module each, and what they share: the frame around every page, the error
 //! pages, and turning a template into a response.
 
+pub(crate) mod actions;
 pub(crate) mod events;
 pub(crate) mod functions;
+pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod run;
 pub(crate) mod runs;
 
 use crate::Ui;
+use crate::access::Session;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,20 +25,35 @@ pub(crate) struct Chrome {
     pub(crate) component: String,
     /// The build's version, appended to the assets' URLs.
     pub(crate) version: &'static str,
+    /// Who is signed in (with `auth:`).
+    pub(crate) user: Option<String>,
+    /// Whether the caller may act (the pages show action buttons only then).
+    pub(crate) can_write: bool,
+    /// The token each action's form carries.
+    pub(crate) csrf: String,
 }
 
 impl Ui {
-    pub(crate) fn chrome(&self) -> Chrome {
+    /// The frame for `session`'s pages.
+    pub(crate) fn chrome(&self, session: &Session) -> Chrome {
+        Chrome { user: session.name.clone(), can_write: session.can_write, csrf: session.csrf.clone(), ..self.anonymous() }
+    }
+
+    /// The frame of a page shown before the caller is known.
+    pub(crate) fn anonymous(&self) -> Chrome {
         Chrome {
             base: self.base.clone(),
             component: self.app.component.file.component.name.clone(),
             version: crate::assets::VERSION,
+            user: None,
+            can_write: false,
+            csrf: String::new(),
         }
     }
 
     /// An error page: what went wrong and what to do, with its status.
     pub(crate) fn error(&self, status: StatusCode, title: &str, message: String) -> Response {
-        let page = ErrorPage { chrome: self.chrome(), status: status.as_u16(), title: title.to_string(), message };
+        let page = ErrorPage { chrome: self.anonymous(), status: status.as_u16(), title: title.to_string(), message };
         html(status, &page)
     }
 

@@ -4,8 +4,10 @@
 use super::runs::RunRow;
 use super::{Chrome, html};
 use crate::Ui;
+use crate::access::Session;
 use crate::view::{ago, when};
 use askama::Template;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -41,7 +43,7 @@ struct Overview {
 }
 
 /// `GET {base}`.
-pub(crate) async fn page(State(ui): State<Ui>) -> Response {
+pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Session>) -> Response {
     let now = now_micros();
     let store = &ui.app.store;
     let (stats, ticks, recent) = match (
@@ -86,7 +88,7 @@ pub(crate) async fn page(State(ui): State<Ui>) -> Response {
         }
     }
     let page = Overview {
-        chrome: ui.chrome(),
+        chrome: ui.chrome(&session),
         backend: store.backend(),
         functions,
         schedules,

@@ -4,8 +4,10 @@
 
 use super::{Chrome, html};
 use crate::Ui;
+use crate::access::Session;
 use crate::view::{between, duration_ms, held_by, pretty, short, waiting_for, when};
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +52,8 @@ struct LogRow {
 struct RunPage {
     chrome: Chrome,
     run_id: String,
+    /// Whether it ended (rerun is offered) or not (cancel is).
+    terminal: bool,
     function: String,
     status: &'static str,
     attempt: String,
@@ -77,7 +81,7 @@ struct RunPage {
 }
 
 /// `GET {base}/runs/{id}`.
-pub(crate) async fn page(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
+pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Session>, Path(id): Path<String>) -> Response {
     let Some(mut run) = (match read(&ui, &id).await {
         Ok(run) => run,
         Err(page) => return page,
@@ -104,8 +108,9 @@ pub(crate) async fn page(State(ui): State<Ui>, Path(id): Path<String>) -> Respon
         .map(|l| LogRow { attempt: l.attempt, at: when(l.line.ts), line: l.line.line.clone() })
         .collect();
     let page = RunPage {
-        chrome: ui.chrome(),
+        chrome: ui.chrome(&session),
         function: run.function.clone(),
+        terminal: run.status.is_terminal(),
         status: run.status.as_str(),
         attempt: format!("{} of {}", run.attempt, run.max_attempts),
         created: when(run.created_at),

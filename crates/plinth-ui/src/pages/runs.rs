@@ -3,8 +3,10 @@
 
 use super::{Chrome, html};
 use crate::Ui;
+use crate::access::Session;
 use crate::view::{ago, between, when};
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -92,7 +94,11 @@ struct RunsPage {
 }
 
 /// `GET {base}/runs`.
-pub(crate) async fn page(State(ui): State<Ui>, Query(params): Query<Vec<(String, String)>>) -> Response {
+pub(crate) async fn page(
+    State(ui): State<Ui>,
+    Extension(session): Extension<Session>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     let mut f = Filters::default();
     let mut filter = ListFilter { limit: PAGE, ..ListFilter::default() };
     let mut problems = Vec::new();
@@ -163,7 +169,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Query(params): Query<Vec<(String,
         problems.push("Name the input field the value is for (e.g. customer).".to_string());
     }
     let functions = ui.app.component.file.functions.iter().map(|f| f.name.clone()).collect();
-    let chrome = ui.chrome();
+    let chrome = ui.chrome(&session);
     if !problems.is_empty() {
         let page = RunsPage {
             chrome,

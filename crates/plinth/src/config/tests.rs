@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 27] = [
+const NAMES: [&str; 28] = [
     "config",
     "host",
     "port",
@@ -36,6 +36,7 @@ const NAMES: [&str; 27] = [
     "max_memo_bytes",
     "ui",
     "ui_path",
+    "ui_secret",
 ];
 
 /// A valid component whose `server:` section is `server` (YAML flow mapping).

@@ -1,0 +1,76 @@
+//! What the dashboard does to runs: cancel one, rerun one (from the start or from a step).
+//! Each needs `runs:write` (with `auth:`), its form's token and a same-origin request.
+
+use super::login::Token;
+use crate::Ui;
+use crate::access::{self, Session};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+/// The rerun form.
+#[derive(Deserialize)]
+pub(crate) struct RerunForm {
+    #[serde(default)]
+    csrf: String,
+    /// Empty: from the start.
+    #[serde(default)]
+    from_step: String,
+}
+
+/// Refuses an action the caller may not take, or whose form lacks the token.
+fn refused(ui: &Ui, session: &Session, token: &str) -> Option<Response> {
+    if !session.can_write {
+        tracing::info!(reason = "dashboard_read_only", "action refused");
+        return Some(ui.error(StatusCode::FORBIDDEN, "Not allowed", "Acting on runs needs runs:write.".to_string()));
+    }
+    if !access::token_matches(session, token) {
+        tracing::info!(reason = "dashboard_csrf", "action refused");
+        return Some(ui.error(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form's token is missing or stale; reload the page and try again.".to_string(),
+        ));
+    }
+    None
+}
+
+fn failed(ui: &Ui, e: &plinth_server::ApiError) -> Response {
+    ui.error(e.status(), "The action failed", format!("{} ({})", e.detail(), e.code().as_str()))
+}
+
+/// `POST {base}/runs/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(ui): State<Ui>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(form): Form<Token>,
+) -> Response {
+    if let Some(r) = refused(&ui, &session, &form.csrf) {
+        return r;
+    }
+    match plinth_server::cancel_run(&ui.app, &id).await {
+        Ok(_) => Redirect::to(&format!("{}/runs/{id}", ui.base)).into_response(),
+        Err(e) => failed(&ui, &e),
+    }
+}
+
+/// `POST {base}/runs/{id}/rerun`.
+pub(crate) async fn rerun(
+    State(ui): State<Ui>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(form): Form<RerunForm>,
+) -> Response {
+    if let Some(r) = refused(&ui, &session, &form.csrf) {
+        return r;
+    }
+    let from = Some(form.from_step.trim()).filter(|s| !s.is_empty());
+    let correlation = plinth_core::ids::new_correlation_id();
+    match plinth_server::rerun_run(&ui.app, &id, from, &correlation).await {
+        Ok(run) => Redirect::to(&format!("{}/runs/{}", ui.base, run.run_id)).into_response(),
+        Err(e) => failed(&ui, &e),
+    }
+}

@@ -1,0 +1,208 @@
+//! Access: sign-in, sessions, read-only callers, the action token and origin, and the actions.
+
+use super::{COMPONENT, Harness, Page, READ_KEY, WRITE_KEY, harness, harness_of};
+use crate::router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use plinth_core::Trigger;
+use serde_json::json;
+use tower::ServiceExt;
+
+fn auth_harness() -> Harness {
+    harness_of(&format!(
+        "{COMPONENT}auth:\n  api_keys:\n    - {{name: reader, from_env: READ_KEY, scopes: [runs:read]}}\n    - {{name: writer, from_env: WRITE_KEY, scopes: [runs:read, runs:write]}}\n    - {{name: poster, from_env: POST_KEY, scopes: [events:write]}}\n"
+    ))
+}
+
+/// The `name=value` of each `Set-Cookie`, as a browser would send them back.
+fn cookies(page: &Page) -> String {
+    page.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The hidden action token in a page.
+fn csrf_of(page: &Page) -> String {
+    let needle = "name=\"csrf\" value=\"";
+    let at = page.body.find(needle).expect("a form with a token") + needle.len();
+    page.body[at..at + 32].to_string()
+}
+
+impl Harness {
+    async fn post_form(&self, uri: &str, cookie: &str, form: &str, origin: Option<&str>) -> Page {
+        let mut req = Request::post(uri).header("content-type", "application/x-www-form-urlencoded").header("host", "localhost");
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        self.send(req.body(Body::from(form.to_string())).expect("request")).await
+    }
+
+    async fn get_cookie(&self, uri: &str, cookie: &str) -> Page {
+        self.send(Request::get(uri).header("cookie", cookie).body(Body::empty()).expect("request")).await
+    }
+
+    /// Signs in with `key` through the login form; the cookies a browser would then hold.
+    async fn sign_in(&self, key: &str) -> (Page, String) {
+        let form = self.get("/ui/login").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let jar = cookies(&form);
+        let token = csrf_of(&form);
+        let done = self.post_form("/ui/login", &jar, &format!("credential={key}&csrf={token}"), Some("http://localhost")).await;
+        let both = [jar, cookies(&done)].into_iter().filter(|c| !c.is_empty()).collect::<Vec<_>>().join("; ");
+        (done, both)
+    }
+}
+
+#[tokio::test]
+async fn with_auth_the_dashboard_needs_runs_read() {
+    let h = auth_harness();
+    let page = h.get("/ui").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "a browser is sent to sign in");
+    assert_eq!(page.headers.get("location").and_then(|v| v.to_str().ok()), Some("/ui/login"));
+    assert_eq!(h.get_with("/ui", "wrong-key-0123456789abcdef0123").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.get_with("/ui", "poster-key-0123456789abcdef01234").await.status,
+        StatusCode::FORBIDDEN,
+        "events:write alone does not read"
+    );
+    assert_eq!(h.get_with("/ui/runs", READ_KEY).await.status, StatusCode::OK, "a header credential works as for the API");
+    assert_eq!(h.get("/ui/assets/plinth.css").await.status, StatusCode::OK, "the stylesheet is open");
+    let login = h.get("/ui/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("type=\"password\""));
+    let set = login.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/ui"), "{set}");
+}
+
+#[tokio::test]
+async fn signing_in_with_a_key_gives_a_session_and_a_wrong_key_is_refused() {
+    let h = auth_harness();
+    let (done, jar) = h.sign_in(WRITE_KEY).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let session = done.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(
+        session.starts_with("plinth_session=") && session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "plain HTTP gets no Secure flag");
+    assert!(!session.contains(WRITE_KEY), "the key itself is never in the cookie");
+    let page = h.get_cookie("/ui", &jar).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("writer"), "who is signed in");
+
+    let (refused, _) = h.sign_in("wrong-key-0123456789abcdef0123").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.body.contains("not valid")
+            && refused
+                .headers
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap_or_default().starts_with("plinth_session"))
+    );
+    let (no_scope, _) = h.sign_in("poster-key-0123456789abcdef01234").await;
+    assert_eq!(no_scope.status, StatusCode::FORBIDDEN);
+    let (empty, _) = h.sign_in("").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let stale =
+        h.post_form("/ui/login", "", &format!("credential={WRITE_KEY}&csrf=00000000000000000000000000000000"), None).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN, "a login form without its token is refused");
+}
+
+#[tokio::test]
+async fn a_tampered_or_foreign_session_cookie_is_not_a_session() {
+    let h = auth_harness();
+    let (_, jar) = h.sign_in(READ_KEY).await;
+    assert_eq!(h.get_cookie("/ui", &jar).await.status, StatusCode::OK);
+    let tampered = jar.replace("reader", "writer");
+    assert_ne!(tampered, jar);
+    let page = h.get_cookie("/ui", &tampered).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers.get("location").and_then(|v| v.to_str().ok()), Some("/ui/login?expired=1"));
+    // A cookie signed with another secret (another deployment) is refused the same way.
+    let other = plinth_server::router_with(
+        h.state.clone(),
+        "/ui",
+        router(h.state.clone(), "/ui", Some(b"another secret, also 32 bytes long!!")),
+    );
+    let req = Request::get("/ui").header("cookie", &jar).body(Body::empty()).expect("request");
+    assert_eq!(other.oneshot(req).await.expect("infallible").status(), StatusCode::SEE_OTHER);
+    let form = h.get("/ui/login?expired=1").await;
+    assert!(form.body.contains("sign in again"), "the login page says why");
+}
+
+#[tokio::test]
+async fn a_read_only_caller_sees_no_buttons_and_cannot_act() {
+    let h = auth_harness();
+    let id = h.queued("echo", json!({})).await;
+    let (_, jar) = h.sign_in(READ_KEY).await;
+    let page = h.get_cookie(&format!("/ui/runs/{id}"), &jar).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("id=\"cancel\""), "no cancel button");
+    assert!(page.body.contains("read only"));
+    let token = csrf_of(&page);
+    let tried = h.post_form(&format!("/ui/runs/{id}/cancel"), &jar, &format!("csrf={token}"), None).await;
+    assert_eq!(tried.status, StatusCode::FORBIDDEN);
+    let run = h.state.store.get(&id, false).await.expect("get").expect("run");
+    assert_eq!(run.status.as_str(), "queued", "nothing was cancelled");
+    let (_, writer) = h.sign_in(WRITE_KEY).await;
+    let page = h.get_cookie(&format!("/ui/runs/{id}"), &writer).await;
+    assert!(page.body.contains("id=\"cancel\""), "a writer sees the button");
+}
+
+#[tokio::test]
+async fn actions_need_their_token_and_the_same_origin() {
+    let h = harness();
+    let id = h.queued("echo", json!({})).await;
+    let page = h.get(&format!("/ui/runs/{id}")).await;
+    let jar = cookies(&page);
+    let token = csrf_of(&page);
+    let cancel = format!("/ui/runs/{id}/cancel");
+    assert_eq!(h.post_form(&cancel, &jar, "", None).await.status, StatusCode::FORBIDDEN, "no token");
+    assert_eq!(
+        h.post_form(&cancel, &jar, "csrf=0123456789abcdef0123456789abcdef", None).await.status,
+        StatusCode::FORBIDDEN,
+        "a wrong token"
+    );
+    assert_eq!(
+        h.post_form(&cancel, "", &format!("csrf={token}"), None).await.status,
+        StatusCode::FORBIDDEN,
+        "a token without its cookie"
+    );
+    let evil = h.post_form(&cancel, &jar, &format!("csrf={token}"), Some("http://evil.example")).await;
+    assert_eq!(evil.status, StatusCode::FORBIDDEN, "another origin");
+    assert_eq!(h.state.store.get(&id, false).await.expect("get").expect("run").status.as_str(), "queued");
+    let done = h.post_form(&cancel, &jar, &format!("csrf={token}"), Some("http://localhost")).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(h.state.store.get(&id, false).await.expect("get").expect("run").status.as_str(), "cancelled");
+    let again = h.post_form(&cancel, &jar, &format!("csrf={token}"), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "a run that ended cannot be cancelled: {}", again.body);
+    assert!(again.body.contains("already ended"));
+}
+
+#[tokio::test]
+async fn a_finished_run_is_rerun_from_its_page() {
+    let h = harness();
+    let id = h.succeeded(json!({"n": 7}), json!({"ok": 1})).await;
+    let page = h.get(&format!("/ui/runs/{id}")).await;
+    assert!(page.body.contains("id=\"rerun\"") && !page.body.contains("id=\"cancel\""), "a finished run offers rerun only");
+    let (jar, token) = (cookies(&page), csrf_of(&page));
+    let done = h.post_form(&format!("/ui/runs/{id}/rerun"), &jar, &format!("csrf={token}&from_step="), None).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let new_page = done.headers.get("location").and_then(|v| v.to_str().ok()).expect("the new run's page").to_string();
+    let new_id = new_page.trim_start_matches("/ui/runs/");
+    let rerun = h.state.store.get(new_id, false).await.expect("get").expect("the new run");
+    assert_eq!(rerun.input, json!({"n": 7}));
+    assert!(matches!(rerun.trigger, Trigger::Rerun { ref of } if *of == id));
+    let from = h.post_form(&format!("/ui/runs/{id}/rerun"), &jar, &format!("csrf={token}&from_step=nope"), None).await;
+    assert_eq!(from.status, StatusCode::UNPROCESSABLE_ENTITY, "echo is not a step function: {}", from.body);
+    let unknown = h.post_form("/ui/runs/01KBAAAAAAAAAAAAAAAAAAAAAA/rerun", &jar, &format!("csrf={token}"), None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
