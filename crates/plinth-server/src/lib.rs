@@ -15,6 +15,7 @@ pub use openapi::openapi_document;
 pub use problem::ApiError;
 pub use routes::flow::held_by;
 pub use routes::runs::cancel_run;
+pub use routes::start::start_run;
 pub use routes::steps::rerun_run;
 
 use axum::Router;

@@ -63,6 +63,8 @@ pub fn router(app: Arc<AppState>, path: &str, secret: Option<&[u8]>) -> Router {
         .route("/runs", get(pages::runs::page))
         .route("/runs/{id}", get(pages::run::page))
         .route("/runs/{id}/output", get(pages::run::output))
+        .route("/runs/{id}/live", get(pages::live::live))
+        .route("/functions/{name}/run", post(pages::actions::start))
         .route("/events", get(pages::events::list))
         .route("/events/{id}", get(pages::events::detail))
         .route("/functions/{name}", get(pages::functions::page))

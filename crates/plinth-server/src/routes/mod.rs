@@ -6,6 +6,7 @@ pub(crate) mod flow;
 pub(crate) mod meta;
 pub(crate) mod request;
 pub(crate) mod runs;
+pub(crate) mod start;
 pub(crate) mod steps;
 
 /// The request's correlation id, put in the request by the middleware.

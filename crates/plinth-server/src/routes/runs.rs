@@ -112,14 +112,7 @@ pub(crate) async fn submit(
         req.idempotency_key = Some(key);
     }
     let (index, function) = resolve_function(&state, &req)?;
-    if let Some(schema) = &state.component.schemas[index] {
-        let violations = schema.violations(&req.input);
-        if !violations.is_empty() {
-            let detail = violations.iter().map(|v| format!("{}: {}", v.pointer, v.message)).collect::<Vec<_>>().join("; ");
-            let errors = violations.into_iter().map(|v| FieldError { pointer: v.pointer, message: v.message }).collect();
-            return Err(ApiError::new(Code::ValidationFailed, detail).with_errors(errors));
-        }
-    }
+    super::start::check_input(&state, index, &req.input)?;
     let now = now_micros();
     #[allow(clippy::cast_possible_truncation)]
     let delay = (req.delay_seconds * 1e6) as i64;

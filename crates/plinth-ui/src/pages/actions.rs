@@ -74,3 +74,42 @@ pub(crate) async fn rerun(
         Err(e) => failed(&ui, &e),
     }
 }
+
+/// The start-a-run form.
+#[derive(Deserialize)]
+pub(crate) struct StartForm {
+    #[serde(default)]
+    csrf: String,
+    /// The input, as JSON.
+    #[serde(default)]
+    input: String,
+}
+
+/// `POST {base}/functions/{name}/run`: starts a run with the form's input, checked against the
+/// function's schema, and opens its page.
+pub(crate) async fn start(
+    State(ui): State<Ui>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<StartForm>,
+) -> Response {
+    if let Some(r) = refused(&ui, &session, &form.csrf) {
+        return r;
+    }
+    let text = if form.input.trim().is_empty() { "{}" } else { form.input.as_str() };
+    let input: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return ui.error(
+                StatusCode::BAD_REQUEST,
+                "The input is not JSON",
+                format!("{e}. Go back and fix it; nothing was started."),
+            );
+        }
+    };
+    let correlation = plinth_core::ids::new_correlation_id();
+    match plinth_server::start_run(&ui.app, &name, input, &correlation).await {
+        Ok(run) => Redirect::to(&format!("{}/runs/{}", ui.base, run.run_id)).into_response(),
+        Err(e) => failed(&ui, &e),
+    }
+}

@@ -4,6 +4,7 @@
 pub(crate) mod actions;
 pub(crate) mod events;
 pub(crate) mod functions;
+pub(crate) mod live;
 pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod run;

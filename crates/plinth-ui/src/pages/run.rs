@@ -52,8 +52,10 @@ struct LogRow {
 struct RunPage {
     chrome: Chrome,
     run_id: String,
-    /// Whether it ended (rerun is offered) or not (cancel is).
+    /// Whether it ended (rerun is offered) or not (cancel is, and the page follows it live).
     terminal: bool,
+    /// What the page shows of its progress (see `live::mark`).
+    mark: String,
     function: String,
     status: &'static str,
     attempt: String,
@@ -111,6 +113,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         chrome: ui.chrome(&session),
         function: run.function.clone(),
         terminal: run.status.is_terminal(),
+        mark: super::live::mark(&run, steps.len()),
         status: run.status.as_str(),
         attempt: format!("{} of {}", run.attempt, run.max_attempts),
         created: when(run.created_at),

@@ -206,3 +206,30 @@ async fn a_finished_run_is_rerun_from_its_page() {
     let unknown = h.post_form("/ui/runs/01KBAAAAAAAAAAAAAAAAAAAAAA/rerun", &jar, &format!("csrf={token}"), None).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_run_is_started_from_a_function_page_with_its_input_checked() {
+    let h = harness();
+    let page = h.get("/ui/functions/lanes").await;
+    assert!(page.body.contains("id=\"start\""), "a writer sees the form");
+    let (jar, token) = (cookies(&page), csrf_of(&page));
+    let body = |input: &str| format!("csrf={token}&input={}", crate::pages::runs::encode(input));
+    let done = h.post_form("/ui/functions/lanes/run", &jar, &body(r#"{"tenant": "t-9"}"#), None).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let id =
+        done.headers.get("location").and_then(|v| v.to_str().ok()).expect("its page").trim_start_matches("/ui/runs/").to_string();
+    let run = h.state.store.get(&id, false).await.expect("get").expect("the run");
+    assert_eq!((run.function.as_str(), run.input.clone()), ("lanes", json!({"tenant": "t-9"})));
+    let bad = h.post_form("/ui/functions/lanes/run", &jar, &body("{not json"), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("not JSON"));
+    let invalid = h.post_form("/ui/functions/lanes/run", &jar, &body(r#"{"other": 1}"#), None).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY, "the schema refuses it: {}", invalid.body);
+    assert!(invalid.body.contains("tenant"), "{}", invalid.body);
+    let unknown = h.post_form("/ui/functions/nope/run", &jar, &body("{}"), None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let stale = h.post_form("/ui/functions/lanes/run", &jar, "input=%7B%7D", None).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN, "no token, no run");
+    let page = h.state.store.list(plinth_store::ListFilter { limit: 10, ..Default::default() }).await.expect("list");
+    assert_eq!(page.runs.len(), 1, "only the valid form started a run");
+}

@@ -238,3 +238,50 @@ fn mount_paths_are_checked() {
         assert!(check_path(bad).is_err(), "{bad:?}");
     }
 }
+
+/// The body of a live stream until it ends (or `secs` pass).
+async fn stream_of(resp: axum::response::Response, secs: u64) -> String {
+    use http_body_util::BodyExt;
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_live_stream_follows_a_run_until_it_ends() {
+    use tower::ServiceExt;
+    let h = harness();
+    let app = || plinth_server::router_with(h.state.clone(), "/ui", crate::router(h.state.clone(), "/ui", None));
+    let get = |uri: String| Request::get(uri).body(Body::empty()).expect("request");
+    let done = h.succeeded(json!({}), json!({})).await;
+    let resp = app().oneshot(get(format!("/ui/runs/{done}/live"))).await.expect("infallible");
+    assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    let text = stream_of(resp, 5).await;
+    assert!(text.contains("event: run") && text.contains("data: succeeded/1/0"), "one event, then the end: {text}");
+
+    let queued = h.queued("echo", json!({})).await;
+    let resp = app().oneshot(get(format!("/ui/runs/{queued}/live"))).await.expect("infallible");
+    let store = h.state.store.clone();
+    let id = queued.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        store.cancel(&id, now_micros()).await.expect("cancel");
+    });
+    let text = stream_of(resp, 10).await;
+    assert!(text.contains("data: queued/0/0") && text.contains("data: cancelled/0/0"), "{text}");
+    assert!(text.find("queued").unwrap_or(usize::MAX) < text.find("cancelled").unwrap_or(0), "in order");
+
+    assert_eq!(h.get("/ui/runs/01KBAAAAAAAAAAAAAAAAAAAAAA/live").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get("/ui/runs/not-an-id/live").await.status, StatusCode::NOT_FOUND);
+    let page = h.get(&format!("/ui/runs/{queued}")).await;
+    assert!(!page.body.contains("data-live"), "an ended run's page does not follow it");
+    let open = h.queued("echo", json!({})).await;
+    let page = h.get(&format!("/ui/runs/{open}")).await;
+    assert!(page.body.contains(&format!("data-live=\"/ui/runs/{open}/live\"")), "a queued run's page follows it");
+}

@@ -108,3 +108,33 @@ async fn a_waiting_step_run_shows_its_wait_and_is_cancelled_from_its_page() {
     wait_status(&base, &id, "cancelled", None).await;
     assert!(b.has("#rerun").await, "a cancelled run offers a rerun");
 }
+
+#[tokio::test]
+async fn a_run_started_from_the_form_turns_succeeded_without_a_reload() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = serve("hello", dir.path());
+    let b = Browser::start().await;
+    b.goto(&s.url("/ui/functions/sleep")).await;
+    let input = b.client.find(Locator::Css("#start textarea[name=input]")).await.expect("the input field");
+    input.clear().await.expect("clear");
+    input.send_keys(r#"{"seconds": "two"}"#).await.expect("type");
+    b.client.find(Locator::Css("#start button")).await.expect("start").click().await.expect("click");
+    b.wait_text("/seconds", 10).await;
+    b.goto(&s.url("/ui/functions/sleep")).await;
+    let input = b.client.find(Locator::Css("#start textarea[name=input]")).await.expect("the input field");
+    input.clear().await.expect("clear");
+    input.send_keys(r#"{"seconds": 1.5}"#).await.expect("type");
+    b.client.find(Locator::Css("#start button")).await.expect("start").click().await.expect("click");
+    b.wait_text("Run 01", 10).await;
+    let first = b.text("#run-status").await;
+    assert!(["queued", "running"].contains(&first.as_str()), "it has not ended yet: {first}");
+    b.client.execute("window.sameDocument = true", vec![]).await.expect("mark the document");
+    b.wait_text("succeeded", 15).await;
+    assert_eq!(b.text("#run-status").await, "succeeded");
+    let same = b.client.execute("return window.sameDocument === true", vec![]).await.expect("script");
+    assert_eq!(same, json!(true), "the page changed in place, without a reload");
+    assert_eq!(b.console_errors().await.iter().filter(|e| !e.contains("422")).count(), 0, "no error but the refused input");
+}
