@@ -58,6 +58,7 @@ pub fn router(app: Arc<AppState>, path: &str, secret: Option<&[u8]>) -> Router {
         .route("/", get(pages::overview::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
+        .route("/runs/bulk", post(pages::bulk::bulk))
         .route("/runs/{id}/cancel", post(pages::actions::cancel))
         .route("/runs/{id}/rerun", post(pages::actions::rerun))
         .route("/runs", get(pages::runs::page))

@@ -21,7 +21,7 @@ pub(crate) struct RerunForm {
 }
 
 /// Refuses an action the caller may not take, or whose form lacks the token.
-fn refused(ui: &Ui, session: &Session, token: &str) -> Option<Response> {
+pub(crate) fn refused(ui: &Ui, session: &Session, token: &str) -> Option<Response> {
     if !session.can_write {
         tracing::info!(reason = "dashboard_read_only", "action refused");
         return Some(ui.error(StatusCode::FORBIDDEN, "Not allowed", "Acting on runs needs runs:write.".to_string()));

@@ -1,7 +1,7 @@
 //! `/events`: events newest first (by name, a page at a time); `/events/{id}`: one event, its
 //! data, the runs it started and, for each function it did not start, why.
 
-use super::runs::encode;
+use super::filters::encode;
 use super::{Chrome, html};
 use crate::Ui;
 use crate::access::Session;

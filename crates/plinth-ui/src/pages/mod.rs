@@ -2,7 +2,9 @@
 //! pages, and turning a template into a response.
 
 pub(crate) mod actions;
+pub(crate) mod bulk;
 pub(crate) mod events;
+pub(crate) mod filters;
 pub(crate) mod functions;
 pub(crate) mod live;
 pub(crate) mod login;

@@ -213,7 +213,7 @@ async fn a_run_is_started_from_a_function_page_with_its_input_checked() {
     let page = h.get("/ui/functions/lanes").await;
     assert!(page.body.contains("id=\"start\""), "a writer sees the form");
     let (jar, token) = (cookies(&page), csrf_of(&page));
-    let body = |input: &str| format!("csrf={token}&input={}", crate::pages::runs::encode(input));
+    let body = |input: &str| format!("csrf={token}&input={}", crate::pages::filters::encode(input));
     let done = h.post_form("/ui/functions/lanes/run", &jar, &body(r#"{"tenant": "t-9"}"#), None).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let id =
@@ -232,4 +232,77 @@ async fn a_run_is_started_from_a_function_page_with_its_input_checked() {
     assert_eq!(stale.status, StatusCode::FORBIDDEN, "no token, no run");
     let page = h.state.store.list(plinth_store::ListFilter { limit: 10, ..Default::default() }).await.expect("list");
     assert_eq!(page.runs.len(), 1, "only the valid form started a run");
+}
+
+#[tokio::test]
+async fn a_bulk_action_shows_its_count_before_it_acts() {
+    let h = harness();
+    let finished = h.succeeded(json!({"batch": 1}), json!({})).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(h.queued("echo", json!({"batch": 1})).await);
+    }
+    let other = h.queued("lanes", json!({"tenant": "t"})).await;
+    let page = h.get("/ui/runs?function=echo").await;
+    assert!(page.body.contains("id=\"bulk\""), "the runs list offers it");
+    let (jar, token) = (cookies(&page), csrf_of(&page));
+    let review = h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&function=echo&action=cancel"), None).await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.body);
+    assert!(review.body.contains("This will cancel <strong>3</strong> runs"), "{}", review.body);
+    for id in &open {
+        assert_eq!(
+            h.state.store.get(id, false).await.expect("get").expect("run").status.as_str(),
+            "queued",
+            "nothing changed yet"
+        );
+    }
+    let done = h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&function=echo&action=cancel&confirm=yes"), None).await;
+    assert!(done.body.contains("Cancelled 3 runs"), "{}", done.body);
+    for id in &open {
+        assert_eq!(h.state.store.get(id, false).await.expect("get").expect("run").status.as_str(), "cancelled");
+    }
+    assert_eq!(
+        h.state.store.get(&other, false).await.expect("get").expect("run").status.as_str(),
+        "queued",
+        "outside the filter"
+    );
+    let rerun =
+        h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&function=echo&status=succeeded&action=rerun"), None).await;
+    assert!(rerun.body.contains("This will rerun <strong>1</strong> run"), "{}", rerun.body);
+    assert!(
+        rerun.body.contains(&finished) || rerun.body.contains("name=\"status\" value=\"succeeded\""),
+        "the filter rides along"
+    );
+
+    assert_eq!(
+        h.post_form("/ui/runs/bulk", &jar, "function=echo&action=cancel&confirm=yes", None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&action=delete"), None).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let bad = h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&status=sleeping&action=cancel"), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let none = h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&function=echo&action=cancel"), None).await;
+    assert!(none.body.contains("No run matching this filter can be cancelled"), "{}", none.body);
+}
+
+#[tokio::test]
+async fn a_bulk_action_over_the_cap_is_refused() {
+    let h = harness();
+    for _ in 0..=crate::pages::bulk::CAP {
+        h.queued("echo", json!({})).await;
+    }
+    let page = h.get("/ui/runs").await;
+    let (jar, token) = (cookies(&page), csrf_of(&page));
+    let review = h.post_form("/ui/runs/bulk", &jar, &format!("csrf={token}&action=cancel&confirm=yes"), None).await;
+    assert_eq!(review.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(review.body.contains("More than 1000 runs match"), "{}", review.body);
+    let still = h
+        .state
+        .store
+        .list(plinth_store::ListFilter { status: Some(plinth_core::RunStatus::Queued), limit: 2000, ..Default::default() })
+        .await;
+    assert_eq!(still.expect("list").runs.len(), crate::pages::bulk::CAP + 1, "none was cancelled");
 }

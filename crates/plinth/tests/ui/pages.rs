@@ -138,3 +138,29 @@ async fn a_run_started_from_the_form_turns_succeeded_without_a_reload() {
     assert_eq!(same, json!(true), "the page changed in place, without a reload");
     assert_eq!(b.console_errors().await.iter().filter(|e| !e.contains("422")).count(), 0, "no error but the refused input");
 }
+
+#[tokio::test]
+async fn a_bulk_rerun_asks_first_and_shows_the_count() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = serve("hello", dir.path());
+    let base = s.url("");
+    for n in 0..2 {
+        let run = post(&s.url("/run"), &json!({"function": "echo", "input": {"n": n}}), None).await;
+        wait_status(&base, run["run_id"].as_str().expect("id"), "succeeded", None).await;
+    }
+    let b = Browser::start().await;
+    b.goto(&s.url("/ui/runs?function=echo")).await;
+    let action = b.client.find(Locator::Css("#bulk select[name=action]")).await.expect("the bulk form");
+    action.select_by_value("rerun").await.expect("choose rerun");
+    b.client.find(Locator::Css("#bulk button")).await.expect("review").click().await.expect("click");
+    b.wait_text("This will rerun 2 runs", 10).await;
+    b.client.find(Locator::Css("#bulk-confirm")).await.expect("confirm").click().await.expect("click");
+    b.wait_text("Reran 2 runs", 10).await;
+    b.goto(&s.url("/ui/runs?trigger=rerun")).await;
+    b.wait_text("echo", 10).await;
+    let rows = b.client.find_all(Locator::Css("table.runs tbody tr")).await.expect("rows");
+    assert_eq!(rows.len(), 2, "two reruns");
+}
