@@ -66,7 +66,7 @@ pub fn router(app: Arc<AppState>, path: &str, secret: Option<&[u8]>) -> Router {
         .route("/runs/{id}/output", get(pages::run::output))
         .route("/runs/{id}/live", get(pages::live::live))
         .route("/functions/{name}/run", post(pages::actions::start))
-        .route("/events", get(pages::events::list))
+        .route("/events", get(pages::events::list).post(pages::actions::send_event))
         .route("/events/{id}", get(pages::events::detail))
         .route("/functions/{name}", get(pages::functions::page))
         .route("/assets/{file}", get(assets::serve))

@@ -98,21 +98,7 @@ pub(crate) async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = json_body(&headers, body, state.body_limit)?;
-    let now = now_micros();
-    let events = parse_events(value, now, plinth_core::ids::new_run_id).map_err(|problems| {
-        let detail = problems.iter().map(|p| format!("{}: {}", if p.pointer.is_empty() { "/" } else { &p.pointer }, p.message));
-        let detail = detail.collect::<Vec<_>>().join("; ");
-        let errors = problems.into_iter().map(|p| FieldError { pointer: p.pointer, message: p.message }).collect();
-        ApiError::new(Code::ValidationFailed, detail).with_errors(errors)
-    })?;
-    let batch = events.into_iter().map(|event| NewEvent::planned(&state.component, event, &correlation_id, now)).collect();
-    let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
-    let ingested = state.store.ingest(batch, dedup_after).await?;
-    if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
-        state.wake.notify_one();
-    }
-    let started: usize = ingested.iter().filter(|i| !i.duplicate).map(|i| i.run_ids.len()).sum();
-    tracing::debug!(events = ingested.len(), runs = started, "events accepted");
+    let ingested = send_events(&state, value, &correlation_id).await?;
     let body = EventsAccepted {
         event_ids: ingested.iter().map(|i| i.event_id.clone()).collect(),
         run_ids: ingested.into_iter().map(|i| i.run_ids).collect(),
@@ -172,4 +158,32 @@ pub(crate) async fn show(
     let Path(id) = path.map_err(|_| not_found("(not UTF-8)"))?;
     let event = state.store.event(&id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(sorted(&EventDetail::from(event))).into_response())
+}
+
+/// Takes one event (`{"name", "data", "id"?, "ts"?}`) or an array of them, as `POST /events`
+/// and the dashboard's form do: each is stored and starts the runs its triggers match.
+///
+/// # Errors
+/// `PLINTH_004` naming each bad field, or the store's error.
+pub async fn send_events(
+    state: &AppState,
+    value: serde_json::Value,
+    correlation_id: &str,
+) -> Result<Vec<plinth_store::Ingested>, ApiError> {
+    let now = now_micros();
+    let events = parse_events(value, now, plinth_core::ids::new_run_id).map_err(|problems| {
+        let detail = problems.iter().map(|p| format!("{}: {}", if p.pointer.is_empty() { "/" } else { &p.pointer }, p.message));
+        let detail = detail.collect::<Vec<_>>().join("; ");
+        let errors = problems.into_iter().map(|p| FieldError { pointer: p.pointer, message: p.message }).collect();
+        ApiError::new(Code::ValidationFailed, detail).with_errors(errors)
+    })?;
+    let batch = events.into_iter().map(|event| NewEvent::planned(&state.component, event, correlation_id, now)).collect();
+    let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
+    let ingested = state.store.ingest(batch, dedup_after).await?;
+    if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+        state.wake.notify_one();
+    }
+    let started: usize = ingested.iter().filter(|i| !i.duplicate).map(|i| i.run_ids.len()).sum();
+    tracing::debug!(events = ingested.len(), runs = started, "events accepted");
+    Ok(ingested)
 }

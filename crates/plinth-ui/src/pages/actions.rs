@@ -113,3 +113,46 @@ pub(crate) async fn start(
         Err(e) => failed(&ui, &e),
     }
 }
+
+/// The send-an-event form.
+#[derive(Deserialize)]
+pub(crate) struct EventForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// The data, as JSON.
+    #[serde(default)]
+    data: String,
+}
+
+/// `POST {base}/events`: sends an event as `POST /events` does and opens its page (with the
+/// runs it started).
+pub(crate) async fn send_event(
+    State(ui): State<Ui>,
+    Extension(session): Extension<Session>,
+    Form(form): Form<EventForm>,
+) -> Response {
+    if let Some(r) = refused(&ui, &session, &form.csrf) {
+        return r;
+    }
+    let text = if form.data.trim().is_empty() { "{}" } else { form.data.as_str() };
+    let data: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return ui.error(
+                StatusCode::BAD_REQUEST,
+                "The data is not JSON",
+                format!("{e}. Go back and fix it; nothing was sent."),
+            );
+        }
+    };
+    let event = serde_json::json!({"name": form.name.trim(), "data": data});
+    match plinth_server::send_events(&ui.app, event, &plinth_core::ids::new_correlation_id()).await {
+        Ok(ingested) => match ingested.first() {
+            Some(i) => Redirect::to(&format!("{}/events/{}", ui.base, super::filters::encode(&i.event_id))).into_response(),
+            None => Redirect::to(&format!("{}/events", ui.base)).into_response(),
+        },
+        Err(e) => failed(&ui, &e),
+    }
+}

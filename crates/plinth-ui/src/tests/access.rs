@@ -306,3 +306,28 @@ async fn a_bulk_action_over_the_cap_is_refused() {
         .await;
     assert_eq!(still.expect("list").runs.len(), crate::pages::bulk::CAP + 1, "none was cancelled");
 }
+
+#[tokio::test]
+async fn an_event_is_sent_from_the_events_page() {
+    let h = harness();
+    let page = h.get("/ui/events").await;
+    assert!(page.body.contains("id=\"send\""));
+    let (jar, token) = (cookies(&page), csrf_of(&page));
+    let form = |name: &str, data: &str| {
+        format!("csrf={token}&name={}&data={}", crate::pages::filters::encode(name), crate::pages::filters::encode(data))
+    };
+    let sent = h.post_form("/ui/events", &jar, &form("order/created", r#"{"sku": "x"}"#), None).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let at = sent.headers.get("location").and_then(|v| v.to_str().ok()).expect("its page").to_string();
+    let shown = h.get(&at).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(
+        shown.body.contains("order/created") && shown.body.contains("/ui/runs/01"),
+        "the run echo's trigger started: {}",
+        shown.body
+    );
+    assert_eq!(h.post_form("/ui/events", &jar, &form("order/created", "{oops"), None).await.status, StatusCode::BAD_REQUEST);
+    let unnamed = h.post_form("/ui/events", &jar, &form("", "{}"), None).await;
+    assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY, "a name is required: {}", unnamed.body);
+    assert_eq!(h.post_form("/ui/events", &jar, "name=x&data=%7B%7D", None).await.status, StatusCode::FORBIDDEN);
+}
