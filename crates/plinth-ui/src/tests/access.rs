@@ -331,3 +331,24 @@ async fn an_event_is_sent_from_the_events_page() {
     assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY, "a name is required: {}", unnamed.body);
     assert_eq!(h.post_form("/ui/events", &jar, "name=x&data=%7B%7D", None).await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_expired_session_is_sent_to_sign_in_again() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, SignedCookieJar};
+    let h = auth_harness();
+    let key = crate::access::key(Some(super::SECRET));
+    let signed = |expires: i64| {
+        let claims = json!({"n": "writer", "w": true, "e": expires}).to_string();
+        let jar = SignedCookieJar::new(key.clone()).add(Cookie::new("plinth_session", claims));
+        let set = jar.into_response().headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        set.split(';').next().unwrap_or_default().to_string()
+    };
+    let now = plinth_core::timefmt::now_micros();
+    assert_eq!(h.get_cookie("/ui", &signed(now + 60_000_000)).await.status, StatusCode::OK, "a fresh session, signed alike");
+    let expired = h.get_cookie("/ui", &signed(now - 1)).await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER);
+    assert_eq!(expired.headers.get("location").and_then(|v| v.to_str().ok()), Some("/ui/login?expired=1"));
+    let page = h.get_cookie("/ui/runs", "plinth_session=garbage").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "an unsigned cookie is no session");
+}

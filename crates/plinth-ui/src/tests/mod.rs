@@ -32,6 +32,8 @@ functions:
     input_schema: {type: object, required: [tenant]}
 "#;
 
+/// What signs the test dashboards' sessions.
+pub(super) const SECRET: &[u8] = b"a test secret of at least 32 bytes!";
 const READ_KEY: &str = "reader-key-0123456789abcdef0123";
 const WRITE_KEY: &str = "writer-key-0123456789abcdef0123";
 
@@ -85,11 +87,7 @@ struct Page {
 
 impl Harness {
     async fn send(&self, req: Request<Body>) -> Page {
-        let app = plinth_server::router_with(
-            self.state.clone(),
-            "/ui",
-            router(self.state.clone(), "/ui", Some(b"a test secret of at least 32 bytes!")),
-        );
+        let app = plinth_server::router_with(self.state.clone(), "/ui", router(self.state.clone(), "/ui", Some(SECRET)));
         let resp = app.oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
