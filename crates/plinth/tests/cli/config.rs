@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 25] = [
+const SETTINGS: [&str; 28] = [
     "config",
     "host",
     "port",
@@ -33,6 +33,9 @@ const SETTINGS: [&str; 25] = [
     "max_output_bytes",
     "max_step_calls",
     "max_memo_bytes",
+    "ui",
+    "ui_path",
+    "ui_secret",
 ];
 
 /// A component file with this `server:` section (a YAML flow mapping).
@@ -144,12 +147,18 @@ fn the_component_file_itself_can_come_from_the_environment() {
 #[test]
 fn a_masked_database_url_is_shown_with_its_source() {
     let (dir, config) = with_server("{}");
-    let url = "sqlite://admin:secret@/tmp/plinth-test.db";
+    let url = "sqlite://admin:hunter2pw@/tmp/plinth-test.db";
     let out = plinth(&["config", "--config", config.to_str().expect("utf-8"), "--database-url", url], &[], dir.path());
     let rows = table(&out);
     assert_eq!(row(&rows, "database_url"), ("flag", "sqlite://admin:****@/tmp/plinth-test.db"));
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret"));
-    assert!(!stderr(&out).contains("secret"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2pw"));
+    assert!(!stderr(&out).contains("hunter2pw"));
+    let key = "a-session-signing-secret-of-40-bytes-long";
+    let out = plinth(&["config", "--config", config.to_str().expect("utf-8"), "--ui-secret", key], &[], dir.path());
+    assert_eq!(row(&table(&out), "ui_secret"), ("flag", "****"), "the dashboard's secret is masked");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(key));
+    let out = plinth(&["config", "--config", config.to_str().expect("utf-8"), "--ui-secret", "short"], &[], dir.path());
+    assert!(!out.status.success() && stderr(&out).contains("at least 32 bytes") && !stderr(&out).contains("short"), "{}", stderr(&out));
 }
 
 #[test]
@@ -157,10 +166,10 @@ fn a_database_password_in_a_flag_never_appears_in_any_output() {
     let (dir, config) = with_server("{}");
     let config = config.to_str().expect("utf-8");
     for cmd in ["config", "serve"] {
-        let out = plinth(&[cmd, "--config", config, "--port", "0", "--database-url", "mysql://u:secret@h/db"], &[], dir.path());
+        let out = plinth(&[cmd, "--config", config, "--port", "0", "--database-url", "mysql://u:hunter2pw@h/db"], &[], dir.path());
         assert_eq!(out.status.code(), Some(2), "{cmd}: a non-SQLite URL is refused: {}", stderr(&out));
         let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-        assert!(!all.contains("secret"), "{cmd}: the password leaks: {all}");
+        assert!(!all.contains("hunter2pw"), "{cmd}: the password leaks: {all}");
         assert!(stderr(&out).contains("flag: database_url: `mysql://u:****@h/db`"), "{cmd}: {}", stderr(&out));
         assert!(stderr(&out).contains("PLINTH_001"), "{cmd}: {}", stderr(&out));
     }
@@ -168,17 +177,17 @@ fn a_database_password_in_a_flag_never_appears_in_any_output() {
 
 #[test]
 fn a_database_password_in_the_environment_or_the_file_never_appears() {
-    let (dir, config) = with_server("{database_url: 'mysql://u:secret@h/db'}");
+    let (dir, config) = with_server("{database_url: 'mysql://u:hunter2pw@h/db'}");
     let config = config.to_str().expect("utf-8");
     let out = plinth(&["config", "--config", config], &[("PLINTH_DATABASE_URL", "mysql://v:hidden@h/db")], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(!err.contains("hidden") && !err.contains("secret"), "{err}");
+    assert!(!err.contains("hidden") && !err.contains("hunter2pw"), "{err}");
     assert!(err.contains("env: database_url: `mysql://v:****@h/db`") && err.contains("PLINTH_001"), "{err}");
 
     let out = plinth(&["config", "--config", config], &[], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(!err.contains("secret"), "{err}");
+    assert!(!err.contains("hunter2pw"), "{err}");
     assert!(err.contains(&format!("{config}: server.database_url: `mysql://u:****@h/db`")), "{err}");
 }
