@@ -158,7 +158,11 @@ fn a_masked_database_url_is_shown_with_its_source() {
     assert_eq!(row(&table(&out), "ui_secret"), ("flag", "****"), "the dashboard's secret is masked");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(key));
     let out = plinth(&["config", "--config", config.to_str().expect("utf-8"), "--ui-secret", "short"], &[], dir.path());
-    assert!(!out.status.success() && stderr(&out).contains("at least 32 bytes") && !stderr(&out).contains("short"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("at least 32 bytes") && !stderr(&out).contains("short"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -166,7 +170,8 @@ fn a_database_password_in_a_flag_never_appears_in_any_output() {
     let (dir, config) = with_server("{}");
     let config = config.to_str().expect("utf-8");
     for cmd in ["config", "serve"] {
-        let out = plinth(&[cmd, "--config", config, "--port", "0", "--database-url", "mysql://u:hunter2pw@h/db"], &[], dir.path());
+        let out =
+            plinth(&[cmd, "--config", config, "--port", "0", "--database-url", "mysql://u:hunter2pw@h/db"], &[], dir.path());
         assert_eq!(out.status.code(), Some(2), "{cmd}: a non-SQLite URL is refused: {}", stderr(&out));
         let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
         assert!(!all.contains("hunter2pw"), "{cmd}: the password leaks: {all}");
