@@ -12,6 +12,7 @@ mod flow;
 mod notify;
 pub mod postgres;
 pub mod sqlite;
+mod stats;
 mod steps;
 mod transition;
 
@@ -20,6 +21,7 @@ pub use expiry::Expired;
 pub use flow::{FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
 pub(crate) use flow::{rate_reason, singleton_reason};
 pub use notify::Notifier;
+pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};
 pub use steps::FOREVER;
 
 use async_trait::async_trait;
@@ -345,6 +347,16 @@ pub trait Store: Send + Sync + 'static {
     /// started, PLINTH_047 for any unfinished one; a running one is asked to stop), a bounded
     /// number a call.
     async fn expire(&self, now: i64) -> Result<Vec<Expired>, StoreError>;
+    /// Adds the runs that ended up to `until` (micros) and since the last call to the
+    /// per-minute statistics (an hour back at most), forgetting minutes older than a day; how
+    /// many minute rows it wrote. Runs on the upkeep leader.
+    async fn roll_up(&self, until: i64) -> Result<u64, StoreError>;
+    /// The rolled-up minutes from `since` (micros), and the runs running or waiting now.
+    async fn run_stats(&self, since: i64) -> Result<RunStats, StoreError>;
+    /// Records that a node is alive, and forgets the nodes silent for an hour.
+    async fn beat(&self, node: NodeBeat) -> Result<(), StoreError>;
+    /// The nodes seen in the last hour, the oldest first.
+    async fn nodes(&self) -> Result<Vec<NodeBeat>, StoreError>;
     /// Proves the store can be written now; returns how long that took.
     async fn check(&self) -> Result<Duration, StoreError>;
     /// Whether this node should do the store's upkeep (rescue, prune) now. A backend shared by

@@ -14,6 +14,7 @@ mod events;
 mod expiry;
 mod flow;
 mod leases;
+mod overview;
 mod runs;
 mod steps;
 mod upkeep;
@@ -24,6 +25,7 @@ pub use events::*;
 pub use expiry::*;
 pub use flow::*;
 pub use leases::*;
+pub use overview::*;
 pub use runs::*;
 pub use steps::*;
 pub use upkeep::*;
@@ -104,6 +106,9 @@ macro_rules! with_every_case {
             timeouts_cancel_runs_past_their_deadlines,
             cancel_on_events_cancel_the_runs_they_match,
             a_batch_gathers_the_events_of_its_key,
+            roll_up_counts_ended_runs_once,
+            roll_up_looks_back_an_hour_and_forgets_old_minutes,
+            nodes_beat_and_are_forgotten,
         ];
     };
 }

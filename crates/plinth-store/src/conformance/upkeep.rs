@@ -11,7 +11,7 @@ fn line(seq: u32, ts: i64, text: &str) -> LogLine {
     LogLine { seq, ts, line: text.to_string() }
 }
 
-async fn cancel_at(store: &dyn Store, id: &str, now: i64) {
+pub(super) async fn cancel_at(store: &dyn Store, id: &str, now: i64) {
     let outcome = store.cancel(id, now).await.expect("cancel");
     assert!(matches!(outcome, CancelOutcome::Cancelled(_)), "cancel of queued run {id}: {outcome:?}");
 }

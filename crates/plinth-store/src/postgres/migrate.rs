@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "singleton", include_str!("migrations/0008_singleton.sql")),
     (9, "expiry", include_str!("migrations/0009_expiry.sql")),
     (10, "batch", include_str!("migrations/0010_batch.sql")),
+    (11, "overview", include_str!("migrations/0011_overview.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

@@ -24,6 +24,7 @@ mod rates;
 mod read;
 mod rows;
 mod runs;
+mod stats;
 mod steps;
 mod upkeep;
 mod waits;
@@ -287,6 +288,22 @@ impl Store for PostgresStore {
 
     async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError> {
         timed(flow::queue_stats(&self.pool, now)).await
+    }
+
+    async fn roll_up(&self, until: i64) -> Result<u64, StoreError> {
+        timed(stats::roll_up(&self.pool, until)).await
+    }
+
+    async fn run_stats(&self, since: i64) -> Result<crate::RunStats, StoreError> {
+        timed(stats::run_stats(&self.pool, since)).await
+    }
+
+    async fn beat(&self, node: crate::NodeBeat) -> Result<(), StoreError> {
+        timed(stats::beat(&self.pool, &node)).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<crate::NodeBeat>, StoreError> {
+        timed(stats::nodes(&self.pool)).await
     }
 
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {

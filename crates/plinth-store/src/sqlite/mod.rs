@@ -8,6 +8,7 @@ pub(crate) mod migrate;
 mod ops;
 mod read;
 mod rows;
+mod stats;
 mod steps;
 mod writer;
 
@@ -296,6 +297,22 @@ impl Store for SqliteStore {
 
     async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError> {
         self.read(move |c| flow::queue_stats(c, now)).await
+    }
+
+    async fn roll_up(&self, until: i64) -> Result<u64, StoreError> {
+        self.write(|r| Op::RollUp(until, r)).await
+    }
+
+    async fn run_stats(&self, since: i64) -> Result<crate::RunStats, StoreError> {
+        self.read(move |c| stats::run_stats(c, since)).await
+    }
+
+    async fn beat(&self, node: crate::NodeBeat) -> Result<(), StoreError> {
+        self.write(|r| Op::Beat(node, r)).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<crate::NodeBeat>, StoreError> {
+        self.read(stats::nodes).await
     }
 
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError> {

@@ -38,6 +38,8 @@ pub(crate) enum Op {
     EnqueueWith(NewRun, Vec<Step>, Reply<Run>),
     Pragma(String, Reply<()>),
     Flow(crate::FlowUpkeep, Reply<u64>),
+    RollUp(i64, Reply<u64>),
+    Beat(crate::NodeBeat, Reply<()>),
 }
 
 /// Sends an operation's answer once the commit's fate is known.
@@ -86,6 +88,8 @@ fn apply(conn: &Connection, op: Op) -> Option<Applied> {
             settle(super::steps::save(conn, &run_id, &owner, attempt, &steps), reply)
         }
         Op::EnqueueWith(run, steps, reply) => settle(super::steps::enqueue_with(conn, &run, &steps), reply),
+        Op::RollUp(until, reply) => settle(super::stats::roll_up(conn, until), reply),
+        Op::Beat(node, reply) => settle(super::stats::beat(conn, &node), reply),
         Op::Pragma(sql, reply) => settle(conn.execute_batch(&sql).map(|()| ((), Events::default())).map_err(Into::into), reply),
     }
 }
@@ -100,11 +104,11 @@ fn fail(op: Op, e: &StoreError) {
         Op::Heartbeat(.., r) => send(r, e),
         Op::Finish(_, r) | Op::SaveSteps(.., r) => send(r, e),
         Op::EnqueueWith(.., r) => send(r, e),
-        Op::Logs(.., r) | Op::Probe(_, r) | Op::Pragma(_, r) => send(r, e),
+        Op::Logs(.., r) | Op::Probe(_, r) | Op::Pragma(_, r) | Op::Beat(_, r) => send(r, e),
         Op::Cancel(.., r) => send(r, e),
         Op::Rescue(_, r) => send(r, e),
         Op::Expire(_, r) => send(r, e),
-        Op::Prune(.., r) | Op::PruneEvents(.., r) | Op::Flow(_, r) => send(r, e),
+        Op::Prune(.., r) | Op::PruneEvents(.., r) | Op::Flow(_, r) | Op::RollUp(_, r) => send(r, e),
         Op::Ingest(.., r) => send(r, e),
         Op::FireTick(.., r) => send(r, e),
     }

@@ -1,0 +1,109 @@
+//! The overview's statistics on PostgreSQL: the roll-up of ended runs into `run_minutes`, under
+//! the mark's row lock so two nodes that both think they lead never add the same runs twice,
+//! and the nodes' beats.
+
+use crate::stats::{FORGET_NODES, KEEP_MINUTES, Tally, span};
+use crate::{MinuteStat, NodeBeat, RunStats, StoreError};
+use sqlx::PgPool;
+
+type Ended = (String, String, Option<String>, Option<i64>, i64);
+
+/// See [`crate::Store::roll_up`].
+pub(crate) async fn roll_up(pool: &PgPool, until: i64) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mark: Option<i64> =
+        sqlx::query_scalar("SELECT rolled_until FROM run_minutes_mark WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
+    let Some((from, to)) = span(mark, until) else { return Ok(0) };
+    let ended: Vec<Ended> = sqlx::query_as(
+        "SELECT function, status, error, started_at, finished_at FROM runs \
+         WHERE finished_at > $1 AND finished_at <= $2 AND status IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut tally = Tally::default();
+    for (function, status, error, started, finished) in ended {
+        tally.add(function, status, error.as_deref(), started, finished);
+    }
+    let minutes = tally.into_minutes();
+    let n = minutes.len() as u64;
+    let mut cols: (Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<i32>, Vec<i64>) = Default::default();
+    for m in minutes {
+        cols.0.push(m.function);
+        cols.1.push(m.minute);
+        cols.2.push(m.status);
+        cols.3.push(m.code);
+        cols.4.push(m.bucket);
+        cols.5.push(m.runs);
+    }
+    sqlx::query(
+        "INSERT INTO run_minutes (function, minute, status, code, bucket, runs) \
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[]) \
+         ON CONFLICT (function, minute, status, code, bucket) DO UPDATE SET runs = run_minutes.runs + excluded.runs",
+    )
+    .bind(&cols.0)
+    .bind(&cols.1)
+    .bind(&cols.2)
+    .bind(&cols.3)
+    .bind(&cols.4)
+    .bind(&cols.5)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE run_minutes_mark SET rolled_until = $1 WHERE id = 1").bind(to).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM run_minutes WHERE minute < $1").bind(until - KEEP_MINUTES).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// See [`crate::Store::run_stats`].
+pub(crate) async fn run_stats(pool: &PgPool, since: i64) -> Result<RunStats, StoreError> {
+    let open: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT function, status, COUNT(*) FROM runs WHERE status IN ('running', 'waiting') \
+         GROUP BY function, status ORDER BY function, status",
+    )
+    .fetch_all(pool)
+    .await?;
+    let rows: Vec<(String, i64, String, String, i32, i64)> =
+        sqlx::query_as("SELECT function, minute, status, code, bucket, runs FROM run_minutes WHERE minute >= $1 ORDER BY minute")
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+    let minutes = rows
+        .into_iter()
+        .map(|(function, minute, status, code, bucket, runs)| MinuteStat { function, minute, status, code, bucket, runs })
+        .collect();
+    let rolled_until = sqlx::query_scalar("SELECT rolled_until FROM run_minutes_mark WHERE id = 1").fetch_one(pool).await?;
+    Ok(RunStats { open, minutes, rolled_until })
+}
+
+/// See [`crate::Store::beat`].
+pub(crate) async fn beat(pool: &PgPool, n: &NodeBeat) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO nodes (id, host, version, started_at, seen_at, leads) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET host = excluded.host, version = excluded.version, seen_at = excluded.seen_at, \
+         leads = excluded.leads",
+    )
+    .bind(&n.id)
+    .bind(&n.host)
+    .bind(&n.version)
+    .bind(n.started_at)
+    .bind(n.seen_at)
+    .bind(n.leads)
+    .execute(pool)
+    .await?;
+    sqlx::query("DELETE FROM nodes WHERE seen_at < $1").bind(n.seen_at - FORGET_NODES).execute(pool).await?;
+    Ok(())
+}
+
+/// See [`crate::Store::nodes`].
+pub(crate) async fn nodes(pool: &PgPool) -> Result<Vec<NodeBeat>, StoreError> {
+    let rows: Vec<(String, String, String, i64, i64, bool)> =
+        sqlx::query_as("SELECT id, host, version, started_at, seen_at, leads FROM nodes ORDER BY started_at, id")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, host, version, started_at, seen_at, leads)| NodeBeat { id, host, version, started_at, seen_at, leads })
+        .collect())
+}
