@@ -165,6 +165,7 @@ impl Engine {
         tasks.spawn(maintenance::pruner(shared.clone()));
         tasks.spawn(maintenance::cancel_listener(shared.clone()));
         tasks.spawn(maintenance::scheduler(shared.clone()));
+        tasks.spawn(maintenance::overview(shared.clone()));
         Self { shared, tasks }
     }
 

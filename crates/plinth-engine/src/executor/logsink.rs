@@ -8,6 +8,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// The longest line kept; the rest of a longer line is cut.
 pub(crate) const MAX_LINE: usize = 8 * 1024;
 const FLUSH_LINES: usize = 256;
+/// The longest a line waits in memory before it is stored.
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Where an attempt's log lines go.
 pub(crate) struct LogSink {
@@ -56,6 +58,11 @@ impl LogSink {
         }
     }
 
+    /// Whether lines wait to be written.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Writes what is pending to the store.
     pub(crate) async fn flush(&mut self) {
         if self.pending.is_empty() {
@@ -94,8 +101,16 @@ pub(crate) async fn pump(
     let mut last_flush = tokio::time::Instant::now();
     tokio::pin!(quit);
     loop {
+        // Why: a line the handler wrote before going quiet reaches the store (and the
+        // dashboard's live tail) within FLUSH_AFTER, not only when more output comes.
+        let flush_at = last_flush + FLUSH_AFTER;
         let read = tokio::select! {
             r = reader.read(&mut chunk) => r,
+            () = tokio::time::sleep_until(flush_at), if sink.has_pending() => {
+                sink.flush().await;
+                last_flush = tokio::time::Instant::now();
+                continue;
+            }
             () = &mut quit => break,
         };
         let n = match read {
@@ -111,7 +126,7 @@ pub(crate) async fn pump(
                 cut = true;
             }
         }
-        if last_flush.elapsed().as_millis() >= 500 {
+        if last_flush.elapsed() >= FLUSH_AFTER {
             sink.flush().await;
             last_flush = tokio::time::Instant::now();
         }

@@ -1,10 +1,11 @@
-//! Background services, one a file: lease heartbeat, cancel listener, rescuer, expirer, pruner
-//! and scheduler. The rescuer, the expirer, the pruner and the scheduler work only on the node
-//! the store elects (every node, for SQLite).
+//! Background services, one a file: lease heartbeat, cancel listener, rescuer, expirer, pruner,
+//! scheduler and the overview's beat and roll-up. The rescuer, the expirer, the pruner, the
+//! scheduler and the roll-up work only on the node the store elects (every node, for SQLite).
 
 mod cancel;
 mod expirer;
 mod heartbeat;
+mod overview;
 mod pruner;
 mod rescuer;
 mod scheduler;
@@ -12,6 +13,7 @@ mod scheduler;
 pub(crate) use cancel::cancel_listener;
 pub(crate) use expirer::expirer;
 pub(crate) use heartbeat::heartbeat;
+pub(crate) use overview::overview;
 pub(crate) use pruner::pruner;
 pub(crate) use rescuer::rescuer;
 pub(crate) use scheduler::scheduler;

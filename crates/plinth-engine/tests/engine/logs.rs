@@ -63,3 +63,27 @@ async fn a_huge_line_without_newline_is_cut() {
     assert!(line.starts_with(&"x".repeat(8 * 1024)), "the line keeps its first 8 KiB");
     assert!(line.contains("cut"), "the line says it was cut: {}", &line[8 * 1024..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_is_stored_while_the_handler_still_runs() {
+    let flags = tempfile::tempdir().expect("temp dir");
+    let stop = flags.path().join("stop");
+    let script = format!("echo first >&2; while [ ! -f '{}' ]; do sleep 0.05; done; echo '\"ok\"'", stop.display());
+    let mut h = Harness::new(&sh_fn("quiet", &script, ""));
+    h.start(|_| {}, config());
+    let id = h.enqueue("quiet", json!({})).await;
+    let deadline = Instant::now() + crate::harness::WAIT;
+    let seen = loop {
+        let logs = h.logs(&id).await;
+        if !logs.is_empty() || Instant::now() > deadline {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen.iter().map(|e| e.line.line.as_str()).collect::<Vec<_>>(), ["first"], "the line is stored before the end");
+    assert_eq!(h.get(&id).await.status, RunStatus::Running, "the handler had not ended when its line was read");
+    std::fs::write(&stop, "").expect("stop file");
+    let run = h.wait_terminal(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(h.logs(&id).await.len(), 1, "the line is stored once");
+}

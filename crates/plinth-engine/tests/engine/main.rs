@@ -9,6 +9,7 @@ mod in_process;
 mod lifecycle;
 mod logs;
 mod nodes;
+mod overview;
 mod races;
 mod schedules;
 mod scheduling;

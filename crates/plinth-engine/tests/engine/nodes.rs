@@ -69,6 +69,23 @@ async fn count_succeeded(store: &dyn Store) -> u64 {
     }
 }
 
+/// The nodes the store knows, and the succeeded runs rolled up, once the roll-up has them all
+/// (or 20 s passed).
+async fn overview(store: &dyn Store, runs: u64) -> (Vec<plinth_store::NodeBeat>, i64) {
+    let since = now_micros() - 3_600_000_000;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = store.run_stats(since).await.expect("stats");
+        let rolled: i64 = stats.minutes.iter().filter(|m| m.status == "succeeded").map(|m| m.runs).sum();
+        let nodes = store.nodes().await.expect("nodes");
+        let leaders = nodes.iter().filter(|n| n.leads).count();
+        if (rolled >= runs as i64 && nodes.len() >= 2 && leaders == 1) || std::time::Instant::now() > deadline {
+            return (nodes, rolled);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_racing_never_run_one_run_twice_at_once() {
     let Some(url) = database_url() else { return };
@@ -124,6 +141,7 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         succeeded = count_succeeded(stores[0].as_ref()).await;
     }
+    let (nodes, rolled) = overview(stores[0].as_ref(), RUNS).await;
     for e in engines {
         e.shutdown(Duration::from_secs(5)).await;
     }
@@ -137,6 +155,9 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
     assert_eq!(repeated, 0, "no run executed twice: no node died, no lease expired");
     assert!(a > 0 && b > 0, "both nodes took work: {a} and {b}");
     assert_eq!(succeeded, RUNS, "every run is recorded succeeded");
+    assert_eq!(nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["node-a", "node-b"], "both nodes beat");
+    assert_eq!(nodes.iter().filter(|n| n.leads).count(), 1, "one node leads the upkeep: {nodes:?}");
+    assert_eq!(rolled, RUNS as i64, "the leader rolled up every run once");
     drop(stores);
     drop_schema(&url, &schema).await.expect("drop the scratch schema");
 }
