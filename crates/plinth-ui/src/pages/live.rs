@@ -1,6 +1,7 @@
 //! `/runs/{id}/live`: Server-Sent Events while a run moves, so its page follows it without a
-//! reload: an event `run` with `status/attempt/steps` whenever one of them changes, the last one
-//! when the run ends (then the stream closes).
+//! reload: an event `run` with `status/attempt/steps/log lines` whenever one of them changes (a
+//! handler's new log lines are stored within half a second, so the page tails the running
+//! attempt's log), the last one when the run ends (then the stream closes).
 
 use crate::Ui;
 use axum::extract::{Path, State};
@@ -16,8 +17,8 @@ use std::time::Duration;
 const RECHECK: Duration = Duration::from_secs(1);
 
 /// What the page shows of a run's progress; a change means the page is out of date.
-pub(crate) fn mark(run: &Run, steps: usize) -> String {
-    format!("{}/{}/{steps}", run.status.as_str(), run.attempt)
+pub(crate) fn mark(run: &Run, steps: usize, logs: usize) -> String {
+    format!("{}/{}/{steps}/{logs}", run.status.as_str(), run.attempt)
 }
 
 /// `GET {base}/runs/{id}/live`.
@@ -33,7 +34,8 @@ pub(crate) async fn live(State(ui): State<Ui>, Path(id): Path<String>) -> Respon
             let ended = notifier.wait_terminal(&id);
             let run = ui.app.store.get(&id, false).await.ok().flatten()?;
             let steps = ui.app.store.steps(&id).await.ok().flatten().map_or(0, |s| s.len());
-            let now = mark(&run, steps);
+            let logs = ui.app.store.logs(&id).await.ok().flatten().map_or(0, |l| l.len());
+            let now = mark(&run, steps, logs);
             if now != last {
                 notifier.forget_closed(&id);
                 let event = Event::default().event("run").data(now.clone());

@@ -11,6 +11,7 @@ pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod run;
 pub(crate) mod runs;
+pub(crate) mod summary;
 
 use crate::Ui;
 use crate::access::Session;

@@ -1,7 +1,9 @@
-//! `/`: the overview: every function with its queue, the schedules with their next ticks, and
-//! the latest runs.
+//! `/`: the overview: every function with its queue, its open runs and its last hour (ended
+//! runs by status and per minute, p50/p99 durations, failures by code), the schedules with their
+//! next ticks, the nodes, and the latest runs.
 
 use super::runs::RunRow;
+use super::summary::{self, Hour, NodeRow};
 use super::{Chrome, html};
 use crate::Ui;
 use crate::access::Session;
@@ -21,6 +23,7 @@ struct FunctionRow {
     queued: i64,
     due: i64,
     oldest_due: String,
+    hour: Hour,
 }
 
 struct ScheduleRow {
@@ -40,12 +43,17 @@ struct Overview {
     functions: Vec<FunctionRow>,
     schedules: Vec<ScheduleRow>,
     rows: Vec<RunRow>,
+    nodes: Vec<NodeRow>,
+    /// Up to when ended runs are counted, in words.
+    rolled: String,
+    chart_h: i64,
 }
 
 /// `GET {base}`.
 pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Session>) -> Response {
     let now = now_micros();
     let store = &ui.app.store;
+    let since = now - summary::MINUTES * 60_000_000;
     let (stats, ticks, recent) = match (
         store.queue_stats(now).await,
         store.schedules().await,
@@ -54,6 +62,11 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         (Ok(s), Ok(t), Ok(r)) => (s, t, r.runs),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return ui.store_error(&e),
     };
+    let (ended, nodes) = match (store.run_stats(since).await, store.nodes().await) {
+        (Ok(s), Ok(n)) => (s, n),
+        (Err(e), _) | (_, Err(e)) => return ui.store_error(&e),
+    };
+    let mut hours = summary::hours(&ended, now);
     let component = &ui.app.component;
     let functions = component
         .file
@@ -70,6 +83,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
                 queued: q.map_or(0, |q| q.queued),
                 due: q.map_or(0, |q| q.queued - q.not_due),
                 oldest_due: q.and_then(|q| q.oldest_due_at).map(|t| ago(t, now)).unwrap_or_default(),
+                hour: hours.remove(&f.name).unwrap_or_default(),
             }
         })
         .collect();
@@ -93,6 +107,9 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         functions,
         schedules,
         rows: recent.iter().map(|r| RunRow::of(r, now)).collect(),
+        nodes: summary::nodes(nodes, now),
+        rolled: ended.rolled_until.map(|t| when(t)).unwrap_or_else(|| "not yet".to_string()),
+        chart_h: summary::CHART_H,
     };
     html(StatusCode::OK, &page)
 }

@@ -105,6 +105,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
     let (trigger_detail, trigger_link) = trigger(&ui, &run.trigger);
     let state = run.held_by.as_ref().map(held_by).or_else(|| run.waiting_for.as_ref().map(waiting_for));
     let logs_cut = logs.len() > LOG_LINES;
+    let mark = super::live::mark(&run, steps.len(), logs.len());
     let logs = logs[logs.len().saturating_sub(LOG_LINES)..]
         .iter()
         .map(|l| LogRow { attempt: l.attempt, at: when(l.line.ts), line: l.line.line.clone() })
@@ -113,7 +114,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         chrome: ui.chrome(&session),
         function: run.function.clone(),
         terminal: run.status.is_terminal(),
-        mark: super::live::mark(&run, steps.len()),
+        mark,
         status: run.status.as_str(),
         attempt: format!("{} of {}", run.attempt, run.max_attempts),
         created: when(run.created_at),

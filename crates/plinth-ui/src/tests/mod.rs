@@ -2,6 +2,7 @@
 //! a temporary SQLite store, through the same composition `plinth serve` uses.
 
 mod access;
+mod overview;
 mod pages;
 
 use crate::router;
@@ -114,6 +115,11 @@ impl Harness {
 
     /// A run of `echo` that succeeded with `output`, its id.
     async fn succeeded(&self, input: Value, output: Value) -> String {
+        self.ended(input, Finish::Succeeded(output)).await
+    }
+
+    /// A run of `echo` that ended as `finish` says, its id.
+    async fn ended(&self, input: Value, finish: Finish) -> String {
         let id = self.queued("echo", input).await;
         let now = now_micros();
         let claim = ClaimRequest {
@@ -130,7 +136,7 @@ impl Harness {
             run_id: id.clone(),
             owner: "w".into(),
             attempt: run.attempt,
-            finish: Finish::Succeeded(output),
+            finish,
             now: now_micros(),
             duration: std::time::Duration::from_millis(5),
         };

@@ -263,7 +263,7 @@ async fn a_live_stream_follows_a_run_until_it_ends() {
     let resp = app().oneshot(get(format!("/ui/runs/{done}/live"))).await.expect("infallible");
     assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
     let text = stream_of(resp, 5).await;
-    assert!(text.contains("event: run") && text.contains("data: succeeded/1/0"), "one event, then the end: {text}");
+    assert!(text.contains("event: run") && text.contains("data: succeeded/1/0/0"), "one event, then the end: {text}");
 
     let queued = h.queued("echo", json!({})).await;
     let resp = app().oneshot(get(format!("/ui/runs/{queued}/live"))).await.expect("infallible");
@@ -274,7 +274,7 @@ async fn a_live_stream_follows_a_run_until_it_ends() {
         store.cancel(&id, now_micros()).await.expect("cancel");
     });
     let text = stream_of(resp, 10).await;
-    assert!(text.contains("data: queued/0/0") && text.contains("data: cancelled/0/0"), "{text}");
+    assert!(text.contains("data: queued/0/0/0") && text.contains("data: cancelled/0/0/0"), "{text}");
     assert!(text.find("queued").unwrap_or(usize::MAX) < text.find("cancelled").unwrap_or(0), "in order");
 
     assert_eq!(h.get("/ui/runs/01KBAAAAAAAAAAAAAAAAAAAAAA/live").await.status, StatusCode::NOT_FOUND);
@@ -284,4 +284,47 @@ async fn a_live_stream_follows_a_run_until_it_ends() {
     let open = h.queued("echo", json!({})).await;
     let page = h.get(&format!("/ui/runs/{open}")).await;
     assert!(page.body.contains(&format!("data-live=\"/ui/runs/{open}/live\"")), "a queued run's page follows it");
+}
+
+#[tokio::test]
+async fn a_live_stream_tails_the_running_attempts_log() {
+    use tower::ServiceExt;
+    let h = harness();
+    let id = h.queued("echo", json!({})).await;
+    let now = now_micros();
+    let claim = ClaimRequest {
+        owner: "w".into(),
+        now,
+        lease_until: now + 60_000_000,
+        wants: vec![("echo".into(), 1)],
+        limit: 1,
+        limits: Arc::default(),
+    };
+    assert_eq!(h.state.store.claim(claim).await.expect("claim").runs.len(), 1);
+    let app = plinth_server::router_with(h.state.clone(), "/ui", crate::router(h.state.clone(), "/ui", None));
+    let resp = app.oneshot(Request::get(format!("/ui/runs/{id}/live")).body(Body::empty()).expect("request")).await;
+    let store = h.state.store.clone();
+    let run_id = id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let line = plinth_store::LogLine { seq: 0, ts: now_micros(), line: "working".into() };
+        store.append_logs(&run_id, 1, vec![line]).await.expect("log");
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let fin = plinth_store::FinishRequest {
+            run_id,
+            owner: "w".into(),
+            attempt: 1,
+            finish: plinth_core::Finish::Succeeded(json!("done")),
+            now: now_micros(),
+            duration: std::time::Duration::from_millis(5),
+        };
+        assert!(store.finish(fin).await.expect("finish"));
+    });
+    let text = stream_of(resp.expect("infallible"), 10).await;
+    let at = |m: &str| text.find(m).unwrap_or_else(|| panic!("{m} missing from {text}"));
+    assert!(at("data: running/1/0/0") < at("data: running/1/0/1"), "a new log line is an event of its own: {text}");
+    assert!(at("data: running/1/0/1") < at("data: succeeded/1/0/1"), "then the end: {text}");
+    assert_eq!(text.matches("data: running/1/0/1").count(), 1, "no event without a change: {text}");
+    let page = h.get(&format!("/ui/runs/{id}")).await;
+    assert!(page.body.contains("working"), "the page shows the line");
 }
