@@ -7,6 +7,8 @@ use crate::{MinuteStat, NodeBeat, RunStats, StoreError};
 use sqlx::PgPool;
 
 type Ended = (String, String, Option<String>, Option<i64>, i64);
+/// The columns of `run_minutes`, one array each, for `unnest`.
+type Columns = (Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<i32>, Vec<i64>);
 
 /// See [`crate::Store::roll_up`].
 pub(crate) async fn roll_up(pool: &PgPool, until: i64) -> Result<u64, StoreError> {
@@ -28,7 +30,7 @@ pub(crate) async fn roll_up(pool: &PgPool, until: i64) -> Result<u64, StoreError
     }
     let minutes = tally.into_minutes();
     let n = minutes.len() as u64;
-    let mut cols: (Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<i32>, Vec<i64>) = Default::default();
+    let mut cols = Columns::default();
     for m in minutes {
         cols.0.push(m.function);
         cols.1.push(m.minute);

@@ -108,7 +108,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         schedules,
         rows: recent.iter().map(|r| RunRow::of(r, now)).collect(),
         nodes: summary::nodes(nodes, now),
-        rolled: ended.rolled_until.map(|t| when(t)).unwrap_or_else(|| "not yet".to_string()),
+        rolled: ended.rolled_until.map(when).unwrap_or_else(|| "not yet".to_string()),
         chart_h: summary::CHART_H,
     };
     html(StatusCode::OK, &page)
