@@ -13,6 +13,7 @@ pub use auth::{Auth, Denied};
 pub use limits::RateLimit;
 pub use openapi::openapi_document;
 pub use problem::ApiError;
+pub use routes::Correlation;
 pub use routes::events::send_events;
 pub use routes::flow::held_by;
 pub use routes::runs::cancel_run;

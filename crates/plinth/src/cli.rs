@@ -264,6 +264,10 @@ pub(crate) struct BenchArgs {
     /// Runs queued under one saturated key while a free key's pickup is measured.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) flow_backlog: usize,
+    /// Runs put in the store (each started by an event, all ended) before the dashboard's pages
+    /// are timed on a server of their own; 0 skips the dashboard part (issue 13 asks 1000000).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) ui_history: usize,
     /// The plinth binary to start [default: this one].
     #[arg(long)]
     pub(crate) binary: Option<PathBuf>,

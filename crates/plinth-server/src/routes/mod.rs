@@ -11,7 +11,7 @@ pub(crate) mod steps;
 
 /// The request's correlation id, put in the request by the middleware.
 #[derive(Clone, Debug)]
-pub(crate) struct Correlation(pub(crate) String);
+pub struct Correlation(pub String);
 
 use crate::problem::{ApiError, FieldError};
 use plinth_core::Code;

@@ -273,13 +273,15 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
 
 /// Every function's queue at `now`.
 pub(crate) async fn queue_stats(pool: &PgPool, now: i64) -> Result<Vec<QueueStats>, StoreError> {
+    let mut tx = super::stats::index_only(pool).await?;
     let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
         "SELECT function, COUNT(*), COUNT(*) FILTER (WHERE next_attempt_at > $1), MIN(next_attempt_at) FROM runs \
          WHERE status = 'queued' GROUP BY function ORDER BY function",
     )
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows
         .into_iter()
         .map(|(function, queued, not_due, earliest)| QueueStats {

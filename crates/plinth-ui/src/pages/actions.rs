@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use plinth_server::Correlation;
 use serde::Deserialize;
 
 /// The rerun form.
@@ -41,6 +42,22 @@ fn failed(ui: &Ui, e: &plinth_server::ApiError) -> Response {
     ui.error(e.status(), "The action failed", format!("{} ({})", e.detail(), e.code().as_str()))
 }
 
+/// The request's correlation id (the server's middleware puts it in every request), so what an
+/// action starts is found by the id the browser's request carried; a new one without it.
+pub(crate) fn correlation(found: Option<Extension<Correlation>>) -> String {
+    found.map_or_else(plinth_core::ids::new_correlation_id, |Extension(Correlation(c))| c)
+}
+
+/// A form's JSON field, `{}` when left empty.
+fn json_field(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_str(if text.trim().is_empty() { "{}" } else { text })
+}
+
+/// The page that says a form's field is not JSON, and that nothing was `done`.
+fn not_json(ui: &Ui, what: &str, done: &str, e: &serde_json::Error) -> Response {
+    ui.error(StatusCode::BAD_REQUEST, &format!("The {what} is not JSON"), format!("{e}. Go back and fix it; nothing was {done}."))
+}
+
 /// `POST {base}/runs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(ui): State<Ui>,
@@ -62,14 +79,14 @@ pub(crate) async fn rerun(
     State(ui): State<Ui>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
+    found: Option<Extension<Correlation>>,
     Form(form): Form<RerunForm>,
 ) -> Response {
     if let Some(r) = refused(&ui, &session, &form.csrf) {
         return r;
     }
     let from = Some(form.from_step.trim()).filter(|s| !s.is_empty());
-    let correlation = plinth_core::ids::new_correlation_id();
-    match plinth_server::rerun_run(&ui.app, &id, from, &correlation).await {
+    match plinth_server::rerun_run(&ui.app, &id, from, &correlation(found)).await {
         Ok(run) => Redirect::to(&format!("{}/runs/{}", ui.base, run.run_id)).into_response(),
         Err(e) => failed(&ui, &e),
     }
@@ -91,24 +108,17 @@ pub(crate) async fn start(
     State(ui): State<Ui>,
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
+    found: Option<Extension<Correlation>>,
     Form(form): Form<StartForm>,
 ) -> Response {
     if let Some(r) = refused(&ui, &session, &form.csrf) {
         return r;
     }
-    let text = if form.input.trim().is_empty() { "{}" } else { form.input.as_str() };
-    let input: serde_json::Value = match serde_json::from_str(text) {
+    let input = match json_field(&form.input) {
         Ok(v) => v,
-        Err(e) => {
-            return ui.error(
-                StatusCode::BAD_REQUEST,
-                "The input is not JSON",
-                format!("{e}. Go back and fix it; nothing was started."),
-            );
-        }
+        Err(e) => return not_json(&ui, "input", "started", &e),
     };
-    let correlation = plinth_core::ids::new_correlation_id();
-    match plinth_server::start_run(&ui.app, &name, input, &correlation).await {
+    match plinth_server::start_run(&ui.app, &name, input, &correlation(found)).await {
         Ok(run) => Redirect::to(&format!("{}/runs/{}", ui.base, run.run_id)).into_response(),
         Err(e) => failed(&ui, &e),
     }
@@ -131,24 +141,18 @@ pub(crate) struct EventForm {
 pub(crate) async fn send_event(
     State(ui): State<Ui>,
     Extension(session): Extension<Session>,
+    found: Option<Extension<Correlation>>,
     Form(form): Form<EventForm>,
 ) -> Response {
     if let Some(r) = refused(&ui, &session, &form.csrf) {
         return r;
     }
-    let text = if form.data.trim().is_empty() { "{}" } else { form.data.as_str() };
-    let data: serde_json::Value = match serde_json::from_str(text) {
+    let data = match json_field(&form.data) {
         Ok(v) => v,
-        Err(e) => {
-            return ui.error(
-                StatusCode::BAD_REQUEST,
-                "The data is not JSON",
-                format!("{e}. Go back and fix it; nothing was sent."),
-            );
-        }
+        Err(e) => return not_json(&ui, "data", "sent", &e),
     };
     let event = serde_json::json!({"name": form.name.trim(), "data": data});
-    match plinth_server::send_events(&ui.app, event, &plinth_core::ids::new_correlation_id()).await {
+    match plinth_server::send_events(&ui.app, event, &correlation(found)).await {
         Ok(ingested) => match ingested.first() {
             Some(i) => Redirect::to(&format!("{}/events/{}", ui.base, super::filters::encode(&i.event_id))).into_response(),
             None => Redirect::to(&format!("{}/events", ui.base)).into_response(),

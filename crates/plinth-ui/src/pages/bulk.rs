@@ -41,8 +41,10 @@ struct BulkPage {
 pub(crate) async fn bulk(
     State(ui): State<Ui>,
     Extension(session): Extension<Session>,
+    found: Option<Extension<plinth_server::Correlation>>,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
+    let correlation = super::actions::correlation(found);
     let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     if let Some(r) = super::actions::refused(&ui, &session, &field("csrf")) {
         return r;
@@ -87,7 +89,7 @@ pub(crate) async fn bulk(
         let result = if page.action == "cancel" {
             plinth_server::cancel_run(&ui.app, id).await.map(|_| ())
         } else {
-            plinth_server::rerun_run(&ui.app, id, None, &plinth_core::ids::new_correlation_id()).await.map(|_| ())
+            plinth_server::rerun_run(&ui.app, id, None, &correlation).await.map(|_| ())
         };
         match result {
             Ok(()) => done += 1,

@@ -220,6 +220,8 @@ async fn a_run_is_started_from_a_function_page_with_its_input_checked() {
         done.headers.get("location").and_then(|v| v.to_str().ok()).expect("its page").trim_start_matches("/ui/runs/").to_string();
     let run = h.state.store.get(&id, false).await.expect("get").expect("the run");
     assert_eq!((run.function.as_str(), run.input.clone()), ("lanes", json!({"tenant": "t-9"})));
+    let echoed = done.headers.get("x-correlation-id").and_then(|v| v.to_str().ok()).expect("the request's correlation id");
+    assert_eq!(run.correlation_id, echoed, "the run carries the correlation id of the request that started it");
     let bad = h.post_form("/ui/functions/lanes/run", &jar, &body("{not json"), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("not JSON"));

@@ -18,7 +18,8 @@ pub(crate) fn start() -> Result<SocketAddr, String> {
             runtime.block_on(async move {
                 let app = Router::new()
                     .route("/noop", post(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], "null") }))
-                    .route("/steps5", post(steps5));
+                    .route("/steps5", post(|body| steps(body, 5)))
+                    .route("/steps100", post(|body| steps(body, 100)));
                 if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
                     let _ = axum::serve(listener, app).await;
                 }
@@ -28,14 +29,17 @@ pub(crate) fn start() -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// A step function of five no-op steps, speaking the step protocol: 206 with the next step
-/// until the memo holds five, then 200.
-async fn steps5(body: axum::body::Bytes) -> (axum::http::StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+/// A step function of `steps` no-op steps, speaking the step protocol: 206 with the next step
+/// until the memo holds them all, then 200.
+async fn steps(
+    body: axum::body::Bytes,
+    steps: usize,
+) -> (axum::http::StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
     let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
     let done =
         serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["steps"].as_object().map(serde_json::Map::len));
     match done {
-        Some(n) if n < 5 => {
+        Some(n) if n < steps => {
             (axum::http::StatusCode::PARTIAL_CONTENT, json, format!(r#"{{"ops":[{{"op":"step","id":"s{n}","output":null}}]}}"#))
         }
         Some(_) => (axum::http::StatusCode::OK, json, "null".to_string()),
@@ -74,5 +78,10 @@ mod tests {
         let (status, _) = call(r#"{"steps": {"s0": {}, "s1": {}, "s2": {}, "s3": {}, "s4": {}}}"#);
         assert_eq!(status, 200);
         assert_eq!(call("nonsense").0, 400);
+        let resp = rt.block_on(async {
+            let body = r#"{"steps": {"s0": {}, "s1": {}, "s2": {}, "s3": {}, "s4": {}}}"#;
+            reqwest::Client::new().post(format!("http://{addr}/steps100")).body(body).send().await.expect("request")
+        });
+        assert_eq!(resp.status().as_u16(), 206, "the long function goes on past five");
     }
 }

@@ -181,6 +181,13 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| format!("GET {path}: {e}"))
     }
 
+    /// `GET path` on the first node: its status and body.
+    pub(crate) async fn get_text(&self, path: &str) -> Result<(u16, String), String> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.map_err(|e| format!("GET {path}: {e}"))?))
+    }
+
     /// `GET /runs/{id}?wait=S`: the run, terminal unless the wait ran out.
     pub(crate) async fn wait_run(&self, id: &str, seconds: u32) -> Result<Value, String> {
         let resp = self

@@ -18,8 +18,10 @@ pub(crate) fn component(http_url: &str, with_key: bool) -> String {
     };
     format!(
         "{auth}{COMPONENT}  - name: http_noop\n    description: Calls a no-op HTTP endpoint.\n    handler:\n      http: {{url: '{http_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n\
-         \x20 - name: http_steps5\n    description: Five no-op steps through an HTTP handler.\n    steps: true\n    handler:\n      http: {{url: '{steps_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n",
-        steps_url = http_url.replace("/noop", "/steps5")
+         \x20 - name: http_steps5\n    description: Five no-op steps through an HTTP handler.\n    steps: true\n    handler:\n      http: {{url: '{steps_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 10s\n\
+         \x20 - name: http_steps100\n    description: A hundred no-op steps, for the dashboard's run page.\n    steps: true\n    handler:\n      http: {{url: '{steps100_url}'}}\n    policy:\n      retries: {{max_attempts: 1}}\n      timeout: 60s\n",
+        steps_url = http_url.replace("/noop", "/steps5"),
+        steps100_url = http_url.replace("/noop", "/steps100")
     )
 }
 

@@ -39,6 +39,8 @@ fn a_small_bench_reports_every_figure() {
             "300",
             "--flow-backlog",
             "2000",
+            "--ui-history",
+            "3000",
         ],
         &[],
         dir.path(),
@@ -64,7 +66,7 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(17));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(21));
     let steps = &report["steps"];
     for key in ["in_process_three_steps", "http_five_steps"] {
         assert_eq!((steps[key]["runs"].as_u64(), steps[key]["not_succeeded"].as_u64()), (Some(60), Some(0)), "{steps}");
@@ -96,6 +98,27 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(flow["backlog"]["backlog"], 2000, "{flow}");
     assert!(flow["backlog"]["p50_ratio"].as_f64().is_some_and(|r| r > 0.0), "{flow}");
     assert_eq!(flow["backlog"]["free_key_pickup_with_backlog"]["samples"], 3, "{flow}");
+    let ui = &report["dashboard"];
+    assert_eq!(ui["history"], 3000, "{ui}");
+    for page in ["overview", "runs_first_page", "runs_by_status", "runs_by_input_field", "run_with_100_steps"] {
+        assert_eq!(ui[page]["latency"]["samples"], 5, "{page}: {ui}");
+        assert!(ui[page]["bytes"].as_u64().is_some_and(|b| b > 1000), "{page}: {ui}");
+    }
+    assert!(ui["overview_with_assets_kb"].as_f64().is_some_and(|kb| kb > 5.0), "{ui}");
+}
+
+#[test]
+fn a_dashboard_bench_is_skipped_at_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["bench", "--runs", "20", "--rounds", "1", "--pickup-samples", "1", "--paced-rate", "0", "--http-runs", "0"];
+    let rest = ["--auth-runs", "0", "--events", "0", "--step-runs", "0", "--flow-runs", "0", "--ui-history", "0"];
+    let out = plinth(&[&args[..], &rest[..]].concat(), &[], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["dashboard"], Value::Null, "no dashboard figures without --ui-history");
+    assert!(
+        report["targets"].as_array().is_some_and(|t| t.iter().all(|t| !t["name"].as_str().unwrap_or("").contains("dashboard")))
+    );
 }
 
 #[test]

@@ -1,0 +1,81 @@
+//! The benchmark's arguments and report shapes.
+
+use super::*;
+
+fn args() -> BenchArgs {
+    BenchArgs {
+        runs: 10,
+        rounds: 1,
+        concurrency: 2,
+        pickup_samples: 1,
+        workers: 4,
+        sqlite_synchronous: "full".into(),
+        server_log_level: "info".into(),
+        paced_rate: 5000,
+        http_runs: 0,
+        auth_runs: 0,
+        auth_rate: 1000,
+        dir: None,
+        binary: None,
+        database_url: None,
+        nodes: 1,
+        claim_batch: None,
+        events: 0,
+        tick_seconds: 1,
+        step_runs: 0,
+        waiting: 0,
+        flow_runs: 0,
+        flow_backlog: 0,
+        ui_history: 0,
+    }
+}
+
+#[test]
+fn sensible_arguments_pass() {
+    assert_eq!(validate(&args()), Ok(()));
+}
+
+#[test]
+fn zero_counts_are_refused() {
+    assert!(validate(&BenchArgs { runs: 0, ..args() }).is_err());
+    assert!(validate(&BenchArgs { concurrency: 0, ..args() }).is_err());
+}
+
+#[test]
+fn an_unknown_durability_is_refused() {
+    let err = validate(&BenchArgs { sqlite_synchronous: "sometimes".into(), ..args() }).expect_err("refused");
+    assert!(err.contains("sometimes"), "{err}");
+}
+
+#[test]
+fn several_nodes_need_postgres() {
+    assert!(validate(&BenchArgs { nodes: 2, ..args() }).is_err_and(|e| e.contains("--nodes")));
+    assert!(validate(&BenchArgs { nodes: 0, ..args() }).is_err());
+    let pg = BenchArgs { nodes: 2, database_url: Some("postgres://postgres@127.0.0.1/postgres".into()), ..args() };
+    assert_eq!(validate(&pg), Ok(()));
+    let err = validate(&BenchArgs { database_url: Some("sqlite:///tmp/x.db".into()), ..args() }).expect_err("refused");
+    assert!(err.contains("postgres://"), "{err}");
+}
+
+#[test]
+fn targets_say_whether_they_were_met() {
+    assert_eq!(target("x", ">=", 5.0, Some(6.0))["met"], json!(true));
+    assert_eq!(target("x", "<=", 5.0, Some(6.0))["met"], json!(false));
+    assert_eq!(target("x", "<=", 5.0, None)["met"], Value::Null);
+}
+
+#[test]
+fn a_round_reports_rates_and_latencies() {
+    let r = load::Round {
+        accepted: 100,
+        rejected: 0,
+        not_succeeded: 0,
+        elapsed: Duration::from_millis(500),
+        submit_elapsed: Duration::from_millis(250),
+        post_micros: vec![1000; 100],
+    };
+    let v = round_report(&r);
+    assert_eq!(v["runs_per_second"], json!(200.0));
+    assert_eq!(v["submitted_per_second"], json!(400.0));
+    assert_eq!(v["post_run"]["p99_ms"], json!(1.0));
+}
