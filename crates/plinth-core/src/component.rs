@@ -1,9 +1,11 @@
 //! `component.yaml`: a component's identity, its functions and (optionally) server settings.
 
 pub mod auth;
+pub mod inngest;
 pub mod nats;
 
 pub use auth::{AuthSection, Scope};
+pub use inngest::InngestSection;
 pub use nats::{EventsSection, NatsPublish, NatsSection};
 
 use crate::error::ConfigError;
@@ -32,6 +34,9 @@ pub struct ComponentFile {
     /// Event sources besides `POST /events`, and where run ends are published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsSection>,
+    /// What code written with Inngest's SDKs needs (the event API's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inngest: Option<InngestSection>,
 }
 
 /// A component's identity.
@@ -277,6 +282,9 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
     }
     if let Some(nats) = file.events.as_ref().and_then(|e| e.nats.as_ref()) {
         nats.validate().map_err(|(field, reason)| err(format!("events.nats.{field}"), reason))?;
+    }
+    if let Some(inngest) = &file.inngest {
+        inngest.validate().map_err(|(field, reason)| err(format!("inngest.{field}"), reason))?;
     }
     if file.functions.is_empty() {
         return Err(err("functions".into(), "a component needs at least one function".into()));

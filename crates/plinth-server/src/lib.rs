@@ -81,6 +81,9 @@ pub struct AppState {
     pub run_tokens: Option<Arc<plinth_core::tokens::RunTokens>>,
     /// The NATS bridge's health, when one is configured.
     pub nats: Option<Arc<plinth_core::health::DependencyHealth>>,
+    /// The key `POST /e/{event_key}` takes (`inngest.event_key_env`); `None` takes any key
+    /// without `auth:` and none with it.
+    pub inngest_event_key: Option<String>,
 }
 
 /// The router for the whole contract.
@@ -121,6 +124,14 @@ fn compose(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Router {
         // the principal), then the rate limit (which counts per principal).
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce));
+    // Why: Inngest's SDKs send their event key in the path and no other credential, so this
+    // route sits outside the API's authentication (it checks its key itself) but inside the
+    // body and rate limits.
+    let inngest = Router::new()
+        .route("/e/{event_key}", post(routes::inngest::events))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit));
+    let api = api.merge(inngest);
     let app = match extra {
         Some((path, extra)) => api.nest_service(
             path,

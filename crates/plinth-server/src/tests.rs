@@ -6,6 +6,7 @@ mod events;
 mod flow;
 mod fuzz;
 mod idempotency;
+mod inngest;
 mod jwt;
 mod limits;
 mod openapi;
@@ -82,6 +83,7 @@ fn harness_of(component: Component, auth: Option<Arc<crate::Auth>>) -> Harness {
         event_dedup_window: std::time::Duration::from_secs(24 * 3600),
         run_tokens: Some(Arc::new(plinth_core::tokens::RunTokens::default())),
         nats: None,
+        inngest_event_key: None,
     });
     Harness { state, sqlite, _dir: dir }
 }

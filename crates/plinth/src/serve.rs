@@ -41,6 +41,20 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
         },
         None => None,
     };
+    let inngest_event_key = match component.file.inngest.as_ref().and_then(|i| i.event_key_env.as_deref()) {
+        Some(name) => match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+            Some(key) => Some(key),
+            None => {
+                let code = plinth_core::Code::InvalidConfig;
+                eprintln!(
+                    "plinth: {}: inngest.event_key_env: the variable `{name}` is not set ({code})",
+                    component.path.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let _guards = match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref()) {
         Ok(g) => g,
         Err(e) => {
@@ -55,7 +69,7 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(component, settings, handlers, auth, nats))
+    runtime.block_on(run(component, settings, handlers, auth, nats, inngest_event_key))
 }
 
 async fn run(
@@ -64,6 +78,7 @@ async fn run(
     handlers: Handlers,
     auth: Option<Arc<plinth_server::Auth>>,
     nats: Option<(plinth_core::component::NatsSection, String)>,
+    inngest_event_key: Option<String>,
 ) -> ExitCode {
     let mut postgres = None;
     let (opened, database) = if crate::config::is_postgres_url(&settings.database_url) {
@@ -152,6 +167,7 @@ async fn run(
         rate_limit: rate_limit.clone(),
         event_dedup_window: settings.event_dedup_window,
         run_tokens,
+        inngest_event_key,
     });
     let stop_http = CancellationToken::new();
     if let Some(limit) = rate_limit {

@@ -3,6 +3,7 @@
 pub(crate) mod bodies;
 pub(crate) mod events;
 pub(crate) mod flow;
+pub(crate) mod inngest;
 pub(crate) mod meta;
 pub(crate) mod request;
 pub(crate) mod runs;

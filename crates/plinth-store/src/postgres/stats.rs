@@ -16,9 +16,12 @@ pub(crate) async fn roll_up(pool: &PgPool, until: i64) -> Result<u64, StoreError
     let mark: Option<i64> =
         sqlx::query_scalar("SELECT rolled_until FROM run_minutes_mark WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
     let Some((from, to)) = span(mark, until) else { return Ok(0) };
+    // Why: the only predicate is the range of `runs_finished`, and scans are off: with a status
+    // filter too, stale statistics once made PostgreSQL walk `runs_by_status` over every ended
+    // run (114 ms a pass at 860,000 runs) instead of the few that ended since the last pass.
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
     let ended: Vec<Ended> = sqlx::query_as(
-        "SELECT function, status, error, started_at, finished_at FROM runs \
-         WHERE finished_at > $1 AND finished_at <= $2 AND status IN ('succeeded', 'failed', 'cancelled')",
+        "SELECT function, status, error, started_at, finished_at FROM runs WHERE finished_at > $1 AND finished_at <= $2",
     )
     .bind(from)
     .bind(to)
@@ -26,7 +29,9 @@ pub(crate) async fn roll_up(pool: &PgPool, until: i64) -> Result<u64, StoreError
     .await?;
     let mut tally = Tally::default();
     for (function, status, error, started, finished) in ended {
-        tally.add(function, status, error.as_deref(), started, finished);
+        if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+            tally.add(function, status, error.as_deref(), started, finished);
+        }
     }
     let minutes = tally.into_minutes();
     let n = minutes.len() as u64;

@@ -76,6 +76,7 @@ fn harness_of(yaml: &str) -> Harness {
         event_dedup_window: std::time::Duration::from_secs(3600),
         run_tokens: None,
         nats: None,
+        inngest_event_key: None,
     });
     Harness { state, _dir: dir }
 }

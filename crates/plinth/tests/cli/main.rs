@@ -8,6 +8,7 @@ mod check_python;
 mod client;
 mod config;
 mod harness;
+mod inngest;
 mod invalid;
 mod limits;
 mod log_dir;

@@ -1,0 +1,106 @@
+//! Inngest's event API against the real `inngest` Python SDK (pinned, in a virtual environment
+//! made under `target/` on first use): an unchanged sender's events reach Plinth and start runs.
+
+use crate::harness::{Served, client, component_dir, python3_available, send};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The SDK version the tests hold Plinth to.
+const SDK: &str = "inngest==0.5.19";
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/fixtures/inngest_send.py");
+
+/// The virtual environment's python with the SDK installed, made once; `None` (a loud skip, a
+/// failure under `CI=true`) when it cannot be made.
+fn sdk_python() -> Option<PathBuf> {
+    if !python3_available("Inngest's SDK against Plinth") {
+        return None;
+    }
+    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/inngest-venv"));
+    let python = venv.join("bin/python");
+    let ready = venv.join(format!("{SDK}.ok"));
+    if !ready.exists() {
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !made {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must test Inngest's SDK: could not install {SDK}");
+            eprintln!("SKIPPED: could not make a virtual environment with {SDK}");
+            return None;
+        }
+        std::fs::write(&ready, "").expect("mark the environment made");
+    }
+    Some(python)
+}
+
+fn sdk_send(python: &PathBuf, plinth: &str, key: &str, events: &Value) -> (bool, String, String) {
+    let out = Command::new(python)
+        .arg(SCRIPT)
+        .arg(key)
+        .arg(events.to_string())
+        .env("INNGEST_DEV", plinth)
+        .env_remove("INNGEST_EVENT_KEY")
+        .output()
+        .expect("run the SDK's script");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+const COMPONENT: &str = "component: {name: shop, version: 0.1.0}
+inngest: {event_key_env: SHOP_EVENT_KEY}
+functions:
+  - name: receipt
+    handler: {command: {argv: [cat]}}
+    triggers: [{event: shop/order.created}]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_events_start_runs_and_its_errors_are_the_sdks() {
+    let Some(python) = sdk_python() else { return };
+    let (dir, config) = component_dir(COMPONENT);
+    let config = config.to_str().expect("utf-8").to_string();
+    let s = Served::spawn(&["serve", "--config", &config, "--port", "0"], &[("SHOP_EVENT_KEY", "shop-key-1")], dir.path());
+    let base = s.url("");
+    let events = json!([{"name": "shop/order.created", "data": {"n": 1}, "id": "order-1"}, {"name": "shop/order.created", "data": {"n": 2}}]);
+    let (ok, out, err) = sdk_send(&python, &base, "shop-key-1", &events);
+    assert!(ok, "the SDK sent: {err}");
+    let ids: Vec<String> = serde_json::from_str(out.trim()).expect("the ids the SDK returned");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], "order-1");
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = send(c.get(s.url("/runs?trigger=event&status=succeeded"))).await;
+        let runs = page["runs"].as_array().cloned().unwrap_or_default();
+        if runs.len() == 2 {
+            let inputs: Vec<Value> = runs.iter().map(|r| r["input"]["data"]["n"].clone()).collect();
+            assert!(inputs.contains(&json!(1)) && inputs.contains(&json!(2)), "{inputs:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "two runs did not succeed: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (ok, _, err) = sdk_send(&python, &base, "wrong-key", &events);
+    assert!(!ok && err.contains("Event key not found"), "a wrong key is the SDK's error: {err}");
+    let (ok, _, err) = sdk_send(&python, &base, "shop-key-1", &json!([{"name": "Shop Order", "data": {}}]));
+    assert!(!ok && err.contains("name"), "a bad name is the SDK's error: {err}");
+    let (_, page) = send(c.get(s.url("/events"))).await;
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(2), "nothing more was stored: {page}");
+}
+
+#[test]
+fn a_missing_or_misnamed_event_key_stops_start_up() {
+    let (dir, config) = component_dir(COMPONENT);
+    let config = config.to_str().expect("utf-8");
+    let out = crate::harness::plinth(&["serve", "--config", config, "--port", "0"], &[], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("inngest.event_key_env") && err.contains("SHOP_EVENT_KEY") && err.contains("PLINTH_001"), "{err}");
+    let (dir, config) = component_dir(&COMPONENT.replace("SHOP_EVENT_KEY", "shop key"));
+    let out = crate::harness::plinth(&["serve", "--config", config.to_str().expect("utf-8"), "--port", "0"], &[], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inngest.event_key_env"), "{}", String::from_utf8_lossy(&out.stderr));
+}
