@@ -14,18 +14,51 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// The path, also exempt from `auth:` and from the problem+json answers of the other routes.
+pub(crate) const PATH: &str = "/e/{event_key}";
+
+/// An event as Inngest's SDKs send it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct InngestEvent {
+    /// `component/event.name`.
+    name: String,
+    /// The payload.
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+    /// The sender's id: a second event with it within the dedup window starts nothing.
+    id: Option<String>,
+    /// Milliseconds since the epoch; 0 or none is when it arrived.
+    ts: Option<i64>,
+    /// Dropped.
+    #[schema(value_type = Option<Object>)]
+    user: Option<Value>,
+    /// Dropped.
+    v: Option<String>,
+}
+
+/// The answer Inngest's SDKs read.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InngestAnswer {
+    /// One id per event, in order (empty when refused).
+    ids: Vec<String>,
+    /// The HTTP status, repeated.
+    status: u16,
+    /// Why the events were refused; the SDK raises it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
 
 /// The fields an Inngest event may carry that Plinth's events do not keep.
 const DROPPED: [&str; 2] = ["user", "v"];
 
-fn answer(status: StatusCode, ids: &[String], error: Option<String>) -> Response {
-    let mut body = json!({"ids": ids, "status": status.as_u16()});
-    if let Some(e) = error {
-        body["error"] = Value::String(e);
-    }
-    (status, axum::Json(body)).into_response()
+fn answer(status: StatusCode, ids: Vec<String>, error: Option<String>) -> Response {
+    (status, axum::Json(InngestAnswer { ids, status: status.as_u16(), error })).into_response()
 }
 
 /// Whether two keys are equal, compared in constant time (through their digests, so their
@@ -71,7 +104,19 @@ fn adapt(event: Value, at: &str) -> Result<Value, String> {
     Ok(Value::Object(obj))
 }
 
-/// `POST /e/{event_key}`.
+/// Events sent by Inngest's SDKs (their event API), stored and started as `POST /events` does.
+#[utoipa::path(post, path = "/e/{event_key}", operation_id = "send_inngest_events", tag = "events",
+    params(("event_key" = String, Path, description = "The event key (`INNGEST_EVENT_KEY`); any key without \
+        `inngest.event_key_env` and `auth:`.")),
+    request_body(content = Vec<InngestEvent>, content_type = "application/json",
+        description = "Events as Inngest's SDKs send them: an array, or one object."),
+    responses(
+        (status = 200, description = "Stored, each starting the runs its triggers match; the ids in order.", body = InngestAnswer),
+        (status = 400, description = "The body is not JSON, or an event is invalid (`error` says where); nothing is stored.",
+            body = InngestAnswer),
+        (status = 401, description = "The event key is not this server's (`Event key not found`).", body = InngestAnswer),
+        (status = 503, description = "The store cannot be used now.", body = InngestAnswer),
+    ))]
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
@@ -80,11 +125,11 @@ pub(crate) async fn events(
 ) -> Response {
     if let Err(e) = key_allowed(&state, &key) {
         tracing::info!(reason = "inngest_event_key", "events refused");
-        return answer(StatusCode::UNAUTHORIZED, &[], Some(e));
+        return answer(StatusCode::UNAUTHORIZED, vec![], Some(e));
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return answer(StatusCode::BAD_REQUEST, &[], Some(format!("the body is not JSON: {e}"))),
+        Err(e) => return answer(StatusCode::BAD_REQUEST, vec![], Some(format!("the body is not JSON: {e}"))),
     };
     let adapted = match value {
         Value::Array(items) => {
@@ -96,16 +141,16 @@ pub(crate) async fn events(
     };
     let events = match adapted {
         Ok(v) => v,
-        Err(e) => return answer(StatusCode::BAD_REQUEST, &[], Some(e)),
+        Err(e) => return answer(StatusCode::BAD_REQUEST, vec![], Some(e)),
     };
     match super::events::send_events(&state, events, &correlation_id).await {
         Ok(ingested) => {
             let ids: Vec<String> = ingested.into_iter().map(|i| i.event_id).collect();
-            answer(StatusCode::OK, &ids, None)
+            answer(StatusCode::OK, ids, None)
         }
         Err(e) if e.status().is_server_error() => {
-            answer(e.status(), &[], Some(format!("{} ({})", e.detail(), e.code().as_str())))
+            answer(e.status(), vec![], Some(format!("{} ({})", e.detail(), e.code().as_str())))
         }
-        Err(e) => answer(StatusCode::BAD_REQUEST, &[], Some(format!("{} ({})", e.detail(), e.code().as_str()))),
+        Err(e) => answer(StatusCode::BAD_REQUEST, vec![], Some(format!("{} ({})", e.detail(), e.code().as_str()))),
     }
 }

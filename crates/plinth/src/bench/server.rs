@@ -254,9 +254,9 @@ mod tests {
         let text = component("http://127.0.0.1:4321/noop", false);
         let c = plinth_core::component::Component::parse(&text, "bench.yaml", "bench.yaml".into(), ".".into()).expect("valid");
         let kinds: Vec<&str> = c.file.functions.iter().map(|f| f.handler.kind()).collect();
-        assert_eq!(kinds, ["rust", "rust", "rust", "rust", "rust", "rust", "rust", "http", "http"]);
+        assert_eq!(kinds, ["rust", "rust", "rust", "rust", "rust", "rust", "rust", "http", "http", "http"]);
         let stepped: Vec<&str> = c.file.functions.iter().filter(|f| f.steps).map(|f| f.name.as_str()).collect();
-        assert_eq!(stepped, ["steps3", "steps_wait", "http_steps5"]);
+        assert_eq!(stepped, ["steps3", "steps_wait", "http_steps5", "http_steps100"]);
         assert_eq!(c.triggers[1].events.len(), 1, "on_event listens to bench/run.started");
         assert_eq!(c.file.functions[2].name, SCHEDULED);
         assert_eq!(c.triggers[2].schedules.len(), 1, "tick runs every second");
