@@ -15,6 +15,7 @@ pub mod sqlite;
 mod stats;
 mod steps;
 mod transition;
+mod waitkey;
 
 pub use events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
 pub use expiry::Expired;

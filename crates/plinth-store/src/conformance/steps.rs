@@ -265,3 +265,31 @@ pub async fn an_event_ending_a_wait_wakes_the_dispatcher(store: &dyn Store) {
     );
     assert_eq!(get(store, &run.run_id).await.status, RunStatus::Queued);
 }
+
+/// First half of [`a_wait_stored_before_its_match_value_wakes`]: two runs wait for the event
+/// about their order; the backend then forgets the first one's `wait_match`, as a wait stored
+/// before that column existed has none. Their ids.
+pub async fn waits_before_their_match_value(store: &dyn Store) -> (String, String) {
+    let t0 = plinth_core::timefmt::now_micros();
+    let mut ids = Vec::new();
+    for order in ["o-old", "o-new"] {
+        let run = running(store, "flow", json!({"order": order}), t0).await;
+        let cond = Some("event.data.order == run.input.order".to_string());
+        let wait = Wait::Event { event: "shop/order.approved".into(), cond, since: t0, timeout_at: None };
+        let f = suspended(Step::reached("approve", "wait_for_event", 0, t0), wait);
+        assert!(finish(store, &run.run_id, "w1", run.attempt, f, t0).await);
+        ids.push(run.run_id);
+    }
+    (ids.remove(0), ids.remove(0))
+}
+
+/// Second half: the event about the old wait's order still ends it (the store looks at waits
+/// without a match value too, and CEL decides), and leaves the other wait alone.
+pub async fn a_wait_stored_before_its_match_value_wakes(store: &dyn Store, old: &str, new: &str) {
+    let t0 = plinth_core::timefmt::now_micros();
+    ingest(store, event("about-old", "o-old", t0 + SEC)).await;
+    assert_eq!(get(store, old).await.status, RunStatus::Queued, "the old wait is found without its match value");
+    assert_eq!(get(store, new).await.status, RunStatus::Waiting, "CEL still decides: another order");
+    ingest(store, event("about-new", "o-new", t0 + 2 * SEC)).await;
+    assert_eq!(get(store, new).await.status, RunStatus::Queued);
+}

@@ -63,11 +63,20 @@ pub(crate) async fn load(pool: &PgPool, run_id: &str) -> Result<Option<Vec<Step>
 
 pub(super) async fn upsert(conn: &mut PgConnection, run_id: &str, s: &Step) -> Result<(), StoreError> {
     let key = if s.status == StepStatus::Waiting { s.wait.as_ref().and_then(Wait::key) } else { None };
+    let matched = match crate::waitkey::key_of(s) {
+        Some(k) => {
+            let input: Option<String> =
+                sqlx::query_scalar("SELECT input FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *conn).await?;
+            Some(crate::waitkey::wait_match(&k, input.as_deref().unwrap_or("null")))
+        }
+        None => None,
+    };
     sqlx::query(
-        "INSERT INTO steps (run_id, id, seq, op, status, attempts, started_at, finished_at, output, error, wait, wait_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, id) DO UPDATE SET \
+        "INSERT INTO steps (run_id, id, seq, op, status, attempts, started_at, finished_at, output, error, wait, wait_key, wait_match) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (run_id, id) DO UPDATE SET \
          op = EXCLUDED.op, status = EXCLUDED.status, attempts = EXCLUDED.attempts, finished_at = EXCLUDED.finished_at, \
-         output = EXCLUDED.output, error = EXCLUDED.error, wait = EXCLUDED.wait, wait_key = EXCLUDED.wait_key",
+         output = EXCLUDED.output, error = EXCLUDED.error, wait = EXCLUDED.wait, wait_key = EXCLUDED.wait_key, \
+         wait_match = EXCLUDED.wait_match",
     )
     .bind(run_id)
     .bind(&s.id)
@@ -81,6 +90,7 @@ pub(super) async fn upsert(conn: &mut PgConnection, run_id: &str, s: &Step) -> R
     .bind(s.error.as_ref().map(to_json))
     .bind(wait_text(s))
     .bind(key)
+    .bind(matched)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -263,3 +263,17 @@ async fn racing_enqueues_keep_keys_and_limits() {
     store.close().await;
     scratch.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_wait_stored_before_wait_match_existed_still_wakes() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let (old, new) = crate::conformance::waits_before_their_match_value(&store).await;
+    let pool = side_pool(&scratch.url).await;
+    let sql = format!("UPDATE \"{}\".steps SET wait_match = NULL WHERE run_id = $1", scratch.schema);
+    let forgot = sqlx::query(&sql).bind(&old).execute(&pool).await.expect("forget it").rows_affected();
+    assert_eq!(forgot, 1);
+    pool.close().await;
+    crate::conformance::a_wait_stored_before_its_match_value_wakes(&store, &old, &new).await;
+    store.close().await;
+    scratch.drop_now().await;
+}

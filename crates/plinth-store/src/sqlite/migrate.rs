@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "expiry", include_str!("migrations/0011_expiry.sql")),
     (12, "batch", include_str!("migrations/0012_batch.sql")),
     (13, "overview", include_str!("migrations/0013_overview.sql")),
+    (14, "wait_match", include_str!("migrations/0014_wait_match.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

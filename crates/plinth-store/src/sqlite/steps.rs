@@ -5,9 +5,8 @@ use super::ops::insert_run;
 use super::ops::{Events, OpResult};
 use super::read::get_run;
 use super::rows::to_json;
-use crate::steps::{
-    FOREVER, KeyEq, Probe, cancelled_step, child_result, event_matches, matches_compiled, parse_wait, run_var, wait_text,
-};
+use crate::steps::{FOREVER, cancelled_step, child_result, event_matches, matches_compiled, parse_wait, run_var, wait_text};
+use crate::waitkey::{KeyEq, Probe};
 use crate::{FinishRequest, StoreError};
 use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait};
 use plinth_core::trigger::Expr;
@@ -54,11 +53,22 @@ pub(crate) fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<Step
 /// Writes one step (new or changed).
 pub(crate) fn upsert(conn: &Connection, run_id: &str, s: &Step) -> rusqlite::Result<()> {
     let waiting = s.status == StepStatus::Waiting;
+    let matched = match crate::waitkey::key_of(s) {
+        Some(k) => {
+            let input: Option<String> = conn
+                .prepare_cached("SELECT input FROM runs WHERE id = ?1")?
+                .query_row(params![run_id], |r| r.get(0))
+                .optional()?;
+            Some(crate::waitkey::wait_match(&k, input.as_deref().unwrap_or("null")))
+        }
+        None => None,
+    };
     conn.prepare_cached(
-        "INSERT INTO steps (run_id, id, seq, op, status, attempts, started_at, finished_at, output, error, wait, wait_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (run_id, id) DO UPDATE SET \
+        "INSERT INTO steps (run_id, id, seq, op, status, attempts, started_at, finished_at, output, error, wait, wait_key, wait_match) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (run_id, id) DO UPDATE SET \
          op = excluded.op, status = excluded.status, attempts = excluded.attempts, finished_at = excluded.finished_at, \
-         output = excluded.output, error = excluded.error, wait = excluded.wait, wait_key = excluded.wait_key",
+         output = excluded.output, error = excluded.error, wait = excluded.wait, wait_key = excluded.wait_key, \
+         wait_match = excluded.wait_match",
     )?
     .execute(params![
         run_id,
@@ -73,6 +83,7 @@ pub(crate) fn upsert(conn: &Connection, run_id: &str, s: &Step) -> rusqlite::Res
         s.error.as_ref().map(to_json),
         wait_text(s),
         if waiting { s.wait.as_ref().and_then(Wait::key) } else { None },
+        matched,
     ])?;
     Ok(())
 }
@@ -181,7 +192,8 @@ pub(crate) fn wake_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<i
 
 /// Ends the waits this stored event matches: each step gets the event, each run is queued.
 /// The runs waiting on the event's name are taken one condition at a time (compiled once);
-/// a `event.data.A == run.input.B` condition is narrowed in SQL first (see [`KeyEq`]).
+/// a `event.data.A == run.input.B` condition looks up the runs by their value (see
+/// [`crate::waitkey`]).
 pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events) -> rusqlite::Result<()> {
     let conds = conn
         .prepare_cached(
@@ -197,23 +209,36 @@ pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events)
             tracing::warn!(event_id = %event.id, cond = cond.as_deref().unwrap_or(""), "the event lacks the field a wait_for_event condition compares; no match");
             continue;
         }
-        let base = "SELECT s.run_id, r.function, r.input, s.id, s.wait FROM steps s JOIN runs r ON r.id = s.run_id \
-                    WHERE s.wait_key = ?1 AND s.status = 'waiting' AND s.op = 'wait_for_event' AND r.status = 'waiting' \
+        // Why: the run's status is checked here rather than in SQL, so the plan always starts
+        // from the waiting steps' index and reaches each run by its key.
+        let base = "SELECT s.run_id, r.function, r.input, s.id, s.wait, r.status FROM steps s JOIN runs r ON r.id = s.run_id \
+                    WHERE s.wait_key = ?1 AND s.status = 'waiting' AND s.op = 'wait_for_event' \
                     AND json_extract(s.wait, '$.cond') IS ?2";
-        let path = key.as_ref().map(KeyEq::sqlite_path).unwrap_or_default();
-        let rows: rusqlite::Result<Vec<Candidate>> = match &probe {
-            Probe::Text(v) => {
-                let sql = format!("{base} AND json_type(r.input, ?3) = 'text' AND json_extract(r.input, ?3) = ?4");
-                conn.prepare_cached(&sql)?.query_map(params![event.name, cond, path, v], candidate)?.collect()
+        let rows: Vec<Candidate> = match probe.text() {
+            Some(value) => {
+                let sql = format!("{base} AND s.wait_match = ?3");
+                let mut rows: Vec<Candidate> = conn
+                    .prepare_cached(&sql)?
+                    .query_map(params![event.name, cond, value], candidate)?
+                    .collect::<rusqlite::Result<_>>()?;
+                // Waits stored before `wait_match` existed: CEL decides for each.
+                let sql = format!("{base} AND s.wait_match IS NULL");
+                rows.extend(
+                    conn.prepare_cached(&sql)?
+                        .query_map(params![event.name, cond], candidate)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                );
+                rows
             }
-            Probe::Int(v) => {
-                let sql = format!("{base} AND json_type(r.input, ?3) IN ('integer', 'real') AND json_extract(r.input, ?3) = ?4");
-                conn.prepare_cached(&sql)?.query_map(params![event.name, cond, path, v], candidate)?.collect()
+            None => {
+                conn.prepare_cached(base)?.query_map(params![event.name, cond], candidate)?.collect::<rusqlite::Result<_>>()?
             }
-            Probe::Any | Probe::Missing => conn.prepare_cached(base)?.query_map(params![event.name, cond], candidate)?.collect(),
         };
         let compiled = cond.as_deref().map(|c| Expr::compile(c, &["event", "run"]));
-        for (run_id, function, input, step_id, wait) in rows? {
+        for (run_id, function, input, step_id, wait, status) in rows {
+            if status != "waiting" {
+                continue;
+            }
             let Some(wait) = parse_wait(wait.as_deref()) else { continue };
             let input = serde_json::from_str(&input).unwrap_or(serde_json::Value::Null);
             if !matches_compiled(&wait, event, &run_var(&run_id, &function, &input), compiled.as_ref()) {
@@ -227,11 +252,11 @@ pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events)
     Ok(())
 }
 
-/// A waiting run: id, function, input, the waiting step's id and its wait.
-type Candidate = (String, String, String, String, Option<String>);
+/// A waiting step's run: id, function, input, the step's id, its wait and the run's status.
+type Candidate = (String, String, String, String, Option<String>, String);
 
 fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
 fn load_one(conn: &Connection, run_id: &str, step_id: &str) -> rusqlite::Result<Option<Step>> {

@@ -324,3 +324,11 @@ fn plans_stay_put_while_limits_change() {
         assert_eq!(n.len(), rows, "LIMIT {limit}");
     }
 }
+
+#[tokio::test]
+async fn a_wait_stored_before_wait_match_existed_still_wakes() {
+    let (_dir, store) = fresh();
+    let (old, new) = crate::conformance::waits_before_their_match_value(&store).await;
+    store.debug_pragma(&format!("UPDATE steps SET wait_match = NULL WHERE run_id = '{old}'")).await.expect("forget it");
+    crate::conformance::a_wait_stored_before_its_match_value_wakes(&store, &old, &new).await;
+}
