@@ -1,11 +1,15 @@
 //! `component.yaml`: a component's identity, its functions and (optionally) server settings.
 
 pub mod auth;
+mod checks;
 pub mod inngest;
+mod live;
 pub mod nats;
 
 pub use auth::{AuthSection, Scope};
-pub use inngest::InngestSection;
+use checks::validate_http;
+pub use inngest::{InngestHandler, InngestSection};
+pub use live::Live;
 pub use nats::{EventsSection, NatsPublish, NatsSection};
 
 use crate::error::ConfigError;
@@ -27,6 +31,7 @@ pub struct ComponentFile {
     #[serde(default)]
     pub server: ServerSection,
     /// The component's functions.
+    #[serde(default)]
     pub functions: Vec<FunctionSpec>,
     /// Access control; without it every route is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +94,7 @@ pub struct ServerSection {
 }
 
 /// One function of the component.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
     /// Its name, as `POST /run` names it.
@@ -126,6 +131,9 @@ pub struct HandlerSpec {
     /// An in-process Rust handler registered under this name through the library API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rust: Option<String>,
+    /// A function of an app built with an Inngest SDK, called over the SDK's protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inngest: Option<InngestHandler>,
 }
 
 /// An HTTP handler: Plinth POSTs `{"run_id","function","attempt","input"}` to `url`.
@@ -152,16 +160,19 @@ pub enum HandlerKind<'a> {
     Http(&'a HttpSpec),
     /// An in-process handler's registered name.
     Rust(&'a str),
+    /// A function of an Inngest SDK app.
+    Inngest(&'a InngestHandler),
 }
 
 impl HandlerSpec {
     /// The one handler this spec names (validated at load, so `None` only for unchecked specs).
     #[must_use]
     pub fn get(&self) -> Option<HandlerKind<'_>> {
-        match (&self.command, &self.http, &self.rust) {
-            (Some(c), None, None) => Some(HandlerKind::Command(c)),
-            (None, Some(h), None) => Some(HandlerKind::Http(h)),
-            (None, None, Some(r)) => Some(HandlerKind::Rust(r)),
+        match (&self.command, &self.http, &self.rust, &self.inngest) {
+            (Some(c), None, None, None) => Some(HandlerKind::Command(c)),
+            (None, Some(h), None, None) => Some(HandlerKind::Http(h)),
+            (None, None, Some(r), None) => Some(HandlerKind::Rust(r)),
+            (None, None, None, Some(i)) => Some(HandlerKind::Inngest(i)),
             _ => None,
         }
     }
@@ -173,6 +184,7 @@ impl HandlerSpec {
             Some(HandlerKind::Command(_)) => "command",
             Some(HandlerKind::Http(_)) => "http",
             Some(HandlerKind::Rust(_)) => "rust",
+            Some(HandlerKind::Inngest(_)) => "inngest",
             None => "invalid",
         }
     }
@@ -241,6 +253,15 @@ impl Component {
             };
             ConfigError::new(source_name, field, reason)
         })?;
+        Self::from_file(file, source_name, path, base_dir)
+    }
+
+    /// A component of a file already read (the one on disk with an app's functions added),
+    /// validated as [`Self::parse`] validates.
+    ///
+    /// # Errors
+    /// `PLINTH_001` with the source name, the field and the reason.
+    pub fn from_file(file: ComponentFile, source_name: &str, path: PathBuf, base_dir: PathBuf) -> Result<Self, ConfigError> {
         let (schemas, triggers) = validate(&file, source_name)?;
         Ok(Self { file, path, base_dir, schemas, triggers })
     }
@@ -286,8 +307,11 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
     if let Some(inngest) = &file.inngest {
         inngest.validate().map_err(|(field, reason)| err(format!("inngest.{field}"), reason))?;
     }
-    if file.functions.is_empty() {
-        return Err(err("functions".into(), "a component needs at least one function".into()));
+    if file.functions.is_empty() && file.inngest.as_ref().is_none_or(|i| i.apps.is_empty()) {
+        return Err(err(
+            "functions".into(),
+            "a component needs at least one function (or an Inngest app in `inngest.apps`)".into(),
+        ));
     }
     let mut names = HashSet::new();
     let mut schemas = Vec::with_capacity(file.functions.len());
@@ -319,7 +343,10 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
                 return Err(err(at("handler.rust"), "must name a registered handler".into()));
             }
             Some(HandlerKind::Rust(_)) => {}
-            None => return Err(err(at("handler"), "give exactly one of `command`, `http` or `rust`".into())),
+            Some(HandlerKind::Inngest(i)) => {
+                i.validate(f.steps).map_err(|(field, reason)| err(at(&format!("handler.inngest{field}")), reason))?;
+            }
+            None => return Err(err(at("handler"), "give exactly one of `command`, `http`, `rust` or `inngest`".into())),
         }
         f.policy.validate().map_err(|(field, reason)| err(at(&format!("policy.{field}")), reason))?;
         if f.policy.batch.is_some() && !f.triggers.iter().any(|t| t.event.is_some()) {
@@ -335,27 +362,6 @@ fn validate(file: &ComponentFile, src: &str) -> Result<Compiled, ConfigError> {
         triggers.push(compiled);
     }
     Ok((schemas, triggers))
-}
-
-/// Checks an HTTP handler: an absolute http(s) URL with a host, header names that are tokens,
-/// values without line breaks.
-fn validate_http(h: &HttpSpec) -> Result<(), (&'static str, String)> {
-    let rest = h.url.strip_prefix("http://").or_else(|| h.url.strip_prefix("https://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
-    if host.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
-        return Err(("url", format!("`{}` must be an absolute http:// or https:// URL with a host", h.url)));
-    }
-    if h.timeout.is_some_and(|t| t.get().is_zero()) {
-        return Err(("timeout", "must be more than 0".into()));
-    }
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if let Some(name) = h.headers.keys().find(|k| k.is_empty() || !k.chars().all(token)) {
-        return Err(("headers", format!("`{name}` is not a valid header name")));
-    }
-    if let Some(name) = h.headers.iter().find(|(_, v)| v.contains(['\r', '\n'])).map(|(k, _)| k) {
-        return Err(("headers", format!("the value of `{name}` holds a line break")));
-    }
-    Ok(())
 }
 
 /// Replaces `${NAME}` in a header value by the environment variable NAME, as `lookup` gives it.

@@ -12,18 +12,8 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(1000);
 
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let functions: Vec<String> = shared.component.file.functions.iter().map(|f| f.name.clone()).collect();
-    // Why: a `concurrency` limit holds across nodes, so the store enforces it in the claim;
-    // this node only caps what it takes by its free worker slots.
-    let limits: std::sync::Arc<std::collections::HashMap<String, plinth_store::FlowLimit>> = shared
-        .component
-        .file
-        .functions
-        .iter()
-        .filter_map(|f| plinth_store::FlowLimit::of(&f.policy).map(|l| (f.name.clone(), l)))
-        .collect::<std::collections::HashMap<_, _>>()
-        .into();
-    adopt_lanes(&shared).await;
+    let (mut functions, mut limits) = (Vec::new(), Arc::default());
+    let mut version = None;
     let mut rotate = 0usize;
     let batch = shared.config.claim_batch.clamp(1, shared.config.workers.max(1));
     // Why: while runs wait (the last claim took all it asked for), claiming for each slot
@@ -34,6 +24,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
         if shared.no_claims.is_cancelled() {
             return;
+        }
+        // Why: an app may register functions while the node runs; each change is read once.
+        if version != Some(shared.component.version()) {
+            version = Some(shared.component.version());
+            let component = shared.component.get();
+            (functions, limits) = claimable(&component);
+            adopt_lanes(&shared, &component).await;
         }
         let free = shared.config.workers.saturating_sub(u32::try_from(shared.inflight.len()).unwrap_or(u32::MAX));
         if backlog && free < gather && !shared.inflight.is_empty() {
@@ -107,11 +104,27 @@ async fn sleep(shared: &Shared, d: Duration) -> bool {
     }
 }
 
+/// The functions a claim asks for, and their `concurrency` limits. Why the limits: a limit
+/// holds across nodes, so the store enforces it in the claim; this node only caps what it takes
+/// by its free worker slots.
+type Claimable = (Vec<String>, Arc<std::collections::HashMap<String, plinth_store::FlowLimit>>);
+
+fn claimable(component: &plinth_core::component::Component) -> Claimable {
+    let functions = component.file.functions.iter().map(|f| f.name.clone()).collect();
+    let limits = component
+        .file
+        .functions
+        .iter()
+        .filter_map(|f| plinth_store::FlowLimit::of(&f.policy).map(|l| (f.name.clone(), l)))
+        .collect::<std::collections::HashMap<_, _>>();
+    (functions, Arc::new(limits))
+}
+
 /// Puts the open runs of each function in the lanes its policy has now: runs stored before a
 /// `concurrency` limit was set join the shared lane, runs of a function whose limit was removed
 /// leave theirs. Without it, those runs would never be claimed, or be held by a limit gone.
-async fn adopt_lanes(shared: &Shared) {
-    for f in &shared.component.file.functions {
+async fn adopt_lanes(shared: &Shared, component: &plinth_core::component::Component) {
+    for f in &component.file.functions {
         let what = plinth_store::FlowUpkeep::Adopt {
             function: f.name.clone(),
             limited: plinth_store::FlowLimit::of(&f.policy).is_some(),

@@ -12,7 +12,7 @@ mod maintenance;
 pub use executor::in_process::{Handler, HandlerContext, HandlerError, Handlers};
 
 use inflight::InFlight;
-use plinth_core::component::Component;
+use plinth_core::component::{Component, Live};
 use plinth_core::metrics::Metrics;
 use plinth_store::Store;
 use std::sync::Arc;
@@ -82,7 +82,7 @@ impl Default for EngineConfig {
 /// What the engine's tasks share.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) component: Arc<Component>,
+    pub(crate) component: Arc<Live>,
     pub(crate) handlers: Arc<Handlers>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: EngineConfig,
@@ -137,7 +137,7 @@ impl Engine {
     #[must_use]
     pub fn start(
         store: Arc<dyn Store>,
-        component: Arc<Component>,
+        component: Arc<Live>,
         handlers: Arc<Handlers>,
         metrics: Arc<Metrics>,
         config: EngineConfig,
@@ -153,7 +153,7 @@ impl Engine {
             inflight: InFlight::default(),
             // Why: `check_handlers` reported any error before start; a target that fails now
             // (an environment variable removed in between) fails its runs with PLINTH_023.
-            http: executor::http::HttpHandlers::new(&component).unwrap_or_default(),
+            http: executor::http::HttpHandlers::new(&component.get()).unwrap_or_default(),
             no_claims: CancellationToken::new(),
             stop: CancellationToken::new(),
         });

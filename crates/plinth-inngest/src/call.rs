@@ -63,8 +63,9 @@ pub fn events_of(run: &Run) -> (Value, Vec<Value>) {
 /// A finished step as the SDK reads it from the memo.
 fn memo(step: &Step) -> Option<Value> {
     let error = |s: &Step| {
-        let message = s.error.as_ref().map_or_else(String::new, |e| e.message.clone());
-        json!({"error": {"name": "StepError", "message": message}})
+        let text = s.error.as_ref().map_or_else(String::new, |e| e.message.clone());
+        let (name, message) = split_error(&text);
+        json!({"error": {"name": name, "message": message}})
     };
     match (step.status, step.op.as_str()) {
         (StepStatus::Succeeded, "sleep") => Some(Value::Null),
@@ -73,6 +74,19 @@ fn memo(step: &Step) -> Option<Value> {
         (StepStatus::Succeeded, _) => Some(json!({"data": step.output.clone().unwrap_or(Value::Null)})),
         (StepStatus::Failed, _) => Some(error(step)),
         _ => None,
+    }
+}
+
+/// `Name: message` (as [`answer`] writes an SDK's error) back into its name and message; a text
+/// without an error class's name first is a `StepError`'s message.
+fn split_error(text: &str) -> (&str, &str) {
+    let class = |n: &str| {
+        n.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    };
+    match text.split_once(": ") {
+        Some((name, message)) if class(name) => (name, message),
+        _ => ("StepError", text),
     }
 }
 

@@ -149,7 +149,7 @@ async fn handle(ctx: &BridgeContext, messages: Vec<jetstream::Message>) {
                         .as_ref()
                         .and_then(|h| h.get("X-Correlation-ID"))
                         .map_or_else(plinth_core::ids::new_correlation_id, |v| v.as_str().to_string());
-                    batch.push(NewEvent::planned(&ctx.component, event, &correlation, now));
+                    batch.push(NewEvent::planned(&ctx.component.get(), event, &correlation, now));
                 }
                 taken.push(m);
             }

@@ -7,7 +7,7 @@ mod consume;
 pub mod decode;
 mod publish;
 
-use plinth_core::component::{Component, NatsSection};
+use plinth_core::component::{Live, NatsSection};
 use plinth_core::health::DependencyHealth;
 use plinth_core::metrics::Metrics;
 use plinth_store::Store;
@@ -22,7 +22,7 @@ pub struct BridgeContext {
     /// The store events are ingested into.
     pub store: Arc<dyn Store>,
     /// The component (its triggers decide the fan-out).
-    pub component: Arc<Component>,
+    pub component: Arc<Live>,
     /// Metrics (bad messages count as `NatsBadMessage` errors).
     pub metrics: Arc<Metrics>,
     /// Wakes the dispatcher after runs were stored.
@@ -66,7 +66,7 @@ impl Bridge {
         let ctx = Arc::new(ctx);
         let mut tasks = JoinSet::new();
         let options = async_nats::ConnectOptions::new()
-            .name(format!("plinth-{}", ctx.component.file.component.name))
+            .name(format!("plinth-{}", ctx.component.get().file.component.name))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
             .max_reconnects(None);

@@ -12,7 +12,7 @@ pub(crate) async fn run(
     prefix: String,
     mut ends: broadcast::Receiver<String>,
 ) {
-    let component = ctx.component.file.component.name.clone();
+    let component = ctx.component.get().file.component.name.clone();
     loop {
         let id = tokio::select! {
             id = ends.recv() => id,

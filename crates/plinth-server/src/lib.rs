@@ -1,6 +1,7 @@
 //! Plinth's HTTP API: the component contract (`/health`, `/ready`, `POST /run`, `/runs`...)
 //! answered from the run store. It never executes a run; it wakes the engine after an enqueue.
 
+pub mod apps;
 pub mod auth;
 mod body;
 pub mod limits;
@@ -22,7 +23,7 @@ pub use routes::steps::rerun_run;
 
 use axum::Router;
 use axum::routing::{get, post};
-use plinth_core::component::Component;
+use plinth_core::component::Live;
 use plinth_core::metrics::Metrics;
 use plinth_store::Store;
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub struct AppState {
     /// The run store.
     pub store: Arc<dyn Store>,
     /// The component served.
-    pub component: Arc<Component>,
+    pub component: Arc<Live>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Wakes the dispatcher after an enqueue.
@@ -84,6 +85,8 @@ pub struct AppState {
     /// The key `POST /e/{event_key}` takes (`inngest.event_key_env`); `None` takes any key
     /// without `auth:` and none with it.
     pub inngest_event_key: Option<String>,
+    /// The Inngest apps registered with this node (`POST /fn/register`).
+    pub inngest: Arc<apps::InngestApps>,
 }
 
 /// The router for the whole contract.
@@ -129,6 +132,7 @@ fn compose(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Router {
     // body and rate limits.
     let inngest = Router::new()
         .route("/e/{event_key}", post(routes::inngest::events))
+        .route("/fn/register", post(routes::inngest::register::register))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit));
     let api = api.merge(inngest);

@@ -38,7 +38,8 @@ use utoipa::OpenApi;
         events::send,
         events::list,
         events::show,
-        inngest::events,
+        inngest::events::events,
+        inngest::register::register,
         openapi_json,
     ),
     tags(
@@ -55,7 +56,7 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 
 /// The document for the served component, with the access control `state` enforces.
 pub(crate) fn document(state: &AppState) -> Value {
-    build(&state.component, state.auth.as_deref())
+    build(&state.component.get(), state.auth.as_deref())
 }
 
 /// What `GET /openapi.json` answers for `component`, without a server: the credentials each
@@ -187,7 +188,9 @@ fn add_common_answers(doc: &mut Value, auth: Option<&Auth>) {
             let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) else { continue };
             let verb = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap_or_default();
             // Why: Inngest's event API checks its own key, outside `auth:`.
-            let need = auth.filter(|_| path != inngest::PATH).map(|auth| auth.need(&verb, Some(path), path));
+            let need = auth
+                .filter(|_| path != inngest::PATH && path != inngest::register::PATH)
+                .map(|auth| auth.need(&verb, Some(path), path));
             let scopes = match need {
                 None | Some(Need::Public) => None,
                 Some(Need::Authenticated) => Some(vec![]),

@@ -10,6 +10,7 @@ mod inngest;
 mod jwt;
 mod limits;
 mod openapi;
+mod register;
 mod runs;
 
 use crate::{AppState, Readiness, router};
@@ -71,9 +72,11 @@ fn harness_of(component: Component, auth: Option<Arc<crate::Auth>>) -> Harness {
     let readiness = Arc::new(Readiness::default());
     readiness.ready();
     let store: Arc<dyn Store> = sqlite.clone();
+    let live = Arc::new(plinth_core::component::Live::new(component));
     let state = Arc::new(AppState {
         store,
-        component: Arc::new(component),
+        inngest: Arc::new(crate::apps::InngestApps::new(live.clone())),
+        component: live,
         metrics: Arc::new(Metrics::new("plinth", "hello")),
         wake: Arc::new(tokio::sync::Notify::new()),
         readiness,

@@ -50,6 +50,10 @@ pub(crate) enum Command {
     /// factual sections from the code, measure their 1.0 status against a live component.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// Apps built with Inngest's SDKs: sync them (they register their functions with the Plinth
+    /// their SDK points at).
+    #[command(subcommand)]
+    Inngest(InngestCommand),
     /// Check a server (any language) against the component contract: each check passes,
     /// fails (what was expected, what came back) or is skipped (why).
     ///
@@ -94,6 +98,29 @@ pub(crate) enum CheckFormat {
     Json,
     /// JUnit XML, for CI.
     Junit,
+}
+
+/// `plinth inngest ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum InngestCommand {
+    /// Send each app a `PUT`, so it registers its functions with the Plinth its SDK points at
+    /// (`INNGEST_DEV` or `INNGEST_BASE_URL`); print how each went.
+    ///
+    /// Exit codes: 0 every app registered, 1 one did not (unreachable, refused: the reason is
+    /// printed), 2 usage error (no app to sync, an invalid component file).
+    Sync(InngestSyncArgs),
+}
+
+/// Settings of `inngest sync`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct InngestSyncArgs {
+    /// The component file whose `inngest.apps` lists the apps.
+    #[arg(long, default_value = "component.yaml", env = "PLINTH_CONFIG")]
+    pub(crate) config: PathBuf,
+    /// An app's serve URL (e.g. http://127.0.0.1:8000/api/inngest), instead of the listed ones;
+    /// repeat for several.
+    #[arg(long)]
+    pub(crate) app: Vec<String>,
 }
 
 /// Settings of `check`.

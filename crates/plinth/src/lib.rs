@@ -17,6 +17,7 @@ mod check;
 mod cli;
 mod client;
 mod config;
+mod inngest;
 mod migrate;
 mod new;
 mod serve;
@@ -51,6 +52,7 @@ pub fn run_cli(handlers: Handlers) -> ExitCode {
         cli::Command::Schedules(args) => client::schedules(&args),
         cli::Command::Spec(command) => spec::main(&command),
         cli::Command::Check(args) => check::main(&args),
+        cli::Command::Inngest(cli::InngestCommand::Sync(args)) => inngest::main(&args),
         cli::Command::New(args) => new::main(&args),
     }
 }

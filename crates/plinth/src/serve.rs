@@ -114,8 +114,10 @@ async fn run(
         }
     };
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
-    let component = Arc::new(component);
-    let metrics = Arc::new(Metrics::new(&settings.metrics_prefix, &component.file.component.name));
+    let name = component.file.component.name.clone();
+    let component = Arc::new(plinth_core::component::Live::new(component));
+    let inngest = Arc::new(plinth_server::apps::InngestApps::new(component.clone()));
+    let metrics = Arc::new(Metrics::new(&settings.metrics_prefix, &name));
     // Why: without access control anyone may send events, so no token is needed.
     let run_tokens = auth.is_some().then(|| Arc::new(plinth_core::tokens::RunTokens::default()));
     let engine_config = EngineConfig {
@@ -168,6 +170,7 @@ async fn run(
         event_dedup_window: settings.event_dedup_window,
         run_tokens,
         inngest_event_key,
+        inngest: inngest.clone(),
     });
     let stop_http = CancellationToken::new();
     if let Some(limit) = rate_limit {
@@ -197,7 +200,8 @@ async fn run(
     // the node looks ready drains it instead of killing it with the default action.
     let signals = Signals::install();
     readiness.ready();
-    tracing::info!(addr = %local, component = %component.file.component.name, owner = %owner,
+    crate::inngest::sync_listed(inngest, format!("http://{local}"));
+    tracing::info!(addr = %local, component = %name, owner = %owner,
         database = %database, "listening");
     if settings.ui {
         tracing::info!(url = %format!("http://{local}{}", settings.ui_path), "web dashboard served");

@@ -62,9 +62,6 @@ impl HttpHandlers {
                 targets.insert(f.name.clone(), t);
             }
         }
-        if targets.is_empty() {
-            return Ok(Self::default());
-        }
         // Why: reqwest is built without a default crypto provider; ring is the one we ship.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -92,7 +89,34 @@ impl HttpHandlers {
     /// Sends one request with `body` to the function's endpoint; the reply, or how the
     /// attempt ends when there is none (unreachable, timeout, stopped).
     pub(crate) async fn post(&self, env: &AttemptEnv<'_>, body: Vec<u8>) -> Result<Reply, AttemptEnd> {
-        let (Some(client), Some(target)) = (&self.client, self.targets.get(&env.run.function)) else {
+        self.post_step(env, body, None).await
+    }
+
+    /// [`Self::post`], or to an Inngest function's `url` (which an app may register at any
+    /// time, so it is read from the component at each call) with its query's `stepId` set.
+    pub(crate) async fn post_step(
+        &self,
+        env: &AttemptEnv<'_>,
+        body: Vec<u8>,
+        sdk: Option<(&str, &str)>,
+    ) -> Result<Reply, AttemptEnd> {
+        let sdk_target = match sdk {
+            Some((url, step)) => match reqwest::Url::parse(url) {
+                Ok(mut url) => {
+                    let pairs: Vec<(String, String)> =
+                        url.query_pairs().filter(|(k, _)| k != "stepId").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+                    url.query_pairs_mut().clear().extend_pairs(pairs).append_pair("stepId", step);
+                    Some(Target { url, headers: HeaderMap::new(), timeout: None })
+                }
+                Err(e) => {
+                    let msg = format!("the Inngest function's URL does not parse: {e}");
+                    return Err(AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg)));
+                }
+            },
+            None => None,
+        };
+        let (Some(client), Some(target)) = (&self.client, sdk_target.as_ref().or_else(|| self.targets.get(&env.run.function)))
+        else {
             let msg = format!("no HTTP target is prepared for `{}`", env.run.function);
             return Err(AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, msg)));
         };
@@ -148,12 +172,15 @@ pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     pub(crate) over: bool,
     pub(crate) location: Option<String>,
+    /// `x-inngest-no-retry: true` came with it (an Inngest SDK's non-retriable error).
+    pub(crate) no_retry: bool,
 }
 
 async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, reqwest::Error> {
     let mut resp = request.send().await?;
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let no_retry = resp.headers().get("x-inngest-no-retry").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let mut body = Vec::new();
     let mut over = false;
     while let Some(chunk) = resp.chunk().await? {
@@ -163,12 +190,12 @@ async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Repl
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Reply { status, body, over, location })
+    Ok(Reply { status, body, over, location, no_retry })
 }
 
 /// The attempt's end for a response.
 pub(crate) fn classify(reply: Reply, limit: usize) -> AttemptEnd {
-    let Reply { status, body, over, location } = reply;
+    let Reply { status, body, over, location, .. } = reply;
     match status {
         200..=299 if over => {
             AttemptEnd::Failed(RunError::new(Code::OutputTooLarge, format!("the HTTP handler answered more than {limit} bytes")))

@@ -70,7 +70,8 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
 }
 
 async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {
-    let Some((_, spec)) = shared.component.function(&run.function) else {
+    let component = shared.component.get();
+    let Some((_, spec)) = component.function(&run.function) else {
         let msg = format!("this node's component has no function `{}`", run.function);
         return AttemptEnd::Failed(RunError::new(Code::FunctionNotFound, msg).retryable(true));
     };
@@ -79,12 +80,12 @@ async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {
         run,
         store: &shared.store,
         config: &shared.config,
-        base_dir: &shared.component.base_dir,
+        base_dir: &component.base_dir,
         timeout,
         stop: stop.token(),
     };
     if spec.steps
-        && let Some(handler @ (HandlerKind::Command(_) | HandlerKind::Http(_))) = spec.handler.get()
+        && let Some(handler @ (HandlerKind::Command(_) | HandlerKind::Http(_) | HandlerKind::Inngest(_))) = spec.handler.get()
     {
         return steps::session(shared, &handler, &env).await;
     }
@@ -98,7 +99,10 @@ async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {
             };
             in_process_attempt(shared, run, stop, handler, spec.steps, timeout).await
         }
-        None => AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, "the function has no valid handler")),
+        // Why: validation gives every Inngest function `steps: true`; one without is not called.
+        Some(HandlerKind::Inngest(_)) | None => {
+            AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, "the function has no valid handler"))
+        }
     }
 }
 
@@ -189,6 +193,7 @@ fn decide(shared: &Shared, run: &Run, end: AttemptEnd, reason: StopReason) -> Op
         AttemptEnd::Failed(e) if e.retryable && run.attempt < run.max_attempts => {
             let backoff = shared
                 .component
+                .get()
                 .function(&run.function)
                 .map(|(_, f)| f.policy.retries.backoff.delay(run.attempt, fastrand_unit()))
                 .unwrap_or_default();

@@ -13,11 +13,10 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// Cancels the runs past their deadlines.
 pub(crate) async fn expirer(shared: Arc<Shared>) {
-    if !shared.component.file.functions.iter().any(|f| f.policy.timeouts.is_some()) {
-        return;
-    }
     loop {
-        if shared.store.lead().await {
+        // Why: an app may register a function with timeouts at any time.
+        let any = shared.component.get().file.functions.iter().any(|f| f.policy.timeouts.is_some());
+        if any && shared.store.lead().await {
             match shared.store.expire(now_micros()).await {
                 Ok(expired) => {
                     for e in &expired {

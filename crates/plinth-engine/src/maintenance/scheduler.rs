@@ -46,18 +46,20 @@ fn missed(schedules: &CompiledTriggers, last: i64, now: i64) -> Vec<i64> {
 type Scheduled<'a> = Vec<(&'a FunctionSpec, &'a CompiledTriggers)>;
 
 pub(crate) async fn scheduler(shared: Arc<Shared>) {
-    let component = shared.component.clone();
-    let scheduled: Scheduled<'_> =
-        component.file.functions.iter().zip(&component.triggers).filter(|(_, t)| !t.schedules.is_empty()).collect();
-    if scheduled.is_empty() {
-        return;
-    }
-    let started = now_micros();
+    // When this node first saw each scheduled function: no tick before it is fired (an app may
+    // register a function long after start-up).
+    let mut seen: HashMap<String, i64> = HashMap::new();
     // The last tick fired (by any node) of each function, as far as this node knows.
     let mut last: HashMap<String, i64> = HashMap::new();
     let mut leading = false;
     loop {
-        if !shared.store.lead().await {
+        let component = shared.component.get();
+        let scheduled: Scheduled<'_> =
+            component.file.functions.iter().zip(&component.triggers).filter(|(_, t)| !t.schedules.is_empty()).collect();
+        for (f, _) in &scheduled {
+            seen.entry(f.name.clone()).or_insert_with(now_micros);
+        }
+        if scheduled.is_empty() || !shared.store.lead().await {
             leading = false;
             if !tick(&shared, RECHECK).await {
                 return;
@@ -88,6 +90,7 @@ pub(crate) async fn scheduler(shared: Arc<Shared>) {
         let now = now_micros();
         let mut soonest = i64::MAX;
         for (function, schedules) in &scheduled {
+            let started = seen.get(&function.name).copied().unwrap_or(now);
             let after = last.get(&function.name).copied().unwrap_or(started).max(started);
             let Some(due) = schedules.next_tick(after) else { continue };
             if due <= now {
@@ -97,11 +100,7 @@ pub(crate) async fn scheduler(shared: Arc<Shared>) {
                 soonest = soonest.min(due);
             }
         }
-        if soonest == i64::MAX {
-            tracing::warn!("no schedule has a next tick; the scheduler stops");
-            return;
-        }
-        let wait = Duration::from_micros(u64::try_from(soonest - now_micros()).unwrap_or(0)).min(RECHECK);
+        let wait = Duration::from_micros(u64::try_from(soonest.saturating_sub(now_micros())).unwrap_or(0)).min(RECHECK);
         if !wait.is_zero() && !tick(&shared, wait).await {
             return;
         }

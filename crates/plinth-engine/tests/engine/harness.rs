@@ -75,7 +75,7 @@ impl Harness {
         Engine::check_handlers(&self.component, &handlers).expect("every handler is registered");
         let engine = Engine::start(
             self.store.clone(),
-            self.component.clone(),
+            Arc::new(plinth_core::component::Live::new((*self.component).clone())),
             Arc::new(handlers),
             Arc::new(Metrics::new("plinth", "t")),
             config,

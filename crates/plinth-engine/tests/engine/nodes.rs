@@ -101,7 +101,7 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
             EngineConfig { owner: node.into(), workers: 8, claim_batch: 4, lease: Duration::from_secs(3), ..Default::default() };
         let engine = Engine::start(
             store.clone(),
-            comp.clone(),
+            Arc::new(plinth_core::component::Live::new((*comp).clone())),
             Arc::new(handlers(ledger.clone(), node)),
             Arc::new(Metrics::new("p", "t")),
             config,

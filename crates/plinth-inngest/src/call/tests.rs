@@ -50,7 +50,7 @@ fn the_body_holds_the_event_the_memo_and_the_stack() {
     let event = json!({"name": "shop/order.created", "data": {"order": "o-1"}, "id": "e1", "ts": 1});
     let r = run(event.clone());
     let mut failed = Step::reached("charge", "step", 3, 1);
-    failed = failed.fail(StepError { message: "card declined".into(), retryable: false }, 2);
+    failed = failed.fail(StepError { message: "PaymentError: card declined: no funds".into(), retryable: false }, 2);
     let steps = vec![
         done("reserve", "step", json!({"ok": 1})),
         done("nap", "sleep", Value::Null),
@@ -66,7 +66,7 @@ fn the_body_holds_the_event_the_memo_and_the_stack() {
     assert_eq!(body["steps"][hash("reserve")], json!({"data": {"ok": 1}}));
     assert_eq!(body["steps"][hash("nap")], Value::Null);
     assert_eq!(body["steps"][hash("approve")]["name"], "shop/order.approved", "a wait's memo is the event itself");
-    assert_eq!(body["steps"][hash("charge")]["error"]["message"], "card declined");
+    assert_eq!(body["steps"][hash("charge")]["error"], json!({"name": "PaymentError", "message": "card declined: no funds"}));
     assert!(body["steps"].get(hash("later")).is_none(), "an unfinished step is not in the memo");
     assert_eq!(body["ctx"]["stack"]["current"], 4);
     assert_eq!(body["ctx"]["stack"]["stack"][0], hash("reserve"));
@@ -174,4 +174,13 @@ fn answers_that_break_the_protocol_have_their_codes() {
     assert_eq!(code(answer(206, false, bad_if.to_string().as_bytes(), 0)), Code::StepInvalidOp);
     let no_fn = json!([{"op": "InvokeFunction", "id": hash("c"), "userland": {"id": "c"}, "opts": {}}]);
     assert_eq!(code(answer(206, false, no_fn.to_string().as_bytes(), 0)), Code::StepInvalidOp);
+}
+
+#[test]
+fn an_error_text_splits_into_its_class_and_message_when_it_has_one() {
+    assert_eq!(split_error("RuntimeError: the warehouse is closed"), ("RuntimeError", "the warehouse is closed"));
+    assert_eq!(split_error("errors.Timeout: slow"), ("errors.Timeout", "slow"));
+    assert_eq!(split_error("the handler said: no"), ("StepError", "the handler said: no"), "not a class name");
+    assert_eq!(split_error("plain"), ("StepError", "plain"));
+    assert_eq!(split_error(""), ("StepError", ""));
 }

@@ -20,8 +20,8 @@ pub struct RegisterRequest {
     /// The protocol version the SDK speaks.
     #[serde(default)]
     pub v: Option<String>,
-    /// `ping` (asked by a `PUT`) or `cron`.
-    #[serde(default, rename = "deployType")]
+    /// `ping` (asked by a `PUT`) or `cron`; the Python SDK spells it `deploy_type`.
+    #[serde(default, alias = "deployType")]
     pub deploy_type: Option<String>,
     /// The SDK, e.g. `py:v0.5.19`.
     #[serde(default)]

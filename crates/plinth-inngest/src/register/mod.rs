@@ -7,7 +7,8 @@ pub mod config;
 mod tests;
 
 use crate::expr::arriving_vs_run;
-use config::{FunctionConfig, RegisterRequest, TriggerConfig};
+pub use config::RegisterRequest;
+use config::{FunctionConfig, TriggerConfig};
 use plinth_core::policy::RunPolicy;
 use plinth_core::trigger::TriggerSpec;
 use serde_json::{Map, Value, json};

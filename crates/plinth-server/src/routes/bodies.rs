@@ -102,6 +102,10 @@ pub(crate) struct HealthChecks {
     /// The NATS bridge, when one is configured: connected and consuming.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) nats: Option<DependencyCheck>,
+    /// The Inngest apps `inngest.apps` lists, when there are some: each synced (its functions
+    /// registered). Failing while one is not, with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) inngest: Option<DependencyCheck>,
 }
 
 /// An optional dependency's check.

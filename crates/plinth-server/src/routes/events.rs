@@ -177,7 +177,7 @@ pub async fn send_events(
         let errors = problems.into_iter().map(|p| FieldError { pointer: p.pointer, message: p.message }).collect();
         ApiError::new(Code::ValidationFailed, detail).with_errors(errors)
     })?;
-    let batch = events.into_iter().map(|event| NewEvent::planned(&state.component, event, correlation_id, now)).collect();
+    let batch = events.into_iter().map(|event| NewEvent::planned(&state.component.get(), event, correlation_id, now)).collect();
     let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
     let ingested = state.store.ingest(batch, dedup_after).await?;
     if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {

@@ -23,7 +23,8 @@ pub async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
     }
     let now = now_micros();
     if let Some(due) = run.next_attempt_at.filter(|due| *due > now) {
-        let policy = state.component.function(&run.function).map(|(_, f)| &f.policy);
+        let component = state.component.get();
+        let policy = component.function(&run.function).map(|(_, f)| &f.policy);
         let debounced = policy.is_some_and(|p| p.debounce.is_some());
         let batched = policy.is_some_and(|p| p.batch.is_some()) && run.input.get("events").is_some();
         let rule = match run.attempt {
@@ -34,7 +35,8 @@ pub async fn held_by(state: &AppState, run: &Run) -> Option<HeldBy> {
         };
         return Some(HeldBy { rule: rule.into(), until: Some(rfc3339(due)), ..blank() });
     }
-    let (_, function) = state.component.function(&run.function)?;
+    let component = state.component.get();
+    let (_, function) = component.function(&run.function)?;
     let rules = plinth_store::FlowLimit::of(&function.policy)?;
     let key = run.flow_key.as_deref()?;
     let lane = match state.store.lane(&run.function, key, &run.run_id).await {
@@ -155,7 +157,8 @@ pub(crate) async fn keys(
             other => return Err(query_error(format!("unknown query parameter `{other}`; known: limit, cursor"), other)),
         }
     }
-    let Some((_, function)) = state.component.function(&name) else {
+    let component = state.component.get();
+    let Some((_, function)) = component.function(&name) else {
         return Err(ApiError::new(Code::FunctionNotFound, format!("no function is named `{name}`; see GET /functions")));
     };
     let concurrency = function.policy.concurrency.as_ref();
@@ -204,7 +207,7 @@ pub(crate) async fn queue_metrics(state: &AppState) {
             return;
         }
     };
-    for f in &state.component.file.functions {
+    for f in &state.component.get().file.functions {
         let q = stats.iter().find(|q| q.function == f.name);
         state.metrics.set_queue_depth(&f.name, q.map_or(0, |q| q.queued));
         #[allow(clippy::cast_precision_loss)]

@@ -45,21 +45,44 @@ async fn database_check(state: &AppState) -> (bool, DatabaseCheck) {
     }
 }
 
+/// The listed Inngest apps: failing while one has not registered its functions.
+fn inngest_check(state: &AppState) -> Option<DependencyCheck> {
+    let listed = state.inngest.listed();
+    if listed.is_empty() {
+        return None;
+    }
+    let problems: Vec<String> = listed
+        .iter()
+        .filter_map(|(url, s)| match s {
+            crate::apps::SyncState::Synced => None,
+            crate::apps::SyncState::Pending => Some(format!("{url}: not synced yet")),
+            crate::apps::SyncState::Failed(why) => Some(format!("{url}: {why}")),
+        })
+        .collect();
+    Some(if problems.is_empty() {
+        DependencyCheck { status: CheckStatus::Ok, error: None }
+    } else {
+        DependencyCheck { status: CheckStatus::Failing, error: Some(problems.join("; ")) }
+    })
+}
+
 /// Liveness, with a check of each dependency.
 #[utoipa::path(get, path = "/health", operation_id = "get_health", tag = "probes",
     responses(
         (status = 200, description = "Healthy, or degraded: the database answers; an optional dependency (the NATS \
-            bridge) may fail, which makes the status `degraded`.", body = Health),
+            bridge, an Inngest app not synced) may fail, which makes the status `degraded`.", body = Health),
         (status = 503, description = "Unhealthy: a critical dependency (the database) fails.", body = Health),
     ))]
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     let (ok, database) = database_check(&state).await;
-    let id = &state.component.file.component;
+    let component = state.component.get();
+    let id = &component.file.component;
     let nats = state.nats.as_ref().map(|dep| match dep.state() {
         Ok(()) => DependencyCheck { status: CheckStatus::Ok, error: None },
         Err(why) => DependencyCheck { status: CheckStatus::Failing, error: Some(why) },
     });
-    let degraded = nats.as_ref().is_some_and(|c| matches!(c.status, CheckStatus::Failing));
+    let inngest = inngest_check(&state);
+    let degraded = [&nats, &inngest].iter().any(|c| c.as_ref().is_some_and(|c| matches!(c.status, CheckStatus::Failing)));
     let status = match (ok, degraded) {
         (false, _) => HealthStatus::Unhealthy,
         (true, true) => HealthStatus::Degraded,
@@ -70,7 +93,7 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
         component: &id.name,
         version: &id.version,
         plinth_version: plinth_core::VERSION,
-        checks: HealthChecks { database, nats },
+        checks: HealthChecks { database, nats, inngest },
     });
     if !ok || degraded {
         tracing::warn!(checks = %body["checks"], "health check failing");
@@ -107,7 +130,8 @@ pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/functions", operation_id = "list_functions", tag = "component",
     responses((status = 200, description = "The component and its functions.", body = Functions)))]
 pub(crate) async fn functions(State(state): State<Arc<AppState>>) -> Response {
-    let file = &state.component.file;
+    let component = state.component.get();
+    let file = &component.file;
     let fired = match state.store.schedules().await {
         Ok(states) => states,
         Err(e) => {
@@ -119,7 +143,7 @@ pub(crate) async fn functions(State(state): State<Arc<AppState>>) -> Response {
     let functions = file
         .functions
         .iter()
-        .zip(&state.component.triggers)
+        .zip(&component.triggers)
         .map(|(f, compiled)| FunctionInfo {
             name: &f.name,
             description: f.description.as_deref(),

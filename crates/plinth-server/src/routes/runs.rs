@@ -41,10 +41,13 @@ pub(crate) fn run_id(path: Result<Path<String>, PathRejection>) -> Result<String
     if plinth_core::ids::is_run_id(&id) { Ok(id) } else { Err(not_found(&id)) }
 }
 
-fn resolve_function<'a>(state: &'a AppState, req: &RunRequest) -> Result<(usize, &'a plinth_core::FunctionSpec), ApiError> {
-    let functions = &state.component.file.functions;
+fn resolve_function<'a>(
+    component: &'a plinth_core::component::Component,
+    req: &RunRequest,
+) -> Result<(usize, &'a plinth_core::FunctionSpec), ApiError> {
+    let functions = &component.file.functions;
     match &req.function {
-        Some(name) => state.component.function(name).ok_or_else(|| {
+        Some(name) => component.function(name).ok_or_else(|| {
             let known: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
             ApiError::new(Code::FunctionNotFound, format!("no function `{name}`; this component has: {}", known.join(", ")))
         }),
@@ -111,8 +114,9 @@ pub(crate) async fn submit(
         }
         req.idempotency_key = Some(key);
     }
-    let (index, function) = resolve_function(&state, &req)?;
-    super::start::check_input(&state, index, &req.input)?;
+    let component = state.component.get();
+    let (index, function) = resolve_function(&component, &req)?;
+    super::start::check_input(&component, index, &req.input)?;
     let now = now_micros();
     #[allow(clippy::cast_possible_truncation)]
     let delay = (req.delay_seconds * 1e6) as i64;

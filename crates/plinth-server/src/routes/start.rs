@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use crate::problem::{ApiError, FieldError};
+use plinth_core::component::Component;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Code, NewRun, Run};
 use plinth_store::Enqueued;
@@ -11,8 +12,8 @@ use serde_json::Value;
 ///
 /// # Errors
 /// `PLINTH_004` with each violation's JSON pointer.
-pub(crate) fn check_input(state: &AppState, index: usize, input: &Value) -> Result<(), ApiError> {
-    let Some(schema) = state.component.schemas.get(index).and_then(Option::as_ref) else { return Ok(()) };
+pub(crate) fn check_input(component: &Component, index: usize, input: &Value) -> Result<(), ApiError> {
+    let Some(schema) = component.schemas.get(index).and_then(Option::as_ref) else { return Ok(()) };
     let violations = schema.violations(input);
     if violations.is_empty() {
         return Ok(());
@@ -29,11 +30,10 @@ pub(crate) fn check_input(state: &AppState, index: usize, input: &Value) -> Resu
 /// `PLINTH_005` for an unknown function, `PLINTH_004` for input its schema refuses, or the
 /// store's error (a full queue, a store that cannot answer).
 pub async fn start_run(state: &AppState, function: &str, input: Value, correlation_id: &str) -> Result<Run, ApiError> {
-    let (index, spec) = state
-        .component
-        .function(function)
-        .ok_or_else(|| ApiError::new(Code::FunctionNotFound, format!("no function `{function}`")))?;
-    check_input(state, index, &input)?;
+    let component = state.component.get();
+    let (index, spec) =
+        component.function(function).ok_or_else(|| ApiError::new(Code::FunctionNotFound, format!("no function `{function}`")))?;
+    check_input(&component, index, &input)?;
     let new = NewRun::of(spec, input, plinth_core::Trigger::Api, correlation_id, now_micros());
     let run = match state.store.enqueue(new).await? {
         Enqueued::Created(run) | Enqueued::Debounced(run) | Enqueued::Replayed(run) => run,

@@ -129,7 +129,8 @@ pub async fn rerun_run(
             format!("run {id} is still {}; wait for it to end or cancel it first", original.status.as_str()),
         ));
     }
-    let (_, spec) = state.component.function(&original.function).ok_or_else(|| {
+    let component = state.component.get();
+    let (_, spec) = component.function(&original.function).ok_or_else(|| {
         ApiError::new(
             Code::FunctionNotFound,
             format!("run {id} ran function `{}`, which this component no longer has", original.function),

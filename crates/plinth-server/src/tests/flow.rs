@@ -49,6 +49,7 @@ async fn claim(h: &Harness, function: &str, n: u32) -> Vec<plinth_core::Run> {
     let limits: HashMap<String, plinth_store::FlowLimit> = h
         .state
         .component
+        .get()
         .file
         .functions
         .iter()

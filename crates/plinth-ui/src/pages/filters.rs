@@ -73,7 +73,7 @@ pub(crate) fn parse(ui: &Ui, params: Vec<(String, String)>) -> Parsed {
         match k.as_str() {
             "id" => jump = Some(v),
             "function" => {
-                if ui.app.component.function(&v).is_none() {
+                if ui.app.component.get().function(&v).is_none() {
                     problems.push(format!("No function is named \u{201c}{v}\u{201d}."));
                 }
                 filter.function = Some(v.clone());

@@ -43,23 +43,26 @@ struct FunctionPage {
 pub(crate) fn handler(kind: Option<HandlerKind<'_>>) -> String {
     match kind {
         Some(HandlerKind::Command(c)) => format!("command {}", c.argv.first().map_or("", String::as_str)),
-        Some(HandlerKind::Http(h)) => {
-            let url = h.url.split(['?', '#']).next().unwrap_or_default();
-            let url =
-                match url.split_once("://").and_then(|(s, rest)| rest.split_once('@').map(|(_, host)| format!("{s}://{host}"))) {
-                    Some(without_user) => without_user,
-                    None => url.to_string(),
-                };
-            format!("HTTP POST {url}")
-        }
+        Some(HandlerKind::Http(h)) => format!("HTTP POST {}", plain_url(&h.url)),
+        Some(HandlerKind::Inngest(i)) => format!("Inngest SDK app {}", plain_url(&i.url)),
         Some(HandlerKind::Rust(name)) => format!("in-process handler {name}"),
         None => "none".to_string(),
     }
 }
 
+/// A URL without its query, fragment or credentials.
+fn plain_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://").and_then(|(s, rest)| rest.split_once('@').map(|(_, host)| format!("{s}://{host}"))) {
+        Some(without_user) => without_user,
+        None => url.to_string(),
+    }
+}
+
 /// `GET {base}/functions/{name}`.
 pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Session>, Path(name): Path<String>) -> Response {
-    let Some((index, spec)) = ui.app.component.function(&name) else {
+    let component = ui.app.component.get();
+    let Some((index, spec)) = component.function(&name) else {
         return ui.error(
             StatusCode::NOT_FOUND,
             "No such function",
@@ -68,7 +71,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
     };
     let now = now_micros();
     let mut triggers: Vec<String> = Vec::new();
-    if let Some(compiled) = ui.app.component.triggers.get(index) {
+    if let Some(compiled) = component.triggers.get(index) {
         for (event, cond) in &compiled.events {
             triggers.push(match cond {
                 Some(c) => format!("event {event} when {}", c.source()),
@@ -131,6 +134,10 @@ mod tests {
         let plain = HttpSpec { url: "http://127.0.0.1:9000/run".into(), timeout: None, headers: Default::default() };
         assert_eq!(handler(Some(HandlerKind::Http(&plain))), "HTTP POST http://127.0.0.1:9000/run");
         assert_eq!(handler(Some(HandlerKind::Rust("echo"))), "in-process handler echo");
+        let sdk = plinth_core::component::InngestHandler {
+            url: "http://u:p@127.0.0.1:8000/api/inngest?fnId=shop-a&stepId=step".into(),
+        };
+        assert_eq!(handler(Some(HandlerKind::Inngest(&sdk))), "Inngest SDK app http://127.0.0.1:8000/api/inngest");
         assert_eq!(handler(None), "none");
     }
 }

@@ -47,7 +47,7 @@ impl Ui {
     pub(crate) fn anonymous(&self) -> Chrome {
         Chrome {
             base: self.base.clone(),
-            component: self.app.component.file.component.name.clone(),
+            component: self.app.component.get().file.component.name.clone(),
             version: crate::assets::VERSION,
             user: None,
             can_write: false,

@@ -67,7 +67,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         (Err(e), _) | (_, Err(e)) => return ui.store_error(&e),
     };
     let mut hours = summary::hours(&ended, now);
-    let component = &ui.app.component;
+    let component = ui.app.component.get();
     let functions = component
         .file
         .functions

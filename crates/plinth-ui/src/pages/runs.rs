@@ -73,7 +73,7 @@ pub(crate) async fn page(
         return Redirect::to(&format!("{}/runs/{}", ui.base, encode(&id))).into_response();
     }
     filter.limit = PAGE;
-    let functions = ui.app.component.file.functions.iter().map(|f| f.name.clone()).collect();
+    let functions = ui.app.component.get().file.functions.iter().map(|f| f.name.clone()).collect();
     let chrome = ui.chrome(&session);
     if !problems.is_empty() {
         let page = RunsPage {

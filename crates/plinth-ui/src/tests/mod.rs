@@ -64,9 +64,11 @@ fn harness_of(yaml: &str) -> Harness {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db"), Synchronous::Off).expect("store"));
     let readiness = Arc::new(Readiness::default());
     readiness.ready();
+    let live = Arc::new(plinth_core::component::Live::new(component));
     let state = Arc::new(AppState {
         store,
-        component: Arc::new(component),
+        inngest: Arc::new(plinth_server::apps::InngestApps::new(live.clone())),
+        component: live,
         metrics: Arc::new(Metrics::new("plinth", "shop")),
         wake: Arc::new(tokio::sync::Notify::new()),
         readiness,
@@ -107,7 +109,8 @@ impl Harness {
 
     /// A queued run of `function` with `input`, its id.
     async fn queued(&self, function: &str, input: Value) -> String {
-        let spec = self.state.component.function(function).expect("function").1;
+        let component = self.state.component.get();
+        let spec = component.function(function).expect("function").1;
         let run = NewRun::of(spec, input, Trigger::Api, "corr-1", now_micros());
         let id = run.run_id.clone();
         self.state.store.enqueue(run).await.expect("enqueue");

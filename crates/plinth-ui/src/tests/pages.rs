@@ -149,7 +149,7 @@ async fn steps_and_holds_read_in_words() {
     let limits = Arc::new(
         [(
             "lanes".to_string(),
-            plinth_store::FlowLimit::of(&h.state.component.function("lanes").expect("f").1.policy).expect("limited"),
+            plinth_store::FlowLimit::of(&h.state.component.get().function("lanes").expect("f").1.policy).expect("limited"),
         )]
         .into_iter()
         .collect(),
@@ -171,7 +171,8 @@ async fn steps_and_holds_read_in_words() {
     assert!(keys.body.contains("t-1"), "the key with work: {}", keys.body);
     assert!(keys.body.contains("HTTP POST https://api.example/hook") && !keys.body.contains("s3cret"), "{}", keys.body);
 
-    let spec = h.state.component.function("echo").expect("f").1;
+    let component = h.state.component.get();
+    let spec = component.function("echo").expect("f").1;
     let run = NewRun::of(spec, json!({}), Trigger::Api, "c", now_micros());
     let mut step = Step::reached("charge", "run", 0, now_micros());
     step.status = plinth_core::steps::StepStatus::Succeeded;

@@ -7,28 +7,31 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The SDK version the tests hold Plinth to.
-const SDK: &str = "inngest==0.5.19";
+/// The example app's pinned packages (the SDK, FastAPI, uvicorn, structlog): what the tests hold
+/// Plinth to.
+pub(crate) const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/inngest-fastapi/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/fixtures/inngest_send.py");
 
-/// The virtual environment's python with the SDK installed, made once; `None` (a loud skip, a
-/// failure under `CI=true`) when it cannot be made.
-fn sdk_python() -> Option<PathBuf> {
+/// The virtual environment's python with the packages installed, made once per set of pins;
+/// `None` (a loud skip, a failure under `CI=true`) when it cannot be made.
+pub(crate) fn sdk_python() -> Option<PathBuf> {
     if !python3_available("Inngest's SDK against Plinth") {
         return None;
     }
     let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/inngest-venv"));
     let python = venv.join("bin/python");
-    let ready = venv.join(format!("{SDK}.ok"));
+    let pins = std::fs::read_to_string(REQUIREMENTS).expect("the example's requirements.txt");
+    let tag: String = pins.split_whitespace().collect::<Vec<_>>().join("+").replace(['=', '/'], "_");
+    let ready = venv.join(format!("{tag}.ok"));
     if !ready.exists() {
         let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
             && Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK])
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", REQUIREMENTS])
                 .status()
                 .is_ok_and(|s| s.success());
         if !made {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must test Inngest's SDK: could not install {SDK}");
-            eprintln!("SKIPPED: could not make a virtual environment with {SDK}");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must test Inngest's SDK: could not install {pins}");
+            eprintln!("SKIPPED: could not make a virtual environment with {pins}");
             return None;
         }
         std::fs::write(&ready, "").expect("mark the environment made");
@@ -36,7 +39,7 @@ fn sdk_python() -> Option<PathBuf> {
     Some(python)
 }
 
-fn sdk_send(python: &PathBuf, plinth: &str, key: &str, events: &Value) -> (bool, String, String) {
+pub(crate) fn sdk_send(python: &PathBuf, plinth: &str, key: &str, events: &Value) -> (bool, String, String) {
     let out = Command::new(python)
         .arg(SCRIPT)
         .arg(key)

@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod harness;
 mod inngest;
+mod inngest_app;
 mod invalid;
 mod limits;
 mod log_dir;

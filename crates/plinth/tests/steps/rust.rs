@@ -38,7 +38,7 @@ async fn the_rust_checkout_waits_resumes_and_pays() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db"), Synchronous::Normal).expect("store"));
     let engine = Engine::start(
         store.clone(),
-        component.clone(),
+        Arc::new(plinth_core::component::Live::new((*component).clone())),
         Arc::new(handlers),
         Arc::new(Metrics::new("plinth", "t")),
         EngineConfig::default(),

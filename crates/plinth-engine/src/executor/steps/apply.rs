@@ -74,6 +74,7 @@ pub(crate) fn step_failed(shared: &Shared, run: &Run, mut step: Step, error: Ste
     if error.retryable && step.attempts < run.max_attempts {
         let backoff = shared
             .component
+            .get()
             .function(&run.function)
             .map(|(_, f)| f.policy.retries.backoff.delay(step.attempts, super::super::fastrand_unit()))
             .unwrap_or_default();
@@ -169,15 +170,16 @@ fn waiting(mut step: Step, wait: Wait) -> Suspension {
 /// The child run an `invoke` starts: the function must exist, its input match its schema, and
 /// the chain of invoking runs stay within [`MAX_INVOKE_DEPTH`].
 pub(crate) async fn child_run(shared: &Shared, run: &Run, function: &str, input: Value, now: i64) -> Result<NewRun, Failure> {
-    let Some((index, spec)) = shared.component.function(function) else {
-        let names: Vec<&str> = shared.component.file.functions.iter().map(|f| f.name.as_str()).collect();
+    let component = shared.component.get();
+    let Some((index, spec)) = component.function(function) else {
+        let names: Vec<&str> = component.file.functions.iter().map(|f| f.name.as_str()).collect();
         return Err(ProtocolError::new(
             Code::InvokeUnknownFunction,
             format!("`invoke` names function `{function}`, which this component does not have; it has {}", names.join(", ")),
         )
         .into());
     };
-    if let Some(Some(schema)) = shared.component.schemas.get(index) {
+    if let Some(Some(schema)) = component.schemas.get(index) {
         let problems = schema.violations(&input);
         if let Some(first) = problems.first() {
             return Err(ProtocolError::new(
@@ -230,7 +232,7 @@ pub(crate) async fn send_events(
         ProtocolError::new(Code::StepInvalidOp, format!("`send_event` `{step_id}`: {}", text.join("; ")))
     })?;
     let planned: Vec<NewEvent> =
-        parsed.into_iter().map(|e| NewEvent::planned(&shared.component, e, &run.correlation_id, now)).collect();
+        parsed.into_iter().map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now)).collect();
     let window = micros(shared.config.event_dedup_window);
     let stored = shared.store.ingest(planned, now - window).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok(stored.into_iter().map(|i| i.event_id).collect())

@@ -2,6 +2,8 @@
 
 use super::super::{AttemptEnd, AttemptEnv, command, http};
 use crate::Shared;
+use plinth_core::steps::Step;
+use plinth_core::steps::envelope;
 use plinth_core::steps::protocol::{self, Answer, ProtocolError};
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Code, HandlerKind, RunError};
@@ -18,11 +20,23 @@ pub(crate) enum Called {
     End(AttemptEnd),
 }
 
-/// Calls the handler of `env.run`'s function with `envelope`. Durations in the answer (a
-/// sleep's `duration`) count from the moment the answer came.
-pub(crate) async fn call(shared: &Shared, handler: &HandlerKind<'_>, env: &AttemptEnv<'_>, envelope: Vec<u8>) -> Called {
+/// What one call hands the handler.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Req<'a> {
+    /// The run's steps, in their stored order.
+    pub(crate) memo: &'a [Step],
+    /// The attempt, from 1: the run's for an untargeted call, the step's for a targeted one.
+    pub(crate) attempt: u32,
+    /// The step this call runs, if any.
+    pub(crate) target: Option<&'a str>,
+}
+
+/// Calls the handler of `env.run`'s function. Durations in the answer (a sleep's `duration`)
+/// count from the moment the answer came.
+pub(crate) async fn call(shared: &Shared, handler: &HandlerKind<'_>, env: &AttemptEnv<'_>, req: Req<'_>) -> Called {
+    let envelope = || envelope::build(env.run, req.attempt, req.memo, req.target);
     match handler {
-        HandlerKind::Command(spec) => match command::exec(spec, env, envelope).await {
+        HandlerKind::Command(spec) => match command::exec(spec, env, envelope()).await {
             Ok(out) => match protocol::parse_command(trim(&out), now_micros()) {
                 Ok(a) => Called::Answer(a),
                 Err(e) => Called::Protocol(e),
@@ -31,7 +45,7 @@ pub(crate) async fn call(shared: &Shared, handler: &HandlerKind<'_>, env: &Attem
         },
         HandlerKind::Http(_) => {
             let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
-            match shared.http.post(env, envelope).await {
+            match shared.http.post(env, envelope()).await {
                 Ok(reply) if reply.status == 206 && !reply.over => match protocol::parse_partial(&reply.body, now_micros()) {
                     Ok(a) => Called::Answer(a),
                     Err(e) => Called::Protocol(e),
@@ -59,10 +73,44 @@ pub(crate) async fn call(shared: &Shared, handler: &HandlerKind<'_>, env: &Attem
                 Err(end) => Called::End(end),
             }
         }
+        HandlerKind::Inngest(i) => inngest(shared, &i.url, env, req).await,
         HandlerKind::Rust(name) => Called::End(AttemptEnd::Failed(RunError::new(
             Code::HandlerNotStarted,
             format!("`{name}` is an in-process handler; step functions run command or HTTP handlers"),
         ))),
+    }
+}
+
+/// A call over Inngest's SDK protocol (see the `plinth-inngest` crate).
+async fn inngest(shared: &Shared, url: &str, env: &AttemptEnv<'_>, req: Req<'_>) -> Called {
+    use plinth_inngest::call::{self as sdk, Failure};
+    let run = env.run;
+    let call = sdk::Call {
+        run,
+        steps: req.memo,
+        attempt: req.attempt.saturating_sub(1),
+        max_attempts: run.max_attempts,
+        target: req.target,
+    };
+    let step = sdk::step_param(req.target);
+    let reply = match shared.http.post_step(env, sdk::body(&call), Some((url, &step))).await {
+        Ok(reply) => reply,
+        Err(end) => return Called::End(end),
+    };
+    if reply.over {
+        let limit = env.config.max_output_bytes;
+        return Called::End(AttemptEnd::Failed(RunError::new(
+            Code::OutputTooLarge,
+            format!("the app answered more than {limit} bytes"),
+        )));
+    }
+    match sdk::answer(reply.status, reply.no_retry, &reply.body, now_micros()) {
+        Ok(answer) => Called::Answer(answer),
+        Err(Failure::Protocol(p)) => Called::Protocol(p),
+        Err(Failure::Raised { message, retryable }) => Called::End(AttemptEnd::Failed(
+            RunError::new(Code::HandlerFailed, format!("the function raised {message}")).retryable(retryable),
+        )),
+        Err(Failure::Refused { message }) => Called::End(AttemptEnd::Failed(RunError::new(Code::HandlerRejected, message))),
     }
 }
 

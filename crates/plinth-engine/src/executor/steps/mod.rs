@@ -13,7 +13,7 @@ pub(crate) use apply::put;
 use apply::{Failure, Next, step_failed};
 use call::Called;
 use plinth_core::steps::protocol::{self, Answer, Op, ProtocolError};
-use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait, envelope};
+use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait};
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Code, HandlerKind, RunError};
 
@@ -174,9 +174,9 @@ async fn untargeted(
     now: i64,
 ) -> Round {
     let run = env.run;
-    let body = envelope::build(run, run.attempt, memo, None);
     let called = now;
-    let ops = match call::call(shared, handler, env, body).await {
+    let req = call::Req { memo, attempt: run.attempt, target: None };
+    let ops = match call::call(shared, handler, env, req).await {
         Called::End(end) => return Err(end),
         Called::Protocol(p) => return Err(failed(p)),
         Called::Answer(Answer::Done(output)) => {
@@ -211,8 +211,7 @@ async fn targeted(
     let run = env.run;
     let calls = targets.iter().map(|t| {
         let attempt = memo.iter().find(|s| &s.id == t).map_or(1, |s| s.attempts + 1);
-        let body = envelope::build(run, attempt, memo, Some(t));
-        call::call(shared, handler, env, body)
+        call::call(shared, handler, env, call::Req { memo, attempt, target: Some(t) })
     });
     let answers = futures_util::future::join_all(calls).await;
     // Each targeted step keeps the start it was planned at and ends when its answer came.

@@ -47,6 +47,7 @@ fn handler(f: &FunctionSpec) -> String {
             text
         }
         Some(HandlerKind::Rust(name)) => format!("rust, registered as `{name}`"),
+        Some(HandlerKind::Inngest(i)) => format!("Inngest SDK function at `{}`", i.url),
         None => "none (invalid)".into(),
     }
 }

@@ -7,8 +7,8 @@
 //! SDK raises as an error. The key in the path is checked against `inngest.event_key_env`
 //! instead of `auth:` (the SDK sends no other credential).
 
-use super::Correlation;
 use crate::AppState;
+use crate::routes::Correlation;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -143,7 +143,7 @@ pub(crate) async fn events(
         Ok(v) => v,
         Err(e) => return answer(StatusCode::BAD_REQUEST, vec![], Some(e)),
     };
-    match super::events::send_events(&state, events, &correlation_id).await {
+    match crate::routes::events::send_events(&state, events, &correlation_id).await {
         Ok(ingested) => {
             let ids: Vec<String> = ingested.into_iter().map(|i| i.event_id).collect();
             answer(StatusCode::OK, ids, None)
