@@ -110,7 +110,9 @@ async fn cut_the_leader(url: &str, schema: &str) -> u64 {
     let (high, low) = (i64::try_from(bits >> 32).unwrap_or(0), i64::try_from(bits & 0xffff_ffff).unwrap_or(0));
     let side = side_pool(url).await;
     let cut: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+        // Why: with a timeout, the call returns once the session has ended and its lock is free;
+        // without one it only signals, and the next node's try may still find the lock held.
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory' AND granted \
          AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
     )
     .bind(high)

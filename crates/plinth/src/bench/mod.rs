@@ -10,6 +10,7 @@ mod endpoint;
 mod events;
 mod flow;
 mod load;
+mod sdk;
 mod server;
 mod stats;
 mod steps;
@@ -89,6 +90,7 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
             .clone()
             .map(|url| (url, format!("plinth_bench_{}", plinth_core::ids::new_run_id().to_ascii_lowercase()))),
         claim_batch: args.claim_batch,
+        extra: None,
     };
     let report = measure(args, &opts).await;
     if let Some((url, schema)) = &opts.postgres {
@@ -224,6 +226,13 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         None
     };
 
+    let sdk = if args.sdk_runs > 0 {
+        let settings = sdk::Settings { runs: args.sdk_runs, concurrency: args.concurrency, python: args.sdk_python.clone() };
+        Some(sdk::measure(&opts, &settings, &mut progress).await?)
+    } else {
+        None
+    };
+
     let round_reports: Vec<Value> = rounds.iter().map(round_report).collect();
     let per_round = |key: &str| -> Vec<f64> {
         round_reports.iter().filter_map(|r| r.pointer(key).and_then(Value::as_f64)).collect::<Vec<_>>()
@@ -253,6 +262,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     targets.extend(flow_rounds.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(flow_backlog.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(dashboard.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
+    targets.extend(sdk.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     Ok(json!({
         "plinth_version": plinth_core::VERSION,
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get)},
@@ -286,6 +296,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "backlog": flow_backlog.as_ref().map(|(report, _)| report),
         },
         "dashboard": dashboard.as_ref().map(|(report, _)| report),
+        "inngest_sdk": sdk.as_ref().map(|(report, _)| report),
         "targets": targets,
         "server_exit": exit.to_string(),
     }))

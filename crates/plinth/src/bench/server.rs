@@ -110,6 +110,9 @@ pub(crate) struct ServerOptions {
     pub(crate) postgres: Option<(String, String)>,
     /// The server's `--claim-batch`, when set.
     pub(crate) claim_batch: Option<u32>,
+    /// YAML appended to the component: more functions (indented as list items), then other
+    /// sections.
+    pub(crate) extra: Option<String>,
 }
 
 pub(crate) struct Server {
@@ -143,8 +146,8 @@ impl Server {
     pub(crate) fn start(opts: &ServerOptions, timeout: Duration) -> Result<Self, String> {
         let config = opts.dir.join("component.yaml");
         std::fs::create_dir_all(&opts.dir).map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
-        std::fs::write(&config, component(&opts.http_url, opts.api_key.is_some()))
-            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let text = component(&opts.http_url, opts.api_key.is_some()) + opts.extra.as_deref().unwrap_or("");
+        std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let database = match &opts.postgres {
             Some((url, schema)) => vec!["--database-url".to_string(), url.clone(), "--database-schema".into(), schema.clone()],
             None => vec!["--database-url".to_string(), format!("sqlite://{}", opts.dir.join("bench.db").display())],
@@ -298,6 +301,7 @@ mod tests {
             log_level: "info".into(),
             http_url: "http://127.0.0.1:9/noop".into(),
             api_key: None,
+            extra: None,
             postgres: None,
             claim_batch: None,
         }

@@ -27,6 +27,8 @@ fn args() -> BenchArgs {
         flow_runs: 0,
         flow_backlog: 0,
         ui_history: 0,
+        sdk_runs: 0,
+        sdk_python: "python3".into(),
     }
 }
 

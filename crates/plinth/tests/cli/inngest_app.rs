@@ -23,9 +23,13 @@ struct App {
 
 impl App {
     fn start(python: &Path, port: u16, plinth: &str) -> Self {
+        Self::start_in(python, Path::new(APP_DIR), port, plinth)
+    }
+
+    fn start_in(python: &Path, dir: &Path, port: u16, plinth: &str) -> Self {
         let mut child = Command::new(python)
             .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .current_dir(APP_DIR)
+            .current_dir(dir)
             .env("INNGEST_DEV", plinth)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -214,7 +218,35 @@ async fn the_example_app_runs_unchanged_on_plinth() {
         "retried, then failed: {broken}"
     );
     assert_eq!(app.reserved("o-1"), 1, "each step ran once");
+
+    // An app whose function asks for what Plinth cannot serve is refused by name, and changes nothing.
+    let other = tempfile::tempdir().expect("tempdir");
+    std::fs::write(other.path().join("app.py"), ACCOUNT_SCOPED).expect("app.py");
+    let port = free_port();
+    let _other = App::start_in(&python, other.path(), port, &s.url(""));
+    let url = format!("http://127.0.0.1:{port}/api/inngest");
+    let out = until("the other app answers", 30, || async {
+        let out = crate::harness::plinth(&["inngest", "sync", "--app", &url], &[], dir.path());
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (!text.contains("cannot connect")).then(|| json!({"code": out.status.code(), "text": text}))
+    })
+    .await;
+    assert_eq!(out["code"], 1, "{out}");
+    assert!(out["text"].as_str().is_some_and(|t| t.contains("concurrency[0].scope") && t.contains("account")), "{out}");
+    let (_, fns) = send(c.get(s.url("/functions"))).await;
+    assert!(!fns.to_string().contains("other-scoped"), "nothing of the refused app is served");
 }
+
+/// An app with one function whose concurrency holds across an Inngest account.
+const ACCOUNT_SCOPED: &str = "import fastapi, inngest, inngest.fast_api
+client = inngest.Inngest(app_id='other', is_production=False)
+@client.create_function(fn_id='scoped', trigger=inngest.TriggerEvent(event='other/thing.done'),
+                        concurrency=[inngest.Concurrency(limit=1, scope='account')])
+async def scoped(ctx: inngest.Context) -> None:
+    return None
+app = fastapi.FastAPI()
+inngest.fast_api.serve(app, client, [scoped])
+";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_run_survives_a_sigkill_without_running_a_step_again() {
