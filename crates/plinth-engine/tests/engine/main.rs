@@ -7,6 +7,7 @@ mod harness;
 mod http;
 mod in_process;
 mod lifecycle;
+mod live;
 mod logs;
 mod nodes;
 mod overview;
