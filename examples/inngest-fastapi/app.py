@@ -90,6 +90,14 @@ async def refund(ctx: inngest.Context) -> None:
     raise inngest.NonRetriableError("refunds need a human")
 
 
+@client.create_function(fn_id="restock", trigger=inngest.TriggerEvent(event="shop/restock.asked"), retries=2)
+async def restock(ctx: inngest.Context) -> str:
+    """Says when to try again: the next attempt waits for it (Retry-After)."""
+    if ctx.attempt == 0:
+        raise inngest.RetryAfterError("the supplier is busy", retry_after=datetime.timedelta(seconds=2))
+    return "restocked"
+
+
 @client.create_function(fn_id="nightly-report", trigger=inngest.TriggerCron(cron="TZ=Europe/Paris 0 3 * * *"))
 async def nightly_report(ctx: inngest.Context) -> str:
     """A schedule: Plinth fires it at 03:00 Paris time."""
@@ -97,7 +105,7 @@ async def nightly_report(ctx: inngest.Context) -> str:
 
 
 app = fastapi.FastAPI()
-inngest.fast_api.serve(app, client, [ship, order_flow, receipt, sync_stock, refund, nightly_report])
+inngest.fast_api.serve(app, client, [ship, order_flow, receipt, sync_stock, refund, restock, nightly_report])
 
 
 @app.get("/healthz")

@@ -232,6 +232,19 @@ fn native(i: usize, op: Value) -> Result<Value, Failure> {
     Ok(native)
 }
 
+/// When a `Retry-After` header asks the next attempt to start (micros): an RFC 3339 time, as the
+/// SDK sends it, or a number of seconds; `None` for anything else or a time more than a day
+/// away (a broken clock should not park a run for years).
+#[must_use]
+pub fn retry_at(header: &str, now: i64) -> Option<i64> {
+    let h = header.trim();
+    let at = match h.parse::<u64>() {
+        Ok(secs) => now.saturating_add(i64::try_from(secs).ok()?.saturating_mul(1_000_000)),
+        Err(_) => plinth_core::timefmt::parse_rfc3339(h).ok()?,
+    };
+    (at <= now + 86_400_000_000).then_some(at)
+}
+
 /// Plinth's id of the step an op names: `userland.id`, with `:index` for a repeat.
 fn plinth_id(op: &Value) -> Option<String> {
     let user = op.pointer("/userland/id").and_then(Value::as_str).or_else(|| op.get("displayName").and_then(Value::as_str))?;

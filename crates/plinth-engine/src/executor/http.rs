@@ -174,6 +174,8 @@ pub(crate) struct Reply {
     pub(crate) location: Option<String>,
     /// `x-inngest-no-retry: true` came with it (an Inngest SDK's non-retriable error).
     pub(crate) no_retry: bool,
+    /// Its `Retry-After` header, as sent.
+    pub(crate) retry_after: Option<String>,
 }
 
 async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, reqwest::Error> {
@@ -181,6 +183,7 @@ async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Repl
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let no_retry = resp.headers().get("x-inngest-no-retry").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut body = Vec::new();
     let mut over = false;
     while let Some(chunk) = resp.chunk().await? {
@@ -190,7 +193,7 @@ async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Repl
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Reply { status, body, over, location, no_retry })
+    Ok(Reply { status, body, over, location, no_retry, retry_after })
 }
 
 /// The attempt's end for a response.

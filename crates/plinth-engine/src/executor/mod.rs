@@ -197,7 +197,12 @@ fn decide(shared: &Shared, run: &Run, end: AttemptEnd, reason: StopReason) -> Op
                 .function(&run.function)
                 .map(|(_, f)| f.policy.retries.backoff.delay(run.attempt, fastrand_unit()))
                 .unwrap_or_default();
-            let at = now_micros() + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX / 2);
+            let now = now_micros();
+            // Why: a handler that said when to try again (Retry-After) knows better than the policy.
+            let at = e
+                .retry_at
+                .filter(|t| *t > now)
+                .unwrap_or_else(|| now + i64::try_from(backoff.as_micros()).unwrap_or(i64::MAX / 2));
             Some(Finish::Retry(e, at))
         }
         AttemptEnd::Failed(e) => Some(Finish::Failed(e)),

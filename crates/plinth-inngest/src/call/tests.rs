@@ -184,3 +184,13 @@ fn an_error_text_splits_into_its_class_and_message_when_it_has_one() {
     assert_eq!(split_error("plain"), ("StepError", "plain"));
     assert_eq!(split_error(""), ("StepError", ""));
 }
+
+#[test]
+fn retry_after_is_a_time_or_seconds_and_never_far_away() {
+    let now = plinth_core::timefmt::parse_rfc3339("2026-12-03T10:00:00Z").expect("a time");
+    assert_eq!(retry_at("2026-12-03T10:00:02.500Z", now), Some(now + 2_500_000), "as inngest-py sends it");
+    assert_eq!(retry_at("30", now), Some(now + 30_000_000));
+    assert_eq!(retry_at("2026-12-05T10:00:00Z", now), None, "more than a day away");
+    assert_eq!(retry_at("soon", now), None);
+    assert_eq!(retry_at("", now), None);
+}

@@ -129,7 +129,9 @@ async fn the_example_app_runs_unchanged_on_plinth() {
     .await;
     let (_, fns) = send(c.get(s.url("/functions"))).await;
     let names: Vec<&str> = fns["functions"].as_array().expect("functions").iter().filter_map(|f| f["name"].as_str()).collect();
-    for f in ["shop-order-flow", "shop-receipt", "shop-ship", "shop-sync-stock", "shop-refund", "shop-nightly-report"] {
+    for f in
+        ["shop-order-flow", "shop-receipt", "shop-ship", "shop-sync-stock", "shop-refund", "shop-restock", "shop-nightly-report"]
+    {
         assert!(names.contains(&f), "{f} is served: {names:?}");
     }
 
@@ -139,6 +141,7 @@ async fn the_example_app_runs_unchanged_on_plinth() {
         {"name": "shop/order.created", "data": {"order": "o-3"}},
         {"name": "shop/stock.sync", "data": {}},
         {"name": "shop/refund.asked", "data": {}},
+        {"name": "shop/restock.asked", "data": {}},
     ]);
     let (ok, _, err) = sdk_send(&python, &s.url(""), "any-key", &events);
     assert!(ok, "the SDK sent the events: {err}");
@@ -151,12 +154,12 @@ async fn the_example_app_runs_unchanged_on_plinth() {
     ]);
     let (ok, _, err) = sdk_send(&python, &s.url(""), "any-key", &more);
     assert!(ok, "{err}");
-    let all = until("nine runs end", 60, || async {
+    let all = until("ten runs end", 60, || async {
         let (_, page) = send(c.get(s.url("/runs?limit=100"))).await;
         let runs = page["runs"].as_array().cloned().unwrap_or_default();
         let ended =
             runs.iter().filter(|r| ["succeeded", "failed", "cancelled"].contains(&r["status"].as_str().unwrap_or(""))).count();
-        (runs.len() == 9 && ended == 9).then_some(Value::Array(runs))
+        (runs.len() == 10 && ended == 10).then_some(Value::Array(runs))
     })
     .await;
     let all = all.as_array().expect("runs");
@@ -187,6 +190,17 @@ async fn the_example_app_runs_unchanged_on_plinth() {
         "{refund}"
     );
 
+    let restock = find("shop-restock", None);
+    assert_eq!((restock["status"].as_str(), restock["attempt"].as_u64()), (Some("succeeded"), Some(2)), "{restock}");
+    let rid = restock["run_id"].as_str().expect("id");
+    let (_, shown) = send(c.get(s.url(&format!("/runs/{rid}")))).await;
+    let at = |i: usize, field: &str| {
+        shown["attempts"][i][field]
+            .as_str()
+            .and_then(|t| plinth_core::timefmt::parse_rfc3339(t).ok())
+            .unwrap_or_else(|| panic!("{shown}"))
+    };
+    assert!(at(1, "started_at") - at(0, "finished_at") >= 1_500_000, "the retry waited for Retry-After (2 s): {shown}");
     let id = o1["run_id"].as_str().expect("id");
     let (_, steps) = send(c.get(s.url(&format!("/runs/{id}/steps")))).await;
     let got: Vec<(&str, &str, &str)> = steps["steps"]

@@ -104,12 +104,15 @@ async fn inngest(shared: &Shared, url: &str, env: &AttemptEnv<'_>, req: Req<'_>)
             format!("the app answered more than {limit} bytes"),
         )));
     }
-    match sdk::answer(reply.status, reply.no_retry, &reply.body, now_micros()) {
+    let now = now_micros();
+    match sdk::answer(reply.status, reply.no_retry, &reply.body, now) {
         Ok(answer) => Called::Answer(answer),
         Err(Failure::Protocol(p)) => Called::Protocol(p),
-        Err(Failure::Raised { message, retryable }) => Called::End(AttemptEnd::Failed(
-            RunError::new(Code::HandlerFailed, format!("the function raised {message}")).retryable(retryable),
-        )),
+        Err(Failure::Raised { message, retryable }) => {
+            let mut e = RunError::new(Code::HandlerFailed, format!("the function raised {message}")).retryable(retryable);
+            e.retry_at = reply.retry_after.as_deref().and_then(|h| sdk::retry_at(h, now));
+            Called::End(AttemptEnd::Failed(e))
+        }
         Err(Failure::Refused { message }) => Called::End(AttemptEnd::Failed(RunError::new(Code::HandlerRejected, message))),
     }
 }
