@@ -281,8 +281,14 @@ pub(crate) fn health_checks(facts: &Facts<'_>) -> String {
     match checks.and_then(|c| c["properties"].as_object()) {
         Some(props) => {
             for (name, schema) in props {
-                let what = schema["description"].as_str().or_else(|| resolve(api, schema)["description"].as_str()).unwrap_or("");
-                let _ = writeln!(out, "- `{name}`: {what}");
+                // Why: an optional check is `oneOf: [null, {$ref, description}]` in the document.
+                let variants = schema["oneOf"].as_array().into_iter().flatten();
+                let what = schema["description"]
+                    .as_str()
+                    .or_else(|| variants.filter_map(|v| v["description"].as_str()).next())
+                    .or_else(|| resolve(api, schema)["description"].as_str())
+                    .unwrap_or("");
+                let _ = writeln!(out, "- `{name}`: {}", what.split_whitespace().collect::<Vec<_>>().join(" "));
             }
         }
         None => out.push_str("- none described by the OpenAPI document\n"),

@@ -134,7 +134,11 @@ fn functions_endpoints_metrics_health_and_errors_are_described() {
     assert!(metrics.contains("| `plinth_requests_total` | Counter | `method`, `route`, `status` |"), "{metrics}");
     let health = block("health-checks", &c);
     assert!(health.contains("| `GET /health` |") && health.contains("`503`: Unhealthy"), "{health}");
-    assert!(health.contains("- `database`: "), "{health}");
+    assert!(health.contains("- `database`: The run store"), "{health}");
+    assert!(
+        health.contains("- `nats`: The NATS bridge") && health.contains("- `inngest`: The Inngest apps"),
+        "optional checks too: {health}"
+    );
     let errors = block("error-codes", &c);
     for code in plinth_core::Code::ALL {
         assert!(errors.contains(&format!("| `{}` | `{}` |", code.as_str(), code.entry().name)), "{errors}");
