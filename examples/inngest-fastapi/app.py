@@ -20,7 +20,9 @@ structlog.configure(
 )
 log = structlog.get_logger("shop")
 
-client = inngest.Inngest(app_id="shop", is_production=False, logger=logging.getLogger("inngest"))
+# Dev mode with INNGEST_DEV=<plinth URL>; otherwise production mode: INNGEST_BASE_URL=<plinth URL>
+# and INNGEST_SIGNING_KEY, the key Plinth's `inngest.signing_key_env` names too.
+client = inngest.Inngest(app_id="shop", logger=logging.getLogger("inngest"))
 
 
 @client.create_function(fn_id="ship", trigger=inngest.TriggerEvent(event="shop/shipping.requested"))

@@ -55,6 +55,9 @@ pub struct EngineConfig {
     /// When set (access control is on), each command attempt gets a token of its own to send
     /// events back (`PLINTH_RUN_TOKEN`, also `PLINTH_API_KEY`), revoked when the attempt ends.
     pub run_tokens: Option<Arc<plinth_core::tokens::RunTokens>>,
+    /// The Inngest apps' signing key (`inngest.signing_key_env`): set, every call to an app is
+    /// signed and every answer must carry a signature that verifies.
+    pub inngest_signing: Option<Arc<plinth_inngest::sign::SigningKey>>,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             max_memo_bytes: 64 * 1024 * 1024,
             url: "http://127.0.0.1:8000".into(),
             run_tokens: None,
+            inngest_signing: None,
         }
     }
 }

@@ -7,7 +7,9 @@
 //! - [`call`]: one call of a function: the request made from the run and its steps, the
 //!   answer read as Plinth's step ops.
 //! - [`expr`]: Inngest's expressions in Plinth's variables.
+//! - [`sign`]: request signing and answer verification with a signing key.
 
 pub mod call;
 pub mod expr;
 pub mod register;
+pub mod sign;

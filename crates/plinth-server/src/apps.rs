@@ -9,6 +9,7 @@
 use plinth_core::component::{Component, ComponentFile, InngestHandler, Live};
 use plinth_core::{FunctionSpec, HandlerSpec};
 use plinth_inngest::register::{Mapped, Refused, RegisterRequest, map_all};
+use plinth_inngest::sign::SigningKey;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +35,8 @@ pub struct InngestApps {
     apps: Mutex<BTreeMap<String, Vec<FunctionSpec>>>,
     /// The apps `inngest.apps` lists, by URL.
     listed: Mutex<BTreeMap<String, SyncState>>,
+    /// The apps' signing key (`inngest.signing_key_env`), if set.
+    signing: Option<Arc<SigningKey>>,
 }
 
 impl InngestApps {
@@ -49,7 +52,22 @@ impl InngestApps {
             live,
             apps: Mutex::new(BTreeMap::new()),
             listed: Mutex::new(listed.unwrap_or_default()),
+            signing: None,
         }
+    }
+
+    /// The same, with the apps' signing key: registrations must carry its Bearer hash, and
+    /// syncs are signed with it.
+    #[must_use]
+    pub fn with_signing(mut self, key: Option<Arc<SigningKey>>) -> Self {
+        self.signing = key;
+        self
+    }
+
+    /// The apps' signing key, if set.
+    #[must_use]
+    pub fn signing(&self) -> Option<&Arc<SigningKey>> {
+        self.signing.as_ref()
     }
 
     /// Serves the app's functions in place of those it registered before; whether anything

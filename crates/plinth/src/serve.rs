@@ -41,19 +41,12 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
         },
         None => None,
     };
-    let inngest_event_key = match component.file.inngest.as_ref().and_then(|i| i.event_key_env.as_deref()) {
-        Some(name) => match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-            Some(key) => Some(key),
-            None => {
-                let code = plinth_core::Code::InvalidConfig;
-                eprintln!(
-                    "plinth: {}: inngest.event_key_env: the variable `{name}` is not set ({code})",
-                    component.path.display()
-                );
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
+    let inngest_keys = match crate::inngest::keys(&component, |name| std::env::var(name).ok()) {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("plinth: {e}");
+            return ExitCode::from(2);
+        }
     };
     let _guards = match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref()) {
         Ok(g) => g,
@@ -69,7 +62,7 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(component, settings, handlers, auth, nats, inngest_event_key))
+    runtime.block_on(run(component, settings, handlers, auth, nats, inngest_keys))
 }
 
 async fn run(
@@ -78,7 +71,7 @@ async fn run(
     handlers: Handlers,
     auth: Option<Arc<plinth_server::Auth>>,
     nats: Option<(plinth_core::component::NatsSection, String)>,
-    inngest_event_key: Option<String>,
+    inngest_keys: crate::inngest::Keys,
 ) -> ExitCode {
     let mut postgres = None;
     let (opened, database) = if crate::config::is_postgres_url(&settings.database_url) {
@@ -116,7 +109,7 @@ async fn run(
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
     let name = component.file.component.name.clone();
     let component = Arc::new(plinth_core::component::Live::new(component));
-    let inngest = Arc::new(plinth_server::apps::InngestApps::new(component.clone()));
+    let inngest = Arc::new(plinth_server::apps::InngestApps::new(component.clone()).with_signing(inngest_keys.signing.clone()));
     let metrics = Arc::new(Metrics::new(&settings.metrics_prefix, &name));
     // Why: without access control anyone may send events, so no token is needed.
     let run_tokens = auth.is_some().then(|| Arc::new(plinth_core::tokens::RunTokens::default()));
@@ -134,6 +127,7 @@ async fn run(
         max_memo_bytes: settings.max_memo_bytes,
         url: format!("http://{local}"),
         run_tokens: run_tokens.clone(),
+        inngest_signing: inngest_keys.signing,
         ..EngineConfig::default()
     };
     let owner = engine_config.owner.clone();
@@ -169,7 +163,7 @@ async fn run(
         rate_limit: rate_limit.clone(),
         event_dedup_window: settings.event_dedup_window,
         run_tokens,
-        inngest_event_key,
+        inngest_event_key: inngest_keys.event,
         inngest: inngest.clone(),
     });
     let stop_http = CancellationToken::new();

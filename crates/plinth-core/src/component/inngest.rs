@@ -1,5 +1,5 @@
-//! The `inngest:` section: what lets code written with Inngest's SDKs talk to Plinth. Today, the
-//! event API (`POST /e/{event_key}`) that `inngest.Inngest(...).send()` calls.
+//! The `inngest:` section: what lets code written with Inngest's SDKs talk to Plinth: the apps to
+//! sync, the event key of the event API (`POST /e/{event_key}`) and the signing key.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,12 @@ pub struct InngestSection {
     /// registering its functions with `POST /fn/register`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<String>,
+    /// The environment variable holding the apps' signing key (their `INNGEST_SIGNING_KEY`).
+    /// Set: Plinth signs its calls and sync requests, checks the signature of every answer, and
+    /// takes `POST /fn/register` only with the key's Bearer hash (apps in production mode).
+    /// Unset: nothing is signed, as with Inngest's dev server (apps with `INNGEST_DEV`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_env: Option<String>,
 }
 
 impl InngestSection {
@@ -25,11 +31,13 @@ impl InngestSection {
     /// # Errors
     /// The field and why.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if let Some(name) = self.event_key_env.as_ref().filter(|n| !super::auth::is_env_name(n)) {
-            return Err((
-                "event_key_env".into(),
-                format!("`{name}` is not an environment variable name (letters, digits and _, not starting with a digit)"),
-            ));
+        for (field, name) in [("event_key_env", &self.event_key_env), ("signing_key_env", &self.signing_key_env)] {
+            if let Some(name) = name.as_ref().filter(|n| !super::auth::is_env_name(n)) {
+                return Err((
+                    field.into(),
+                    format!("`{name}` is not an environment variable name (letters, digits and _, not starting with a digit)"),
+                ));
+            }
         }
         for (i, url) in self.apps.iter().enumerate() {
             let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
@@ -85,6 +93,10 @@ mod tests {
         assert_eq!(InngestSection::default().validate(), Ok(()));
         assert_eq!(key("not a name").validate().map_err(|(f, _)| f), Err("event_key_env".to_string()));
         assert!(key("1KEY").validate().is_err());
+        let signing = |k: &str| InngestSection { signing_key_env: Some(k.into()), ..InngestSection::default() };
+        assert_eq!(signing("INNGEST_SIGNING_KEY").validate(), Ok(()));
+        assert_eq!(signing("signing-key").validate().map_err(|(f, _)| f), Err("signing_key_env".to_string()));
+        assert_eq!(signing("").validate().map_err(|(f, _)| f), Err("signing_key_env".to_string()));
         let apps =
             |a: &[&str]| InngestSection { apps: a.iter().map(|s| (*s).to_string()).collect(), ..InngestSection::default() };
         assert_eq!(apps(&["http://127.0.0.1:8000/api/inngest", "https://shop.internal/api/inngest"]).validate(), Ok(()));

@@ -95,6 +95,8 @@ pub enum Code {
     Forbidden,
     /// PLINTH_032
     CredentialsInQuery,
+    /// PLINTH_033
+    AnswerSignatureInvalid,
     /// PLINTH_040
     QueueFull,
     /// PLINTH_041
@@ -315,6 +317,9 @@ catalog! {
     CredentialsInQuery => "PLINTH_032", "CredentialsInQuery", "Credentials in the query string", Some(400), false,
         "The URL has a query parameter that carries credentials (`api_key`, `apikey`, `key`, `token` or `access_token`). URLs end up in logs, proxies and browser histories, so Plinth refuses them on every route.",
         "Send the credential in the `Authorization: Bearer` or `X-API-Key` header instead, and rotate it: it may have been recorded on its way.";
+    AnswerSignatureInvalid => "PLINTH_033", "AnswerSignatureInvalid", "Answer signature invalid", None, false,
+        "With `inngest.signing_key_env` set, an Inngest app's answer to a call came without an `X-Inngest-Signature`, or with one that does not verify with the signing key: the app holds another key, or something between Plinth and the app changed the answer. Plinth does not act on it.",
+        "Give the app and Plinth the same key (the app's `INNGEST_SIGNING_KEY`, the variable `inngest.signing_key_env` names), check what sits between them, and rerun the run.";
     Internal => "PLINTH_099", "Internal", "Internal error", Some(500), true,
         "An unexpected failure inside Plinth. It is a bug: nothing a client sends should cause it.",
         "Retry; if it persists, report it with the `correlation_id` from the response and the server's logs.";

@@ -93,7 +93,8 @@ impl HttpHandlers {
     }
 
     /// [`Self::post`], or to an Inngest function's `url` (which an app may register at any
-    /// time, so it is read from the component at each call) with its query's `stepId` set.
+    /// time, so it is read from the component at each call) with its query's `stepId` set and,
+    /// when a signing key is set, the body's `X-Inngest-Signature`.
     pub(crate) async fn post_step(
         &self,
         env: &AttemptEnv<'_>,
@@ -106,7 +107,16 @@ impl HttpHandlers {
                     let pairs: Vec<(String, String)> =
                         url.query_pairs().filter(|(k, _)| k != "stepId").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
                     url.query_pairs_mut().clear().extend_pairs(pairs).append_pair("stepId", step);
-                    Some(Target { url, headers: HeaderMap::new(), timeout: None })
+                    let mut headers = HeaderMap::new();
+                    if let Some(key) = &env.config.inngest_signing {
+                        let signed = key
+                            .sign_request(&body, plinth_core::timefmt::now_micros() / 1_000_000)
+                            .map_err(|e| AttemptEnd::Failed(RunError::new(Code::HandlerNotStarted, e)))?;
+                        if let Ok(v) = HeaderValue::from_str(&signed) {
+                            headers.insert("x-inngest-signature", v);
+                        }
+                    }
+                    Some(Target { url, headers, timeout: None })
                 }
                 Err(e) => {
                     let msg = format!("the Inngest function's URL does not parse: {e}");
@@ -176,6 +186,8 @@ pub(crate) struct Reply {
     pub(crate) no_retry: bool,
     /// Its `Retry-After` header, as sent.
     pub(crate) retry_after: Option<String>,
+    /// Its `X-Inngest-Signature` header, as sent.
+    pub(crate) signature: Option<String>,
 }
 
 async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, reqwest::Error> {
@@ -184,6 +196,7 @@ async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Repl
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let no_retry = resp.headers().get("x-inngest-no-retry").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let signature = resp.headers().get("x-inngest-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut body = Vec::new();
     let mut over = false;
     while let Some(chunk) = resp.chunk().await? {
@@ -193,7 +206,7 @@ async fn exchange(request: reqwest::RequestBuilder, limit: usize) -> Result<Repl
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Reply { status, body, over, location, no_retry, retry_after })
+    Ok(Reply { status, body, over, location, no_retry, retry_after, signature })
 }
 
 /// The attempt's end for a response.

@@ -6,6 +6,7 @@ mod edges;
 mod harness;
 mod http;
 mod in_process;
+mod inngest_signed;
 mod lifecycle;
 mod live;
 mod logs;

@@ -80,6 +80,51 @@ async fn with_access_control_an_app_cannot_register_without_a_signing_key() {
     assert!(r.json["error"].as_str().is_some_and(|e| e.contains("signing key")), "{}", r.json);
 }
 
+const SIGNING_KEY: &str = "signkey-prod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// `h` with the apps' signing key set.
+fn signed(mut h: Harness) -> Harness {
+    let mut state = Arc::try_unwrap(h.state).unwrap_or_else(|_| panic!("the state is not shared yet"));
+    let key = plinth_inngest::sign::SigningKey::parse(SIGNING_KEY).expect("key");
+    state.inngest = Arc::new(crate::apps::InngestApps::new(state.component.clone()).with_signing(Some(Arc::new(key))));
+    h.state = Arc::new(state);
+    h
+}
+
+async fn register_with(h: &Harness, authorization: Option<&str>) -> Reply {
+    let mut req = Request::post("/fn/register").header("content-type", "application/json");
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    h.send(req.body(Body::from(fixture().to_string())).expect("request")).await
+}
+
+#[tokio::test]
+async fn with_a_signing_key_an_app_registers_with_its_bearer_hash_even_with_access_control() {
+    let auth = "  api_keys:\n    - {name: ops, from_env: OPS_KEY, scopes: [admin]}\n";
+    let h = signed(harness_with_auth(auth, &[("OPS_KEY", "ops-key-0123456789")]));
+    // The SDK's own hash of the key (inngest 0.5.19, transforms.hash_signing_key).
+    let r = register_with(&h, Some("Bearer 4884fdaafea47c29fea7159d0daddd9c085d6200e1359e85bb81736af6b7c837")).await;
+    assert_eq!((r.status, r.json), (StatusCode::OK, json!({"ok": true, "modified": true})));
+    assert_eq!(h.state.inngest.registered()[0].0, "shop");
+}
+
+#[tokio::test]
+async fn with_a_signing_key_a_registration_without_it_or_with_another_is_refused() {
+    let h = signed(harness_with(APP));
+    let r = register_with(&h, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json["error"].as_str().is_some_and(|e| e.contains("no Authorization header")), "{}", r.json);
+    let other = plinth_inngest::sign::SigningKey::parse(&"ab".repeat(32)).expect("key");
+    let r = register_with(&h, Some(&other.bearer())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json["error"].as_str().is_some_and(|e| e.contains("does not carry")), "{}", r.json);
+    let r = register_with(&h, Some(&format!("Bearer {SIGNING_KEY}"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the key itself is not its hash");
+    assert!(h.state.inngest.registered().is_empty(), "nothing was registered");
+    assert_eq!(names(&h.get("/functions").await), ["receipt"]);
+}
+
 #[tokio::test]
 async fn listed_apps_make_health_degraded_until_synced() {
     let yaml = format!("{APP}inngest: {{apps: ['http://127.0.0.1:9/api/inngest']}}\n");

@@ -39,12 +39,23 @@ pub(crate) fn sdk_python() -> Option<PathBuf> {
     Some(python)
 }
 
+/// Sends `events` with the SDK's client in dev mode (`INNGEST_DEV`).
 pub(crate) fn sdk_send(python: &PathBuf, plinth: &str, key: &str, events: &Value) -> (bool, String, String) {
+    sdk_send_in(python, ("INNGEST_DEV", plinth), key, events)
+}
+
+/// Sends `events` with the SDK's client in production mode (`INNGEST_BASE_URL`).
+pub(crate) fn sdk_send_production(python: &PathBuf, plinth: &str, key: &str, events: &Value) -> (bool, String, String) {
+    sdk_send_in(python, ("INNGEST_BASE_URL", plinth), key, events)
+}
+
+fn sdk_send_in(python: &PathBuf, (var, plinth): (&str, &str), key: &str, events: &Value) -> (bool, String, String) {
     let out = Command::new(python)
         .arg(SCRIPT)
         .arg(key)
         .arg(events.to_string())
-        .env("INNGEST_DEV", plinth)
+        .env_remove("INNGEST_DEV")
+        .env(var, plinth)
         .env_remove("INNGEST_EVENT_KEY")
         .output()
         .expect("run the SDK's script");
@@ -106,4 +117,26 @@ fn a_missing_or_misnamed_event_key_stops_start_up() {
     let out = crate::harness::plinth(&["serve", "--config", config.to_str().expect("utf-8"), "--port", "0"], &[], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("inngest.event_key_env"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_missing_or_invalid_signing_key_stops_start_up_and_sync_without_showing_it() {
+    let text = COMPONENT
+        .replace("{event_key_env: SHOP_EVENT_KEY}", "{signing_key_env: SHOP_SIGNING_KEY, apps: ['http://127.0.0.1:9/x']}");
+    let (dir, config) = component_dir(&text);
+    let config = config.to_str().expect("utf-8");
+    for args in [&["serve", "--config", config, "--port", "0"][..], &["inngest", "sync", "--config", config][..]] {
+        let out = crate::harness::plinth(args, &[], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("inngest.signing_key_env") && err.contains("SHOP_SIGNING_KEY") && err.contains("PLINTH_001"),
+            "{err}"
+        );
+        let bad = "signkey-prod-not-hex-at-all-secret";
+        let out = crate::harness::plinth(args, &[("SHOP_SIGNING_KEY", bad)], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("hex digits") && err.contains("PLINTH_001") && !err.contains(bad), "{err}");
+    }
 }

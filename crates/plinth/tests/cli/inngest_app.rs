@@ -16,21 +16,29 @@ use std::time::{Duration, Instant};
 const APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/inngest-fastapi");
 
 /// The app under uvicorn, its stdout (structlog's JSON lines) kept.
-struct App {
+pub(crate) struct App {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl App {
-    fn start(python: &Path, port: u16, plinth: &str) -> Self {
-        Self::start_in(python, Path::new(APP_DIR), port, plinth)
+    /// The example app in dev mode, its SDK pointed at `plinth`.
+    pub(crate) fn start(python: &Path, port: u16, plinth: &str) -> Self {
+        Self::start_in(python, Path::new(APP_DIR), port, &[("INNGEST_DEV", plinth)])
     }
 
-    fn start_in(python: &Path, dir: &Path, port: u16, plinth: &str) -> Self {
+    /// The example app in production mode: its SDK pointed at `plinth`, holding `signing_key`.
+    pub(crate) fn start_production(python: &Path, port: u16, plinth: &str, signing_key: &str) -> Self {
+        Self::start_in(python, Path::new(APP_DIR), port, &[("INNGEST_BASE_URL", plinth), ("INNGEST_SIGNING_KEY", signing_key)])
+    }
+
+    fn start_in(python: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(python)
             .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
             .current_dir(dir)
-            .env("INNGEST_DEV", plinth)
+            .env_remove("INNGEST_DEV")
+            .env_remove("INNGEST_SIGNING_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -48,7 +56,7 @@ impl App {
     }
 
     /// How many times the `reserve` step ran for `order`.
-    fn reserved(&self, order: &str) -> usize {
+    pub(crate) fn reserved(&self, order: &str) -> usize {
         let lines = self.lines.lock().expect("lines");
         lines
             .iter()
@@ -65,19 +73,19 @@ impl Drop for App {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
 }
 
 /// A folder with the example's component.yaml, the app and Plinth on the given ports.
-fn component(plinth_port: u16, app_port: u16) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn component(plinth_port: u16, app_port: u16) -> (tempfile::TempDir, PathBuf) {
     let text = std::fs::read_to_string(format!("{APP_DIR}/component.yaml")).expect("the example's component.yaml");
     let text =
         text.replace("port: 8000", &format!("port: {plinth_port}")).replace("127.0.0.1:8001", &format!("127.0.0.1:{app_port}"));
     crate::harness::component_dir(&text)
 }
 
-async fn until<F, Fut>(what: &str, secs: u64, mut f: F) -> Value
+pub(crate) async fn until<F, Fut>(what: &str, secs: u64, mut f: F) -> Value
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<Value>>,
@@ -103,7 +111,7 @@ fn order_of(run: &Value) -> &str {
 }
 
 /// Waits until `order`'s order-flow run waits for its approval; its id.
-async fn waiting_for_approval(c: &reqwest::Client, s: &Served, order: &str) -> String {
+pub(crate) async fn waiting_for_approval(c: &reqwest::Client, s: &Served, order: &str) -> String {
     let run = until(&format!("the run of {order} waits for its approval"), 30, || async {
         runs(c, s, "shop-order-flow").await.into_iter().find(|r| order_of(r) == order && r["waiting_for"]["step"] == "approval")
     })
@@ -237,7 +245,7 @@ async fn the_example_app_runs_unchanged_on_plinth() {
     let other = tempfile::tempdir().expect("tempdir");
     std::fs::write(other.path().join("app.py"), ACCOUNT_SCOPED).expect("app.py");
     let port = free_port();
-    let _other = App::start_in(&python, other.path(), port, &s.url(""));
+    let _other = App::start_in(&python, other.path(), port, &[("INNGEST_DEV", &s.url(""))]);
     let url = format!("http://127.0.0.1:{port}/api/inngest");
     let out = until("the other app answers", 30, || async {
         let out = crate::harness::plinth(&["inngest", "sync", "--app", &url], &[], dir.path());

@@ -10,6 +10,7 @@ mod config;
 mod harness;
 mod inngest;
 mod inngest_app;
+mod inngest_signed;
 mod invalid;
 mod limits;
 mod log_dir;

@@ -2,7 +2,7 @@ use super::*;
 use std::collections::BTreeMap;
 
 fn reply(status: u16, body: &[u8]) -> Reply {
-    Reply { status, body: body.to_vec(), over: false, location: None, no_retry: false, retry_after: None }
+    Reply { status, body: body.to_vec(), over: false, location: None, no_retry: false, retry_after: None, signature: None }
 }
 
 fn code(end: &AttemptEnd) -> Option<(&str, bool)> {
@@ -48,11 +48,20 @@ fn non_json_redirects_and_oversized_bodies_fail() {
         location: Some("http://elsewhere/".into()),
         no_retry: false,
         retry_after: None,
+        signature: None,
     };
     let end = classify(redirect, 100);
     assert_eq!(code(&end), Some(("PLINTH_029", false)));
     assert!(matches!(&end, AttemptEnd::Failed(e) if e.message.contains("http://elsewhere/")));
-    let big = Reply { status: 200, body: vec![b'1'; 10], over: true, location: None, no_retry: false, retry_after: None };
+    let big = Reply {
+        status: 200,
+        body: vec![b'1'; 10],
+        over: true,
+        location: None,
+        no_retry: false,
+        retry_after: None,
+        signature: None,
+    };
     assert_eq!(code(&classify(big, 10)), Some(("PLINTH_026", false)));
 }
 

@@ -93,7 +93,7 @@ async fn inngest(shared: &Shared, url: &str, env: &AttemptEnv<'_>, req: Req<'_>)
         target: req.target,
     };
     let step = sdk::step_param(req.target);
-    let reply = match shared.http.post_step(env, sdk::body(&call), Some((url, &step))).await {
+    let mut reply = match shared.http.post_step(env, sdk::body(&call), Some((url, &step))).await {
         Ok(reply) => reply,
         Err(end) => return Called::End(end),
     };
@@ -103,6 +103,12 @@ async fn inngest(shared: &Shared, url: &str, env: &AttemptEnv<'_>, req: Req<'_>)
             Code::OutputTooLarge,
             format!("the app answered more than {limit} bytes"),
         )));
+    }
+    if let Some(key) = env.config.inngest_signing.as_deref() {
+        reply = match verified(key, reply, env) {
+            Ok(reply) => reply,
+            Err(end) => return end,
+        };
     }
     let now = now_micros();
     match sdk::answer(reply.status, reply.no_retry, &reply.body, now) {
@@ -115,6 +121,31 @@ async fn inngest(shared: &Shared, url: &str, env: &AttemptEnv<'_>, req: Req<'_>)
         }
         Err(Failure::Refused { message }) => Called::End(AttemptEnd::Failed(RunError::new(Code::HandlerRejected, message))),
     }
+}
+
+/// With a signing key, how a call ends when its answer's signature does not verify: an app that
+/// refused Plinth's signature (401/403) rejects the run; a 2xx is not acted on (PLINTH_033);
+/// another status fails as that status does, without the SDK's headers (an unsigned 502 from a
+/// proxy is retried as any 502). The answer back when it verifies.
+fn verified(key: &plinth_inngest::sign::SigningKey, reply: http::Reply, env: &AttemptEnv<'_>) -> Result<http::Reply, Called> {
+    let Err(why) = key.verify_answer(&reply.body, reply.signature.as_deref()) else { return Ok(reply) };
+    let status = reply.status;
+    let end = match status {
+        401 | 403 => AttemptEnd::Failed(RunError::new(
+            Code::HandlerRejected,
+            format!(
+                "the app refused Plinth's signed call ({status}): does inngest.signing_key_env hold the app's \
+                 INNGEST_SIGNING_KEY? it said: {}",
+                http::excerpt(&reply.body)
+            ),
+        )),
+        200..=299 => AttemptEnd::Failed(RunError::new(Code::AnswerSignatureInvalid, format!("{why} (status {status})"))),
+        _ => {
+            let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
+            http::classify(http::Reply { no_retry: false, retry_after: None, ..reply }, limit)
+        }
+    };
+    Err(Called::End(end))
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
