@@ -190,6 +190,16 @@ fn native(i: usize, op: Value) -> Result<Value, Failure> {
     let field = |k: &str| op.get(k).and_then(Value::as_str).map(str::to_string);
     let kind = field("op").ok_or_else(|| invalid("no `op`".into()))?;
     let hashed = field("id").ok_or_else(|| invalid("no `id`".into()))?;
+    if kind == "StepNotFound" {
+        // Why: the spec's answer to a call targeting a step the code no longer reaches.
+        return Err(protocol_err(
+            Code::StepOrderChanged,
+            format!(
+                "ops[{i}]: the app did not find the step it was called to run (`StepNotFound`, id {hashed}): its \
+                 code changed under the run, or the function is not deterministic"
+            ),
+        ));
+    }
     let id = plinth_id(&op)
         .ok_or_else(|| invalid(format!("`{kind}` names its step by `userland.id` or `displayName`; neither is here")))?;
     if hash(&id) != hashed {

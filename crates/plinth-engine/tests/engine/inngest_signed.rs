@@ -1,7 +1,8 @@
 //! Calls of an Inngest function with a signing key set, against a local app that checks the
 //! request's signature as the SDK does: signed calls and a signed answer succeed; an answer that
 //! is unsigned or signed over other bytes is refused (PLINTH_033); an app refusing the signature
-//! rejects the run; an unsigned 502 from a proxy is retried like any 502.
+//! rejects the run; an unsigned 502 from a proxy is retried like any 502; a signed answer that
+//! breaks the protocol fails with its code.
 
 use crate::harness::{Harness, code, config};
 use axum::Router;
@@ -48,6 +49,12 @@ async fn app(State(checked): State<Checked>, Path(mode): Path<String>, headers: 
         "unsigned" => (StatusCode::OK, done).into_response(),
         "tampered" => signed_answer(StatusCode::OK, "{\"done\":false}", done),
         "proxy" => (StatusCode::BAD_GATEWAY, [("x-inngest-no-retry", "true")], "bad gateway").into_response(),
+        "broken" => signed_answer(StatusCode::PARTIAL_CONTENT, "{\"op\":\"StepRun\"}", "{\"op\":\"StepRun\"}"),
+        "gone" => {
+            // The app did not reach the step the call targets (its hashed id, any).
+            let gone = "[{\"id\":\"4ee7f6b4d93a9ac1a3c9f7cc6b3d6c4b5a4e1c4d\",\"op\":\"StepNotFound\"}]";
+            signed_answer(StatusCode::PARTIAL_CONTENT, gone, gone)
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -129,4 +136,16 @@ async fn an_app_refusing_the_signature_rejects_the_run_and_a_proxys_502_is_retri
     let run = h.wait_terminal(&id).await;
     assert_eq!(code(&run), "PLINTH_027", "{run:#?}");
     assert_eq!(checked.0.lock().expect("checked").last(), Some(&false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_answer_that_breaks_the_protocol_fails_with_its_code() {
+    let (base, _) = serve().await;
+    let functions = [inngest_fn("broken", &base, "broken"), inngest_fn("gone", &base, "gone")].concat();
+    let h = Harness::started(&functions, |_| {}, signing());
+    for (name, expected) in [("broken", "PLINTH_050"), ("gone", "PLINTH_058")] {
+        let id = h.enqueue(name, json!({"name": "app/x", "data": {}})).await;
+        let run = h.wait_terminal(&id).await;
+        assert_eq!((run.status, code(&run)), (RunStatus::Failed, expected), "{name}: {run:#?}");
+    }
 }

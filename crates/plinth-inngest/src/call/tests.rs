@@ -174,6 +174,10 @@ fn answers_that_break_the_protocol_have_their_codes() {
     assert_eq!(code(answer(206, false, bad_if.to_string().as_bytes(), 0)), Code::StepInvalidOp);
     let no_fn = json!([{"op": "InvokeFunction", "id": hash("c"), "userland": {"id": "c"}, "opts": {}}]);
     assert_eq!(code(answer(206, false, no_fn.to_string().as_bytes(), 0)), Code::StepInvalidOp);
+    let gone = json!([{"op": "StepNotFound", "id": hash("ship")}]);
+    assert_eq!(code(answer(206, false, gone.to_string().as_bytes(), 0)), Code::StepOrderChanged, "the code changed");
+    let anonymous = json!([{"op": "StepNotFound"}]);
+    assert_eq!(code(answer(206, false, anonymous.to_string().as_bytes(), 0)), Code::StepInvalidOp);
 }
 
 #[test]
