@@ -44,6 +44,42 @@ pub fn traceparent(run_id: &str) -> String {
     format!("00-{trace:032x}-{span:016x}-01")
 }
 
+/// A `traceparent` header as W3C Trace Context defines it, lowercased: `00-<trace id: 32 hex>-
+/// <parent id: 16 hex>-<flags: 2 hex>`, neither id all zeros. A later version (not `ff`) is read
+/// by its first four fields, as the specification asks, and kept as version `00`. `None` for
+/// anything else: the request then starts a new trace, and nothing is refused.
+#[must_use]
+pub fn parse_traceparent(header: &str) -> Option<String> {
+    let h = header.trim().to_ascii_lowercase();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = h.splitn(5, '-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let rest = parts.next();
+    let ok = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || rest.is_none())
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && hex(flags, 2);
+    ok.then(|| format!("00-{trace}-{parent}-{flags}"))
+}
+
+/// The `traceparent` an attempt of a run hands its handler: the trace the run was accepted in
+/// (`stored`, from its request) with a new parent id, or, for a run accepted without one, the
+/// trace [`traceparent`] derives from the run id.
+#[must_use]
+pub fn attempt_traceparent(run_id: &str, stored: Option<&str>) -> String {
+    match stored.and_then(parse_traceparent) {
+        Some(t) => {
+            let span = (Ulid::generate().0 as u64).max(1);
+            format!("00-{}-{span:016x}-{}", &t[3..35], &t[53..55])
+        }
+        None => traceparent(run_id),
+    }
+}
+
 /// Whether `text` is a well-formed run id.
 #[must_use]
 pub fn is_run_id(text: &str) -> bool {
@@ -74,6 +110,38 @@ mod tests {
         sorted.dedup();
         assert_eq!(ids, sorted);
         assert!(ids.iter().all(|i| is_run_id(i)));
+    }
+
+    #[test]
+    fn a_clients_traceparent_is_kept_and_continued() {
+        let sent = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01";
+        let kept = parse_traceparent(sent).expect("valid");
+        assert_eq!(kept, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let next = attempt_traceparent(&new_run_id(), Some(&kept));
+        assert!(next.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && next.ends_with("-01"), "{next}");
+        assert_ne!(next, kept, "a new parent id");
+        assert_eq!(parse_traceparent(&next).as_deref(), Some(next.as_str()));
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more";
+        assert_eq!(parse_traceparent(later).as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+    }
+
+    #[test]
+    fn an_invalid_traceparent_starts_a_new_trace() {
+        for bad in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bz-01",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+        let run = new_run_id();
+        let fresh = attempt_traceparent(&run, Some("garbage"));
+        assert_eq!(&fresh[3..35], &traceparent(&run)[3..35], "the run's own trace");
     }
 
     #[test]

@@ -228,6 +228,10 @@ pub struct Run {
     /// While queued: the rule that holds it back, if one does (computed when read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_by: Option<crate::flow::HeldBy>,
+    /// The W3C `traceparent` of the request that created it, when it came with a valid one: its
+    /// attempts continue that trace (handlers get its trace id with a new parent id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// A run to enqueue.
@@ -272,6 +276,8 @@ pub struct NewRun {
     pub batch: Option<crate::flow::BatchCheck>,
     /// Its timeouts' deadlines and whether `cancel_on` rules reach it.
     pub expiry: crate::flow::Expiry,
+    /// The trace it continues: the request's valid W3C `traceparent`, or its parent run's.
+    pub traceparent: Option<String>,
 }
 
 impl NewRun {
@@ -300,6 +306,7 @@ impl NewRun {
             attempts: None,
             flow_key: self.flow_key,
             held_by: None,
+            traceparent: self.traceparent,
         }
     }
 }

@@ -73,6 +73,7 @@ fn the_envelope_keeps_the_steps_order() {
         singleton: None,
         batch: None,
         expiry: crate::flow::Expiry::default(),
+        traceparent: None,
     }
     .into_queued();
     let steps = vec![

@@ -65,6 +65,7 @@ impl NewRun {
             singleton,
             batch,
             expiry: crate::flow::Expiry::of(&function.policy, now),
+            traceparent: None,
         }
     }
 }

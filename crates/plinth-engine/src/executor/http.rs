@@ -140,7 +140,7 @@ impl HttpHandlers {
             .headers(target.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header("x-correlation-id", &run.correlation_id)
-            .header("traceparent", plinth_core::ids::traceparent(&run.run_id))
+            .header("traceparent", plinth_core::ids::attempt_traceparent(&run.run_id, run.traceparent.as_deref()))
             .body(body);
         let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
         let started = Instant::now();

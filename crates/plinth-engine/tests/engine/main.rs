@@ -16,3 +16,4 @@ mod races;
 mod schedules;
 mod scheduling;
 mod steps_rust;
+mod trace;

@@ -23,6 +23,7 @@ fn run(input: Value) -> Run {
         singleton: None,
         batch: None,
         expiry: plinth_core::flow::Expiry::default(),
+        traceparent: None,
     }
     .into_queued()
 }

@@ -185,3 +185,35 @@ async fn cancel_queued_then_conflict() {
     assert_eq!(logs.status, StatusCode::OK);
     assert_eq!(logs.json["logs"].as_array().map(Vec::len), Some(0));
 }
+
+async fn submit_traced(h: &Harness, traceparent: &str) -> Reply {
+    let req = Request::post("/run")
+        .header("content-type", "application/json")
+        .header("traceparent", traceparent)
+        .body(Body::from(r#"{"function":"echo","input":{}}"#))
+        .expect("req");
+    h.send(req).await
+}
+
+#[tokio::test]
+async fn a_clients_traceparent_is_stored_on_the_run() {
+    let h = harness();
+    let r = submit_traced(&h, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let run = h.get(&format!("/runs/{}", r.json["run_id"].as_str().expect("id"))).await;
+    assert_eq!(run.json["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "{}", run.json);
+}
+
+#[tokio::test]
+async fn an_invalid_or_missing_traceparent_is_no_error_and_stores_nothing() {
+    let h = harness();
+    for sent in ["junk", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""] {
+        let r = submit_traced(&h, sent).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{sent}: {}", r.json);
+        let run = h.get(&format!("/runs/{}", r.json["run_id"].as_str().expect("id"))).await;
+        assert!(run.json.get("traceparent").is_none(), "{sent}: {}", run.json);
+    }
+    let plain = h.post_json("/run", r#"{"function":"echo","input":{}}"#).await;
+    let run = h.get(&format!("/runs/{}", plain.json["run_id"].as_str().expect("id"))).await;
+    assert!(run.json.get("traceparent").is_none());
+}

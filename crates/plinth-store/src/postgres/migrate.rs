@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "batch", include_str!("migrations/0010_batch.sql")),
     (11, "overview", include_str!("migrations/0011_overview.sql")),
     (12, "wait_match", include_str!("migrations/0012_wait_match.sql")),
+    (13, "traceparent", include_str!("migrations/0013_traceparent.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

@@ -7,7 +7,7 @@ use rusqlite::types::Type;
 
 /// The columns `run_from_row` reads, in order.
 pub(crate) const RUN_COLS: &str = "id, function, status, attempt, max_attempts, input, output, error, priority, \
-     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key";
+     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key, traceparent";
 
 fn bad(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e))
@@ -67,6 +67,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         attempts: None,
         flow_key: row.get(18)?,
         held_by: None,
+        traceparent: row.get(19)?,
     })
 }
 

@@ -100,6 +100,8 @@ async fn invoked_runs_their_failures_and_cancel() {
     let (_, c) = send(client().get(s.url(&format!("/runs/{child}")))).await;
     assert_eq!(c["status"], "cancelled", "{c}");
     assert_eq!(c["trigger"], json!({"type": "invoke", "parent_run_id": parent}));
+    let trace = c["traceparent"].as_str().unwrap_or_else(|| panic!("the child carries its parent's trace: {c}"));
+    assert_eq!(&trace[3..35], &plinth_core::ids::traceparent(&parent)[3..35], "the parent's trace, from its run id");
     // Rerun refusals: a run that has not ended, and from_step on a function without steps.
     let (status, body) = send(client().post(s.url(&format!("/runs/{child}/rerun")))).await;
     assert_eq!(status, 202, "a cancelled run can be rerun: {body}");

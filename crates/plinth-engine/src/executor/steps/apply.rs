@@ -209,6 +209,8 @@ pub(crate) async fn child_run(shared: &Shared, run: &Run, function: &str, input:
     let trigger = Trigger::Invoke { parent_run_id: run.run_id.clone() };
     let mut child = NewRun::of(spec, input, trigger, &run.correlation_id, now);
     child.max_queued = None;
+    // Why: the invoked run continues its parent's trace, whichever the parent is in.
+    child.traceparent = Some(plinth_core::ids::attempt_traceparent(&run.run_id, run.traceparent.as_deref()));
     Ok(child)
 }
 

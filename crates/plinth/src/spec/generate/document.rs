@@ -59,7 +59,7 @@ const LAYOUT: &[Part] = &[
     Block("health-checks"),
     Sub("Tracing"),
     Question(
-        "Which spans and attributes matter to this component? Plinth sends HTTP handlers a W3C `traceparent` whose trace id is the run id, and each command handler gets `PLINTH_RUN_ID` and `PLINTH_CORRELATION_ID`.",
+        "Which spans and attributes matter to this component? A `traceparent` sent with `POST /run` is stored on the run; every attempt hands HTTP handlers a `traceparent` (and command handlers `TRACEPARENT`) in that trace with a new parent id, or, for a run accepted without one, in the trace its run id names; an invoked run continues its parent's trace. Command handlers also get `PLINTH_RUN_ID` and `PLINTH_CORRELATION_ID`.",
     ),
     Section("Customization & Extension Points"),
     Question("What can a user change without changing the code (configuration, inputs), and what can they not?"),
