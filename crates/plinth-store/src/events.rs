@@ -39,6 +39,17 @@ impl NewEvent {
         let skipped = fan.skipped.into_iter().map(|(function, reason)| Skipped { function, reason }).collect();
         Self { event, runs: fan.runs, skipped, cancels: fan.cancels }
     }
+
+    /// The same, its runs continuing the trace `traceparent` (a W3C header; an invalid one is
+    /// dropped, so the runs get traces of their own).
+    #[must_use]
+    pub fn traced(mut self, traceparent: Option<&str>) -> Self {
+        let trace = traceparent.and_then(plinth_core::ids::parse_traceparent);
+        for run in &mut self.runs {
+            run.traceparent.clone_from(&trace);
+        }
+        self
+    }
 }
 
 /// What became of one ingested event.

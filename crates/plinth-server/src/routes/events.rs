@@ -98,7 +98,8 @@ pub(crate) async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = json_body(&headers, body, state.body_limit)?;
-    let ingested = send_events(&state, value, &correlation_id).await?;
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let ingested = send_events(&state, value, &correlation_id, traceparent).await?;
     let body = EventsAccepted {
         event_ids: ingested.iter().map(|i| i.event_id.clone()).collect(),
         run_ids: ingested.into_iter().map(|i| i.run_ids).collect(),
@@ -169,6 +170,7 @@ pub async fn send_events(
     state: &AppState,
     value: serde_json::Value,
     correlation_id: &str,
+    traceparent: Option<&str>,
 ) -> Result<Vec<plinth_store::Ingested>, ApiError> {
     let now = now_micros();
     let events = parse_events(value, now, plinth_core::ids::new_run_id).map_err(|problems| {
@@ -177,7 +179,10 @@ pub async fn send_events(
         let errors = problems.into_iter().map(|p| FieldError { pointer: p.pointer, message: p.message }).collect();
         ApiError::new(Code::ValidationFailed, detail).with_errors(errors)
     })?;
-    let batch = events.into_iter().map(|event| NewEvent::planned(&state.component.get(), event, correlation_id, now)).collect();
+    let batch = events
+        .into_iter()
+        .map(|event| NewEvent::planned(&state.component.get(), event, correlation_id, now).traced(traceparent))
+        .collect();
     let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
     let ingested = state.store.ingest(batch, dedup_after).await?;
     if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {

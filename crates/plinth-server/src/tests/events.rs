@@ -206,3 +206,25 @@ async fn a_condition_that_divides_by_zero_or_reads_a_missing_field_is_no_match()
         assert!(reason.contains("failed:"), "{id}: {reason}");
     }
 }
+
+#[tokio::test]
+async fn the_runs_an_event_starts_continue_the_requests_trace() {
+    let h = harness_with(SHOP);
+    let send = |tp: &'static str, id: &'static str| {
+        Request::post("/events")
+            .header("content-type", "application/json")
+            .header("traceparent", tp)
+            .body(Body::from(format!(r#"{{"name":"shop/order.paid","data":{{"amount":150}},"id":"{id}"}}"#)))
+            .expect("req")
+    };
+    let r = h.send(send("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "t-1")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
+    for id in ids(&r.json["run_ids"][0]) {
+        let run = h.get(&format!("/runs/{id}")).await;
+        assert_eq!(run.json["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "{}", run.json);
+    }
+    let r = h.send(send("00-zz-b7ad6b7169203331-01", "t-2")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "an invalid traceparent is no error: {}", r.json);
+    let run = h.get(&format!("/runs/{}", ids(&r.json["run_ids"][0])[0])).await;
+    assert!(run.json.get("traceparent").is_none(), "{}", run.json);
+}

@@ -233,8 +233,12 @@ pub(crate) async fn send_events(
         let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.pointer, p.message)).collect();
         ProtocolError::new(Code::StepInvalidOp, format!("`send_event` `{step_id}`: {}", text.join("; ")))
     })?;
-    let planned: Vec<NewEvent> =
-        parsed.into_iter().map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now)).collect();
+    // Why: the runs its events start continue the sending run's trace.
+    let trace = plinth_core::ids::attempt_traceparent(&run.run_id, run.traceparent.as_deref());
+    let planned: Vec<NewEvent> = parsed
+        .into_iter()
+        .map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now).traced(Some(&trace)))
+        .collect();
     let window = micros(shared.config.event_dedup_window);
     let stored = shared.store.ingest(planned, now - window).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok(stored.into_iter().map(|i| i.event_id).collect())

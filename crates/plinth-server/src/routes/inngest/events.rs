@@ -121,6 +121,7 @@ pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Extension(Correlation(correlation_id)): Extension<Correlation>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     if let Err(e) = key_allowed(&state, &key) {
@@ -143,7 +144,8 @@ pub(crate) async fn events(
         Ok(v) => v,
         Err(e) => return answer(StatusCode::BAD_REQUEST, vec![], Some(e)),
     };
-    match crate::routes::events::send_events(&state, events, &correlation_id).await {
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    match crate::routes::events::send_events(&state, events, &correlation_id, traceparent).await {
         Ok(ingested) => {
             let ids: Vec<String> = ingested.into_iter().map(|i| i.event_id).collect();
             answer(StatusCode::OK, ids, None)
