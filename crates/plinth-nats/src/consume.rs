@@ -149,7 +149,9 @@ async fn handle(ctx: &BridgeContext, messages: Vec<jetstream::Message>) {
                         .as_ref()
                         .and_then(|h| h.get("X-Correlation-ID"))
                         .map_or_else(plinth_core::ids::new_correlation_id, |v| v.as_str().to_string());
-                    batch.push(NewEvent::planned(&ctx.component.get(), event, &correlation, now));
+                    // Why: a W3C traceparent header carries the publisher's trace into the runs.
+                    let trace = m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string());
+                    batch.push(NewEvent::planned(&ctx.component.get(), event, &correlation, now).traced(trace.as_deref()));
                 }
                 taken.push(m);
             }

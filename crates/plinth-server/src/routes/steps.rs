@@ -157,6 +157,8 @@ pub async fn rerun_run(
     let now = now_micros();
     let mut new = NewRun::of(spec, original.input, Trigger::Rerun { of: id.to_string() }, correlation_id, now);
     new.priority = original.priority;
+    // Why: a rerun repeats the same work; it stays in the trace the original was accepted in.
+    new.traceparent = original.traceparent;
     let run = if keep.is_empty() {
         match state.store.enqueue(new).await? {
             Enqueued::Created(r) | Enqueued::Replayed(r) | Enqueued::Debounced(r) => r,

@@ -136,12 +136,22 @@ async fn nats_down_at_start_is_degraded_then_recovers_by_itself() {
     let health = nats_health(&c, &s, "ok", Duration::from_secs(20)).await;
     assert_eq!(health["status"], "healthy");
     let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect"));
-    js.publish("shop.order.paid", br#"{"id":"late-1"}"#.to_vec().into()).await.expect("publish").await.expect("stored");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    let body = br#"{"id":"late-1"}"#.to_vec().into();
+    js.publish_with_headers("shop.order.paid", headers, body).await.expect("publish").await.expect("stored");
     let deadline = Instant::now() + Duration::from_secs(10);
     while all_events(&c, &s).await.len() < 2 {
         assert!(Instant::now() < deadline, "the message did not become an event");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let events = all_events(&c, &s).await;
+    let late = events.iter().find(|e| e["id"] != "http-1").unwrap_or_else(|| panic!("the NATS event: {events:?}"));
+    let (_, runs) = send(c.get(s.url(&format!("/runs?event_id={}", late["id"].as_str().unwrap_or(""))))).await;
+    assert_eq!(
+        runs["runs"][0]["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "the message's trace reaches its runs: {runs}"
+    );
 }
 
 #[test]

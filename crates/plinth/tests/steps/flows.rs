@@ -105,6 +105,8 @@ async fn invoked_runs_their_failures_and_cancel() {
     // Rerun refusals: a run that has not ended, and from_step on a function without steps.
     let (status, body) = send(client().post(s.url(&format!("/runs/{child}/rerun")))).await;
     assert_eq!(status, 202, "a cancelled run can be rerun: {body}");
+    let (_, again) = send(client().get(s.url(&format!("/runs/{}", body["run_id"].as_str().unwrap_or(""))))).await;
+    assert_eq!(again["traceparent"], c["traceparent"], "a rerun stays in its original's trace: {again}");
     let (status, body) = send(client().post(s.url(&format!("/runs/{}/rerun", body["run_id"].as_str().unwrap_or(""))))).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("PLINTH_018")), "{body}");
     let (_, plain) = send(client().post(s.url("/run")).json(&json!({"function": "plain", "input": {}}))).await;
