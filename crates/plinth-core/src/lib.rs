@@ -14,6 +14,7 @@ pub mod schema;
 pub mod steps;
 pub mod timefmt;
 pub mod tokens;
+pub mod trace;
 pub mod trigger;
 
 pub use component::{CommandSpec, Component, ComponentFile, FunctionSpec, HandlerKind, HandlerSpec, Identity, ServerSection};

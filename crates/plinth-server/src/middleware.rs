@@ -31,12 +31,29 @@ pub(crate) async fn observe(State(state): State<Arc<AppState>>, mut req: Request
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     req.extensions_mut().insert(crate::routes::Correlation(correlation_id.clone()));
-    let span = tracing::info_span!("request", method = %method, route = %route, correlation_id = %correlation_id);
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        correlation_id = %correlation_id,
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    // Why: the request continues the client's trace; an invalid traceparent starts a new one.
+    plinth_core::trace::continue_from(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
     let mut resp = CORRELATION_ID.scope(correlation_id.clone(), next.run(req).instrument(span.clone())).await;
     if let Ok(v) = HeaderValue::from_str(&correlation_id) {
         resp.headers_mut().insert(X_CORRELATION_ID.clone(), v);
     }
     let status = resp.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     let elapsed = started.elapsed();
     state.metrics.observe_request(&method, &route, status, elapsed.as_secs_f64());
     if let Some(ProblemCode(code)) = resp.extensions().get::<ProblemCode>().copied() {

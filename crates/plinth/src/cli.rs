@@ -310,4 +310,9 @@ pub(crate) struct ServeArgs {
     /// the same one. Unset: a random one per start (sessions end with the process).
     #[arg(long, env = "PLINTH_UI_SECRET", hide_env_values = true)]
     pub(crate) ui_secret: Option<String>,
+    /// Export spans over OTLP/HTTP to this base endpoint (`/v1/traces` is added), e.g.
+    /// http://127.0.0.1:4318. Unset: OpenTelemetry's `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, else no export.
+    #[arg(long, env = "PLINTH_OTLP_ENDPOINT")]
+    pub(crate) otlp_endpoint: Option<String>,
 }

@@ -85,6 +85,8 @@ pub(crate) struct Settings {
     pub(crate) ui_path: String,
     /// What signs the dashboard's session cookies (none: a random key per start).
     pub(crate) ui_secret: Option<String>,
+    /// Where spans are exported (an OTLP/HTTP traces URL); none: not exported.
+    pub(crate) otlp_endpoint: Option<String>,
     /// Every value with its source.
     pub(crate) shown: Vec<Shown>,
 }
@@ -289,6 +291,24 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
     if ui_secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(m.err("ui_secret", m.last_source(), "must be at least 32 bytes".into()));
     }
+    let otel = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    // Why: flags and PLINTH_* win, then OpenTelemetry's own variables, as every OTel SDK reads them.
+    let (otlp_endpoint, source) = match (args.otlp_endpoint.as_deref(), otel("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+        (Some(base), _) => (Some(crate::otlp::traces_url(base)), m.source_of("otlp_endpoint")),
+        (None, Some(url)) => (Some(url), Source::Env),
+        (None, None) => match otel("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(base) => (Some(crate::otlp::traces_url(&base)), Source::Env),
+            None => (None, Source::Default),
+        },
+    };
+    m.shown.push(Shown {
+        name: "otlp_endpoint",
+        value: otlp_endpoint.as_deref().map_or_else(|| "(no export)".to_string(), mask),
+        source,
+    });
+    if let Some(reason) = otlp_endpoint.as_deref().and_then(|e| crate::otlp::check(e).err()) {
+        return Err(m.err("otlp_endpoint", source, reason));
+    }
     Ok(Settings {
         host,
         port,
@@ -317,6 +337,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         ui,
         ui_path,
         ui_secret,
+        otlp_endpoint,
         shown: m.shown,
     })
 }

@@ -20,6 +20,7 @@ mod config;
 mod inngest;
 mod migrate;
 mod new;
+mod otlp;
 mod serve;
 mod spec;
 mod telemetry;

@@ -48,13 +48,15 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::from(2);
         }
     };
-    let _guards = match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("plinth: {e} ({})", plinth_core::Code::InvalidConfig);
-            return ExitCode::from(2);
-        }
-    };
+    let otlp = settings.otlp_endpoint.as_deref();
+    let mut guards =
+        match crate::telemetry::init(&component.file.component.name, &settings.log_level, settings.log_dir.as_deref(), otlp) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("plinth: {e} ({})", plinth_core::Code::InvalidConfig);
+                return ExitCode::from(2);
+            }
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -62,7 +64,13 @@ pub(crate) fn main(args: &ServeArgs, matches: Option<&ArgMatches>, handlers: Han
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(component, settings, handlers, auth, nats, inngest_keys))
+    runtime.block_on(async {
+        let grace = settings.shutdown_grace;
+        let code = run(component, settings, handlers, auth, nats, inngest_keys).await;
+        // Why: spans still queued are exported before exit, within the grace period.
+        guards.shutdown(grace).await;
+        code
+    })
 }
 
 async fn run(

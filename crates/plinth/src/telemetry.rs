@@ -17,17 +17,31 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 struct Fields(Map<String, Value>);
 
+/// A span field that only shapes the exported span (OpenTelemetry's names).
+fn exported_only(field: &Field) -> bool {
+    let n = field.name();
+    n.starts_with("otel.") || n.starts_with("http.") || n.starts_with("server.")
+}
+
 struct Visitor<'a>(&'a mut Map<String, Value>);
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), Value::String(value.to_string()));
+        // Why: `otel.*` and `http.*` fields name and shape the exported span; a log line has
+        // them already as `method`, `route` and `status`.
+        if !exported_only(field) {
+            self.0.insert(field.name().to_string(), Value::String(value.to_string()));
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        if !exported_only(field) {
+            self.0.insert(field.name().to_string(), Value::from(value));
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        if !exported_only(field) {
+            self.0.insert(field.name().to_string(), Value::from(value));
+        }
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.0.insert(field.name().to_string(), Value::from(value));
@@ -36,7 +50,9 @@ impl Visit for Visitor<'_> {
         self.0.insert(field.name().to_string(), Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), Value::String(format!("{value:?}")));
+        if !exported_only(field) {
+            self.0.insert(field.name().to_string(), Value::String(format!("{value:?}")));
+        }
     }
 }
 
@@ -84,11 +100,33 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
     }
 }
 
-/// Installs the JSON subscriber; keep the guards until exit so buffered lines are flushed.
+/// What must live until exit: the log writers' guards (buffered lines are flushed when they
+/// drop) and the span exporter, flushed by [`Guards::shutdown`].
+pub(crate) struct Guards {
+    _logs: Vec<WorkerGuard>,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Guards {
+    /// Exports the spans still queued, waiting at most `within`; never blocks the runtime.
+    pub(crate) async fn shutdown(&mut self, within: std::time::Duration) {
+        let Some(provider) = self.traces.take() else { return };
+        let flushed = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(within));
+        match tokio::time::timeout(within + std::time::Duration::from_millis(100), flushed).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the spans in flight could not all be exported"),
+            _ => tracing::warn!("the spans in flight were not exported within the grace period"),
+        }
+    }
+}
+
+/// Installs the JSON subscriber, and the OTLP span exporter when `otlp` names an endpoint;
+/// keep the guards until exit.
 ///
 /// # Errors
-/// When the filter is invalid or the log folder or its file cannot be created.
-pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>) -> Result<Vec<WorkerGuard>, String> {
+/// When the filter is invalid, the log folder or its file cannot be created, or the exporter
+/// cannot be built.
+pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>, otlp: Option<&str>) -> Result<Guards, String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("log_level `{level}`: {e}"))?;
     let mut guards = Vec::new();
     let mut writers = Vec::new();
@@ -107,9 +145,17 @@ pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>) -> Resu
         writers.push(w);
         guards.push(guard);
     }
+    let (otel, traces) = match otlp {
+        Some(endpoint) => {
+            let (layer, provider) = crate::otlp::layer(component, endpoint)?;
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
     tracing_subscriber::registry()
         .with(JsonLayer { component: component.to_string(), writers }.with_filter(filter))
+        .with(otel)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
-    Ok(guards)
+    Ok(Guards { _logs: guards, traces })
 }

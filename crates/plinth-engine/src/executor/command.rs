@@ -102,7 +102,7 @@ pub(crate) async fn exec(spec: &CommandSpec, env: &AttemptEnv<'_>, payload: Vec<
         .env("PLINTH_FUNCTION", &env.run.function)
         .env("PLINTH_ATTEMPT", env.run.attempt.to_string())
         .env("PLINTH_CORRELATION_ID", &env.run.correlation_id)
-        .env("TRACEPARENT", plinth_core::ids::attempt_traceparent(&env.run.run_id, env.run.traceparent.as_deref()))
+        .env("TRACEPARENT", plinth_core::trace::for_handler(&env.run.run_id, env.run.traceparent.as_deref()))
         .env("PLINTH_URL", &env.config.url)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -12,6 +12,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Bytes of a response body quoted in a run's error.
 const EXCERPT: usize = 512;
@@ -135,19 +136,31 @@ impl HttpHandlers {
         }
         let timeout = target.timeout.map_or(env.timeout, |t| t.min(env.timeout));
         let run = env.run;
+        let call = tracing::info_span!(
+            "http call",
+            otel.name = "POST",
+            otel.kind = "client",
+            http.request.method = "POST",
+            server.address = target.url.host_str().unwrap_or(""),
+            http.response.status_code = tracing::field::Empty
+        );
+        let traceparent = call.in_scope(|| plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref()));
         let request = client
             .post(target.url.clone())
             .headers(target.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header("x-correlation-id", &run.correlation_id)
-            .header("traceparent", plinth_core::ids::attempt_traceparent(&run.run_id, run.traceparent.as_deref()))
+            .header("traceparent", traceparent)
             .body(body);
         let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
         let started = Instant::now();
         let result = tokio::select! {
-            r = tokio::time::timeout(timeout, exchange(request, limit)) => r,
+            r = tokio::time::timeout(timeout, exchange(request, limit)).instrument(call.clone()) => r,
             () = env.stop.cancelled() => return Err(AttemptEnd::Stopped),
         };
+        if let Ok(Ok(reply)) = &result {
+            call.record("http.response.status_code", reply.status);
+        }
         let elapsed_ms = started.elapsed().as_millis();
         let (end, summary) = match result {
             Err(_) => (

@@ -49,7 +49,16 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         function = %run.function,
         attempt = run.attempt,
         correlation_id = %run.correlation_id,
+        otel.name = %format!("process {}", run.function),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error_code = tracing::field::Empty,
     );
+    // Why: every attempt, on any node, continues the trace the run was accepted in (or the one
+    // its run id names), so one trace holds the request, each attempt and each handler call.
+    let parent = run.traceparent.clone().unwrap_or_else(|| plinth_core::ids::traceparent(&run.run_id));
+    plinth_core::trace::continue_from(&span, Some(&parent));
     async {
         shared.metrics.in_flight(&run.function, 1);
         let started = Instant::now();
@@ -58,6 +67,14 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         let duration = started.elapsed();
         let finish = decide(&shared, &run, end, stop.reason());
         shared.metrics.in_flight(&run.function, -1);
+        if let Some(f) = &finish {
+            let current = tracing::Span::current();
+            current.record("outcome", f.outcome());
+            if let plinth_core::Finish::Retry(e, _) | plinth_core::Finish::Failed(e) | plinth_core::Finish::Cancelled(e) = f {
+                current.record("error_code", e.code.as_str());
+                current.record("otel.status_code", "ERROR");
+            }
+        }
         match finish {
             Some(finish) => record(&shared, &run, finish, duration).await,
             None => tracing::warn!("lease lost during the attempt; another worker owns the run now"),

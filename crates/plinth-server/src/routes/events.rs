@@ -98,8 +98,8 @@ pub(crate) async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = json_body(&headers, body, state.body_limit)?;
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    let ingested = send_events(&state, value, &correlation_id, traceparent).await?;
+    let traceparent = crate::routes::request_trace(&headers);
+    let ingested = send_events(&state, value, &correlation_id, traceparent.as_deref()).await?;
     let body = EventsAccepted {
         event_ids: ingested.iter().map(|i| i.event_id.clone()).collect(),
         run_ids: ingested.into_iter().map(|i| i.run_ids).collect(),

@@ -10,6 +10,14 @@ pub(crate) mod runs;
 pub(crate) mod start;
 pub(crate) mod steps;
 
+/// The trace a run accepted by this request continues: the request's own span when
+/// OpenTelemetry records it (so the run's attempts are its children), else the client's valid
+/// `traceparent`, else none.
+pub(crate) fn request_trace(headers: &axum::http::HeaderMap) -> Option<String> {
+    plinth_core::trace::traceparent_of(&tracing::Span::current())
+        .or_else(|| headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(plinth_core::ids::parse_traceparent))
+}
+
 /// The request's correlation id, put in the request by the middleware.
 #[derive(Clone, Debug)]
 pub struct Correlation(pub String);

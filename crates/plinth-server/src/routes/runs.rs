@@ -135,7 +135,7 @@ pub(crate) async fn submit(
     new.idempotency_key = req.idempotency_key;
     new.request_hash = request_hash;
     // Why: an invalid traceparent starts a new trace, as W3C Trace Context asks; it is no error.
-    new.traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(plinth_core::ids::parse_traceparent);
+    new.traceparent = super::request_trace(&headers);
     let (run, replayed) = match state.store.enqueue(new).await? {
         Enqueued::Created(run) | Enqueued::Debounced(run) => (run, false),
         Enqueued::Replayed(run) => (run, true),

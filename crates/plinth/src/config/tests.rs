@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 28] = [
+const NAMES: [&str; 29] = [
     "config",
     "host",
     "port",
@@ -37,6 +37,7 @@ const NAMES: [&str; 28] = [
     "ui",
     "ui_path",
     "ui_secret",
+    "otlp_endpoint",
 ];
 
 /// A valid component whose `server:` section is `server` (YAML flow mapping).

@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 28] = [
+const SETTINGS: [&str; 29] = [
     "config",
     "host",
     "port",
@@ -36,6 +36,7 @@ const SETTINGS: [&str; 28] = [
     "ui",
     "ui_path",
     "ui_secret",
+    "otlp_endpoint",
 ];
 
 /// A component file with this `server:` section (a YAML flow mapping).

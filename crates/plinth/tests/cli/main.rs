@@ -15,6 +15,7 @@ mod invalid;
 mod limits;
 mod log_dir;
 mod new;
+mod otel;
 mod pg;
 mod port;
 mod postgres;

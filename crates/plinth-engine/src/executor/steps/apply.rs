@@ -210,7 +210,7 @@ pub(crate) async fn child_run(shared: &Shared, run: &Run, function: &str, input:
     let mut child = NewRun::of(spec, input, trigger, &run.correlation_id, now);
     child.max_queued = None;
     // Why: the invoked run continues its parent's trace, whichever the parent is in.
-    child.traceparent = Some(plinth_core::ids::attempt_traceparent(&run.run_id, run.traceparent.as_deref()));
+    child.traceparent = Some(plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref()));
     Ok(child)
 }
 
@@ -234,7 +234,7 @@ pub(crate) async fn send_events(
         ProtocolError::new(Code::StepInvalidOp, format!("`send_event` `{step_id}`: {}", text.join("; ")))
     })?;
     // Why: the runs its events start continue the sending run's trace.
-    let trace = plinth_core::ids::attempt_traceparent(&run.run_id, run.traceparent.as_deref());
+    let trace = plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref());
     let planned: Vec<NewEvent> = parsed
         .into_iter()
         .map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now).traced(Some(&trace)))

@@ -144,8 +144,8 @@ pub(crate) async fn events(
         Ok(v) => v,
         Err(e) => return answer(StatusCode::BAD_REQUEST, vec![], Some(e)),
     };
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    match crate::routes::events::send_events(&state, events, &correlation_id, traceparent).await {
+    let traceparent = crate::routes::request_trace(&headers);
+    match crate::routes::events::send_events(&state, events, &correlation_id, traceparent.as_deref()).await {
         Ok(ingested) => {
             let ids: Vec<String> = ingested.into_iter().map(|i| i.event_id).collect();
             answer(StatusCode::OK, ids, None)

@@ -1,0 +1,74 @@
+//! Plinth's spans in OpenTelemetry's terms: a span continues a W3C `traceparent`, and gives its
+//! own as one. With no OpenTelemetry layer installed (no exporter configured) nothing here costs
+//! more than a lookup, and [`traceparent_of`] answers `None`.
+
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The remote span context a valid `traceparent` names.
+fn remote(traceparent: &str) -> Option<SpanContext> {
+    let t = crate::ids::parse_traceparent(traceparent)?;
+    let trace = TraceId::from_hex(&t[3..35]).ok()?;
+    let span = SpanId::from_hex(&t[36..52]).ok()?;
+    let flags = u8::from_str_radix(&t[53..55], 16).ok()?;
+    Some(SpanContext::new(trace, span, TraceFlags::new(flags), true, TraceState::default()))
+}
+
+/// Makes `span` (not entered yet) a child of the span `traceparent` names; an invalid one
+/// leaves it the root of a new trace.
+pub fn continue_from(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(sc) = traceparent.and_then(remote) {
+        // Why: without an OpenTelemetry layer there is nothing to parent, which is not an error.
+        let _ = span.set_parent(Context::new().with_remote_span_context(sc));
+    }
+}
+
+/// The `traceparent` naming `span`, when OpenTelemetry records it.
+#[must_use]
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+}
+
+/// The `traceparent` a handler of an attempt of `run_id` is given: the current span's when
+/// OpenTelemetry records it (the attempt's or its call's), else one in the run's trace
+/// ([`crate::ids::attempt_traceparent`]).
+#[must_use]
+pub fn for_handler(run_id: &str, stored: Option<&str>) -> String {
+    traceparent_of(&tracing::Span::current()).unwrap_or_else(|| crate::ids::attempt_traceparent(run_id, stored))
+}
+
+/// Links `span` to the span `traceparent` names (a run an event started, linked to the event's
+/// request), when it is valid.
+pub fn link_to(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(sc) = traceparent.and_then(remote) {
+        span.add_link(sc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_layer_nothing_is_recorded_and_nothing_fails() {
+        let span = tracing::info_span!("x");
+        continue_from(&span, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        continue_from(&span, Some("junk"));
+        continue_from(&span, None);
+        link_to(&span, Some("junk"));
+        assert_eq!(traceparent_of(&span), None);
+    }
+
+    #[test]
+    fn a_traceparent_names_its_remote_span() {
+        let sc = remote("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled() && sc.is_remote());
+        assert!(remote("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").is_some_and(|s| !s.is_sampled()));
+        assert!(remote("nope").is_none());
+    }
+}

@@ -1,0 +1,211 @@
+//! Spans exported over OTLP/HTTP to a receiver inside the test (an axum server decoding the
+//! protobuf `ExportTraceServiceRequest` with the protocol's own types): one trace from the
+//! client's request through each attempt to the handler's call, a retried run's attempts in
+//! that trace; a receiver that is down or failing changes nothing for clients; an invalid
+//! endpoint stops start-up.
+
+use crate::harness::{Served, client, component_dir, send, wait_status};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// One received span.
+#[derive(Clone, Debug)]
+struct Got {
+    name: String,
+    trace: String,
+    id: String,
+    parent: String,
+    kind: i32,
+    attributes: Vec<(String, String)>,
+}
+
+impl Got {
+    fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Got>>>,
+    /// The status the receiver answers with.
+    status: Arc<Mutex<u16>>,
+}
+
+async fn traces(State(r): State<Receiver>, body: Bytes) -> StatusCode {
+    let status = *r.status.lock().expect("status");
+    if status != 200 {
+        return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let Ok(req) = ExportTraceServiceRequest::decode(body) else { return StatusCode::BAD_REQUEST };
+    let mut spans = r.spans.lock().expect("spans");
+    for rs in req.resource_spans {
+        for ss in rs.scope_spans {
+            for s in ss.spans {
+                let attributes = s
+                    .attributes
+                    .iter()
+                    .map(|kv| {
+                        let v = kv.value.as_ref().and_then(|v| v.value.as_ref()).map(|v| format!("{v:?}")).unwrap_or_default();
+                        (kv.key.clone(), v)
+                    })
+                    .collect();
+                spans.push(Got {
+                    name: s.name,
+                    trace: hex(&s.trace_id),
+                    id: hex(&s.span_id),
+                    parent: hex(&s.parent_span_id),
+                    kind: s.kind,
+                    attributes,
+                });
+            }
+        }
+    }
+    StatusCode::OK
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn receiver() -> (String, Receiver) {
+    let r = Receiver { status: Arc::new(Mutex::new(200)), ..Receiver::default() };
+    let app = Router::new().route("/v1/traces", post(traces)).with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (format!("http://{addr}"), r)
+}
+
+/// An HTTP handler failing its first `fails` calls; the `traceparent` of each call.
+async fn handler(fails: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route(
+            "/",
+            post(move |State(seen): State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap| async move {
+                let tp = headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let mut seen = seen.lock().expect("seen");
+                seen.push(tp);
+                if seen.len() <= fails { (StatusCode::SERVICE_UNAVAILABLE, "later") } else { (StatusCode::OK, "\"done\"") }
+            }),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (format!("http://{addr}/"), seen)
+}
+
+fn component(url: &str) -> String {
+    format!(
+        "component: {{name: traced, version: '1'}}\nfunctions:\n  - name: web\n    handler:\n      http: {{url: '{url}'}}\n    \
+         policy: {{retries: {{max_attempts: 3, backoff: {{initial: 10ms, max: 20ms}}}}}}\n"
+    )
+}
+
+async fn spans_until(r: &Receiver, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = r.spans.lock().expect("spans").clone();
+        if done(&spans) {
+            return spans;
+        }
+        assert!(Instant::now() < deadline, "{what}: {spans:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_from_the_request_through_each_attempt_to_the_handler() {
+    let (endpoint, r) = receiver().await;
+    let (url, seen) = handler(2).await;
+    let (dir, config) = component_dir(&component(&url));
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+    let s = Served::spawn(&["serve", "--config", config.to_str().expect("utf-8"), "--port", "0"], &env, dir.path());
+    let c = client();
+    let (code, body) =
+        send(c.post(s.url("/run")).header("traceparent", CLIENT).json(&json!({"function": "web", "input": {}}))).await;
+    assert_eq!(code, 202, "{body}");
+    let id = body["run_id"].as_str().expect("id").to_string();
+    wait_status(&c, &s, &id, "succeeded").await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let spans = spans_until(&r, "the request, three attempts and three calls", |spans| {
+        spans.iter().filter(|g| g.trace == trace && g.name == "process web").count() == 3
+            && spans.iter().filter(|g| g.trace == trace && g.name == "POST").count() == 3
+    })
+    .await;
+    let server = spans.iter().find(|g| g.name == "POST /run").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!((server.trace.as_str(), server.parent.as_str(), server.kind), (trace, "00f067aa0ba902b7", 2), "server span");
+    assert!(server.attr("http.response.status_code").is_some_and(|v| v.contains("202")), "{server:?}");
+    let attempts: Vec<&Got> = spans.iter().filter(|g| g.name == "process web").collect();
+    for a in &attempts {
+        assert_eq!((a.trace.as_str(), a.parent.as_str(), a.kind), (trace, server.id.as_str(), 5), "attempt under the request");
+        assert_eq!(a.attr("run_id").map(|v| v.contains(&id)), Some(true), "{a:?}");
+    }
+    let calls: Vec<&Got> = spans.iter().filter(|g| g.name == "POST").collect();
+    for call in &calls {
+        assert!(attempts.iter().any(|a| a.id == call.parent), "each call under an attempt: {call:?}");
+        assert_eq!(call.kind, 3, "client");
+    }
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 3);
+    for tp in &seen {
+        assert!(calls.iter().any(|c| tp == &format!("00-{trace}-{}-01", c.id)), "the handler got its call's span: {tp}");
+    }
+    assert!(!body.to_string().contains("otel"), "nothing of the span in the answer");
+    let logs = s.logs();
+    assert!(logs.iter().all(|l| l.get("otel.name").is_none() && l.get("http.route").is_none()), "logs keep their own fields");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_or_failing_changes_nothing_for_clients() {
+    let (url, _) = handler(0).await;
+    let (dir, config) = component_dir(&component(&url));
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let (failing, r) = receiver().await;
+    *r.status.lock().expect("status") = 500;
+    for endpoint in [closed.as_str(), failing.as_str()] {
+        let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "50")];
+        let s = Served::spawn(&["serve", "--config", config.to_str().expect("utf-8"), "--port", "0"], &env, dir.path());
+        let c = client();
+        for _ in 0..5 {
+            let (code, body) =
+                send(c.post(s.url("/run")).header("traceparent", "garbage").json(&json!({"function": "web"}))).await;
+            assert_eq!(code, 202, "{body}");
+            wait_status(&c, &s, body["run_id"].as_str().expect("id"), "succeeded").await;
+        }
+        let (code, _) = send(c.get(s.url("/health"))).await;
+        assert_eq!(code, 200, "{endpoint}");
+    }
+    assert!(r.spans.lock().expect("spans").is_empty());
+}
+
+#[test]
+fn an_invalid_endpoint_stops_start_up() {
+    let (dir, config) = component_dir(&component("http://127.0.0.1:9/"));
+    let config = config.to_str().expect("utf-8");
+    for (var, value) in [("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"), ("PLINTH_OTLP_ENDPOINT", "ftp://collector")] {
+        let out = crate::harness::plinth(&["serve", "--config", config, "--port", "0"], &[(var, value)], dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {err}");
+        assert!(err.contains("otlp_endpoint") && err.contains("PLINTH_001"), "{var}: {err}");
+    }
+    let out =
+        crate::harness::plinth(&["config", "--config", config], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")], dir.path());
+    let text: Value = Value::String(String::from_utf8_lossy(&out.stdout).to_string());
+    assert!(text.as_str().is_some_and(|t| t.contains("http://c:4318/v1/traces")), "{text}");
+}
