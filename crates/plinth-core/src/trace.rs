@@ -32,6 +32,18 @@ pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     sc.is_valid().then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
 }
 
+/// Records `trace_id` and `span_id` on `span` (declared empty), so its log lines carry them:
+/// the span's own when OpenTelemetry records it, else the trace id of `fallback` (the trace the
+/// work belongs to) alone.
+pub fn record_ids(span: &tracing::Span, fallback: Option<&str>) {
+    if let Some(tp) = traceparent_of(span) {
+        span.record("trace_id", &tp[3..35]);
+        span.record("span_id", &tp[36..52]);
+    } else if let Some(tp) = fallback.and_then(crate::ids::parse_traceparent) {
+        span.record("trace_id", &tp[3..35]);
+    }
+}
+
 /// The `traceparent` a handler of an attempt of `run_id` is given: the current span's when
 /// OpenTelemetry records it (the attempt's or its call's), else one in the run's trace
 /// ([`crate::ids::attempt_traceparent`]).

@@ -42,9 +42,13 @@ pub(crate) async fn observe(State(state): State<Arc<AppState>>, mut req: Request
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
     // Why: the request continues the client's trace; an invalid traceparent starts a new one.
-    plinth_core::trace::continue_from(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+    let sent = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    plinth_core::trace::continue_from(&span, sent);
+    plinth_core::trace::record_ids(&span, sent);
     let mut resp = CORRELATION_ID.scope(correlation_id.clone(), next.run(req).instrument(span.clone())).await;
     if let Ok(v) = HeaderValue::from_str(&correlation_id) {
         resp.headers_mut().insert(X_CORRELATION_ID.clone(), v);

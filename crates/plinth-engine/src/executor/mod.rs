@@ -54,11 +54,14 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         otel.status_code = tracing::field::Empty,
         outcome = tracing::field::Empty,
         error_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
     // Why: every attempt, on any node, continues the trace the run was accepted in (or the one
     // its run id names), so one trace holds the request, each attempt and each handler call.
     let parent = run.traceparent.clone().unwrap_or_else(|| plinth_core::ids::traceparent(&run.run_id));
     plinth_core::trace::continue_from(&span, Some(&parent));
+    plinth_core::trace::record_ids(&span, Some(&parent));
     async {
         shared.metrics.in_flight(&run.function, 1);
         let started = Instant::now();

@@ -166,6 +166,12 @@ async fn one_trace_from_the_request_through_each_attempt_to_the_handler() {
     assert!(!body.to_string().contains("otel"), "nothing of the span in the answer");
     let logs = s.logs();
     assert!(logs.iter().all(|l| l.get("otel.name").is_none() && l.get("http.route").is_none()), "logs keep their own fields");
+    let started: Vec<&Value> = logs.iter().filter(|l| l["message"] == "attempt started").collect();
+    assert_eq!(started.len(), 3, "{logs:?}");
+    for l in started {
+        assert_eq!(l["trace_id"], trace, "{l}");
+        assert!(attempts.iter().any(|a| l["span_id"] == a.id.as_str()), "the attempt's span id: {l}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,9 +121,11 @@ async fn a_correlation_id_follows_the_run_into_its_logs() {
     let lines = about(&logs, &run_id);
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
     assert_eq!(messages, ["attempt started", "attempt succeeded"], "{lines:?}");
+    let trace = &plinth_core::ids::traceparent(&run_id)[3..35];
     for line in lines {
         assert_eq!(line["correlation_id"], "test-corr-1", "{line}");
         assert_eq!((&line["function"], &line["attempt"]), (&json!("echo"), &json!(1)), "{line}");
+        assert_eq!(line["trace_id"], trace, "without export, the run's own trace: {line}");
     }
 }
 
