@@ -10,6 +10,7 @@ mod endpoint;
 mod events;
 mod flow;
 mod load;
+mod otlp;
 mod sdk;
 mod server;
 mod stats;
@@ -91,6 +92,7 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
             .map(|url| (url, format!("plinth_bench_{}", plinth_core::ids::new_run_id().to_ascii_lowercase()))),
         claim_batch: args.claim_batch,
         extra: None,
+        otlp: None,
     };
     let report = measure(args, &opts).await;
     if let Some((url, schema)) = &opts.postgres {
@@ -203,6 +205,11 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         runs => Some(auth::compare(&opts, runs, args.concurrency, f64::from(args.auth_rate.max(1))).await?),
     };
     let auth_p50_ratio = auth_cost.as_ref().and_then(|a| a["p50_ratio"].as_f64());
+    let export_cost = if args.otlp {
+        Some(otlp::compare(&opts, args.otlp_runs, args.concurrency, f64::from(args.auth_rate.max(1))).await?)
+    } else {
+        None
+    };
     let flow_backlog = if args.flow_backlog > 0 && args.flow_runs > 0 {
         let own = ServerOptions {
             dir: opts.dir.join("flow-backlog"),
@@ -257,6 +264,10 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         target("idle RSS MiB", "<=", TARGET_IDLE_RSS_MIB, idle_rss),
         target("POST /run p50 with an API key / without (paced)", "<=", TARGET_AUTH_P50_RATIO, auth_p50_ratio),
     ];
+    if let Some(cost) = &export_cost {
+        targets.push(target("runs/s with span export on / off", ">=", 0.85, cost["throughput_ratio"].as_f64()));
+        targets.push(target("paced POST /run p99 with span export on / off", "<=", 1.2, cost["p99_ratio"].as_f64()));
+    }
     targets.extend(events.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(steps.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(flow_rounds.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
@@ -289,6 +300,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "http_handler": http.as_ref().map(round_report),
         },
         "auth_overhead": auth_cost,
+        "otlp_export": export_cost,
         "events": events.as_ref().map(|(report, _)| report),
         "steps": steps.as_ref().map(|(report, _)| report),
         "flow_control": {

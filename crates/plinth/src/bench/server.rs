@@ -113,6 +113,8 @@ pub(crate) struct ServerOptions {
     /// YAML appended to the component: more functions (indented as list items), then other
     /// sections.
     pub(crate) extra: Option<String>,
+    /// Where the server exports its spans (`--otlp-endpoint`), when set.
+    pub(crate) otlp: Option<String>,
 }
 
 pub(crate) struct Server {
@@ -153,6 +155,7 @@ impl Server {
             None => vec!["--database-url".to_string(), format!("sqlite://{}", opts.dir.join("bench.db").display())],
         };
         let claim_batch = opts.claim_batch.map(|n| vec!["--claim-batch".to_string(), n.to_string()]).unwrap_or_default();
+        let otlp = opts.otlp.as_ref().map(|e| vec!["--otlp-endpoint".to_string(), e.clone()]).unwrap_or_default();
         let mut child = Command::new(&opts.binary)
             .arg("serve")
             .arg("--config")
@@ -162,6 +165,11 @@ impl Server {
             .args(["--log-level", &format!("{},plinth::serve=info", opts.log_level)])
             .args(&database)
             .args(&claim_batch)
+            .args(&otlp)
+            // Why: the comparison with export off must not pick up an endpoint from the caller.
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("PLINTH_OTLP_ENDPOINT")
             .args(["--workers", &opts.workers.to_string(), "--sqlite-synchronous", &opts.synchronous])
             .envs(opts.api_key.iter().map(|k| (KEY_VAR, k)))
             .stdin(Stdio::null())
@@ -304,6 +312,7 @@ mod tests {
             extra: None,
             postgres: None,
             claim_batch: None,
+            otlp: None,
         }
     }
 

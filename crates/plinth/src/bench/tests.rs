@@ -29,6 +29,8 @@ fn args() -> BenchArgs {
         ui_history: 0,
         sdk_runs: 0,
         sdk_python: "python3".into(),
+        otlp: false,
+        otlp_runs: 0,
     }
 }
 

@@ -36,9 +36,15 @@ pub(crate) struct BenchArgs {
     /// key, for the cost of access control; 0 skips them.
     #[arg(long, default_value_t = 6_000)]
     pub(crate) auth_runs: usize,
-    /// Submissions per second in the access-control rounds.
+    /// Submissions per second in the access-control rounds (and the span export's paced rounds).
     #[arg(long, default_value_t = 2000)]
     pub(crate) auth_rate: u32,
+    /// Compare rounds with span export off and on (to a local OTLP receiver that discards).
+    #[arg(long)]
+    pub(crate) otlp: bool,
+    /// Runs in each round of the span export comparison.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) otlp_runs: usize,
     /// The server's `--log-level` (its logs are read and dropped).
     #[arg(long, default_value = "info")]
     pub(crate) server_log_level: String,

@@ -41,6 +41,9 @@ fn a_small_bench_reports_every_figure() {
             "2000",
             "--ui-history",
             "3000",
+            "--otlp",
+            "--otlp-runs",
+            "100",
         ],
         &[],
         dir.path(),
@@ -66,7 +69,11 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(21));
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(23));
+    let export = &report["otlp_export"];
+    assert!(export["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0), "{export}");
+    assert!(export["p99_ratio"].as_f64().is_some_and(|r| r > 0.0), "{export}");
+    assert!(export["receiver_bytes"].as_u64().is_some_and(|b| b > 0), "spans reached the receiver: {export}");
     let steps = &report["steps"];
     for key in ["in_process_three_steps", "http_five_steps"] {
         assert_eq!((steps[key]["runs"].as_u64(), steps[key]["not_succeeded"].as_u64()), (Some(60), Some(0)), "{steps}");
@@ -116,6 +123,7 @@ fn a_dashboard_bench_is_skipped_at_zero() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["dashboard"], Value::Null, "no dashboard figures without --ui-history");
+    assert_eq!(report["otlp_export"], Value::Null, "no export figures without --otlp");
     assert!(
         report["targets"].as_array().is_some_and(|t| t.iter().all(|t| !t["name"].as_str().unwrap_or("").contains("dashboard")))
     );
