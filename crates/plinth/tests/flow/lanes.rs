@@ -121,13 +121,29 @@ async fn three_nodes_hold_a_keyed_limit_through_a_sigkill() {
         assert!(Instant::now() < deadline, "{n} of {RUNS} runs succeeded within 120s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let killed = nodes.remove(0);
-    let owner = killed
-        .logs()
+    let owners: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            n.logs()
+                .into_iter()
+                .find(|l| l["message"] == "listening")
+                .and_then(|l| l["owner"].as_str().map(str::to_string))
+                .expect("the owner in the listening line")
+        })
+        .collect();
+    // Why: which node holds leases at a given moment is up to the claims; kill the busiest, so
+    // the kill always takes leases with it.
+    let leases = format!("SELECT lease_owner, count(*) FROM {runs} WHERE status = 'running' GROUP BY lease_owner");
+    let held: HashMap<String, i64> = sqlx::query_as::<_, (Option<String>, i64)>(&leases)
+        .fetch_all(&mut conn)
+        .await
+        .expect("leases")
         .into_iter()
-        .find(|l| l["message"] == "listening")
-        .and_then(|l| l["owner"].as_str().map(str::to_string))
-        .expect("the owner in the listening line");
+        .map(|(o, n)| (o.unwrap_or_default(), n))
+        .collect();
+    let busiest = (0..owners.len()).max_by_key(|i| held.get(&owners[*i]).copied().unwrap_or(0)).expect("nodes");
+    let owner = owners[busiest].clone();
+    let killed = nodes.remove(busiest);
     killed.kill9();
     let leased_at_kill: i64 =
         sqlx::query_scalar(&format!("SELECT count(*) FROM {runs} WHERE status = 'running' AND lease_owner = '{owner}'"))
