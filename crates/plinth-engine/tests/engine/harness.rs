@@ -212,3 +212,11 @@ pub(crate) async fn read_pid(path: &std::path::Path) -> u32 {
     };
     tokio::time::timeout(WAIT, read).await.unwrap_or_else(|_| panic!("no pid in {}", path.display()))
 }
+
+/// Serves `app` on a free loopback port; its base URL (`http://127.0.0.1:PORT`).
+pub(crate) async fn serve_app(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    format!("http://{addr}")
+}

@@ -62,10 +62,8 @@ async fn app(State(checked): State<Checked>, Path(mode): Path<String>, headers: 
 async fn serve() -> (String, Checked) {
     let checked = Checked::default();
     let router = Router::new().route("/{mode}", post(app)).with_state(checked.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    (format!("http://{addr}"), checked)
+    let base = crate::harness::serve_app(router).await;
+    (base, checked)
 }
 
 fn inngest_fn(name: &str, base: &str, mode: &str) -> String {

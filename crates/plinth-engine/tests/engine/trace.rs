@@ -27,10 +27,8 @@ async fn endpoint(State(seen): State<Seen>, headers: HeaderMap) -> axum::Json<Va
 async fn serve() -> (String, Seen) {
     let seen = Seen::default();
     let app = Router::new().route("/", post(endpoint)).with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}/"), seen)
+    let base = crate::harness::serve_app(app).await;
+    (format!("{base}/"), seen)
 }
 
 /// Enqueues a run of `function` carrying `traceparent`; its id.

@@ -42,21 +42,14 @@ pub(crate) async fn compare(base: &ServerOptions, runs: usize, concurrency: usiz
         without.push(paced(&plain, runs, concurrency, rate, &format!("auth comparison {n}/{PAIRS}: without a key")).await?);
         with.push(paced(&keyed, runs, concurrency, rate, &format!("auth comparison {n}/{PAIRS}: with an API key")).await?);
     }
-    let median = |rounds: &[Value], p: &str| {
-        stats::median(&rounds.iter().filter_map(|r| r.pointer(p).and_then(Value::as_f64)).collect::<Vec<_>>())
-    };
-    let ratio = |p: &str| {
-        let (a, b) = (median(&with, p)?, median(&without, p)?);
-        (b > 0.0).then(|| stats::round3(a / b))
-    };
     Ok(json!({
         "rate": rate,
         "runs_per_round": runs,
         "rounds_without_auth": without,
         "rounds_with_api_key": with,
-        "median_p50_ms": {"without": median(&without, "/p50_ms"), "with": median(&with, "/p50_ms")},
-        "median_p99_ms": {"without": median(&without, "/p99_ms"), "with": median(&with, "/p99_ms")},
-        "p50_ratio": ratio("/p50_ms"),
-        "p99_ratio": ratio("/p99_ms"),
+        "median_p50_ms": {"without": stats::median_at(&without, "/p50_ms"), "with": stats::median_at(&with, "/p50_ms")},
+        "median_p99_ms": {"without": stats::median_at(&without, "/p99_ms"), "with": stats::median_at(&with, "/p99_ms")},
+        "p50_ratio": stats::ratio_at(&with, &without, "/p50_ms"),
+        "p99_ratio": stats::ratio_at(&with, &without, "/p99_ms"),
     }))
 }

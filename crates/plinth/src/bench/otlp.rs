@@ -76,22 +76,15 @@ pub(crate) async fn compare(base: &ServerOptions, runs: usize, concurrency: usiz
         off.push(rounds(&plain, runs, concurrency, rate, &format!("export comparison {n}/{PAIRS}: off")).await?);
         on.push(rounds(&traced, runs, concurrency, rate, &format!("export comparison {n}/{PAIRS}: on")).await?);
     }
-    let median = |rounds: &[Value], p: &str| {
-        stats::median(&rounds.iter().filter_map(|r| r.pointer(p).and_then(Value::as_f64)).collect::<Vec<_>>())
-    };
-    let ratio = |p: &str| {
-        let (a, b) = (median(&on, p)?, median(&off, p)?);
-        (b > 0.0).then(|| stats::round3(a / b))
-    };
     Ok(json!({
         "runs_per_round": runs,
         "rate": rate,
         "receiver_bytes": received.load(Ordering::Relaxed),
         "rounds_off": off,
         "rounds_on": on,
-        "median_runs_per_second": {"off": median(&off, "/runs_per_second"), "on": median(&on, "/runs_per_second")},
-        "median_paced_p99_ms": {"off": median(&off, "/paced/p99_ms"), "on": median(&on, "/paced/p99_ms")},
-        "throughput_ratio": ratio("/runs_per_second"),
-        "p99_ratio": ratio("/paced/p99_ms"),
+        "median_runs_per_second": {"off": stats::median_at(&off, "/runs_per_second"), "on": stats::median_at(&on, "/runs_per_second")},
+        "median_paced_p99_ms": {"off": stats::median_at(&off, "/paced/p99_ms"), "on": stats::median_at(&on, "/paced/p99_ms")},
+        "throughput_ratio": stats::ratio_at(&on, &off, "/runs_per_second"),
+        "p99_ratio": stats::ratio_at(&on, &off, "/paced/p99_ms"),
     }))
 }

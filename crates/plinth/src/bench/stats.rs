@@ -36,6 +36,17 @@ pub(crate) fn summarize(micros: &[u64]) -> Option<Summary> {
     })
 }
 
+/// The median of the figure at JSON `pointer` in each of `rounds` (those that have it).
+pub(crate) fn median_at(rounds: &[serde_json::Value], pointer: &str) -> Option<f64> {
+    median(&rounds.iter().filter_map(|r| r.pointer(pointer).and_then(serde_json::Value::as_f64)).collect::<Vec<_>>())
+}
+
+/// The ratio of the medians at `pointer` of rounds `a` over rounds `b`, rounded.
+pub(crate) fn ratio_at(a: &[serde_json::Value], b: &[serde_json::Value], pointer: &str) -> Option<f64> {
+    let (a, b) = (median_at(a, pointer)?, median_at(b, pointer)?);
+    (b > 0.0).then(|| round3(a / b))
+}
+
 /// The median of a few figures (the lower middle one for an even count).
 pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();

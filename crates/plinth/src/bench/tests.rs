@@ -83,3 +83,13 @@ fn a_round_reports_rates_and_latencies() {
     assert_eq!(v["submitted_per_second"], json!(400.0));
     assert_eq!(v["post_run"]["p99_ms"], json!(1.0));
 }
+
+#[test]
+fn medians_and_ratios_of_rounds_read_their_pointer() {
+    let a = [serde_json::json!({"x": {"p99_ms": 4.0}}), serde_json::json!({"x": {"p99_ms": 2.0}}), serde_json::json!({})];
+    let b = [serde_json::json!({"x": {"p99_ms": 1.0}}), serde_json::json!({"x": {"p99_ms": 3.0}})];
+    assert_eq!(stats::median_at(&a, "/x/p99_ms"), Some(2.0), "the lower middle of the rounds that have it");
+    assert_eq!(stats::ratio_at(&a, &b, "/x/p99_ms"), Some(2.0));
+    assert_eq!(stats::ratio_at(&a, &[], "/x/p99_ms"), None, "no rounds, no ratio");
+    assert_eq!(stats::ratio_at(&a, &[serde_json::json!({"x": {"p99_ms": 0.0}})], "/x/p99_ms"), None, "not over zero");
+}
