@@ -53,8 +53,12 @@ async fn an_event_cancels_the_run_its_rule_matches() {
     let c = client();
     let target = submit(&c, &served, json!({"function": "ship", "input": {"order": "o-1", "ms": 60_000}})).await;
     let other = submit(&c, &served, json!({"function": "ship", "input": {"order": "o-2", "ms": 60_000}})).await;
-    let queued = submit(&c, &served, json!({"function": "ship", "input": {"order": "o-1", "ms": 10, "later": true}})).await;
+    let queued =
+        submit(&c, &served, json!({"function": "ship", "input": {"order": "o-1", "ms": 10}, "delay_seconds": 3600})).await;
     wait_status(&c, &served, &target, "running").await;
+    // Why: the delay keeps this run queued until the event comes, whatever the machine's speed.
+    let (_, waiting) = send(c.get(served.url(&format!("/runs/{queued}")))).await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
     let event = json!({"name": "shop/order.cancelled", "data": {"order": "o-1"}});
     let (code, sent) = send(c.post(served.url("/events")).json(&event)).await;
     assert_eq!(code, 202, "{sent}");
