@@ -1,7 +1,8 @@
 //! Spans exported over OTLP/HTTP to a receiver inside the test (an axum server decoding the
 //! protobuf `ExportTraceServiceRequest` with the protocol's own types): one trace from the
 //! client's request through each attempt to the handler's call, a retried run's attempts in
-//! that trace; a receiver that is down or failing changes nothing for clients; an invalid
+//! that trace; a receiver that is down or failing changes nothing for clients and its lost
+//! spans are counted, a slow one fills a bounded queue whose drops are counted; an invalid
 //! endpoint stops start-up.
 
 use crate::harness::{Served, client, component_dir, send, wait_status};
@@ -40,9 +41,13 @@ struct Receiver {
     spans: Arc<Mutex<Vec<Got>>>,
     /// The status the receiver answers with.
     status: Arc<Mutex<u16>>,
+    /// How long it takes to answer.
+    delay: Arc<Mutex<Duration>>,
 }
 
 async fn traces(State(r): State<Receiver>, body: Bytes) -> StatusCode {
+    let delay = *r.delay.lock().expect("delay");
+    tokio::time::sleep(delay).await;
     let status = *r.status.lock().expect("status");
     if status != 200 {
         return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -114,6 +119,25 @@ fn component(url: &str) -> String {
     )
 }
 
+/// The value of the sample `series` (name and labels) on `/metrics`, 0 when absent.
+async fn sample(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
+    let text = c.get(s.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    text.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// Waits until the sample `series` is above zero.
+async fn sample_rises(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = sample(c, s, series).await;
+        if v > 0.0 {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{series} stayed at 0");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn spans_until(r: &Receiver, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -164,6 +188,9 @@ async fn one_trace_from_the_request_through_each_attempt_to_the_handler() {
         assert!(calls.iter().any(|c| tp == &format!("00-{trace}-{}-01", c.id)), "the handler got its call's span: {tp}");
     }
     assert!(!body.to_string().contains("otel"), "nothing of the span in the answer");
+    sample_rises(&c, &s, r#"plinth_spans_exported_total{component="traced"} "#).await;
+    let lost = sample(&c, &s, r#"plinth_spans_dropped_total{component="traced",reason="export_failed"} "#).await;
+    assert!(lost.abs() < f64::EPSILON, "nothing lost on a healthy receiver: {lost}");
     let logs = s.logs();
     assert!(logs.iter().all(|l| l.get("otel.name").is_none() && l.get("http.route").is_none()), "logs keep their own fields");
     let started: Vec<&Value> = logs.iter().filter(|l| l["message"] == "attempt started").collect();
@@ -196,8 +223,41 @@ async fn a_receiver_down_or_failing_changes_nothing_for_clients() {
         }
         let (code, _) = send(c.get(s.url("/health"))).await;
         assert_eq!(code, 200, "{endpoint}");
+        sample_rises(&c, &s, r#"plinth_spans_dropped_total{component="traced",reason="export_failed"} "#).await;
     }
     assert!(r.spans.lock().expect("spans").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_loses_counted_spans_and_holds_nothing_up() {
+    let (url, _) = handler(0).await;
+    let (dir, config) = component_dir(&component(&url));
+    let (endpoint, r) = receiver().await;
+    *r.delay.lock().expect("delay") = Duration::from_secs(2);
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "8"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4"),
+    ];
+    let s = Served::spawn(&["serve", "--config", config.to_str().expect("utf-8"), "--port", "0"], &env, dir.path());
+    let c = client();
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let (code, body) = send(c.post(s.url("/run")).json(&json!({"function": "web"}))).await;
+        assert_eq!(code, 202, "{body}");
+        ids.push(body["run_id"].as_str().expect("id").to_string());
+    }
+    for id in &ids {
+        wait_status(&c, &s, id, "succeeded").await;
+    }
+    let full = sample_rises(&c, &s, r#"plinth_spans_dropped_total{component="traced",reason="queue_full"} "#).await;
+    // 40 requests and 40 attempts and 40 calls make 120 spans; a queue of 8 behind a receiver
+    // taking 2 s a batch cannot hold most of them.
+    assert!(full >= 40.0, "most spans dropped and counted: {full}");
+    // Once the receiver answers again, what was admitted arrives.
+    *r.delay.lock().expect("delay") = Duration::ZERO;
+    spans_until(&r, "the admitted spans", |spans| !spans.is_empty()).await;
 }
 
 #[test]

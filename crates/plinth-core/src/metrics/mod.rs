@@ -17,142 +17,12 @@ use std::time::Instant;
 type L1 = [(&'static str, String); 1];
 type L2 = [(&'static str, String); 2];
 type L3 = [(&'static str, String); 3];
+
+mod catalog;
+
+pub use catalog::*;
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-/// A metric's Prometheus type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricKind {
-    /// Only goes up.
-    Counter,
-    /// Goes up and down.
-    Gauge,
-    /// Observations in buckets (`_bucket`, `_sum`, `_count` samples).
-    Histogram,
-}
-
-impl MetricKind {
-    /// The type as `# TYPE` lines write it: `counter`, `gauge`, `histogram`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-            MetricKind::Histogram => "histogram",
-        }
-    }
-}
-
-/// One metric family Plinth exposes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MetricDescriptor {
-    /// The name after the prefix and `_`, as queries write it: counters end in `_total`.
-    pub name: &'static str,
-    /// Its type.
-    pub kind: MetricKind,
-    /// Its labels, besides the constant `component` every metric carries.
-    pub labels: &'static [&'static str],
-    /// What it counts, as `# HELP` says.
-    pub help: &'static str,
-}
-
-impl MetricDescriptor {
-    /// The name the family is registered under: a counter's without `_total`, which the
-    /// encoder appends.
-    #[must_use]
-    pub fn registered_name(&self) -> &'static str {
-        match self.kind {
-            MetricKind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
-            _ => self.name,
-        }
-    }
-
-    /// The full name with `prefix`, such as `plinth_requests_total`.
-    #[must_use]
-    pub fn full_name(&self, prefix: &str) -> String {
-        format!("{prefix}_{}", self.name)
-    }
-}
-
-/// `requests_total{method,route,status}`.
-pub const REQUESTS_TOTAL: MetricDescriptor = MetricDescriptor {
-    name: "requests_total",
-    kind: MetricKind::Counter,
-    labels: &["method", "route", "status"],
-    help: "HTTP requests answered",
-};
-/// `request_duration_seconds{method,route}`.
-pub const REQUEST_DURATION: MetricDescriptor = MetricDescriptor {
-    name: "request_duration_seconds",
-    kind: MetricKind::Histogram,
-    labels: &["method", "route"],
-    help: "HTTP request latency",
-};
-/// `errors_total{error_type}`.
-pub const ERRORS_TOTAL: MetricDescriptor = MetricDescriptor {
-    name: "errors_total",
-    kind: MetricKind::Counter,
-    labels: &["error_type"],
-    help: "Errors by type (error code name)",
-};
-/// `runs_total{function,status}`.
-pub const RUNS_TOTAL: MetricDescriptor = MetricDescriptor {
-    name: "runs_total",
-    kind: MetricKind::Counter,
-    labels: &["function", "status"],
-    help: "Run attempts ended, by outcome",
-};
-/// `run_duration_seconds{function}`.
-pub const RUN_DURATION: MetricDescriptor = MetricDescriptor {
-    name: "run_duration_seconds",
-    kind: MetricKind::Histogram,
-    labels: &["function"],
-    help: "Duration of run attempts",
-};
-/// `runs_in_flight{function}`.
-pub const RUNS_IN_FLIGHT: MetricDescriptor = MetricDescriptor {
-    name: "runs_in_flight",
-    kind: MetricKind::Gauge,
-    labels: &["function"],
-    help: "Attempts executing on this node",
-};
-/// `queue_depth{function}`.
-pub const QUEUE_DEPTH: MetricDescriptor =
-    MetricDescriptor { name: "queue_depth", kind: MetricKind::Gauge, labels: &["function"], help: "Runs waiting in the queue" };
-/// `queue_oldest_seconds{function}`.
-pub const QUEUE_OLDEST: MetricDescriptor = MetricDescriptor {
-    name: "queue_oldest_seconds",
-    kind: MetricKind::Gauge,
-    labels: &["function"],
-    help: "How long the longest-waiting due run has waited since it became due",
-};
-/// `runs_held{function,rule}`.
-pub const RUNS_HELD: MetricDescriptor = MetricDescriptor {
-    name: "runs_held",
-    kind: MetricKind::Gauge,
-    labels: &["function", "rule"],
-    help: "Queued runs held back: scheduled (a delay or a retry's backoff), concurrency or throttle",
-};
-/// `uptime_seconds`.
-pub const UPTIME: MetricDescriptor =
-    MetricDescriptor { name: "uptime_seconds", kind: MetricKind::Gauge, labels: &[], help: "Seconds since this process started" };
-/// `build_info{version}`.
-pub const BUILD_INFO: MetricDescriptor =
-    MetricDescriptor { name: "build_info", kind: MetricKind::Gauge, labels: &["version"], help: "Plinth's version (always 1)" };
-
-/// Every metric family Plinth exposes, in registration order.
-pub const METRICS: [MetricDescriptor; 11] = [
-    REQUESTS_TOTAL,
-    REQUEST_DURATION,
-    ERRORS_TOTAL,
-    RUNS_TOTAL,
-    RUN_DURATION,
-    RUNS_IN_FLIGHT,
-    QUEUE_DEPTH,
-    QUEUE_OLDEST,
-    RUNS_HELD,
-    UPTIME,
-    BUILD_INFO,
-];
 
 /// The label set of one sample of `d`, the label names taken from the descriptor.
 fn labels<const N: usize>(d: &MetricDescriptor, values: [&str; N]) -> [(&'static str, String); N] {
@@ -165,6 +35,31 @@ fn request_histogram() -> Histogram {
 
 fn run_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.5, 16))
+}
+
+/// Why a span was not exported: the queue in front of the collector was full.
+pub const DROP_QUEUE_FULL: &str = "queue_full";
+/// Why a span was not exported: the collector refused its batch or could not be reached.
+pub const DROP_EXPORT_FAILED: &str = "export_failed";
+
+/// The OTLP export's counts for this process. The span processor adds to them from its own
+/// thread, before any registry exists; every [`Metrics`] shows them.
+struct SpanCounts {
+    exported: Counter,
+    dropped: Family<L1, Counter>,
+}
+
+static SPANS: std::sync::LazyLock<SpanCounts> =
+    std::sync::LazyLock::new(|| SpanCounts { exported: Counter::default(), dropped: Family::default() });
+
+/// Counts `n` spans the collector accepted.
+pub fn spans_exported(n: u64) {
+    SPANS.exported.inc_by(n);
+}
+
+/// Counts `n` spans lost for `reason` ([`DROP_QUEUE_FULL`] or [`DROP_EXPORT_FAILED`]).
+pub fn spans_dropped(reason: &str, n: u64) {
+    SPANS.dropped.get_or_create(&labels(&SPANS_DROPPED, [reason])).inc_by(n);
 }
 
 /// Every metric Plinth exposes.
@@ -222,6 +117,12 @@ impl Metrics {
         let build_info: Family<L1, Gauge> = Family::default();
         build_info.get_or_create(&labels(&BUILD_INFO, [crate::VERSION])).set(1);
         registry.register(BUILD_INFO.registered_name(), BUILD_INFO.help, build_info);
+        // Why: both reasons show from the start, so a zero says "nothing dropped" rather than
+        // "no such series".
+        spans_dropped(DROP_QUEUE_FULL, 0);
+        spans_dropped(DROP_EXPORT_FAILED, 0);
+        registry.register(SPANS_EXPORTED.registered_name(), SPANS_EXPORTED.help, SPANS.exported.clone());
+        registry.register(SPANS_DROPPED.registered_name(), SPANS_DROPPED.help, SPANS.dropped.clone());
         Self { registry, ..m }
     }
 

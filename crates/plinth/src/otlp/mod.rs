@@ -4,17 +4,21 @@
 //! queue drained by a thread of its own, which calls the collector with reqwest's blocking
 //! client, so neither a request nor a run ever waits on the collector.
 //!
+//! What the export loses is counted in `spans_dropped_total{reason}` ([`counted`]).
+//!
 //! The SDK reads the standard variables for the rest: `OTEL_SERVICE_NAME` (else the component's
 //! name), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`/`_ARG`, `OTEL_BSP_*`.
 
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::registry::LookupSpan;
+
+mod counted;
 
 /// Plinth's crates: only their spans are exported, not those of the libraries below them.
 const CRATES: [&str; 8] =
@@ -63,7 +67,17 @@ where
     if std::env::var("OTEL_SERVICE_NAME").map_or(true, |v| v.is_empty()) {
         resource = resource.with_service_name(component.to_string());
     }
-    let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build();
+    let cap = counted::queue_size(std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").ok().as_deref());
+    let waiting = counted::Waiting::default();
+    let exporter = counted::Counted { inner: exporter, waiting: waiting.clone() };
+    let config = BatchConfigBuilder::default().with_max_queue_size(cap).build();
+    let inner = BatchSpanProcessor::builder(exporter).with_batch_config(config).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(counted::Bounded { inner, waiting, cap })
+        .with_resource(resource.build())
+        .build();
+    // Why: spans made with explicit times (a step's, a wait's) go through the same provider.
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let tracer = provider.tracer("plinth");
     let targets = CRATES.iter().fold(Targets::new(), |t, c| t.with_target(*c, LevelFilter::INFO));
     let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(targets);
