@@ -6,6 +6,9 @@ use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// Attributes of spans made by hand ([`Past`]).
+pub use opentelemetry::KeyValue;
+
 /// The remote span context a valid `traceparent` names.
 fn remote(traceparent: &str) -> Option<SpanContext> {
     let t = crate::ids::parse_traceparent(traceparent)?;
@@ -58,6 +61,52 @@ pub fn link_to(span: &tracing::Span, traceparent: Option<&str>) {
     if let Some(sc) = traceparent.and_then(remote) {
         span.add_link(sc);
     }
+}
+
+/// Whether OpenTelemetry records the current span: spans made by hand are made only then.
+#[must_use]
+pub fn recording() -> bool {
+    traceparent_of(&tracing::Span::current()).is_some()
+}
+
+/// A span that already happened (a step, a wait), told with its own start and end in
+/// microseconds since the epoch.
+#[derive(Debug, Clone)]
+pub struct Past {
+    /// Its name.
+    pub name: String,
+    /// When it started.
+    pub start: i64,
+    /// When it ended.
+    pub end: i64,
+    /// Its attributes.
+    pub attributes: Vec<opentelemetry::KeyValue>,
+    /// Whether it ended in an error.
+    pub failed: bool,
+}
+
+fn at(micros: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+/// Exports `past` through the global provider (set when an exporter is configured), as a child
+/// of the span `parent` names, or of the current span when `parent` is `None` or invalid.
+pub fn emit(past: Past, parent: Option<&str>) {
+    use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status};
+    let cx = match parent.and_then(remote) {
+        Some(sc) => Context::new().with_remote_span_context(sc),
+        None => tracing::Span::current().context(),
+    };
+    let tracer = opentelemetry::global::tracer("plinth");
+    let mut span = SpanBuilder::from_name(past.name)
+        .with_kind(SpanKind::Internal)
+        .with_start_time(at(past.start))
+        .with_attributes(past.attributes)
+        .start_with_context(&tracer, &cx);
+    if past.failed {
+        span.set_status(Status::error(""));
+    }
+    span.end_with_timestamp(at(past.end.max(past.start)));
 }
 
 #[cfg(test)]

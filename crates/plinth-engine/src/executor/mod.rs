@@ -138,7 +138,10 @@ async fn in_process_attempt(
 ) -> AttemptEnd {
     let state = if with_steps {
         match in_process_memo(shared, run).await {
-            Ok(memo) => Some(Arc::new(in_process::StepState::new(shared.clone(), run.clone(), memo))),
+            Ok(memo) => {
+                steps::spans::resumed(run, &memo);
+                Some(Arc::new(in_process::StepState::new(shared.clone(), run.clone(), memo)))
+            }
             Err(end) => return end,
         }
     } else {

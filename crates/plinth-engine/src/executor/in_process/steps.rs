@@ -116,6 +116,7 @@ impl StepState {
 
     /// Commits a step before the code after it runs.
     async fn checkpoint(&self, step: Step) -> Result<(), HandlerError> {
+        crate::executor::steps::spans::finished(&self.run, std::slice::from_ref(&step));
         let saved =
             self.shared.store.save_steps(&self.run.run_id, &self.shared.config.owner, self.run.attempt, vec![step.clone()]).await;
         match saved {

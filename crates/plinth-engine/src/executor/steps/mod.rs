@@ -6,6 +6,7 @@
 
 pub(crate) mod apply;
 mod call;
+pub(crate) mod spans;
 
 use super::{AttemptEnd, AttemptEnv};
 use crate::Shared;
@@ -93,6 +94,7 @@ pub(crate) async fn save(shared: &Shared, run: &plinth_core::Run, dirty: &mut Ve
     if dirty.is_empty() {
         return Ok(());
     }
+    spans::finished(run, dirty);
     match shared.store.save_steps(&run.run_id, &shared.config.owner, run.attempt, std::mem::take(dirty)).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(AttemptEnd::LeaseLost),
@@ -108,6 +110,7 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
         Ok(None) => return AttemptEnd::LeaseLost,
         Err(e) => return store_down(e),
     };
+    spans::resumed(run, &memo);
     let mut dirty = Vec::new();
     let mut calls: u64 = 0;
     let limit = u64::from(shared.config.max_step_calls);

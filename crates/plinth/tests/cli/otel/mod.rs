@@ -3,7 +3,10 @@
 //! client's request through each attempt to the handler's call, a retried run's attempts in
 //! that trace; a receiver that is down or failing changes nothing for clients and its lost
 //! spans are counted, a slow one fills a bounded queue whose drops are counted; an invalid
-//! endpoint stops start-up.
+//! endpoint stops start-up. [`steps`]: the spans of steps and waits, across a restart and a
+//! killed node.
+
+mod steps;
 
 use crate::harness::{Served, client, component_dir, send, wait_status};
 use axum::Router;
@@ -17,11 +20,11 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+pub(crate) const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// One received span.
 #[derive(Clone, Debug)]
-struct Got {
+pub(crate) struct Got {
     name: String,
     trace: String,
     id: String,
@@ -37,7 +40,7 @@ impl Got {
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     spans: Arc<Mutex<Vec<Got>>>,
     /// The status the receiver answers with.
     status: Arc<Mutex<u16>>,
@@ -83,7 +86,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn receiver() -> (String, Receiver) {
+pub(crate) async fn receiver() -> (String, Receiver) {
     let r = Receiver { status: Arc::new(Mutex::new(200)), ..Receiver::default() };
     let app = Router::new().route("/v1/traces", post(traces)).with_state(r.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -112,7 +115,7 @@ async fn handler(fails: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{addr}/"), seen)
 }
 
-fn component(url: &str) -> String {
+pub(crate) fn component(url: &str) -> String {
     format!(
         "component: {{name: traced, version: '1'}}\nfunctions:\n  - name: web\n    handler:\n      http: {{url: '{url}'}}\n    \
          policy: {{retries: {{max_attempts: 3, backoff: {{initial: 10ms, max: 20ms}}}}}}\n"
@@ -120,13 +123,13 @@ fn component(url: &str) -> String {
 }
 
 /// The value of the sample `series` (name and labels) on `/metrics`, 0 when absent.
-async fn sample(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
+pub(crate) async fn sample(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
     let text = c.get(s.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     text.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// Waits until the sample `series` is above zero.
-async fn sample_rises(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
+pub(crate) async fn sample_rises(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let v = sample(c, s, series).await;
@@ -138,7 +141,7 @@ async fn sample_rises(c: &reqwest::Client, s: &Served, series: &str) -> f64 {
     }
 }
 
-async fn spans_until(r: &Receiver, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+pub(crate) async fn spans_until(r: &Receiver, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let spans = r.spans.lock().expect("spans").clone();
