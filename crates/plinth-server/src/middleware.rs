@@ -54,7 +54,7 @@ pub(crate) async fn observe(State(state): State<Arc<AppState>>, mut req: Request
         resp.headers_mut().insert(X_CORRELATION_ID.clone(), v);
     }
     let status = resp.status().as_u16();
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }

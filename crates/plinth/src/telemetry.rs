@@ -56,6 +56,20 @@ impl Visit for Visitor<'_> {
     }
 }
 
+/// The `trace_id` and `span_id` of span `id` when OpenTelemetry records it (no extension of
+/// the span may be held meanwhile).
+fn otel_ids(id: &Id, obj: &mut Map<String, Value>) {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(id, d));
+    if let Some(cx) = cx {
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            obj.insert("trace_id".into(), Value::String(sc.trace_id().to_string()));
+            obj.insert("span_id".into(), Value::String(sc.span_id().to_string()));
+        }
+    }
+}
+
 struct JsonLayer {
     component: String,
     writers: Vec<NonBlocking>,
@@ -83,12 +97,17 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
         obj.insert("timestamp".into(), Value::String(plinth_core::timefmt::rfc3339(plinth_core::timefmt::now_micros())));
         obj.insert("level".into(), Value::String(event.metadata().level().as_str().to_ascii_lowercase()));
         obj.insert("component".into(), Value::String(self.component.clone()));
+        let mut leaf = None;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<Fields>() {
                     obj.extend(fields.0.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
+                leaf = Some(span.id());
             }
+        }
+        if let Some(id) = leaf {
+            otel_ids(&id, &mut obj);
         }
         event.record(&mut Visitor(&mut obj));
         obj.insert("target".into(), Value::String(event.metadata().target().to_string()));

@@ -159,7 +159,7 @@ impl HttpHandlers {
             () = env.stop.cancelled() => return Err(AttemptEnd::Stopped),
         };
         if let Ok(Ok(reply)) = &result {
-            call.record("http.response.status_code", reply.status);
+            call.record("http.response.status_code", i64::from(reply.status));
         }
         let elapsed_ms = started.elapsed().as_millis();
         let (end, summary) = match result {

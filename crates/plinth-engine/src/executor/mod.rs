@@ -47,7 +47,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         "attempt",
         run_id = %run.run_id,
         function = %run.function,
-        attempt = run.attempt,
+        attempt = i64::from(run.attempt),
         correlation_id = %run.correlation_id,
         otel.name = %format!("process {}", run.function),
         otel.kind = "consumer",

@@ -134,9 +134,16 @@ pub(crate) async fn submit(
     }
     new.idempotency_key = req.idempotency_key;
     new.request_hash = request_hash;
-    // Why: an invalid traceparent starts a new trace, as W3C Trace Context asks; it is no error.
-    new.traceparent = super::request_trace(&headers);
-    let (run, replayed) = match state.store.enqueue(new).await? {
+    // Why: the run's attempts are the children of its enqueue (producer, then consumers, as
+    // the messaging conventions draw it); an invalid traceparent starts a new trace, no error.
+    let enqueue = tracing::info_span!(
+        "enqueue",
+        otel.name = %format!("enqueue {}", function.name),
+        otel.kind = "producer",
+        function = %function.name
+    );
+    new.traceparent = enqueue.in_scope(|| super::request_trace(&headers));
+    let (run, replayed) = match tracing::Instrument::instrument(state.store.enqueue(new), enqueue).await? {
         Enqueued::Created(run) | Enqueued::Debounced(run) => (run, false),
         Enqueued::Replayed(run) => (run, true),
     };

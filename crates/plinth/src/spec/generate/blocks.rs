@@ -248,6 +248,22 @@ pub(crate) fn metrics(facts: &Facts<'_>) -> String {
     out
 }
 
+/// The spans Plinth makes ([`plinth_core::trace::SPANS`]) and how their context travels.
+pub(crate) fn tracing(_: &Facts<'_>) -> String {
+    let mut out = String::from(
+        "Spans are exported over OTLP/HTTP (protobuf, batched) when an endpoint is set (`--otlp-endpoint`, `PLINTH_OTLP_ENDPOINT`, else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`); `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`/`_ARG` and `OTEL_BSP_*` apply. Spans the export loses are counted in `spans_dropped_total{reason}`. Every log line of a traced request or attempt carries `trace_id` and `span_id`.\n\n| Span | Kind | Parent | Attributes | Made for |\n|------|------|--------|------------|----------|\n",
+    );
+    for d in &plinth_core::trace::SPANS {
+        let attributes: Vec<String> = d.attributes.iter().map(|a| format!("`{a}`")).collect();
+        let _ =
+            writeln!(out, "| `{}` | {} | {} | {} | {} |", d.name, d.kind, cell(d.parent), attributes.join(", "), cell(d.what));
+    }
+    out.push_str(
+        "\nPropagation: a valid W3C `traceparent` sent with `POST /run`, `POST /events`, `POST /e/{key}` or a NATS message is stored with the run it makes (an invalid one starts a new trace, without error), so every attempt on any node continues it. HTTP handlers receive `traceparent` (their call's span) and `X-Correlation-ID`; command handlers `TRACEPARENT`, `PLINTH_RUN_ID`, `PLINTH_FUNCTION`, `PLINTH_ATTEMPT`, `PLINTH_CORRELATION_ID` and `PLINTH_URL`. An invoked run and the runs a step's `send_event` starts continue the step's trace.\n",
+    );
+    out
+}
+
 /// The schema a `$ref` points at, or the schema itself.
 fn resolve<'v>(openapi: &'v Value, schema: &'v Value) -> &'v Value {
     match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/")) {

@@ -58,9 +58,8 @@ const LAYOUT: &[Part] = &[
     Sub("Health Checks"),
     Block("health-checks"),
     Sub("Tracing"),
-    Question(
-        "Which spans and attributes matter to this component? A `traceparent` sent with `POST /run` is stored on the run; every attempt hands HTTP handlers a `traceparent` (and command handlers `TRACEPARENT`) in that trace with a new parent id, or, for a run accepted without one, in the trace its run id names; an invoked run continues its parent's trace. Command handlers also get `PLINTH_RUN_ID` and `PLINTH_CORRELATION_ID`.",
-    ),
+    Block("tracing"),
+    Question("Which of the handlers' own spans matter to this component, and what do they add to the trace Plinth hands them?"),
     Section("Customization & Extension Points"),
     Question("What can a user change without changing the code (configuration, inputs), and what can they not?"),
     Section("Testing"),

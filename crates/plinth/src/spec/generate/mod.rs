@@ -22,7 +22,7 @@ use std::process::ExitCode;
 type Render = fn(&Facts<'_>) -> String;
 
 /// Every generated block, by name.
-pub(crate) const BLOCKS: [(&str, Render); 10] = [
+pub(crate) const BLOCKS: [(&str, Render); 11] = [
     ("identity", blocks::identity),
     ("functions", blocks::functions),
     ("endpoints", blocks::endpoints),
@@ -32,6 +32,7 @@ pub(crate) const BLOCKS: [(&str, Render); 10] = [
     ("config-file", settings::config_file),
     ("metrics", blocks::metrics),
     ("health-checks", blocks::health_checks),
+    ("tracing", blocks::tracing),
     ("error-codes", blocks::error_codes),
 ];
 

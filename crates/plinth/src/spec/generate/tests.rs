@@ -139,6 +139,12 @@ fn functions_endpoints_metrics_health_and_errors_are_described() {
         health.contains("- `nats`: The NATS bridge") && health.contains("- `inngest`: The Inngest apps"),
         "optional checks too: {health}"
     );
+    let tracing = block("tracing", &c);
+    for d in &plinth_core::trace::SPANS {
+        assert!(tracing.contains(&format!("| `{}` | {} |", d.name, d.kind)), "{} missing: {tracing}", d.name);
+    }
+    assert!(tracing.contains("`run_id`, `function`, `attempt`, `correlation_id`, `outcome`, `error_code`"), "{tracing}");
+    assert!(tracing.contains("spans_dropped_total") && tracing.contains("`TRACEPARENT`"), "{tracing}");
     let errors = block("error-codes", &c);
     for code in plinth_core::Code::ALL {
         assert!(errors.contains(&format!("| `{}` | `{}` |", code.as_str(), code.entry().name)), "{errors}");

@@ -141,6 +141,39 @@ pub(crate) async fn sample_rises(c: &reqwest::Client, s: &Served, series: &str) 
     }
 }
 
+/// The attributes the tracing bridge adds to every span, besides Plinth's own.
+const BRIDGE: [&str; 9] = [
+    "code.file.path",
+    "code.module.name",
+    "code.line.number",
+    "thread.id",
+    "thread.name",
+    "target",
+    "busy_ns",
+    "idle_ns",
+    "level",
+];
+
+/// Checks every span against the catalog the specification's Tracing section is written from:
+/// its kind and the fixed words of its name, and each attribute it carries.
+pub(crate) fn check_catalog(spans: &[Got]) {
+    let kinds = [("internal", 1), ("server", 2), ("client", 3), ("producer", 4), ("consumer", 5)];
+    for g in spans {
+        let d = plinth_core::trace::SPANS
+            .iter()
+            .find(|d| {
+                let words: Vec<&str> = g.name.splitn(d.name.split(' ').count(), ' ').collect();
+                kinds.iter().any(|(k, n)| *k == d.kind && *n == g.kind)
+                    && words.len() == d.name.split(' ').count()
+                    && d.name.split(' ').zip(&words).all(|(p, w)| p.starts_with('{') || p == *w)
+            })
+            .unwrap_or_else(|| panic!("a span the catalog does not list: {g:?}"));
+        for (k, _) in &g.attributes {
+            assert!(d.attributes.contains(&k.as_str()) || BRIDGE.contains(&k.as_str()), "`{k}` of {g:?} is not in the catalog");
+        }
+    }
+}
+
 pub(crate) async fn spans_until(r: &Receiver, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -172,12 +205,15 @@ async fn one_trace_from_the_request_through_each_attempt_to_the_handler() {
             && spans.iter().filter(|g| g.trace == trace && g.name == "POST").count() == 3
     })
     .await;
+    check_catalog(&spans);
     let server = spans.iter().find(|g| g.name == "POST /run").unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!((server.trace.as_str(), server.parent.as_str(), server.kind), (trace, "00f067aa0ba902b7", 2), "server span");
-    assert!(server.attr("http.response.status_code").is_some_and(|v| v.contains("202")), "{server:?}");
+    assert_eq!(server.attr("http.response.status_code"), Some("IntValue(202)"), "an integer, as the conventions ask: {server:?}");
+    let enqueue = spans.iter().find(|g| g.name == "enqueue web").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!((enqueue.parent.as_str(), enqueue.kind), (server.id.as_str(), 4), "the enqueue under the request");
     let attempts: Vec<&Got> = spans.iter().filter(|g| g.name == "process web").collect();
     for a in &attempts {
-        assert_eq!((a.trace.as_str(), a.parent.as_str(), a.kind), (trace, server.id.as_str(), 5), "attempt under the request");
+        assert_eq!((a.trace.as_str(), a.parent.as_str(), a.kind), (trace, enqueue.id.as_str(), 5), "attempt under the enqueue");
         assert_eq!(a.attr("run_id").map(|v| v.contains(&id)), Some(true), "{a:?}");
     }
     let calls: Vec<&Got> = spans.iter().filter(|g| g.name == "POST").collect();
@@ -255,7 +291,7 @@ async fn a_slow_receiver_loses_counted_spans_and_holds_nothing_up() {
         wait_status(&c, &s, id, "succeeded").await;
     }
     let full = sample_rises(&c, &s, r#"plinth_spans_dropped_total{component="traced",reason="queue_full"} "#).await;
-    // 40 requests and 40 attempts and 40 calls make 120 spans; a queue of 8 behind a receiver
+    // 40 requests, enqueues, attempts and calls make 160 spans; a queue of 8 behind a receiver
     // taking 2 s a batch cannot hold most of them.
     assert!(full >= 40.0, "most spans dropped and counted: {full}");
     // Once the receiver answers again, what was admitted arrives.

@@ -4,7 +4,7 @@
 //! node killed mid-run continues the same trace on the next one; a run an event starts is in
 //! the trace of the request that sent the event.
 
-use super::{CLIENT, Got, receiver, spans_until};
+use super::{CLIENT, Got, check_catalog, receiver, spans_until};
 use crate::harness::{Served, client, component_dir, send, wait_status};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -64,7 +64,8 @@ async fn steps_and_waits_have_spans_in_the_request_trace_across_a_restart() {
             && named(g, "process flow").len() >= 3
     })
     .await;
-    let server = named(&spans, "POST /run")[0];
+    check_catalog(&spans);
+    let enqueue = named(&spans, "enqueue flow")[0];
     let attempts = named(&spans, "process flow");
     for g in spans.iter().filter(|g| g.attr("run_id").is_some_and(|v| v.contains(&id))) {
         assert_eq!(g.trace, TRACE, "every span of the run is in the client's trace: {g:?}");
@@ -76,7 +77,7 @@ async fn steps_and_waits_have_spans_in_the_request_trace_across_a_restart() {
     }
     for name in ["sleep nap", "wait_for_event wait"] {
         let wait = named(&spans, name)[0];
-        assert_eq!(wait.parent, server.id, "{name} beside the attempts, under the request: {wait:?}");
+        assert_eq!(wait.parent, enqueue.id, "{name} beside the attempts, under the enqueue: {wait:?}");
         assert!(wait.attr("step_op").is_some(), "{wait:?}");
     }
     s.kill9();
@@ -93,7 +94,7 @@ async fn an_attempt_on_the_next_node_after_a_kill_continues_the_trace() {
     assert_eq!(code, 202, "{body}");
     let id = body["run_id"].as_str().expect("id").to_string();
     wait_status(&c, &s, &id, "running").await;
-    spans_until(&r, "the request's span", |g| !named(g, "POST /run").is_empty()).await;
+    spans_until(&r, "the request's spans", |g| !named(g, "enqueue nap").is_empty()).await;
     s.kill9();
     let s = serve(dir.path(), &config, &endpoint);
     let run = wait_status(&c, &s, &id, "succeeded").await;
@@ -101,8 +102,8 @@ async fn an_attempt_on_the_next_node_after_a_kill_continues_the_trace() {
     let spans = spans_until(&r, "the attempt after the kill", |g| !named(g, "process nap").is_empty()).await;
     let after = named(&spans, "process nap")[0];
     assert_eq!(after.trace, TRACE, "{after:?}");
-    let server = named(&spans, "POST /run")[0];
-    assert_eq!(after.parent, server.id, "the stored context is the parent on any node: {after:?}");
+    let enqueue = named(&spans, "enqueue nap")[0];
+    assert_eq!(after.parent, enqueue.id, "the stored context is the parent on any node: {after:?}");
     s.kill9();
 }
 

@@ -2,6 +2,10 @@
 //! own as one. With no OpenTelemetry layer installed (no exporter configured) nothing here costs
 //! more than a lookup, and [`traceparent_of`] answers `None`.
 
+mod catalog;
+
+pub use catalog::*;
+
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -35,14 +39,15 @@ pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     sc.is_valid().then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
 }
 
-/// Records `trace_id` and `span_id` on `span` (declared empty), so its log lines carry them:
-/// the span's own when OpenTelemetry records it, else the trace id of `fallback` (the trace the
-/// work belongs to) alone.
+/// Records the trace id of `fallback` (the trace the work belongs to) as `trace_id` on `span`
+/// (declared empty) when OpenTelemetry does not record it, so its log lines still name their
+/// trace. When it does, the log layer takes the span's own ids from OpenTelemetry, and nothing
+/// is recorded here: a field would be exported as a needless attribute.
 pub fn record_ids(span: &tracing::Span, fallback: Option<&str>) {
-    if let Some(tp) = traceparent_of(span) {
-        span.record("trace_id", &tp[3..35]);
-        span.record("span_id", &tp[36..52]);
-    } else if let Some(tp) = fallback.and_then(crate::ids::parse_traceparent) {
+    if traceparent_of(span).is_some() {
+        return;
+    }
+    if let Some(tp) = fallback.and_then(crate::ids::parse_traceparent) {
         span.record("trace_id", &tp[3..35]);
     }
 }
