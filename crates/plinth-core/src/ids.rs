@@ -66,6 +66,53 @@ pub fn parse_traceparent(header: &str) -> Option<String> {
     ok.then(|| format!("00-{trace}-{parent}-{flags}"))
 }
 
+/// A `tracestate` header as W3C Trace Context defines it (at most 32 `key=value` members, at
+/// most 512 characters), as it is passed on; `None` for an empty or invalid one, which is then
+/// dropped without error, as the specification allows.
+#[must_use]
+pub fn parse_tracestate(header: &str) -> Option<String> {
+    if header.len() > 512 {
+        return None;
+    }
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    for m in header.split(',').map(|m| m.trim_matches([' ', '\t'])).filter(|m| !m.is_empty()) {
+        let (key, value) = m.split_once('=')?;
+        if !state_key(key) || !state_value(value) || members.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        members.push((key, value));
+    }
+    let text: Vec<String> = members.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    (!text.is_empty() && text.len() <= 32).then(|| text.join(","))
+}
+
+/// A `tracestate` key: `a-z` then up to 255 of `a-z 0-9 _ - * /`, or `tenant@system` (a tenant
+/// of up to 241 such characters starting with `a-z` or a digit, a system of up to 14 starting
+/// with `a-z`).
+fn state_key(key: &str) -> bool {
+    let rest = |s: &str, max: usize| {
+        s.len() <= max && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/'))
+    };
+    match key.split_once('@') {
+        Some((tenant, system)) => {
+            tenant.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && rest(&tenant[1..], 240)
+                && system.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && rest(&system[1..], 13)
+        }
+        None => key.bytes().next().is_some_and(|b| b.is_ascii_lowercase()) && rest(&key[1..], 255),
+    }
+}
+
+/// A `tracestate` value: up to 256 printable ASCII characters but `,` and `=`, spaces allowed
+/// inside but not at the end.
+fn state_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && !value.ends_with(' ')
+        && value.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
+
 /// The `traceparent` an attempt of a run hands its handler: the trace the run was accepted in
 /// (`stored`, from its request) with a new parent id, or, for a run accepted without one, the
 /// trace [`traceparent`] derives from the run id.
@@ -123,6 +170,30 @@ mod tests {
         assert_eq!(parse_traceparent(&next).as_deref(), Some(next.as_str()));
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more";
         assert_eq!(parse_traceparent(later).as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+    }
+
+    #[test]
+    fn a_tracestate_is_kept_when_valid_and_dropped_when_not() {
+        assert_eq!(
+            parse_tracestate(" rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE").as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        assert_eq!(parse_tracestate("acme@vendor=a b").as_deref(), Some("acme@vendor=a b"));
+        let members: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_tracestate(&members.join(",")).is_some(), "32 members");
+        let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        for bad in [
+            many.join(","),
+            "a=1,a=2".into(),
+            "Upper=1".into(),
+            "k=".into(),
+            "k=a,b".into(),
+            "=v".into(),
+            format!("k={}", "x".repeat(600)),
+            String::new(),
+        ] {
+            assert_eq!(parse_tracestate(&bad), None, "{bad}");
+        }
     }
 
     #[test]

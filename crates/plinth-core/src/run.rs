@@ -232,6 +232,9 @@ pub struct Run {
     /// attempts continue that trace (handlers get its trace id with a new parent id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The W3C `tracestate` sent with that `traceparent`, handed on with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// A run to enqueue.
@@ -278,6 +281,8 @@ pub struct NewRun {
     pub expiry: crate::flow::Expiry,
     /// The trace it continues: the request's valid W3C `traceparent`, or its parent run's.
     pub traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent`.
+    pub tracestate: Option<String>,
 }
 
 impl NewRun {
@@ -307,6 +312,7 @@ impl NewRun {
             flow_key: self.flow_key,
             held_by: None,
             traceparent: self.traceparent,
+            tracestate: self.tracestate,
         }
     }
 }

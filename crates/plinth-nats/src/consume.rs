@@ -150,8 +150,12 @@ async fn handle(ctx: &BridgeContext, messages: Vec<jetstream::Message>) {
                         .and_then(|h| h.get("X-Correlation-ID"))
                         .map_or_else(plinth_core::ids::new_correlation_id, |v| v.as_str().to_string());
                     // Why: a W3C traceparent header carries the publisher's trace into the runs.
-                    let trace = m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_string());
-                    batch.push(NewEvent::planned(&ctx.component.get(), event, &correlation, now).traced(trace.as_deref()));
+                    let header = |name: &str| m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+                    let trace = plinth_core::trace::Carried::from_headers(
+                        header("traceparent").as_deref(),
+                        header("tracestate").as_deref(),
+                    );
+                    batch.push(NewEvent::planned(&ctx.component.get(), event, &correlation, now).traced(&trace));
                 }
                 taken.push(m);
             }

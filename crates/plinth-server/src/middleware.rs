@@ -47,7 +47,8 @@ pub(crate) async fn observe(State(state): State<Arc<AppState>>, mut req: Request
     );
     // Why: the request continues the client's trace; an invalid traceparent starts a new one.
     let sent = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
-    plinth_core::trace::continue_from(&span, sent);
+    let vendors = req.headers().get("tracestate").and_then(|v| v.to_str().ok());
+    plinth_core::trace::continue_with(&span, sent, vendors);
     plinth_core::trace::record_ids(&span, sent);
     let mut resp = CORRELATION_ID.scope(correlation_id.clone(), next.run(req).instrument(span.clone())).await;
     if let Ok(v) = HeaderValue::from_str(&correlation_id) {

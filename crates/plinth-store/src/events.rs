@@ -40,13 +40,14 @@ impl NewEvent {
         Self { event, runs: fan.runs, skipped, cancels: fan.cancels }
     }
 
-    /// The same, its runs continuing the trace `traceparent` (a W3C header; an invalid one is
-    /// dropped, so the runs get traces of their own).
+    /// The same, its runs continuing the trace `trace` (an invalid `traceparent` is dropped,
+    /// so the runs get traces of their own).
     #[must_use]
-    pub fn traced(mut self, traceparent: Option<&str>) -> Self {
-        let trace = traceparent.and_then(plinth_core::ids::parse_traceparent);
+    pub fn traced(mut self, trace: &plinth_core::trace::Carried) -> Self {
+        let trace = plinth_core::trace::Carried::from_headers(trace.parent.as_deref(), trace.state.as_deref());
         for run in &mut self.runs {
-            run.traceparent.clone_from(&trace);
+            run.traceparent.clone_from(&trace.parent);
+            run.tracestate.clone_from(&trace.state);
         }
         self
     }

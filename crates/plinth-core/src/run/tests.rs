@@ -42,6 +42,7 @@ fn run_serializes_times_as_rfc3339() {
         flow_key: None,
         held_by: None,
         traceparent: None,
+        tracestate: None,
     };
     let v = serde_json::to_value(&run).expect("json");
     assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");

@@ -74,6 +74,7 @@ fn the_envelope_keeps_the_steps_order() {
         batch: None,
         expiry: crate::flow::Expiry::default(),
         traceparent: None,
+        tracestate: None,
     }
     .into_queued();
     let steps = vec![

@@ -13,22 +13,71 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Attributes of spans made by hand ([`Past`]).
 pub use opentelemetry::KeyValue;
 
+/// The W3C context a run is stored with: a valid `traceparent`, and the `tracestate` that came
+/// with it (never one without the other's parent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// The `traceparent`.
+    pub parent: Option<String>,
+    /// The `tracestate`.
+    pub state: Option<String>,
+}
+
+impl Carried {
+    /// The context `traceparent` and `tracestate` headers (or their like) give: each kept when
+    /// valid, the state only with a valid parent.
+    #[must_use]
+    pub fn from_headers(traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
+        let parent = traceparent.and_then(crate::ids::parse_traceparent);
+        let state = parent.as_ref().and(tracestate).and_then(crate::ids::parse_tracestate);
+        Self { parent, state }
+    }
+}
+
 /// The remote span context a valid `traceparent` names.
 fn remote(traceparent: &str) -> Option<SpanContext> {
+    remote_with(traceparent, None)
+}
+
+/// The same, carrying `tracestate` when it is valid.
+fn remote_with(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+    use std::str::FromStr as _;
     let t = crate::ids::parse_traceparent(traceparent)?;
     let trace = TraceId::from_hex(&t[3..35]).ok()?;
     let span = SpanId::from_hex(&t[36..52]).ok()?;
     let flags = u8::from_str_radix(&t[53..55], 16).ok()?;
-    Some(SpanContext::new(trace, span, TraceFlags::new(flags), true, TraceState::default()))
+    let state = tracestate.and_then(crate::ids::parse_tracestate).and_then(|s| TraceState::from_str(&s).ok()).unwrap_or_default();
+    Some(SpanContext::new(trace, span, TraceFlags::new(flags), true, state))
 }
 
 /// Makes `span` (not entered yet) a child of the span `traceparent` names; an invalid one
 /// leaves it the root of a new trace.
 pub fn continue_from(span: &tracing::Span, traceparent: Option<&str>) {
-    if let Some(sc) = traceparent.and_then(remote) {
+    continue_with(span, traceparent, None);
+}
+
+/// [`continue_from`], the remote context carrying `tracestate` (kept when valid), which the
+/// span and its children then hand on.
+pub fn continue_with(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    if let Some(sc) = traceparent.and_then(|tp| remote_with(tp, tracestate)) {
         // Why: without an OpenTelemetry layer there is nothing to parent, which is not an error.
         let _ = span.set_parent(Context::new().with_remote_span_context(sc));
     }
+}
+
+/// The `tracestate` of `span`'s context, when OpenTelemetry records it and it is not empty.
+#[must_use]
+pub fn tracestate_of(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let text = cx.span().span_context().trace_state().header();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The `tracestate` a handler of an attempt is given: the current span's when OpenTelemetry
+/// records it, else the run's stored one.
+#[must_use]
+pub fn state_for_handler(stored: Option<&str>) -> Option<String> {
+    tracestate_of(&tracing::Span::current()).or_else(|| stored.map(str::to_string))
 }
 
 /// The `traceparent` naming `span`, when OpenTelemetry records it.
@@ -126,6 +175,20 @@ mod tests {
         continue_from(&span, None);
         link_to(&span, Some("junk"));
         assert_eq!(traceparent_of(&span), None);
+    }
+
+    #[test]
+    fn a_valid_tracestate_rides_with_the_remote_span() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sc = remote_with(tp, Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE")).expect("valid");
+        assert_eq!(sc.trace_state().header(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+        for bad in ["=nokey", "UPPER=x", &"k=v,".repeat(40), ""] {
+            let sc = remote_with(tp, Some(bad)).expect("the traceparent still counts");
+            assert_eq!(sc.trace_state().header(), "", "{bad}");
+        }
+        assert!(remote_with("junk", Some("rojo=1")).is_none(), "no state without a parent");
+        assert_eq!(state_for_handler(Some("rojo=1")).as_deref(), Some("rojo=1"), "without a layer: the stored one");
+        assert_eq!(state_for_handler(None), None);
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl NewRun {
             batch,
             expiry: crate::flow::Expiry::of(&function.policy, now),
             traceparent: None,
+            tracestate: None,
         }
     }
 }

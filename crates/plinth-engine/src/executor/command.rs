@@ -103,6 +103,7 @@ pub(crate) async fn exec(spec: &CommandSpec, env: &AttemptEnv<'_>, payload: Vec<
         .env("PLINTH_ATTEMPT", env.run.attempt.to_string())
         .env("PLINTH_CORRELATION_ID", &env.run.correlation_id)
         .env("TRACEPARENT", plinth_core::trace::for_handler(&env.run.run_id, env.run.traceparent.as_deref()))
+        .envs(plinth_core::trace::state_for_handler(env.run.tracestate.as_deref()).map(|s| ("TRACESTATE", s)))
         .env("PLINTH_URL", &env.config.url)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

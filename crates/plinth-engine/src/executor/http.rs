@@ -144,14 +144,20 @@ impl HttpHandlers {
             server.address = target.url.host_str().unwrap_or(""),
             http.response.status_code = tracing::field::Empty
         );
-        let traceparent = call.in_scope(|| plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref()));
-        let request = client
+        let (traceparent, tracestate) = call.in_scope(|| {
+            let parent = plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref());
+            (parent, plinth_core::trace::state_for_handler(run.tracestate.as_deref()))
+        });
+        let mut request = client
             .post(target.url.clone())
             .headers(target.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .header("x-correlation-id", &run.correlation_id)
             .header("traceparent", traceparent)
             .body(body);
+        if let Some(state) = tracestate {
+            request = request.header("tracestate", state);
+        }
         let limit = usize::try_from(env.config.max_output_bytes).unwrap_or(usize::MAX);
         let started = Instant::now();
         let result = tokio::select! {

@@ -60,7 +60,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
     // Why: every attempt, on any node, continues the trace the run was accepted in (or the one
     // its run id names), so one trace holds the request, each attempt and each handler call.
     let parent = run.traceparent.clone().unwrap_or_else(|| plinth_core::ids::traceparent(&run.run_id));
-    plinth_core::trace::continue_from(&span, Some(&parent));
+    plinth_core::trace::continue_with(&span, Some(&parent), run.tracestate.as_deref());
     plinth_core::trace::record_ids(&span, Some(&parent));
     async {
         shared.metrics.in_flight(&run.function, 1);

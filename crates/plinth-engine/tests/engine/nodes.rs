@@ -132,6 +132,7 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
             batch: None,
             expiry: plinth_core::flow::Expiry::default(),
             traceparent: None,
+            tracestate: None,
         };
         // Why: enqueues alternate between the nodes, as a load balancer would spread them.
         stores[usize::try_from(i % 2).unwrap_or(0)].enqueue(run).await.expect("enqueue");

@@ -24,6 +24,7 @@ fn run(input: Value) -> Run {
         batch: None,
         expiry: plinth_core::flow::Expiry::default(),
         traceparent: None,
+        tracestate: None,
     }
     .into_queued()
 }

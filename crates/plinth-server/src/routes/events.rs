@@ -98,8 +98,8 @@ pub(crate) async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = json_body(&headers, body, state.body_limit)?;
-    let traceparent = crate::routes::request_trace(&headers);
-    let ingested = send_events(&state, value, &correlation_id, traceparent.as_deref()).await?;
+    let trace = crate::routes::request_trace(&headers);
+    let ingested = send_events(&state, value, &correlation_id, &trace).await?;
     let body = EventsAccepted {
         event_ids: ingested.iter().map(|i| i.event_id.clone()).collect(),
         run_ids: ingested.into_iter().map(|i| i.run_ids).collect(),
@@ -170,7 +170,7 @@ pub async fn send_events(
     state: &AppState,
     value: serde_json::Value,
     correlation_id: &str,
-    traceparent: Option<&str>,
+    trace: &plinth_core::trace::Carried,
 ) -> Result<Vec<plinth_store::Ingested>, ApiError> {
     let now = now_micros();
     let events = parse_events(value, now, plinth_core::ids::new_run_id).map_err(|problems| {
@@ -181,7 +181,7 @@ pub async fn send_events(
     })?;
     let batch = events
         .into_iter()
-        .map(|event| NewEvent::planned(&state.component.get(), event, correlation_id, now).traced(traceparent))
+        .map(|event| NewEvent::planned(&state.component.get(), event, correlation_id, now).traced(trace))
         .collect();
     let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
     let ingested = state.store.ingest(batch, dedup_after).await?;

@@ -10,12 +10,16 @@ pub(crate) mod runs;
 pub(crate) mod start;
 pub(crate) mod steps;
 
-/// The trace a run accepted by this request continues: the request's own span when
-/// OpenTelemetry records it (so the run's attempts are its children), else the client's valid
-/// `traceparent`, else none.
-pub(crate) fn request_trace(headers: &axum::http::HeaderMap) -> Option<String> {
-    plinth_core::trace::traceparent_of(&tracing::Span::current())
-        .or_else(|| headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(plinth_core::ids::parse_traceparent))
+/// The trace a run accepted by this request continues: the current span's when OpenTelemetry
+/// records it (so the run's attempts are its children), else the client's valid
+/// `traceparent`, else none; with the `tracestate` that came with it.
+pub(crate) fn request_trace(headers: &axum::http::HeaderMap) -> plinth_core::trace::Carried {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let current = tracing::Span::current();
+    match plinth_core::trace::traceparent_of(&current) {
+        Some(parent) => plinth_core::trace::Carried { parent: Some(parent), state: plinth_core::trace::tracestate_of(&current) },
+        None => plinth_core::trace::Carried::from_headers(header("traceparent"), header("tracestate")),
+    }
 }
 
 /// The request's correlation id, put in the request by the middleware.

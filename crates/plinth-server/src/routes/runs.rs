@@ -142,7 +142,8 @@ pub(crate) async fn submit(
         otel.kind = "producer",
         function = %function.name
     );
-    new.traceparent = enqueue.in_scope(|| super::request_trace(&headers));
+    let trace = enqueue.in_scope(|| super::request_trace(&headers));
+    (new.traceparent, new.tracestate) = (trace.parent, trace.state);
     let (run, replayed) = match tracing::Instrument::instrument(state.store.enqueue(new), enqueue).await? {
         Enqueued::Created(run) | Enqueued::Debounced(run) => (run, false),
         Enqueued::Replayed(run) => (run, true),

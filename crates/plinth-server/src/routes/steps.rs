@@ -159,6 +159,7 @@ pub async fn rerun_run(
     new.priority = original.priority;
     // Why: a rerun repeats the same work; it stays in the trace the original was accepted in.
     new.traceparent = original.traceparent;
+    new.tracestate = original.tracestate;
     let run = if keep.is_empty() {
         match state.store.enqueue(new).await? {
             Enqueued::Created(r) | Enqueued::Replayed(r) | Enqueued::Debounced(r) => r,

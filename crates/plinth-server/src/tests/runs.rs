@@ -187,9 +187,14 @@ async fn cancel_queued_then_conflict() {
 }
 
 async fn submit_traced(h: &Harness, traceparent: &str) -> Reply {
+    submit_with_state(h, traceparent, "").await
+}
+
+async fn submit_with_state(h: &Harness, traceparent: &str, tracestate: &str) -> Reply {
     let req = Request::post("/run")
         .header("content-type", "application/json")
         .header("traceparent", traceparent)
+        .header("tracestate", tracestate)
         .body(Body::from(r#"{"function":"echo","input":{}}"#))
         .expect("req");
     h.send(req).await
@@ -216,4 +221,20 @@ async fn an_invalid_or_missing_traceparent_is_no_error_and_stores_nothing() {
     let plain = h.post_json("/run", r#"{"function":"echo","input":{}}"#).await;
     let run = h.get(&format!("/runs/{}", plain.json["run_id"].as_str().expect("id"))).await;
     assert!(run.json.get("traceparent").is_none());
+}
+
+#[tokio::test]
+async fn a_valid_tracestate_is_stored_with_a_valid_traceparent_only() {
+    let h = harness();
+    let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = submit_with_state(&h, valid, "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let run = h.get(&format!("/runs/{}", r.json["run_id"].as_str().expect("id"))).await;
+    assert_eq!(run.json["tracestate"], "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "{}", run.json);
+    for (parent, state) in [(valid, "Bad Key=1"), (valid, "a=1,a=2"), ("junk", "rojo=1")] {
+        let r = submit_with_state(&h, parent, state).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{state}: {}", r.json);
+        let run = h.get(&format!("/runs/{}", r.json["run_id"].as_str().expect("id"))).await;
+        assert!(run.json.get("tracestate").is_none(), "{parent} {state}: {}", run.json);
+    }
 }

@@ -159,6 +159,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
         batch: None,
         expiry: plinth_core::flow::Expiry::default(),
         traceparent: None,
+        tracestate: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

@@ -17,6 +17,7 @@ pub async fn enqueue_and_get_round_trip(store: &dyn Store) {
         correlation_id: "corr-round-trip".to_string(),
         not_before: t0 + 5 * SEC,
         traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string()),
+        tracestate: Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE".to_string()),
         ..new_run("echo", t0)
     };
     let created = enqueue(store, new.clone()).await;
@@ -31,6 +32,7 @@ pub async fn enqueue_and_get_round_trip(store: &dyn Store) {
     assert_eq!(created.next_attempt_at, Some(t0 + 5 * SEC), "a queued run shows when it is due");
     assert_eq!(created.correlation_id, "corr-round-trip");
     assert_eq!(created.traceparent, new.traceparent, "enqueue must keep the trace");
+    assert_eq!(created.tracestate, new.tracestate, "and its vendors' state");
     assert!(created.output.is_none() && created.error.is_none(), "a new run has no output nor error: {created:?}");
     assert!(created.started_at.is_none() && created.finished_at.is_none(), "a new run has not started: {created:?}");
     assert!(!created.cancel_requested && created.attempts.is_none());
@@ -40,7 +42,8 @@ pub async fn enqueue_and_get_round_trip(store: &dyn Store) {
     let with = store.get(&new.run_id, true).await.expect("get with attempts").expect("the run exists");
     assert_eq!(with.attempts, Some(Vec::new()), "a run never claimed has an empty attempt list");
     let untraced = enqueue(store, new_run("echo", t0)).await;
-    assert_eq!(get(store, &untraced.run_id).await.traceparent, None, "a run accepted without a trace has none");
+    let untraced = get(store, &untraced.run_id).await;
+    assert_eq!((untraced.traceparent, untraced.tracestate), (None, None), "a run accepted without a trace has none");
 }
 
 /// Extreme but valid values survive the round trip.

@@ -29,15 +29,15 @@ pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Re
     sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, next_attempt_at, \
          correlation_id, trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, \
-         cancel_on, batch_key, traceparent) \
+         cancel_on, batch_key, traceparent, tracestate) \
          SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, \
            trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, \
-           traceparent \
+           traceparent, tracestate \
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], \
            $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], \
-           $17::boolean[], $18::text[], $19::text[]) \
+           $17::boolean[], $18::text[], $19::text[], $20::text[]) \
            AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
-           trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent)",
+           trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate)",
     )
     .bind(col(|r| r.run_id.clone()))
     .bind(col(|r| r.function.clone()))
@@ -58,6 +58,7 @@ pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Re
     .bind(runs.iter().map(|r| r.expiry.cancel_on).collect::<Vec<bool>>())
     .bind(opt(|r| r.batch.as_ref().map(|b| b.key.clone())))
     .bind(opt(|r| r.traceparent.clone()))
+    .bind(opt(|r| r.tracestate.clone()))
     .execute(conn)
     .await?;
     Ok(())

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "overview", include_str!("migrations/0011_overview.sql")),
     (12, "wait_match", include_str!("migrations/0012_wait_match.sql")),
     (13, "traceparent", include_str!("migrations/0013_traceparent.sql")),
+    (14, "tracestate", include_str!("migrations/0014_tracestate.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

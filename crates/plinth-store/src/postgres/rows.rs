@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 
 /// The columns `run_from_row` reads, in order.
 pub(crate) const RUN_COLS: &str = "id, function, status, attempt, max_attempts, input, output, error, priority, \
-     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key, traceparent";
+     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key, traceparent, tracestate";
 
 fn corrupt(col: &str, what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("column {col}: {what}"))
@@ -53,6 +53,7 @@ pub(crate) fn run_from_row(row: &PgRow) -> Result<Run, StoreError> {
         flow_key: row.try_get("flow_key")?,
         held_by: None,
         traceparent: row.try_get("traceparent")?,
+        tracestate: row.try_get("tracestate")?,
     })
 }
 

@@ -38,8 +38,8 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     Ok(sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent) VALUES ($1, $2, 'queued', 0, \
-         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate) VALUES ($1, $2, 'queued', 0, \
+         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
     )
     .bind(&run.run_id)
@@ -63,6 +63,7 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(run.expiry.cancel_on)
     .bind(run.batch.as_ref().map(|b| b.key.as_str()))
     .bind(&run.traceparent)
+    .bind(&run.tracestate)
     .execute(conn)
     .await?
     .rows_affected())

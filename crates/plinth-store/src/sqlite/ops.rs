@@ -83,8 +83,8 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent) VALUES (?1, ?2, 'queued', 0, \
-         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+         debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate) VALUES (?1, ?2, 'queued', 0, \
+         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         run.run_id,
@@ -108,6 +108,7 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         run.expiry.cancel_on,
         run.batch.as_ref().map(|b| b.key.as_str()),
         run.traceparent,
+        run.tracestate,
     ])?;
     if let Some(key) = &run.flow_key {
         super::flow::open_lane(conn, &run.function, key, run.created_at)?;

@@ -7,7 +7,7 @@ use rusqlite::types::Type;
 
 /// The columns `run_from_row` reads, in order.
 pub(crate) const RUN_COLS: &str = "id, function, status, attempt, max_attempts, input, output, error, priority, \
-     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key, traceparent";
+     created_at, started_at, finished_at, next_attempt_at, correlation_id, idempotency_key, cancel_requested, trigger, waiting_for, flow_key, traceparent, tracestate";
 
 fn bad(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e))
@@ -68,6 +68,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         flow_key: row.get(18)?,
         held_by: None,
         traceparent: row.get(19)?,
+        tracestate: row.get(20)?,
     })
 }
 

@@ -152,7 +152,7 @@ pub(crate) async fn send_event(
         Err(e) => return not_json(&ui, "data", "sent", &e),
     };
     let event = serde_json::json!({"name": form.name.trim(), "data": data});
-    match plinth_server::send_events(&ui.app, event, &correlation(found), None).await {
+    match plinth_server::send_events(&ui.app, event, &correlation(found), &plinth_core::trace::Carried::default()).await {
         Ok(ingested) => match ingested.first() {
             Some(i) => Redirect::to(&format!("{}/events/{}", ui.base, super::filters::encode(&i.event_id))).into_response(),
             None => Redirect::to(&format!("{}/events", ui.base)).into_response(),

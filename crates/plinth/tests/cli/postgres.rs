@@ -88,7 +88,7 @@ fn migrate_creates_the_schema_once_and_refuses_bad_settings() {
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
     assert!(
-        stdout.contains(&format!("PostgreSQL schema {}: applied 13 migration(s); schema version 13", schema.name)),
+        stdout.contains(&format!("PostgreSQL schema {}: applied 14 migration(s); schema version 14", schema.name)),
         "{stdout}"
     );
     let again = crate::harness::plinth(&args, &[], dir.path());
@@ -121,7 +121,7 @@ fn migrate_creates_a_sqlite_database_and_refuses_a_directory() {
         dir.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("applied 15 migration(s); schema version 15"), "{stdout}");
+    assert!(out.status.success() && stdout.contains("applied 16 migration(s); schema version 16"), "{stdout}");
     assert!(db.is_file());
     let url = format!("sqlite://{}", dir.path().display());
     let out = crate::harness::plinth(

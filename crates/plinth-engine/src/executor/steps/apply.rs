@@ -211,6 +211,7 @@ pub(crate) async fn child_run(shared: &Shared, run: &Run, function: &str, input:
     child.max_queued = None;
     // Why: the invoked run continues its parent's trace, whichever the parent is in.
     child.traceparent = Some(plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref()));
+    child.tracestate = plinth_core::trace::state_for_handler(run.tracestate.as_deref());
     Ok(child)
 }
 
@@ -234,10 +235,13 @@ pub(crate) async fn send_events(
         ProtocolError::new(Code::StepInvalidOp, format!("`send_event` `{step_id}`: {}", text.join("; ")))
     })?;
     // Why: the runs its events start continue the sending run's trace.
-    let trace = plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref());
+    let trace = plinth_core::trace::Carried {
+        parent: Some(plinth_core::trace::for_handler(&run.run_id, run.traceparent.as_deref())),
+        state: plinth_core::trace::state_for_handler(run.tracestate.as_deref()),
+    };
     let planned: Vec<NewEvent> = parsed
         .into_iter()
-        .map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now).traced(Some(&trace)))
+        .map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now).traced(&trace))
         .collect();
     let window = micros(shared.config.event_dedup_window);
     let stored = shared.store.ingest(planned, now - window).await.map_err(|e| Failure::Store(e.to_string()))?;

@@ -144,8 +144,8 @@ pub(crate) async fn events(
         Ok(v) => v,
         Err(e) => return answer(StatusCode::BAD_REQUEST, vec![], Some(e)),
     };
-    let traceparent = crate::routes::request_trace(&headers);
-    match crate::routes::events::send_events(&state, events, &correlation_id, traceparent.as_deref()).await {
+    let trace = crate::routes::request_trace(&headers);
+    match crate::routes::events::send_events(&state, events, &correlation_id, &trace).await {
         Ok(ingested) => {
             let ids: Vec<String> = ingested.into_iter().map(|i| i.event_id).collect();
             answer(StatusCode::OK, ids, None)

@@ -259,7 +259,7 @@ pub(crate) fn tracing(_: &Facts<'_>) -> String {
             writeln!(out, "| `{}` | {} | {} | {} | {} |", d.name, d.kind, cell(d.parent), attributes.join(", "), cell(d.what));
     }
     out.push_str(
-        "\nPropagation: a valid W3C `traceparent` sent with `POST /run`, `POST /events`, `POST /e/{key}` or a NATS message is stored with the run it makes (an invalid one starts a new trace, without error), so every attempt on any node continues it. HTTP handlers receive `traceparent` (their call's span) and `X-Correlation-ID`; command handlers `TRACEPARENT`, `PLINTH_RUN_ID`, `PLINTH_FUNCTION`, `PLINTH_ATTEMPT`, `PLINTH_CORRELATION_ID` and `PLINTH_URL`. An invoked run and the runs a step's `send_event` starts continue the step's trace.\n",
+        "\nPropagation: a valid W3C `traceparent` sent with `POST /run`, `POST /events`, `POST /e/{key}` or a NATS message is stored with the run it makes, with the `tracestate` sent beside it when valid (an invalid `traceparent` starts a new trace and an invalid `tracestate` is dropped, without error), so every attempt on any node continues it. HTTP handlers receive `traceparent` (their call's span), `tracestate` when there is one, and `X-Correlation-ID`; command handlers `TRACEPARENT`, `TRACESTATE` when there is one, `PLINTH_RUN_ID`, `PLINTH_FUNCTION`, `PLINTH_ATTEMPT`, `PLINTH_CORRELATION_ID` and `PLINTH_URL`. An invoked run and the runs a step's `send_event` starts continue the step's trace.\n",
     );
     out
 }

@@ -194,11 +194,17 @@ async fn one_trace_from_the_request_through_each_attempt_to_the_handler() {
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
     let s = Served::spawn(&["serve", "--config", config.to_str().expect("utf-8"), "--port", "0"], &env, dir.path());
     let c = client();
-    let (code, body) =
-        send(c.post(s.url("/run")).header("traceparent", CLIENT).json(&json!({"function": "web", "input": {}}))).await;
+    let (code, body) = send(
+        c.post(s.url("/run"))
+            .header("traceparent", CLIENT)
+            .header("tracestate", "rojo=1")
+            .json(&json!({"function": "web", "input": {}})),
+    )
+    .await;
     assert_eq!(code, 202, "{body}");
     let id = body["run_id"].as_str().expect("id").to_string();
-    wait_status(&c, &s, &id, "succeeded").await;
+    let done = wait_status(&c, &s, &id, "succeeded").await;
+    assert_eq!(done["tracestate"], "rojo=1", "the client's tracestate is kept through the spans: {done}");
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let spans = spans_until(&r, "the request, three attempts and three calls", |spans| {
         spans.iter().filter(|g| g.trace == trace && g.name == "process web").count() == 3
