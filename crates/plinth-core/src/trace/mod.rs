@@ -120,7 +120,7 @@ pub fn link_to(span: &tracing::Span, traceparent: Option<&str>) {
 /// Whether OpenTelemetry records the current span: spans made by hand are made only then.
 #[must_use]
 pub fn recording() -> bool {
-    traceparent_of(&tracing::Span::current()).is_some()
+    tracing::Span::current().context().span().span_context().is_valid()
 }
 
 /// A span that already happened (a step, a wait), told with its own start and end in

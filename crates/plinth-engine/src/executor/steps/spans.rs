@@ -45,10 +45,11 @@ fn root(run: &Run) -> String {
 
 /// Spans for the steps of `dirty` that finished in this attempt.
 pub(crate) fn finished(run: &Run, dirty: &[Step]) {
-    if !recording() {
+    let done = |s: &&Step| s.status.is_done() && s.finished_at.is_some();
+    if !dirty.iter().any(|s| done(&s)) || !recording() {
         return;
     }
-    for step in dirty.iter().filter(|s| s.status.is_done() && s.finished_at.is_some()) {
+    for step in dirty.iter().filter(done) {
         let parent = WAITS.contains(&step.op.as_str()).then(|| root(run));
         emit(past(run, step), parent.as_deref());
     }
