@@ -249,12 +249,18 @@ pub(crate) async fn wake_due(conn: &mut PgConnection, now: i64) -> Result<Option
 
 /// Parents waiting on these ended runs get their results and are queued; whether any was.
 pub(crate) async fn after_terminal(pool: &PgPool, ended: &[String], now: i64) -> Result<bool, StoreError> {
+    const WAITING: &str =
+        "SELECT run_id, id, wait_key FROM steps WHERE wait_key = ANY($1) AND status = 'waiting' AND op = 'invoke'";
+    // Why: almost every run that ends has no parent waiting on it. One statement outside a
+    // transaction says so, where BEGIN, the look-up and COMMIT cost three round trips per
+    // ended run (measured: 20,014 look-ups for 20,000 runs, all finding nothing). Nothing is
+    // lost by looking first: a parent's waiting step is committed with the child it invokes
+    // (`suspend`), so it is visible before that child can run, let alone end.
+    if sqlx::query(WAITING).bind(ended).fetch_optional(pool).await?.is_none() {
+        return Ok(false);
+    }
     let mut tx = pool.begin().await?;
-    let rows =
-        sqlx::query("SELECT run_id, id, wait_key FROM steps WHERE wait_key = ANY($1) AND status = 'waiting' AND op = 'invoke'")
-            .bind(ended)
-            .fetch_all(&mut *tx)
-            .await?;
+    let rows = sqlx::query(WAITING).bind(ended).fetch_all(&mut *tx).await?;
     let mut woke = false;
     for row in &rows {
         let (parent, step_id, child_id): (String, String, String) =
