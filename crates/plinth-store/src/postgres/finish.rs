@@ -13,9 +13,17 @@ use tokio::sync::{mpsc, oneshot};
 /// The most ends one transaction records.
 const MAX_BATCH: usize = 64;
 
-/// An end to record, and where its answer goes: the run's new status, or `None` when the
-/// lease was no longer this owner's.
-pub(crate) type Job = (FinishRequest, oneshot::Sender<Result<Option<RunStatus>, StoreError>>);
+/// A recorded end: the run's new status, and whether another run invoked it (only such a
+/// run can have a parent waiting on its end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) status: RunStatus,
+    pub(crate) invoked: bool,
+}
+
+/// An end to record, and where its answer goes: what was recorded, or `None` when the lease
+/// was no longer this owner's.
+pub(crate) type Job = (FinishRequest, oneshot::Sender<Result<Option<Recorded>, StoreError>>);
 
 /// Both ways an end can go, as columns: the run's new state when no cancel was asked (`n_`)
 /// and when one was (`c_`), chosen in SQL by the locked row's `cancel_requested`.
@@ -89,17 +97,17 @@ ended AS (
     next_attempt_at = COALESCE(d.next, r.next_attempt_at), attempt = d.new_attempt, lease_owner = NULL,
     lease_expires_at = NULL
   FROM decided d WHERE r.id = d.id
-  RETURNING r.id, r.status),
+  RETURNING r.id, r.status, r.trigger_type),
 closed AS (
   UPDATE attempts a SET finished_at = d.now, outcome = d.outcome, error = d.attempt_error, duration_us = d.duration_us
   FROM decided d WHERE a.run_id = d.id AND a.attempt = d.attempt)
-SELECT id, status FROM ended";
+SELECT id, status, trigger_type = 'invoke' FROM ended";
 
-/// Records `reqs` (distinct runs) in one statement; each run's new status, or `None` when its
-/// owner no longer held the lease.
-async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result<Vec<Option<RunStatus>>, StoreError> {
+/// Records `reqs` (distinct runs) in one statement; what was recorded for each run, or `None`
+/// when its owner no longer held the lease.
+async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result<Vec<Option<Recorded>>, StoreError> {
     let c = Columns::of(reqs);
-    let rows: Vec<(String, String)> = sqlx::query_as(FINISH_SQL)
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(FINISH_SQL)
         .bind(&c.id)
         .bind(&c.owner)
         .bind(&c.attempt)
@@ -120,9 +128,9 @@ async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result
         .fetch_all(&mut *conn)
         .await?;
     let mut ended = std::collections::HashMap::with_capacity(rows.len());
-    for (id, status) in rows {
+    for (id, status, invoked) in rows {
         let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("run {id} has status `{status}`")))?;
-        ended.insert(id, status);
+        ended.insert(id, Recorded { status, invoked });
     }
     Ok(reqs.iter().map(|r| ended.get(&r.run_id).copied()).collect())
 }
