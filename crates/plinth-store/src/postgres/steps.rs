@@ -227,26 +227,6 @@ pub(super) async fn wake(conn: &mut PgConnection, run_id: &str, now: i64) -> Res
     Ok(n > 0)
 }
 
-/// Inside a claim: waiting runs whose timer is due go back to the queue; answers when the
-/// next one becomes due.
-pub(crate) async fn wake_due(conn: &mut PgConnection, now: i64) -> Result<Option<i64>, StoreError> {
-    sqlx::query(
-        "UPDATE runs SET status = 'queued', waiting_for = NULL WHERE id IN (SELECT id FROM runs WHERE status = 'waiting' \
-         AND next_attempt_at <= $1 FOR UPDATE SKIP LOCKED)",
-    )
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    // Why: `ORDER BY .. LIMIT 1`, not `MIN()`: a plan cached while the table was small keeps
-    // aggregating every entry of the index once it is large (see leases::claim).
-    Ok(sqlx::query_scalar(
-        "SELECT next_attempt_at FROM runs WHERE status = 'waiting' AND next_attempt_at < $1 ORDER BY next_attempt_at LIMIT 1",
-    )
-    .bind(FOREVER)
-    .fetch_optional(&mut *conn)
-    .await?)
-}
-
 /// Parents waiting on these ended runs get their results and are queued; whether any was.
 pub(crate) async fn after_terminal(pool: &PgPool, ended: &[String], now: i64) -> Result<bool, StoreError> {
     const WAITING: &str =
