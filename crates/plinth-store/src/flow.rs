@@ -23,12 +23,18 @@ impl FlowLimit {
     }
 }
 
+/// The most runs ahead a lane's state counts. Why: counting every run ahead of one deep in a
+/// queue cost as much as the queue is long (270 ms for `GET /runs/{id}` of a run with 500,000
+/// ahead on PostgreSQL); counted up to this, it costs at most a few milliseconds.
+pub const AHEAD_COUNTED: u64 = 10_000;
+
 /// The state of one lane, as a queued run in it sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lane {
     /// Runs of the lane executing now.
     pub running: u32,
-    /// Queued runs of the lane that come before this one.
+    /// Queued runs of the lane that come before this one, counted up to [`AHEAD_COUNTED`]:
+    /// that figure means at least as many.
     pub ahead: u64,
     /// The lane's throttle time (see [`plinth_core::flow::Gcra`]; 0 never throttled).
     pub tat: i64,

@@ -19,7 +19,7 @@ mod waitkey;
 
 pub use events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
 pub use expiry::Expired;
-pub use flow::{FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
+pub use flow::{AHEAD_COUNTED, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
 pub(crate) use flow::{rate_reason, singleton_reason};
 pub use notify::Notifier;
 pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};

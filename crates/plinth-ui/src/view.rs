@@ -77,21 +77,30 @@ pub(crate) fn short(value: &Value, max: usize) -> String {
     cut
 }
 
+/// The runs ahead, as counted: the store stops counting at [`plinth_store::AHEAD_COUNTED`].
+fn ahead(n: Option<u64>) -> String {
+    match n.unwrap_or(0) {
+        n if n >= plinth_store::AHEAD_COUNTED => format!("{n} or more"),
+        n => n.to_string(),
+    }
+}
+
 /// Why a queued run waits, in a sentence.
 pub(crate) fn held_by(h: &HeldBy) -> String {
-    let key = h.key.as_deref().map(|k| format!(" for key \u{201c}{k}\u{201d}")).unwrap_or_default();
+    // Why: a limit without `key` holds one lane whose key is empty; it has no key to name.
+    let key = h.key.as_deref().filter(|k| !k.is_empty()).map(|k| format!(" for key \u{201c}{k}\u{201d}")).unwrap_or_default();
     let until = h.until.as_deref().map(|u| format!(" It may start at {}.", until_text(u))).unwrap_or_default();
     match h.rule.as_str() {
         "concurrency" => format!(
             "Held by the concurrency limit{key}: {} of {} places taken, {} queued ahead of it.",
             h.running.unwrap_or(0),
             h.limit.unwrap_or(0),
-            h.ahead.unwrap_or(0)
+            ahead(h.ahead)
         ),
         "throttle" => format!(
             "Held by the throttle{key} ({} starts a period), {} queued ahead of it.{until}",
             h.limit.unwrap_or(0),
-            h.ahead.unwrap_or(0)
+            ahead(h.ahead)
         ),
         "debounce" => format!("Debounced: a later trigger of its key moves its start.{until}"),
         "batch" => format!("Gathering a batch of events.{until}"),
@@ -168,6 +177,12 @@ mod tests {
             held_by(&h),
             "Held by the concurrency limit for key \u{201c}t-1\u{201d}: 2 of 2 places taken, 3 queued ahead of it."
         );
+        let deep = HeldBy { rule: "throttle".into(), ahead: Some(plinth_store::AHEAD_COUNTED), until: None, ..h.clone() };
+        assert!(held_by(&deep).contains("10000 or more queued ahead"), "{}", held_by(&deep));
+        let below = HeldBy { ahead: Some(plinth_store::AHEAD_COUNTED - 1), ..deep.clone() };
+        assert!(held_by(&below).contains(" 9999 queued ahead"), "{}", held_by(&below));
+        let shared = HeldBy { key: Some(String::new()), ..h.clone() };
+        assert!(held_by(&shared).starts_with("Held by the concurrency limit: 2 of 2"), "{}", held_by(&shared));
         let h = HeldBy {
             rule: "mystery".into(),
             key: None,

@@ -112,6 +112,26 @@ pub async fn a_lane_keeps_priority_and_due_times(store: &dyn Store) {
     assert_eq!(ids(&due.runs), vec![later.run_id]);
 }
 
+/// The runs ahead are counted up to [`crate::AHEAD_COUNTED`]: below it exactly, past it the
+/// count stops there, so reading a run deep in a queue stays cheap.
+pub async fn runs_ahead_are_counted_up_to_a_bound(store: &dyn Store) {
+    let t0 = now_micros();
+    let cap = usize::try_from(crate::AHEAD_COUNTED).expect("small");
+    let mut ids = Vec::with_capacity(cap + 2);
+    for i in 0..=cap + 1 {
+        let at = t0 + i64::try_from(i).expect("small");
+        ids.push(enqueue(store, in_lane("deep", "k", at)).await.run_id);
+    }
+    let ahead = |i: usize| {
+        let id = ids[i].clone();
+        async move { store.lane("deep", "k", &id).await.expect("lane").ahead }
+    };
+    assert_eq!(ahead(cap - 1).await, crate::AHEAD_COUNTED - 1, "below the bound, every run ahead is counted");
+    assert_eq!(ahead(cap).await, crate::AHEAD_COUNTED, "at the bound, exactly");
+    assert_eq!(ahead(cap + 1).await, crate::AHEAD_COUNTED, "past it, the count stops at the bound");
+    assert_eq!(ahead(0).await, 0, "the first run has none ahead");
+}
+
 /// A queued run's lane says how many run and how many wait before it; the lanes of a function
 /// list the busiest first.
 pub async fn lanes_report_their_load(store: &dyn Store) {

@@ -160,14 +160,16 @@ pub(crate) async fn claim_lanes(
 pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError> {
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM runs WHERE function = $1 AND flow_key = $2 AND status = 'running') AS running, \
-           (SELECT COUNT(*) FROM runs q, runs me WHERE me.id = $3 AND q.function = $1 AND q.flow_key = $2 \
+           (SELECT COUNT(*) FROM (SELECT 1 FROM runs q, runs me WHERE me.id = $3 AND q.function = $1 AND q.flow_key = $2 \
              AND q.status = 'queued' AND (q.priority > me.priority OR (q.priority = me.priority \
-             AND (q.next_attempt_at < me.next_attempt_at OR (q.next_attempt_at = me.next_attempt_at AND q.id < me.id))))) AS ahead, \
+             AND (q.next_attempt_at < me.next_attempt_at OR (q.next_attempt_at = me.next_attempt_at AND q.id < me.id)))) \
+             LIMIT $4) AS a) AS ahead, \
            COALESCE((SELECT tat FROM flow_keys WHERE function = $1 AND key = $2), 0) AS tat",
     )
     .bind(function)
     .bind(key)
     .bind(run_id)
+    .bind(i64::try_from(crate::flow::AHEAD_COUNTED).unwrap_or(i64::MAX))
     .fetch_one(pool)
     .await?;
     let running: i64 = row.try_get("running")?;

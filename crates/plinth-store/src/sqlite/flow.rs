@@ -241,11 +241,14 @@ pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -
     let Some((priority, due)) = me else { return Ok(Lane { running, ahead: 0, tat }) };
     let ahead: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND flow_key = ?2 \
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND flow_key = ?2 \
              AND status = 'queued' AND (priority > ?3 OR (priority = ?3 AND (next_attempt_at < ?4 \
-             OR (next_attempt_at = ?4 AND id < ?5))))",
+             OR (next_attempt_at = ?4 AND id < ?5)))) LIMIT ?6)",
         )?
-        .query_row(params![function, key, priority, due, run_id], |r| r.get(0))?;
+        .query_row(
+            params![function, key, priority, due, run_id, i64::try_from(crate::flow::AHEAD_COUNTED).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?;
     Ok(Lane { running, ahead: count(ahead), tat })
 }
 
