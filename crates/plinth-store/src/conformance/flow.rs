@@ -130,6 +130,10 @@ pub async fn runs_ahead_are_counted_up_to_a_bound(store: &dyn Store) {
     assert_eq!(ahead(cap).await, crate::AHEAD_COUNTED, "at the bound, exactly");
     assert_eq!(ahead(cap + 1).await, crate::AHEAD_COUNTED, "past it, the count stops at the bound");
     assert_eq!(ahead(0).await, 0, "the first run has none ahead");
+    let late = i64::try_from(cap).expect("small") + 2;
+    let urgent = enqueue(store, NewRun { priority: 5, ..in_lane("deep", "k", t0 + late) }).await.run_id;
+    assert_eq!(ahead(0).await, 1, "a run of higher priority is ahead, however late it came");
+    assert_eq!(store.lane("deep", "k", &urgent).await.expect("lane").ahead, 0, "and has none ahead of it");
 }
 
 /// A queued run's lane says how many run and how many wait before it; the lanes of a function

@@ -221,7 +221,9 @@ pub(crate) fn claim_lanes(
 }
 
 /// The state of a queued run's lane: how many of its runs execute and how many queued runs
-/// come before it.
+/// come before it. Why two ranges rather than one condition with `OR`: with the `OR`, SQLite
+/// walked the lane's whole queue for a run near its front (143 ms with 1,000,000 queued); each
+/// range reads only the runs ahead, at most [`crate::flow::AHEAD_COUNTED`] of them.
 pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -> rusqlite::Result<Lane> {
     let running: u32 = conn
         .prepare_cached(
@@ -241,15 +243,16 @@ pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -
     let Some((priority, due)) = me else { return Ok(Lane { running, ahead: 0, tat }) };
     let ahead: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND flow_key = ?2 \
-             AND status = 'queued' AND (priority > ?3 OR (priority = ?3 AND (next_attempt_at < ?4 \
-             OR (next_attempt_at = ?4 AND id < ?5)))) LIMIT ?6)",
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 \
+               AND flow_key = ?2 AND status = 'queued' AND priority > ?3 LIMIT ?6)) \
+             + (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 \
+               AND flow_key = ?2 AND status = 'queued' AND priority = ?3 AND (next_attempt_at, id) < (?4, ?5) LIMIT ?6))",
         )?
         .query_row(
             params![function, key, priority, due, run_id, i64::try_from(crate::flow::AHEAD_COUNTED).unwrap_or(i64::MAX)],
             |r| r.get(0),
         )?;
-    Ok(Lane { running, ahead: count(ahead), tat })
+    Ok(Lane { running, ahead: count(ahead).min(crate::flow::AHEAD_COUNTED), tat })
 }
 
 fn count(n: i64) -> u64 {
