@@ -116,7 +116,8 @@ pub struct HeldBy {
     /// How many runs of the key run now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running: Option<u32>,
-    /// How many queued runs of the key come before it.
+    /// How many queued runs of the key come before it, counted up to 10,000: a run deeper in
+    /// its queue reads 10,000, meaning at least that many.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ahead: Option<u64>,
     /// The earliest time it may start (RFC 3339), when the rule knows it.
