@@ -23,10 +23,7 @@ impl FlowLimit {
     }
 }
 
-/// The most runs ahead a lane's state counts. Why: counting every run ahead of one deep in a
-/// queue cost as much as the queue is long (270 ms for `GET /runs/{id}` of a run with 500,000
-/// ahead on PostgreSQL); counted up to this, it costs at most a few milliseconds.
-pub const AHEAD_COUNTED: u64 = 10_000;
+pub use plinth_core::flow::AHEAD_COUNTED;
 
 /// The state of one lane, as a queued run in it sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
