@@ -82,8 +82,38 @@ impl Browser {
 
     /// The text of the first element matching `css`.
     pub(crate) async fn text(&self, css: &str) -> String {
-        let el = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}"));
-        el.text().await.expect("text")
+        // Why: a live update may swap the element between finding and reading it;
+        // a stale element is found again, a few times at most.
+        for _ in 0..20 {
+            let el = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+            match el.text().await {
+                Ok(text) => return text,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("text of `{css}`: {e}"),
+            }
+        }
+        panic!("`{css}` went stale at every read")
+    }
+
+    /// Clicks the first element matching `css`, finding it again if a live update swapped it.
+    pub(crate) async fn click(&self, css: &str) {
+        for _ in 0..20 {
+            let el = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+            match el.click().await {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click `{css}`: {e}"),
+            }
+        }
+        panic!("`{css}` went stale at every click")
     }
 
     /// Whether an element matches `css`.

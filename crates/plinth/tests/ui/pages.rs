@@ -112,7 +112,7 @@ async fn a_waiting_step_run_shows_its_wait_and_is_cancelled_from_its_page() {
     b.wait_text("waits for an event named", 10).await;
     assert!(b.text("table.steps").await.contains("reserve"), "the steps so far");
     b.picture("dashboard-run-steps.png").await;
-    b.client.find(Locator::Css("#cancel")).await.expect("a cancel button").click().await.expect("click");
+    b.click("#cancel").await;
     let asked = b.client.get_alert_text().await.expect("it asks first");
     assert!(asked.contains(&id), "{asked}");
     b.client.accept_alert().await.expect("confirm");
