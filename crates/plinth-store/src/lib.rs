@@ -340,8 +340,9 @@ pub trait Store: Send + Sync + 'static {
     /// The lanes of `function` with open work, the most queued first; `due` counts the runs due
     /// at `now`.
     async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError>;
-    /// Every function's queue at `now`.
-    async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError>;
+    /// Every function with runs queued, its queue at `now`: the due and not-due runs counted up
+    /// to `bound` (see [`QueueStats`]).
+    async fn queue_stats(&self, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError>;
     /// Upkeep of the lanes; how many runs or lanes it changed.
     async fn flow_upkeep(&self, what: FlowUpkeep) -> Result<u64, StoreError>;
     /// Cancels the runs past their function's `timeouts` (PLINTH_046 for a queued run that never

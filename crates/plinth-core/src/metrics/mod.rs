@@ -181,6 +181,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_held_gauge_names_the_bound_the_store_counts_to() {
+        let bound = crate::flow::AHEAD_COUNTED.to_string();
+        assert!(
+            catalog::RUNS_HELD.help.contains(&format!("at most {bound} when {bound} or more")),
+            "{}",
+            catalog::RUNS_HELD.help
+        );
+    }
+
+    #[test]
     fn renders_every_contract_metric_with_the_component_label() {
         let m = Metrics::new("plinth", "hello");
         m.observe_request("POST", "/run", 202, 0.001);

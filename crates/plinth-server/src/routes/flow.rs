@@ -200,7 +200,7 @@ const METRIC_KEYS: u32 = 10_000;
 /// were (logged at debug: a scrape must not fail for it).
 pub(crate) async fn queue_metrics(state: &AppState) {
     let now = now_micros();
-    let stats = match state.store.queue_stats(now).await {
+    let stats = match state.store.queue_stats(now, plinth_store::AHEAD_COUNTED).await {
         Ok(stats) => stats,
         Err(e) => {
             tracing::debug!(error = %e, "cannot read the queues for /metrics");

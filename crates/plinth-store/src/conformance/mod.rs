@@ -15,6 +15,7 @@ mod expiry;
 mod flow;
 mod leases;
 mod overview;
+mod queue;
 mod runs;
 mod steps;
 mod upkeep;
@@ -26,6 +27,7 @@ pub use expiry::*;
 pub use flow::*;
 pub use leases::*;
 pub use overview::*;
+pub use queue::*;
 pub use runs::*;
 pub use steps::*;
 pub use upkeep::*;
@@ -77,6 +79,9 @@ macro_rules! with_every_case {
             enqueue_refuses_beyond_max_queued,
             logs_read_back_in_order,
             queue_depth_counts_queued_runs,
+            queue_stats_split_due_and_scheduled_runs,
+            open_runs_stay_counted_through_every_change,
+            queue_stats_stop_counting_at_the_bound,
             check_answers,
             ingest_stores_events_with_their_runs,
             ingest_deduplicates_within_the_window,

@@ -282,24 +282,62 @@ pub(crate) async fn upkeep(pool: &PgPool, what: &FlowUpkeep) -> Result<u64, Stor
     Ok(n)
 }
 
-/// Every function's queue at `now`.
-pub(crate) async fn queue_stats(pool: &PgPool, now: i64) -> Result<Vec<QueueStats>, StoreError> {
+/// The priority levels of `function`'s queue with the due time of the first run of each, the
+/// highest first: a skip along `runs_queue`, one index probe a level.
+const LEVELS: &str = "WITH RECURSIVE levels(priority, first_at) AS ( \
+    (SELECT priority, next_attempt_at FROM runs WHERE function = $1 AND status = 'queued' \
+     ORDER BY priority DESC, next_attempt_at, id LIMIT 1) \
+    UNION ALL \
+    SELECT next.priority, next.first_at FROM levels, LATERAL (SELECT priority, next_attempt_at AS first_at FROM runs \
+     WHERE function = $1 AND status = 'queued' AND priority < levels.priority \
+     ORDER BY priority DESC, next_attempt_at, id LIMIT 1) next) \
+    SELECT priority, first_at FROM levels";
+
+/// Every function's queue at `now`: the depth kept in `run_counts`, the due and not-due runs
+/// counted up to `bound` along `runs_queue`, level by level, all in one snapshot.
+pub(crate) async fn queue_stats(pool: &PgPool, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError> {
+    let bound = i64::try_from(bound).unwrap_or(i64::MAX);
     let mut tx = super::stats::index_only(pool).await?;
-    let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT function, COUNT(*), COUNT(*) FILTER (WHERE next_attempt_at > $1), MIN(next_attempt_at) FROM runs \
-         WHERE status = 'queued' GROUP BY function ORDER BY function",
+    let depths: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT function, SUM(runs)::BIGINT FROM run_counts WHERE status = 'queued' GROUP BY function \
+         HAVING SUM(runs) > 0 ORDER BY function",
     )
-    .bind(now)
     .fetch_all(&mut *tx)
     .await?;
+    let mut stats = Vec::with_capacity(depths.len());
+    for (function, queued) in depths {
+        let levels: Vec<(i32, i64)> = sqlx::query_as(LEVELS).bind(&function).fetch_all(&mut *tx).await?;
+        let levels: Vec<(i64, i64)> = levels.into_iter().map(|(p, t)| (i64::from(p), t)).collect();
+        let due = count_levels(&mut tx, &function, &levels, now, bound, true).await?;
+        let not_due = if due < bound { None } else { Some(count_levels(&mut tx, &function, &levels, now, bound, false).await?) };
+        let oldest = levels.iter().map(|l| l.1).filter(|t| *t <= now).min();
+        stats.push(QueueStats::split(function, queued, bound, due, not_due, oldest));
+    }
     tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|(function, queued, not_due, earliest)| QueueStats {
-            function,
-            queued,
-            not_due,
-            oldest_due_at: earliest.filter(|t| *t <= now),
-        })
-        .collect())
+    Ok(stats)
+}
+
+/// The queued runs of `function` that are due at `now` (`due`) or not, counted level by level
+/// up to `bound` in all.
+async fn count_levels(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    function: &str,
+    levels: &[(i64, i64)],
+    now: i64,
+    bound: i64,
+    due: bool,
+) -> Result<i64, StoreError> {
+    let sql = if due {
+        "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE function = $1 AND status = 'queued' AND priority = $2 \
+         AND next_attempt_at <= $3 LIMIT $4) counted"
+    } else {
+        "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE function = $1 AND status = 'queued' AND priority = $2 \
+         AND next_attempt_at > $3 LIMIT $4) counted"
+    };
+    let mut count = crate::flow::LevelCount::new(levels, now, bound, due);
+    while let Some((priority, most)) = count.next() {
+        let found: i64 = sqlx::query_scalar(sql).bind(function).bind(priority).bind(now).bind(most).fetch_one(&mut **tx).await?;
+        count.add(found);
+    }
+    Ok(count.n)
 }

@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "wait_match", include_str!("migrations/0012_wait_match.sql")),
     (13, "traceparent", include_str!("migrations/0013_traceparent.sql")),
     (14, "tracestate", include_str!("migrations/0014_tracestate.sql")),
+    (15, "run_counts", include_str!("migrations/0015_run_counts.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

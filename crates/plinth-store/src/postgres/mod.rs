@@ -293,12 +293,16 @@ impl Store for PostgresStore {
         timed(flow::lanes(&self.pool, function, limit, offset, now)).await
     }
 
-    async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError> {
-        timed(flow::queue_stats(&self.pool, now)).await
+    async fn queue_stats(&self, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError> {
+        timed(flow::queue_stats(&self.pool, now, bound)).await
     }
 
     async fn roll_up(&self, until: i64) -> Result<u64, StoreError> {
-        timed(stats::roll_up(&self.pool, until)).await
+        timed(async {
+            stats::fold_counts(&self.pool).await?;
+            stats::roll_up(&self.pool, until).await
+        })
+        .await
     }
 
     async fn run_stats(&self, since: i64) -> Result<crate::RunStats, StoreError> {

@@ -111,9 +111,11 @@ pub(crate) async fn logs(pool: &PgPool, id: &str) -> Result<Option<Vec<LogEntry>
 }
 
 pub(crate) async fn queue_depth(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows =
-        sqlx::query("SELECT function, COUNT(*) AS n FROM runs WHERE status = 'queued' GROUP BY function ORDER BY function")
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT function, SUM(runs)::BIGINT AS n FROM run_counts WHERE status = 'queued' GROUP BY function \
+             HAVING SUM(runs) > 0 ORDER BY function",
+    )
+    .fetch_all(pool)
+    .await?;
     rows.iter().map(|r| Ok((r.try_get("function")?, r.try_get("n")?))).collect()
 }

@@ -200,3 +200,66 @@ async fn many_ends_at_once_are_each_recorded_and_a_stale_one_is_refused() {
     a.close().await;
     scratch.drop_now().await;
 }
+
+/// Two nodes enqueueing, claiming and ending runs at once, with the upkeep folding the counts
+/// meanwhile, keep `run_counts` equal to what counting the table gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_counts_equal_the_table_after_two_nodes_race() {
+    let Some((mut scratch, a, b)) = two_nodes().await else { return };
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut tasks = Vec::new();
+    for (i, node) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for n in 0..60 {
+                node.enqueue(new_run(if n % 3 == 0 { "slow" } else { "echo" }, json!(n))).await.expect("enqueue");
+                if n % 2 == 0 {
+                    for run in claim_all(&node, &format!("node-{i}"), "echo", 2).await {
+                        if n % 4 == 0 {
+                            assert!(node.finish(succeeded(&run.run_id, &format!("node-{i}"), run.attempt)).await.is_ok());
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let folder = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                a.roll_up(now_micros()).await.expect("roll up and fold");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    for t in tasks {
+        t.await.expect("a node's task");
+    }
+    folder.await.expect("the upkeep");
+    let url = database_url().expect("set");
+    let side = side_pool(&url).await;
+    let counted: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT function, status, COUNT(*) FROM \"{}\".runs WHERE status IN ('queued', 'running', 'waiting') \
+         GROUP BY function, status ORDER BY function, status",
+        scratch.schema
+    ))
+    .fetch_all(&side)
+    .await
+    .expect("count the table");
+    let kept: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT function, status, SUM(runs)::BIGINT FROM \"{}\".run_counts GROUP BY function, status \
+         HAVING SUM(runs) <> 0 ORDER BY function, status",
+        scratch.schema
+    ))
+    .fetch_all(&side)
+    .await
+    .expect("read the kept counts");
+    assert_eq!(kept, counted, "the kept counts are the table's");
+    assert!(counted.iter().any(|c| c.1 == "running") && counted.iter().any(|c| c.1 == "queued"), "{counted:?}");
+    let queued: i64 = counted.iter().filter(|c| c.1 == "queued").map(|c| c.2).sum();
+    let stats = a.queue_stats(now_micros(), 10_000).await.expect("queue stats");
+    assert_eq!(stats.iter().map(|q| q.queued).sum::<i64>(), queued, "the queue stats read the kept counts");
+    side.close().await;
+    a.close().await;
+    b.close().await;
+    scratch.drop_now().await;
+}

@@ -284,22 +284,63 @@ pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64, 
     .collect()
 }
 
-/// Every function's queue at `now`, from the queue index alone.
-pub(crate) fn queue_stats(conn: &Connection, now: i64) -> rusqlite::Result<Vec<QueueStats>> {
-    conn.prepare_cached(
-        "SELECT function, COUNT(*), SUM(next_attempt_at > ?1), MIN(next_attempt_at) FROM runs INDEXED BY runs_queue \
-         WHERE status = 'queued' GROUP BY function ORDER BY function",
-    )?
-    .query_map(params![now], |r| {
-        let earliest: Option<i64> = r.get(3)?;
-        Ok(QueueStats {
-            function: r.get(0)?,
-            queued: r.get(1)?,
-            not_due: r.get(2)?,
-            oldest_due_at: earliest.filter(|t| *t <= now),
-        })
-    })?
-    .collect()
+/// The priority levels of `function`'s queue with the due time of the first run of each, the
+/// highest first: a skip along `runs_queue`, one index probe a level.
+const LEVELS: &str = "WITH RECURSIVE levels(priority) AS ( \
+    SELECT (SELECT priority FROM runs INDEXED BY runs_queue WHERE function = ?1 AND status = 'queued' \
+            ORDER BY priority DESC LIMIT 1) \
+    UNION ALL \
+    SELECT (SELECT priority FROM runs INDEXED BY runs_queue WHERE function = ?1 AND status = 'queued' \
+            AND priority < levels.priority ORDER BY priority DESC LIMIT 1) FROM levels WHERE levels.priority IS NOT NULL) \
+    SELECT priority, (SELECT next_attempt_at FROM runs INDEXED BY runs_queue WHERE function = ?1 AND status = 'queued' \
+            AND priority = levels.priority ORDER BY next_attempt_at LIMIT 1) FROM levels WHERE priority IS NOT NULL";
+
+/// Every function's queue at `now`: the depth kept in `run_counts`, the due and not-due runs
+/// counted up to `bound` along `runs_queue`, level by level, all in one read transaction.
+pub(crate) fn queue_stats(conn: &Connection, now: i64, bound: u64) -> rusqlite::Result<Vec<QueueStats>> {
+    let bound = i64::try_from(bound).unwrap_or(i64::MAX);
+    let tx = conn.unchecked_transaction()?;
+    let depths = tx
+        .prepare_cached("SELECT function, runs FROM run_counts WHERE status = 'queued' AND runs > 0 ORDER BY function")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stats = Vec::with_capacity(depths.len());
+    for (function, queued) in depths {
+        let levels = tx
+            .prepare_cached(LEVELS)?
+            .query_map(params![function], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let due = count_levels(&tx, &function, &levels, now, bound, true)?;
+        let not_due = if due < bound { None } else { Some(count_levels(&tx, &function, &levels, now, bound, false)?) };
+        let oldest = levels.iter().map(|l| l.1).filter(|t| *t <= now).min();
+        stats.push(QueueStats::split(function, queued, bound, due, not_due, oldest));
+    }
+    tx.commit()?;
+    Ok(stats)
+}
+
+/// The queued runs of `function` that are due at `now` (`due`) or not, counted level by level
+/// up to `bound` in all.
+fn count_levels(
+    conn: &Connection,
+    function: &str,
+    levels: &[(i64, i64)],
+    now: i64,
+    bound: i64,
+    due: bool,
+) -> rusqlite::Result<i64> {
+    let sql = if due {
+        "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_queue WHERE function = ?1 AND status = 'queued' \
+         AND priority = ?2 AND next_attempt_at <= ?3 LIMIT ?4)"
+    } else {
+        "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_queue WHERE function = ?1 AND status = 'queued' \
+         AND priority = ?2 AND next_attempt_at > ?3 LIMIT ?4)"
+    };
+    let mut count = crate::flow::LevelCount::new(levels, now, bound, due);
+    while let Some((priority, most)) = count.next() {
+        count.add(conn.prepare_cached(sql)?.query_row(params![function, priority, now, most], |r| r.get::<_, i64>(0))?);
+    }
+    Ok(count.n)
 }
 
 /// Upkeep of the lanes: see [`FlowUpkeep`].

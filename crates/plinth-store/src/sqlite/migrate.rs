@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "wait_match", include_str!("migrations/0014_wait_match.sql")),
     (15, "traceparent", include_str!("migrations/0015_traceparent.sql")),
     (16, "tracestate", include_str!("migrations/0016_tracestate.sql")),
+    (17, "run_counts", include_str!("migrations/0017_run_counts.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

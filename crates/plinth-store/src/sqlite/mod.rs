@@ -295,8 +295,8 @@ impl Store for SqliteStore {
         self.read(move |c| flow::lanes(c, &function, limit, offset, now)).await
     }
 
-    async fn queue_stats(&self, now: i64) -> Result<Vec<QueueStats>, StoreError> {
-        self.read(move |c| flow::queue_stats(c, now)).await
+    async fn queue_stats(&self, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError> {
+        self.read(move |c| flow::queue_stats(c, now, bound)).await
     }
 
     async fn roll_up(&self, until: i64) -> Result<u64, StoreError> {

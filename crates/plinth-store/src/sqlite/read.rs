@@ -92,10 +92,8 @@ pub(crate) fn logs(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<L
 }
 
 pub(crate) fn queue_depth(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    // Why: kept as runs change (`run_counts`), never counted.
     let mut stmt =
-        // Why: counted from the queue index alone, never from the table's rows.
-        conn.prepare_cached(
-            "SELECT function, COUNT(*) FROM runs INDEXED BY runs_queue WHERE status = 'queued' GROUP BY function ORDER BY function",
-        )?;
+        conn.prepare_cached("SELECT function, runs FROM run_counts WHERE status = 'queued' AND runs > 0 ORDER BY function")?;
     stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect()
 }

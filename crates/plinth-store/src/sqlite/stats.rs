@@ -38,8 +38,9 @@ pub(crate) fn roll_up(conn: &Connection, until: i64) -> OpResult<u64> {
 pub(crate) fn run_stats(conn: &Connection, since: i64) -> rusqlite::Result<RunStats> {
     let open = conn
         .prepare_cached(
-            "SELECT function, status, COUNT(*) FROM runs INDEXED BY runs_by_status \
-             WHERE status IN ('running', 'waiting') GROUP BY function, status ORDER BY function, status",
+            "SELECT function, 'running', COUNT(*) FROM runs INDEXED BY runs_by_status WHERE status = 'running' \
+             GROUP BY function UNION ALL SELECT function, status, runs FROM run_counts WHERE status = 'waiting' AND runs > 0 \
+             ORDER BY 1, 2",
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;

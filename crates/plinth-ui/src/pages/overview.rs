@@ -21,7 +21,8 @@ struct FunctionRow {
     handler: String,
     triggers: usize,
     queued: i64,
-    due: i64,
+    /// The due runs, or "10000 or more" where the count stopped.
+    due: String,
     oldest_due: String,
     hour: Hour,
 }
@@ -55,7 +56,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
     let store = &ui.app.store;
     let since = now - summary::MINUTES * 60_000_000;
     let (stats, ticks, recent) = match (
-        store.queue_stats(now).await,
+        store.queue_stats(now, plinth_store::AHEAD_COUNTED).await,
         store.schedules().await,
         store.list(ListFilter { limit: 20, ..ListFilter::default() }).await,
     ) {
@@ -81,7 +82,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
                 handler: super::functions::handler(f.handler.get()),
                 triggers: t.map_or(0, |t| t.events.len() + t.schedules.len()),
                 queued: q.map_or(0, |q| q.queued),
-                due: q.map_or(0, |q| q.queued - q.not_due),
+                due: q.map_or_else(|| "0".to_string(), due),
                 oldest_due: q.and_then(|q| q.oldest_due_at).map(|t| ago(t, now)).unwrap_or_default(),
                 hour: hours.remove(&f.name).unwrap_or_default(),
             }
@@ -112,4 +113,22 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         chart_h: summary::CHART_H,
     };
     html(StatusCode::OK, &page)
+}
+
+/// The due runs of a queue, saying where the count stopped.
+fn due(q: &plinth_store::QueueStats) -> String {
+    if q.split_is_exact() { q.due.to_string() } else { format!("{} or more", q.due) }
+}
+
+#[cfg(test)]
+mod tests {
+    use plinth_store::QueueStats;
+
+    #[test]
+    fn the_due_runs_say_where_their_count_stopped() {
+        let bound = i64::try_from(plinth_store::AHEAD_COUNTED).expect("fits");
+        assert_eq!(super::due(&QueueStats::split("f".into(), 7, bound, 3, None, None)), "3");
+        let deep = QueueStats::split("f".into(), 5 * bound, bound, bound, Some(bound), None);
+        assert_eq!(super::due(&deep), format!("{bound} or more"));
+    }
 }
