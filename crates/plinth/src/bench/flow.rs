@@ -1,7 +1,8 @@
 //! Flow control's cost: no-op runs without a limit against the same runs with
 //! `concurrency: {limit: 4, key}` over 1,000 keys (rounds alternated, A B A B); then a free
 //! key's pickup on an empty store against the same with a backlog queued under one saturated
-//! key, on a server of its own (the backlog never drains; the server is killed at the end).
+//! key, on a server of its own (the backlog never drains; the server is killed at the end), and
+//! the reads of [`super::reads`] on that server before and after the backlog.
 
 use super::load::{self, Client, Progress};
 use super::server::{Server, ServerOptions};
@@ -74,6 +75,9 @@ async fn free_pickup(client: &Client, samples: usize, tag: &str, progress: &mut 
 
 /// Queues `n` runs under the key `busy`, the first of which holds its one place for ten minutes.
 async fn fill(client: &Client, n: usize, concurrency: usize, progress: &mut Progress) -> Result<(), String> {
+    if n == 0 {
+        return Ok(());
+    }
     client.submit_input("hold", &json!({"k": "busy", "ms": 600_000})).await?;
     let next = Arc::new(AtomicUsize::new(1));
     let mut tasks = Vec::new();
@@ -100,14 +104,21 @@ pub(crate) async fn backlog(opts: &ServerOptions, s: &Settings, progress: &mut P
     let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
     client.ready(Duration::from_secs(10)).await?;
     let empty = free_pickup(&client, s.samples, "empty", progress).await?;
+    // Why: the reads are compared with full pages on both sides, so the small side has a
+    // page's worth of runs queued (a store with 5 runs answers a shorter page, not a faster one).
+    let page = super::reads::BASE_QUEUE.min(s.backlog);
+    fill(&client, page, s.concurrency, progress).await?;
+    let empty_reads = super::reads::time(&client, "hold", s.samples).await?;
     let started = std::time::Instant::now();
-    fill(&client, s.backlog, s.concurrency, progress).await?;
+    fill(&client, s.backlog - page, s.concurrency, progress).await?;
     let fill_seconds = started.elapsed().as_secs_f64();
     let loaded = free_pickup(&client, s.samples, "backlog", progress).await?;
+    let loaded_reads = super::reads::time(&client, "hold", s.samples).await?;
     // Why: the backlog never drains (its key's one place is held for ten minutes); the server is
     // killed with it rather than stopped.
     drop(server);
     let (empty, loaded) = (stats::summarize(&empty), stats::summarize(&loaded));
+    let (read_ratios, read_targets) = super::reads::compare(&empty_reads, &loaded_reads, s.backlog);
     let ratio = empty.as_ref().zip(loaded.as_ref()).map(|(e, l)| l.p50_ms / e.p50_ms.max(1e-6));
     progress.done(&format!("bench: flow: free-key pickup with {} queued runs under one key", s.backlog));
     let report = json!({
@@ -116,7 +127,12 @@ pub(crate) async fn backlog(opts: &ServerOptions, s: &Settings, progress: &mut P
         "free_key_pickup_empty": empty,
         "free_key_pickup_with_backlog": loaded,
         "p50_ratio": ratio.map(stats::round3),
+        "reads_with_100_queued": empty_reads,
+        "reads_with_backlog": loaded_reads,
+        "reads_p50_ratio": read_ratios,
     });
     let name = "free-key pickup p50 with the backlog over an empty store";
-    Ok((report, vec![super::target(name, "<=", TARGET_PICKUP_RATIO, ratio)]))
+    let mut targets = vec![super::target(name, "<=", TARGET_PICKUP_RATIO, ratio)];
+    targets.extend(read_targets);
+    Ok((report, targets))
 }

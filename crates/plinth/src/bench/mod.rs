@@ -11,6 +11,7 @@ mod events;
 mod flow;
 mod load;
 mod otlp;
+mod reads;
 mod sdk;
 mod server;
 mod stats;

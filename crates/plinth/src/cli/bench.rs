@@ -79,7 +79,8 @@ pub(crate) struct BenchArgs {
     /// `concurrency: {limit: 4, key}` over 1,000 keys, twice); 0 skips the flow-control part.
     #[arg(long, default_value_t = 20_000)]
     pub(crate) flow_runs: usize,
-    /// Runs queued under one saturated key while a free key's pickup is measured.
+    /// Runs queued under one saturated key; a free key's pickup and the reads an operator makes
+    /// (runs list, one run, the overview, /metrics) are timed before and after.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) flow_backlog: usize,
     /// Runs put in the store (each started by an event, all ended) before the dashboard's pages

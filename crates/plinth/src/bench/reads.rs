@@ -1,0 +1,98 @@
+//! The reads an operator makes, timed on one server with 100 runs queued and again with a
+//! backlog queued: the first page of runs, a page filtered to the backlog's function, the newest
+//! run of that function (with the backlog, the back of its queue), the dashboard's overview and
+//! `/metrics`. Each is a ratio of p50s, flat at 1.5 at most (issue 16).
+
+use super::load::Client;
+use super::stats;
+use serde_json::{Map, Value, json};
+use std::time::Instant;
+
+/// A read's p50 with the backlog over the same with [`BASE_QUEUE`] runs queued.
+const TARGET_RATIO: f64 = 1.5;
+/// Runs queued when the reads are first timed: more than a page, so both sides read full pages.
+pub(crate) const BASE_QUEUE: usize = 100;
+
+/// The reads, by name, for the runs of `function`; `newest` is that function's newest run.
+fn reads(function: &str, newest: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("runs_first_page", "/runs".to_string()),
+        ("runs_of_the_function_queued", format!("/runs?function={function}&status=queued")),
+        ("newest_run_of_the_function", format!("/runs/{newest}")),
+        ("overview", "/ui".to_string()),
+        ("metrics", "/metrics".to_string()),
+    ]
+}
+
+/// `samples` GETs of `path` one after another, after one to warm up that must answer 200: the
+/// latencies (micros).
+async fn time_get(client: &Client, path: &str, samples: usize) -> Result<Vec<u64>, String> {
+    let (status, body) = client.get_text(path).await?;
+    if status != 200 {
+        return Err(format!("GET {path} answered {status}: {}", body.chars().take(300).collect::<String>()));
+    }
+    let mut micros = Vec::with_capacity(samples);
+    for _ in 0..samples.max(1) {
+        let t = Instant::now();
+        client.get_text(path).await?;
+        micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+    Ok(micros)
+}
+
+/// Times every read of [`reads`] for the runs of `function`, which must have at least one.
+pub(crate) async fn time(client: &Client, function: &str, samples: usize) -> Result<Value, String> {
+    let page = client.get_json(&format!("/runs?function={function}&limit=1")).await?;
+    let newest =
+        page["runs"][0]["run_id"].as_str().ok_or_else(|| format!("`{function}` has no run to read: {page}"))?.to_string();
+    let mut out = Map::new();
+    for (name, path) in reads(function, &newest) {
+        let micros = time_get(client, &path, samples).await?;
+        out.insert(name.to_string(), json!({"path": path, "latency": stats::summarize(&micros)}));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Each read's p50 ratio (`loaded` over `empty`, both from [`time`]) and its target.
+pub(crate) fn compare(empty: &Value, loaded: &Value, backlog: usize) -> (Value, Vec<Value>) {
+    let mut ratios = Map::new();
+    let mut targets = Vec::new();
+    for (name, _) in reads("", "") {
+        let p50 = |v: &Value| v.pointer(&format!("/{name}/latency/p50_ms")).and_then(Value::as_f64);
+        let ratio = p50(empty).zip(p50(loaded)).map(|(e, l)| stats::round3(l / e.max(1e-6)));
+        ratios.insert(name.to_string(), json!(ratio));
+        let what = format!("{name} p50 with {backlog} runs queued over {BASE_QUEUE}");
+        targets.push(super::target(&what, "<=", TARGET_RATIO, ratio));
+    }
+    (Value::Object(ratios), targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compare;
+    use serde_json::json;
+
+    fn timed(p50: f64) -> serde_json::Value {
+        let one = json!({"latency": {"p50_ms": p50}});
+        json!({"runs_first_page": one, "runs_of_the_function_queued": one, "newest_run_of_the_function": one,
+               "overview": one, "metrics": {"latency": {"p50_ms": p50 * 100.0}}})
+    }
+
+    #[test]
+    fn each_read_is_a_ratio_with_its_target() {
+        let (ratios, targets) = compare(&timed(1.0), &timed(1.2), 10);
+        assert_eq!(ratios["overview"], json!(1.2));
+        assert_eq!(ratios["metrics"], json!(1.2), "each read against itself");
+        assert_eq!(targets.len(), 5);
+        assert!(targets.iter().all(|t| t.to_string().contains("with 10 runs queued")), "{targets:?}");
+    }
+
+    #[test]
+    fn a_read_missing_on_either_side_has_no_ratio() {
+        let (ratios, targets) = compare(&json!({}), &timed(1.0), 10);
+        assert!(ratios.as_object().expect("an object").values().all(serde_json::Value::is_null), "{ratios}");
+        assert_eq!(targets.len(), 5, "a target without a figure is still listed");
+        let (zero, _) = compare(&timed(0.0), &timed(1.0), 10);
+        assert!(zero["overview"].as_f64().is_some_and(f64::is_finite), "an empty side of 0 ms does not divide by zero: {zero}");
+    }
+}
