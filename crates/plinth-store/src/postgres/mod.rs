@@ -298,11 +298,17 @@ impl Store for PostgresStore {
     }
 
     async fn roll_up(&self, until: i64) -> Result<u64, StoreError> {
-        timed(async {
+        let rolled = timed(async {
             stats::fold_counts(&self.pool).await?;
             stats::roll_up(&self.pool, until).await
         })
-        .await
+        .await;
+        match timed(stats::refresh_statistics(&self.pool)).await {
+            Ok(true) => tracing::debug!("the runs table changed a lot: its planner statistics are taken again"),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot take the runs table's planner statistics now; autovacuum will"),
+        }
+        rolled
     }
 
     async fn run_stats(&self, since: i64) -> Result<crate::RunStats, StoreError> {

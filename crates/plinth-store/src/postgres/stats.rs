@@ -77,6 +77,32 @@ pub(crate) async fn fold_counts(pool: &PgPool) -> Result<u64, StoreError> {
     Ok(folded.rows_affected())
 }
 
+/// Takes the planner's statistics of `runs` again (`ANALYZE`) when a fifth of the table (and
+/// more than 1,000 rows) changed since they were last taken, at most every 30 s; whether it did.
+/// Autovacuum does the same, but only after a tenth of the table changed and at most once a
+/// minute: a table that grew from 100 runs to 1,000,000 in three minutes was planned as if it
+/// held 5 rows, and a filtered page read and sorted all of them (513 ms instead of 0.07 ms).
+/// `SKIP_LOCKED` and a short lock timeout: a running autovacuum is never waited for or stopped.
+pub(crate) async fn refresh_statistics(pool: &PgPool) -> Result<bool, StoreError> {
+    let due: Option<bool> = sqlx::query_scalar(
+        "SELECT n_mod_since_analyze > 1000 + 0.2 * n_live_tup \
+           AND COALESCE(GREATEST(last_analyze, last_autoanalyze), 'epoch') < now() - interval '30 seconds' \
+         FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'runs'",
+    )
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    if due != Some(true) {
+        return Ok(false);
+    }
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SET lock_timeout = '100ms'").execute(&mut *conn).await?;
+    let analyzed = sqlx::query("ANALYZE (SKIP_LOCKED) runs").execute(&mut *conn).await;
+    sqlx::query("RESET lock_timeout").execute(&mut *conn).await?;
+    analyzed?;
+    Ok(true)
+}
+
 /// A read-only transaction whose plans use indexes: counts of open runs (few) among many ended
 /// ones must never become a scan of the table because the statistics are stale (measured: an
 /// ANALYZE taken while many runs were queued made each count a 250 ms parallel scan of

@@ -277,3 +277,55 @@ async fn a_wait_stored_before_wait_match_existed_still_wakes() {
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// When the upkeep last took the planner's statistics of `runs`, from behind the store's back.
+async fn last_analyze(side: &PgPool, schema: &str) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT (EXTRACT(EPOCH FROM last_analyze) * 1000000)::BIGINT FROM pg_stat_user_tables \
+         WHERE schemaname = $1 AND relname = 'runs'",
+    )
+    .bind(schema)
+    .fetch_optional(side)
+    .await
+    .expect("read the table's statistics")
+    .flatten()
+}
+
+/// The upkeep takes the statistics of a table that changed a lot, not of one that changed
+/// little, and not twice within 30 s.
+#[tokio::test]
+async fn the_upkeep_takes_statistics_again_when_runs_changed_a_lot() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let side = side_pool(&database_url().expect("set")).await;
+    // Why: only the upkeep may take them here, or the test would race autovacuum.
+    let off = format!("ALTER TABLE \"{}\".runs SET (autovacuum_enabled = false)", scratch.schema);
+    sqlx::query(&off).execute(&side).await.expect("autovacuum off for this table");
+    for i in 0..10 {
+        store.enqueue(new_run("echo", json!(i))).await.expect("enqueue");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.roll_up(now_micros()).await.expect("roll up");
+    assert_eq!(last_analyze(&side, &scratch.schema).await, None, "ten new runs are not worth it");
+    for i in 0..1500 {
+        store.enqueue(new_run("echo", json!(i))).await.expect("enqueue");
+    }
+    // Why: a backend reports what it changed to the statistics at most once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        store.roll_up(now_micros()).await.expect("roll up");
+        if let Some(at) = last_analyze(&side, &scratch.schema).await {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "1,510 new runs in an empty table were never analyzed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    for i in 0..1500 {
+        store.enqueue(new_run("echo", json!(i))).await.expect("enqueue");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.roll_up(now_micros()).await.expect("roll up");
+    assert_eq!(last_analyze(&side, &scratch.schema).await, Some(first), "not again within 30 s");
+    side.close().await;
+    store.close().await;
+    scratch.drop_now().await;
+}
