@@ -298,16 +298,8 @@ impl Store for PostgresStore {
     }
 
     async fn roll_up(&self, until: i64) -> Result<u64, StoreError> {
-        let rolled = timed(async {
-            stats::fold_counts(&self.pool).await?;
-            stats::roll_up(&self.pool, until).await
-        })
-        .await;
-        match timed(stats::refresh_statistics(&self.pool)).await {
-            Ok(true) => tracing::debug!("the runs table changed a lot: its planner statistics are taken again"),
-            Ok(false) => {}
-            Err(e) => tracing::debug!(error = %e, "cannot take the runs table's planner statistics now; autovacuum will"),
-        }
+        let rolled = timed(stats::fold_and_roll_up(&self.pool, until)).await;
+        stats::refresh_quietly(timed(stats::refresh_statistics(&self.pool)).await);
         rolled
     }
 

@@ -77,6 +77,21 @@ pub(crate) async fn fold_counts(pool: &PgPool) -> Result<u64, StoreError> {
     Ok(folded.rows_affected())
 }
 
+/// The leader's pass: folds the kept counts, then rolls up the ended runs.
+pub(crate) async fn fold_and_roll_up(pool: &PgPool, until: i64) -> Result<u64, StoreError> {
+    fold_counts(pool).await?;
+    roll_up(pool, until).await
+}
+
+/// Logs what [`refresh_statistics`] did; a failure is not the roll-up's (autovacuum catches up).
+pub(crate) fn refresh_quietly(result: Result<bool, StoreError>) {
+    match result {
+        Ok(true) => tracing::debug!("the runs table changed a lot: its planner statistics are taken again"),
+        Ok(false) => {}
+        Err(e) => tracing::debug!(error = %e, "cannot take the runs table's planner statistics now; autovacuum will"),
+    }
+}
+
 /// Takes the planner's statistics of `runs` again (`ANALYZE`) when a fifth of the table (and
 /// more than 1,000 rows) changed since they were last taken, at most every 30 s; whether it did.
 /// Autovacuum does the same, but only after a tenth of the table changed and at most once a
