@@ -110,11 +110,11 @@ pub(crate) async fn refresh_statistics(pool: &PgPool) -> Result<bool, StoreError
     if due != Some(true) {
         return Ok(false);
     }
-    let mut conn = pool.acquire().await?;
-    sqlx::query("SET lock_timeout = '100ms'").execute(&mut *conn).await?;
-    let analyzed = sqlx::query("ANALYZE (SKIP_LOCKED) runs").execute(&mut *conn).await;
-    sqlx::query("RESET lock_timeout").execute(&mut *conn).await?;
-    analyzed?;
+    // Why: in a transaction, so the lock timeout ends with it, even when the call is given up.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL lock_timeout = '100ms'").execute(&mut *tx).await?;
+    sqlx::query("ANALYZE (SKIP_LOCKED) runs").execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(true)
 }
 
