@@ -21,6 +21,13 @@ impl FlowLimit {
         };
         (limit != Self::default()).then_some(limit)
     }
+
+    /// How far a lane's running and due runs need counting to tell how many of its due runs
+    /// these rules let start now: the concurrency limit, else the throttle's burst.
+    #[must_use]
+    pub fn cap(&self) -> u32 {
+        self.concurrency.or(self.throttle.map(|g| g.burst)).unwrap_or(1).max(1)
+    }
 }
 
 pub use plinth_core::flow::AHEAD_COUNTED;
@@ -56,6 +63,20 @@ pub struct LaneLoad {
     pub due: u64,
     /// The lane's throttle time (0 never throttled).
     #[serde(skip)]
+    pub tat: i64,
+}
+
+/// One lane with open work as the held-runs gauges see it, its counts bounded
+/// ([`crate::Store::lane_room`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneRoom {
+    /// The key (`""`: the function's shared lane).
+    pub key: String,
+    /// Running runs, up to the cap asked for.
+    pub running: u64,
+    /// Queued runs due at the `now` asked about, up to the cap asked for.
+    pub due: u64,
+    /// The lane's throttle time (0 never throttled).
     pub tat: i64,
 }
 

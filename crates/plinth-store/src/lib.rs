@@ -19,7 +19,7 @@ mod waitkey;
 
 pub use events::{EventFilter, EventPage, Ingested, NewEvent, ScheduleState, Skipped, StoredEvent};
 pub use expiry::Expired;
-pub use flow::{AHEAD_COUNTED, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
+pub use flow::{AHEAD_COUNTED, FlowLimit, FlowUpkeep, Lane, LaneLoad, LaneRoom, QueueStats};
 pub(crate) use flow::{rate_reason, singleton_reason};
 pub use notify::Notifier;
 pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};
@@ -340,6 +340,10 @@ pub trait Store: Send + Sync + 'static {
     /// The lanes of `function` with open work, the most queued first; `due` counts the runs due
     /// at `now`.
     async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError>;
+    /// At most `keys` lanes of `function` with open work, by key, their running and due runs
+    /// each counted up to `cap`: what the held-runs gauges need, at a cost that does not grow
+    /// with the runs a lane holds (see [`FlowLimit::cap`]).
+    async fn lane_room(&self, function: &str, cap: u32, keys: u32, now: i64) -> Result<Vec<LaneRoom>, StoreError>;
     /// Every function with runs queued, its queue at `now`: the due and not-due runs counted up
     /// to `bound` (see [`QueueStats`]).
     async fn queue_stats(&self, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError>;

@@ -21,15 +21,18 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
         let (before, keys_before) = (now - micros(shared.config.retention), now - micros(shared.config.idempotency_window));
         let mut total = 0;
         loop {
+            let started = std::time::Instant::now();
             match shared.store.prune(before, keys_before, BATCH).await {
                 Ok(n) => {
                     total += n;
-                    if n < u64::from(BATCH) || shared.stop.is_cancelled() {
+                    if n < u64::from(BATCH) || !pause(&shared, started.elapsed()).await {
                         break;
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune old runs");
+                    // Why: a locked row or a statement timeout ends this pass only; the next
+                    // pass starts again where this one stopped.
+                    tracing::warn!(error = %e, retry_in_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX), "cannot prune old runs; trying again at the next pass");
                     break;
                 }
             }
@@ -39,6 +42,16 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
         }
         prune_events(&shared, now).await;
         forget_lanes(&shared, now).await;
+    }
+}
+
+/// Waits as long as the last batch took (at most a second) before the next one, so a large
+/// backlog of old runs is deleted at no more than half the store's time and the hot path keeps
+/// the rest; `false` when the node is stopping.
+async fn pause(shared: &Shared, took: Duration) -> bool {
+    tokio::select! {
+        () = shared.stop.cancelled() => false,
+        () = tokio::time::sleep(took.min(Duration::from_secs(1))) => true,
     }
 }
 

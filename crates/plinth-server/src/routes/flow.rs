@@ -191,7 +191,8 @@ pub(crate) async fn keys(
     }))
 }
 
-/// The most keys of one function the metrics look at (the busiest first).
+/// The most keys of one function the metrics look at (the first by key): past them, the due runs
+/// of the keys not looked at count as held by concurrency.
 const METRIC_KEYS: u32 = 10_000;
 
 /// Sets the queue gauges of every function: depth, the longest wait of a due run, and the runs
@@ -215,26 +216,35 @@ pub(crate) async fn queue_metrics(state: &AppState) {
         state.metrics.set_queue_oldest(&f.name, oldest);
         state.metrics.set_held(&f.name, "scheduled", q.map_or(0, |q| q.not_due));
         let Some(rules) = plinth_store::FlowLimit::of(&f.policy) else { continue };
-        let (mut by_concurrency, mut by_throttle) = (0_u64, 0_u64);
-        match state.store.lanes(&f.name, METRIC_KEYS, 0, now).await {
-            Ok(lanes) => {
-                for lane in lanes {
-                    let (c, t) = held_in_lane(&rules, &lane, now);
-                    by_concurrency += c;
-                    by_throttle += t;
-                }
+        let due = q.map_or(0, |q| u64::try_from(q.due).unwrap_or(0));
+        let (by_concurrency, by_throttle) = match state.store.lane_room(&f.name, rules.cap(), METRIC_KEYS, now).await {
+            Ok(lanes) => held(&rules, due, &lanes, now),
+            Err(e) => {
+                tracing::debug!(function = %f.name, error = %e, "cannot read the keys for /metrics");
+                continue;
             }
-            Err(e) => tracing::debug!(function = %f.name, error = %e, "cannot read the keys for /metrics"),
-        }
+        };
         state.metrics.set_held(&f.name, "concurrency", i64::try_from(by_concurrency).unwrap_or(i64::MAX));
         state.metrics.set_held(&f.name, "throttle", i64::try_from(by_throttle).unwrap_or(i64::MAX));
     }
 }
 
-/// The due runs of a key that its concurrency limit holds (beyond the free places), and those
-/// its throttle holds (beyond what it admits now), as `(concurrency, throttle)`.
-pub(crate) fn held_in_lane(rules: &plinth_store::FlowLimit, lane: &plinth_store::LaneLoad, now: i64) -> (u64, u64) {
-    let room = rules.concurrency.map_or(lane.due, |limit| u64::from(limit).saturating_sub(lane.running).min(lane.due));
-    let admitted = rules.throttle.map_or(room, |g| u64::from(g.admit(lane.tat, now, u32::try_from(room).unwrap_or(u32::MAX)).0));
-    (lane.due - room, room - admitted.min(room))
+/// Of a function's `due` runs, those its concurrency limit holds (beyond each lane's free places)
+/// and those its throttle holds (beyond what each lane's throttle admits now), as
+/// `(concurrency, throttle)`. Each lane's counts need only reach [`plinth_store::FlowLimit::cap`]:
+/// a lane lets at most that many start, and the rest of its due runs are held either way.
+pub(crate) fn held(rules: &plinth_store::FlowLimit, due: u64, lanes: &[plinth_store::LaneRoom], now: i64) -> (u64, u64) {
+    let (mut room, mut admitted) = (0_u64, 0_u64);
+    for lane in lanes {
+        let free = rules.concurrency.map_or(lane.due, |limit| u64::from(limit).saturating_sub(lane.running).min(lane.due));
+        let starts =
+            rules.throttle.map_or(free, |g| u64::from(g.admit(lane.tat, now, u32::try_from(free).unwrap_or(u32::MAX)).0));
+        room += free;
+        admitted += starts.min(free);
+    }
+    // Why: without a concurrency limit every due run has room (a lane's `due` was only counted
+    // up to the throttle's burst); without a throttle every run with room starts.
+    let room = if rules.concurrency.is_some() { room.min(due) } else { due };
+    let admitted = if rules.throttle.is_some() { admitted.min(room) } else { room };
+    (due - room, room - admitted)
 }

@@ -185,18 +185,29 @@ async fn a_run_held_by_a_throttle_says_when_it_may_start() {
 
 #[test]
 fn held_runs_are_split_between_the_rules() {
-    use crate::routes::flow::held_in_lane;
+    use crate::routes::flow::held;
     use plinth_core::flow::Gcra;
-    use plinth_store::{FlowLimit, LaneLoad};
-    let lane =
-        |running, due, tat| LaneLoad { key: "k".into(), queued: due, running, waiting: 0, oldest_queued_at: None, due, tat };
+    use plinth_store::{FlowLimit, LaneRoom};
+    let lane = |running, due, tat| LaneRoom { key: "k".into(), running, due, tat };
     let both = FlowLimit { concurrency: Some(2), throttle: Some(Gcra { interval: 1_000_000, burst: 1, limit: 1 }) };
-    assert_eq!(held_in_lane(&both, &lane(2, 5, 0), 10), (5, 0), "a full key holds every due run by concurrency");
-    assert_eq!(held_in_lane(&both, &lane(0, 5, 0), 10), (3, 1), "two places, one start admitted");
-    assert_eq!(held_in_lane(&both, &lane(1, 1, 20), 10), (0, 1), "the throttle's next start has not come");
+    assert_eq!(both.cap(), 2, "counting a lane up to its concurrency limit is enough");
+    assert_eq!(held(&both, 5, &[lane(2, 2, 0)], 10), (5, 0), "a full key holds every due run by concurrency");
+    assert_eq!(held(&both, 5, &[lane(0, 2, 0)], 10), (3, 1), "two places, one start admitted");
+    assert_eq!(held(&both, 1, &[lane(1, 1, 20)], 10), (0, 1), "the throttle's next start has not come");
+    assert_eq!(held(&both, 7, &[lane(2, 2, 0), lane(0, 2, 0)], 10), (5, 1), "lanes add up: 5 past their places, 1 throttled");
     let concurrency = FlowLimit { concurrency: Some(3), throttle: None };
-    assert_eq!(held_in_lane(&concurrency, &lane(0, 2, 0), 10), (0, 0), "room for all");
-    assert_eq!(held_in_lane(&concurrency, &lane(5, 0, 0), 10), (0, 0), "nothing due, nothing held");
+    assert_eq!(held(&concurrency, 2, &[lane(0, 2, 0)], 10), (0, 0), "room for all");
+    assert_eq!(held(&concurrency, 0, &[lane(3, 0, 0)], 10), (0, 0), "nothing due, nothing held");
+    assert_eq!(held(&concurrency, 0, &[], 10), (0, 0), "no lane, nothing held");
+    assert_eq!(held(&concurrency, 4, &[], 10), (4, 0), "due runs of keys not looked at count as held");
+    let throttle = FlowLimit { concurrency: None, throttle: Some(Gcra { interval: 1_000_000, burst: 3, limit: 1 }) };
+    assert_eq!(throttle.cap(), 3, "without a concurrency limit, the burst");
+    assert_eq!(
+        held(&throttle, 1_000_000, &[lane(0, 3, 0)], 10),
+        (0, 999_997),
+        "a million due in one key: three start, the rest wait"
+    );
+    assert_eq!(held(&throttle, 10, &[lane(0, 3, 20_000_000)], 10), (0, 10), "a key whose time is far ahead starts none");
 }
 
 #[tokio::test]

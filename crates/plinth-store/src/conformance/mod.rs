@@ -103,6 +103,7 @@ macro_rules! with_every_case {
             lanes_are_served_round_robin,
             a_lane_keeps_priority_and_due_times,
             lanes_report_their_load,
+            lane_room_counts_each_lane_up_to_the_cap,
             runs_ahead_are_counted_up_to_a_bound,
             lanes_are_adopted_and_forgotten,
             a_throttle_spaces_the_starts_of_a_lane,

@@ -10,7 +10,7 @@
 //!   lane whose new run is not committed yet.
 
 use super::rows::{RUN_COLS, run_from_row};
-use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats, StoreError};
+use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, QueueStats, StoreError};
 use plinth_core::{NewRun, Run};
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -188,42 +188,6 @@ pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str)
         ahead: u64::try_from(ahead).unwrap_or(0).min(crate::flow::AHEAD_COUNTED),
         tat: row.try_get("tat")?,
     })
-}
-
-/// The lanes of `function` with open work, the most queued first.
-pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT r.flow_key, COUNT(*) FILTER (WHERE r.status = 'queued') AS queued, \
-           COUNT(*) FILTER (WHERE r.status = 'running') AS running, COUNT(*) FILTER (WHERE r.status = 'waiting') AS waiting, \
-           MIN(r.created_at) FILTER (WHERE r.status = 'queued') AS oldest, \
-           COUNT(*) FILTER (WHERE r.status = 'queued' AND r.next_attempt_at <= $4) AS due, \
-           COALESCE(MAX(k.tat), 0) AS tat \
-         FROM runs r LEFT JOIN flow_keys k ON k.function = r.function AND k.key = r.flow_key \
-         WHERE r.function = $1 AND r.flow_key IS NOT NULL AND r.status IN ('queued', 'running', 'waiting') \
-         GROUP BY r.flow_key ORDER BY queued DESC, running DESC, r.flow_key LIMIT $2 OFFSET $3",
-    )
-    .bind(function)
-    .bind(i64::from(limit))
-    .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    let count = |row: &sqlx::postgres::PgRow, col: &str| -> Result<u64, StoreError> {
-        Ok(u64::try_from(row.try_get::<i64, _>(col)?).unwrap_or(0))
-    };
-    rows.iter()
-        .map(|row| {
-            Ok(LaneLoad {
-                key: row.try_get("flow_key")?,
-                queued: count(row, "queued")?,
-                running: count(row, "running")?,
-                waiting: count(row, "waiting")?,
-                oldest_queued_at: row.try_get("oldest")?,
-                due: count(row, "due")?,
-                tat: row.try_get("tat")?,
-            })
-        })
-        .collect()
 }
 
 /// Upkeep of the lanes: see [`FlowUpkeep`].

@@ -16,6 +16,7 @@ mod expiry;
 mod finish;
 mod flow;
 mod insert;
+mod lanes;
 mod leader;
 mod leases;
 mod limits;
@@ -35,8 +36,8 @@ use limits::{IDLE_IN_TRANSACTION_MS, MAX_CONNECTIONS, STATEMENT_TIMEOUT_MS, time
 
 use crate::{
     CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, FlowUpkeep, Heartbeat, Ingested, Lane,
-    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, QueueStats, Rescued, ScheduleState, Store, StoreError,
-    StoredEvent,
+    LaneLoad, LaneRoom, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, QueueStats, Rescued, ScheduleState, Store,
+    StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use connect::{lock_key, open_pool};
@@ -290,7 +291,11 @@ impl Store for PostgresStore {
     }
 
     async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
-        timed(flow::lanes(&self.pool, function, limit, offset, now)).await
+        timed(lanes::lanes(&self.pool, function, limit, offset, now)).await
+    }
+
+    async fn lane_room(&self, function: &str, cap: u32, keys: u32, now: i64) -> Result<Vec<LaneRoom>, StoreError> {
+        timed(lanes::lane_room(&self.pool, function, cap, keys, now)).await
     }
 
     async fn queue_stats(&self, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError> {
@@ -392,5 +397,3 @@ impl Store for PostgresStore {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_nodes;

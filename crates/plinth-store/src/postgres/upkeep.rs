@@ -28,14 +28,39 @@ pub(crate) async fn append_logs(pool: &PgPool, run_id: &str, attempt: u32, lines
     Ok(())
 }
 
+/// How long a pruning statement may wait for a row lock another transaction holds, and how long
+/// it may run at all: past either it fails, and the pruner tries again at its next pass.
+const PRUNE_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '500ms'";
+const PRUNE_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = '10s'";
+
+/// Forgets the idempotency keys of runs created before `keys_before`, then deletes up to `batch`
+/// runs finished before `before` with their logs, attempts and steps. Each part takes its rows
+/// `SKIP LOCKED` in a short transaction of its own, with a lock and a statement timeout, so the
+/// pruner never holds the hot path's rows for long nor waits behind them.
 pub(crate) async fn prune(pool: &PgPool, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError> {
+    // Why: keys are forgotten a batch at a time too: one statement over every old key would lock
+    // them all in one long transaction, and a retried `POST /run` with such a key would wait.
+    loop {
+        let mut tx = pool.begin().await?;
+        sqlx::query(PRUNE_LOCK_TIMEOUT).execute(&mut *tx).await?;
+        sqlx::query(PRUNE_STATEMENT_TIMEOUT).execute(&mut *tx).await?;
+        let forgotten = sqlx::query(
+            "UPDATE runs SET idempotency_key = NULL, request_hash = NULL WHERE id IN (SELECT id FROM runs \
+               WHERE idempotency_key IS NOT NULL AND created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(keys_before)
+        .bind(i64::from(batch.max(1)))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if forgotten < u64::from(batch.max(1)) {
+            break;
+        }
+    }
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "UPDATE runs SET idempotency_key = NULL, request_hash = NULL WHERE idempotency_key IS NOT NULL AND created_at < $1",
-    )
-    .bind(keys_before)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(PRUNE_LOCK_TIMEOUT).execute(&mut *tx).await?;
+    sqlx::query(PRUNE_STATEMENT_TIMEOUT).execute(&mut *tx).await?;
     // Why: one statement picks the batch once, so the logs and attempts deleted are exactly
     // those of the runs deleted, even while other nodes finish runs.
     let deleted = sqlx::query(

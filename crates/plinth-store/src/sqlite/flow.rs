@@ -4,7 +4,7 @@
 
 use super::ops::{OpResult, none};
 use super::rows::{RUN_COLS, run_from_row};
-use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, LaneLoad, QueueStats};
+use crate::{ClaimRequest, FlowLimit, FlowUpkeep, Lane, QueueStats};
 use plinth_core::flow::RateCheck;
 use plinth_core::{NewRun, Run};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -257,31 +257,6 @@ pub(crate) fn lane(conn: &Connection, function: &str, key: &str, run_id: &str) -
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
-}
-
-/// The lanes of `function` with open work, the most queued first.
-pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64, now: i64) -> rusqlite::Result<Vec<LaneLoad>> {
-    conn.prepare_cached(
-        "SELECT flow_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
-           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest, \
-           SUM(status = 'queued' AND next_attempt_at <= ?4) AS due, \
-           COALESCE((SELECT tat FROM flow_keys k WHERE k.function = ?1 AND k.key = runs.flow_key), 0) AS tat \
-         FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key IS NOT NULL \
-           AND status IN ('queued', 'running', 'waiting') \
-         GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT ?2 OFFSET ?3",
-    )?
-    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX), now], |r| {
-        Ok(LaneLoad {
-            key: r.get(0)?,
-            queued: count(r.get(1)?),
-            running: count(r.get(2)?),
-            waiting: count(r.get(3)?),
-            oldest_queued_at: r.get(4)?,
-            due: count(r.get(5)?),
-            tat: r.get(6)?,
-        })
-    })?
-    .collect()
 }
 
 /// The priority levels of `function`'s queue with the due time of the first run of each, the

@@ -4,6 +4,7 @@
 mod events;
 mod expiry;
 mod flow;
+mod lanes;
 pub(crate) mod migrate;
 mod ops;
 mod read;
@@ -14,8 +15,8 @@ mod writer;
 
 use crate::{
     CancelOutcome, ClaimRequest, Claimed, Enqueued, EventFilter, EventPage, FinishRequest, FlowUpkeep, Heartbeat, Ingested, Lane,
-    LaneLoad, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, QueueStats, Rescued, ScheduleState, Store, StoreError,
-    StoredEvent,
+    LaneLoad, LaneRoom, ListFilter, LogEntry, LogLine, NewEvent, Notifier, Page, QueueStats, Rescued, ScheduleState, Store,
+    StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use plinth_core::steps::Step;
@@ -292,7 +293,12 @@ impl Store for SqliteStore {
 
     async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
         let function = function.to_string();
-        self.read(move |c| flow::lanes(c, &function, limit, offset, now)).await
+        self.read(move |c| lanes::lanes(c, &function, limit, offset, now)).await
+    }
+
+    async fn lane_room(&self, function: &str, cap: u32, keys: u32, now: i64) -> Result<Vec<LaneRoom>, StoreError> {
+        let function = function.to_string();
+        self.read(move |c| lanes::lane_room(c, &function, cap, keys, now)).await
     }
 
     async fn queue_stats(&self, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError> {

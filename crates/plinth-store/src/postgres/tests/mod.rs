@@ -5,6 +5,9 @@
 //! They need `PLINTH_TEST_DATABASE_URL` (e.g. postgres://postgres@127.0.0.1:5432/postgres).
 //! Without it they say loudly that they are skipped and pass, except under CI, where they fail.
 
+mod nodes;
+mod prune;
+
 use super::migrate::{MIGRATIONS, migrate};
 use super::{CONNECT_TIMEOUT, PostgresStore, valid_schema_name};
 use crate::{Enqueued, ListFilter, Store, StoreError};

@@ -2,8 +2,8 @@
 //! cancels), one upkeep leader with take-over, batched ends, and calls that give up instead
 //! of hanging. Like the other PostgreSQL tests they need `PLINTH_TEST_DATABASE_URL`.
 
-use super::tests::{Scratch, database_url, new_run, side_pool};
-use super::{OP_TIMEOUT, PostgresStore, lock_key};
+use super::super::{OP_TIMEOUT, PostgresStore, lock_key};
+use super::{Scratch, database_url, new_run, side_pool};
 use crate::{CancelOutcome, ClaimRequest, Enqueued, FinishRequest, Store, StoreError};
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Finish, RunStatus};

@@ -1,0 +1,54 @@
+//! The load of a function's lanes on SQLite: every lane's exact counts for the keys page, and
+//! the bounded counts the held-runs gauges need.
+
+use crate::{LaneLoad, LaneRoom};
+use rusqlite::{Connection, params};
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The lanes of `function` with open work, the most queued first.
+pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64, now: i64) -> rusqlite::Result<Vec<LaneLoad>> {
+    conn.prepare_cached(
+        "SELECT flow_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
+           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest, \
+           SUM(status = 'queued' AND next_attempt_at <= ?4) AS due, \
+           COALESCE((SELECT tat FROM flow_keys k WHERE k.function = ?1 AND k.key = runs.flow_key), 0) AS tat \
+         FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key IS NOT NULL \
+           AND status IN ('queued', 'running', 'waiting') \
+         GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT ?2 OFFSET ?3",
+    )?
+    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX), now], |r| {
+        Ok(LaneLoad {
+            key: r.get(0)?,
+            queued: count(r.get(1)?),
+            running: count(r.get(2)?),
+            waiting: count(r.get(3)?),
+            oldest_queued_at: r.get(4)?,
+            due: count(r.get(5)?),
+            tat: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// The lanes of `function` known to have open work, by key, at most `keys` of them: each one's
+/// running runs and runs due at `now`, each counted up to `cap` (a probe of `runs_lane_open` and
+/// one of `runs_lane_queue`, so the cost does not grow with what a lane holds).
+pub(crate) fn lane_room(conn: &Connection, function: &str, cap: u32, keys: u32, now: i64) -> rusqlite::Result<Vec<LaneRoom>> {
+    conn.prepare_cached(
+        "SELECT k.key, k.tat, \
+           (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_open \
+              WHERE function = ?1 AND flow_key = k.key AND flow_key IS NOT NULL \
+                AND status IN ('queued', 'running', 'waiting') AND status = 'running' LIMIT ?2)), \
+           (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue \
+              WHERE function = ?1 AND flow_key = k.key AND flow_key IS NOT NULL AND status = 'queued' \
+                AND next_attempt_at <= ?4 LIMIT ?2)) \
+         FROM flow_keys k WHERE k.function = ?1 ORDER BY k.key LIMIT ?3",
+    )?
+    .query_map(params![function, cap, keys, now], |r| {
+        Ok(LaneRoom { key: r.get(0)?, tat: r.get(1)?, running: count(r.get(2)?), due: count(r.get(3)?) })
+    })?
+    .collect()
+}
