@@ -6,6 +6,7 @@
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod copies;
 mod events;
 mod expiry;
 mod flow;

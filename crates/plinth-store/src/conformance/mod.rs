@@ -10,6 +10,8 @@
 
 mod admission;
 mod claims;
+#[cfg(test)]
+pub(crate) mod copies;
 mod events;
 mod expiry;
 mod flow;
