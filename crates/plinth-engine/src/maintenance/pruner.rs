@@ -9,7 +9,7 @@ use std::time::Duration;
 /// Forgets idempotency keys and event ids older than their windows; deletes finished runs and
 /// events older than their retention.
 pub(crate) async fn pruner(shared: Arc<Shared>) {
-    const BATCH: u32 = 1000;
+    let mut batch = MOST;
     let c = &shared.config;
     let shortest = c.retention.min(c.idempotency_window).min(c.event_retention).min(c.event_dedup_window);
     let every = (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
@@ -22,10 +22,12 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
         let mut total = 0;
         loop {
             let started = std::time::Instant::now();
-            match shared.store.prune(before, keys_before, BATCH).await {
+            match shared.store.prune(before, keys_before, batch).await {
                 Ok(n) => {
                     total += n;
-                    if n < u64::from(BATCH) || !pause(&shared, started.elapsed()).await {
+                    let (full, took) = (n >= u64::from(batch), started.elapsed());
+                    batch = next_batch(batch, took);
+                    if !full || !pause(&shared, took).await {
                         break;
                     }
                 }
@@ -43,6 +45,21 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
         prune_events(&shared, now).await;
         forget_lanes(&shared, now).await;
     }
+}
+
+/// The most and the fewest runs a pruning batch deletes.
+const MOST: u32 = 1000;
+const LEAST: u32 = 50;
+/// About how long one batch may hold the store. Why: SQLite has one writer, and a `POST /run`
+/// arriving during a batch waits for it (1,000 runs took 10 to 20 ms, which went straight into
+/// `POST /run`'s p99); on PostgreSQL a long batch is a long burst of the database's CPU.
+const BATCH_TIME: Duration = Duration::from_millis(5);
+
+/// The next batch's size: scaled so it takes about [`BATCH_TIME`], between [`LEAST`] and [`MOST`].
+fn next_batch(batch: u32, took: Duration) -> u32 {
+    let took = took.as_micros().max(1);
+    let scaled = u128::from(batch) * BATCH_TIME.as_micros() / took;
+    u32::try_from(scaled).unwrap_or(MOST).clamp(LEAST, MOST)
 }
 
 /// Waits as long as the last batch took (at most a second) before the next one, so a large
@@ -87,5 +104,20 @@ async fn prune_events(shared: &Shared, now: i64) {
     }
     if total > 0 {
         tracing::info!(pruned = total, "pruned events past their retention");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LEAST, MOST, next_batch};
+    use std::time::Duration;
+
+    #[test]
+    fn batches_shrink_when_slow_and_grow_back_when_fast() {
+        assert_eq!(next_batch(1000, Duration::from_millis(20)), 250, "four times too long: a quarter");
+        assert_eq!(next_batch(250, Duration::from_millis(1)), MOST, "fast again: back to the most");
+        assert_eq!(next_batch(100, Duration::from_secs(10)), LEAST, "never fewer than the least");
+        assert_eq!(next_batch(1000, Duration::ZERO), MOST, "an instant batch does not divide by zero");
+        assert_eq!(next_batch(400, Duration::from_millis(5)), 400, "on time: the same");
     }
 }
