@@ -178,9 +178,9 @@ mod tests {
             "Held by the concurrency limit for key \u{201c}t-1\u{201d}: 2 of 2 places taken, 3 queued ahead of it."
         );
         let deep = HeldBy { rule: "throttle".into(), ahead: Some(plinth_store::AHEAD_COUNTED), until: None, ..h.clone() };
-        assert!(held_by(&deep).contains("10000 or more queued ahead"), "{}", held_by(&deep));
+        assert!(held_by(&deep).contains("1000 or more queued ahead"), "{}", held_by(&deep));
         let below = HeldBy { ahead: Some(plinth_store::AHEAD_COUNTED - 1), ..deep.clone() };
-        assert!(held_by(&below).contains(" 9999 queued ahead"), "{}", held_by(&below));
+        assert!(held_by(&below).contains(" 999 queued ahead"), "{}", held_by(&below));
         let shared = HeldBy { key: Some(String::new()), ..h.clone() };
         assert!(held_by(&shared).starts_with("Held by the concurrency limit: 2 of 2"), "{}", held_by(&shared));
         let h = HeldBy {

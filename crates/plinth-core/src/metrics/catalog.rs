@@ -111,7 +111,7 @@ pub const RUNS_HELD: MetricDescriptor = MetricDescriptor {
     name: "runs_held",
     kind: MetricKind::Gauge,
     labels: &["function", "rule"],
-    help: "Queued runs held back: scheduled (a delay or a retry's backoff; at most 10000 when 10000 or more are due too), concurrency or throttle",
+    help: "Queued runs held back: scheduled (a delay or a retry's backoff; at most 1000 when 1000 or more are due too), concurrency or throttle",
 };
 /// `uptime_seconds`.
 pub const UPTIME: MetricDescriptor =

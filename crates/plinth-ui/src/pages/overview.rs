@@ -21,7 +21,7 @@ struct FunctionRow {
     handler: String,
     triggers: usize,
     queued: i64,
-    /// The due runs, or "10000 or more" where the count stopped.
+    /// The due runs, or "1000 or more" where the count stopped.
     due: String,
     oldest_due: String,
     hour: Hour,
