@@ -12,6 +12,7 @@ mod flow;
 mod load;
 mod otlp;
 mod reads;
+mod scale;
 mod sdk;
 mod server;
 mod stats;
@@ -94,12 +95,17 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
         claim_batch: args.claim_batch,
         extra: None,
         otlp: None,
+        serve_args: Vec::new(),
     };
+    if args.backlog > 0 || args.history > 0 {
+        // Why: a size the disk cannot hold is refused before any of the benchmark runs.
+        scale::preflight(&scale_options(&opts), &scale_settings(args)).await?;
+    }
     let report = measure(args, &opts).await;
     if let Some((url, schema)) = &opts.postgres {
         // Why: every schema the benchmark made is dropped, whether the measure worked or not.
         let mut progress = Progress::new();
-        for schema in [schema.clone(), flow_schema(schema), format!("{schema}_ui")] {
+        for schema in [schema.clone(), flow_schema(schema), format!("{schema}_ui"), scale_schema(schema)] {
             match plinth_store::postgres::drop_schema(url, &schema).await {
                 Ok(()) => progress.done(&format!("bench: dropped schema {schema}")),
                 Err(e) => progress.done(&format!("bench: could not drop schema {schema}: {e}")),
@@ -107,6 +113,31 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
         }
     }
     report
+}
+
+/// The schema of the flat-at-scale measure's own servers.
+fn scale_schema(schema: &str) -> String {
+    format!("{schema}_scale")
+}
+
+/// The flat-at-scale measure's servers: a folder and a schema of their own.
+fn scale_options(opts: &ServerOptions) -> ServerOptions {
+    ServerOptions {
+        dir: opts.dir.join("scale"),
+        postgres: opts.postgres.as_ref().map(|(url, schema)| (url.clone(), scale_schema(schema))),
+        ..opts.clone()
+    }
+}
+
+fn scale_settings(args: &BenchArgs) -> scale::Settings {
+    scale::Settings {
+        backlog: args.backlog,
+        history: args.history,
+        prune: args.prune_runs,
+        rate: f64::from(args.paced_rate.max(100)),
+        samples: args.pickup_samples.max(5),
+        concurrency: args.concurrency,
+    }
 }
 
 /// The schema of the flow-control backlog's own server.
@@ -234,6 +265,12 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         None
     };
 
+    let scale = if args.backlog > 0 || args.history > 0 {
+        Some(scale::measure(&scale_options(&opts), &scale_settings(args), &mut progress).await?)
+    } else {
+        None
+    };
+
     let sdk = if args.sdk_runs > 0 {
         let settings = sdk::Settings { runs: args.sdk_runs, concurrency: args.concurrency, python: args.sdk_python.clone() };
         Some(sdk::measure(&opts, &settings, &mut progress).await?)
@@ -275,6 +312,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     targets.extend(flow_backlog.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(dashboard.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     targets.extend(sdk.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
+    targets.extend(scale.as_ref().map(|(_, t)| t.clone()).unwrap_or_default());
     Ok(json!({
         "plinth_version": plinth_core::VERSION,
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get)},
@@ -309,6 +347,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "backlog": flow_backlog.as_ref().map(|(report, _)| report),
         },
         "dashboard": dashboard.as_ref().map(|(report, _)| report),
+        "scale": scale.as_ref().map(|(report, _)| report),
         "inngest_sdk": sdk.as_ref().map(|(report, _)| report),
         "targets": targets,
         "server_exit": exit.to_string(),

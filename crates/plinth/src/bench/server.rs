@@ -115,6 +115,8 @@ pub(crate) struct ServerOptions {
     pub(crate) extra: Option<String>,
     /// Where the server exports its spans (`--otlp-endpoint`), when set.
     pub(crate) otlp: Option<String>,
+    /// More arguments of `plinth serve` (after the others, so they win).
+    pub(crate) serve_args: Vec<String>,
 }
 
 pub(crate) struct Server {
@@ -171,6 +173,7 @@ impl Server {
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("PLINTH_OTLP_ENDPOINT")
             .args(["--workers", &opts.workers.to_string(), "--sqlite-synchronous", &opts.synchronous])
+            .args(&opts.serve_args)
             .envs(opts.api_key.iter().map(|k| (KEY_VAR, k)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -313,6 +316,7 @@ mod tests {
             postgres: None,
             claim_batch: None,
             otlp: None,
+            serve_args: Vec::new(),
         }
     }
 

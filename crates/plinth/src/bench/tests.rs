@@ -31,6 +31,9 @@ fn args() -> BenchArgs {
         sdk_python: "python3".into(),
         otlp: false,
         otlp_runs: 0,
+        backlog: 0,
+        history: 0,
+        prune_runs: 1_000_000,
     }
 }
 
@@ -92,4 +95,23 @@ fn medians_and_ratios_of_rounds_read_their_pointer() {
     assert_eq!(stats::ratio_at(&a, &b, "/x/p99_ms"), Some(2.0));
     assert_eq!(stats::ratio_at(&a, &[], "/x/p99_ms"), None, "no rounds, no ratio");
     assert_eq!(stats::ratio_at(&a, &[serde_json::json!({"x": {"p99_ms": 0.0}})], "/x/p99_ms"), None, "not over zero");
+}
+
+#[tokio::test]
+async fn a_store_the_disk_cannot_hold_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let huge = BenchArgs { history: u64::MAX / 4, backlog: 1, dir: Some(dir.path().to_path_buf()), ..args() };
+    let err = run(&huge).await.expect_err("refused");
+    assert!(err.contains("ask for fewer runs or free some space"), "{err}");
+    assert!(err.contains(&dir.path().join("scale").display().to_string()), "it names where it looked: {err}");
+    assert!(!dir.path().join("scale").join("bench.db").exists(), "nothing was written");
+}
+
+#[test]
+fn the_scale_settings_follow_the_arguments() {
+    let s = scale_settings(&BenchArgs { backlog: 5, history: 7, prune_runs: 3, paced_rate: 0, pickup_samples: 1, ..args() });
+    assert_eq!((s.backlog, s.history, s.prune), (5, 7, 3));
+    assert!((s.rate - 100.0).abs() < f64::EPSILON, "a paced rate of 0 still paces the scale rounds: {}", s.rate);
+    assert_eq!(s.samples, 5, "at least five samples a figure");
+    assert_eq!(scale_schema("plinth_bench_a"), "plinth_bench_a_scale", "a schema of its own, dropped at the end");
 }

@@ -87,6 +87,19 @@ pub(crate) struct BenchArgs {
     /// are timed on a server of their own; 0 skips the dashboard part (issue 13 asks 1000000).
     #[arg(long, default_value_t = 0)]
     pub(crate) ui_history: usize,
+    /// Runs queued (due, held by one full concurrency key) for the flat-at-scale measure: every
+    /// figure it takes on an empty store is taken again with these and `--history` in the store,
+    /// on a server of its own; 0 with `--history` 0 skips it (issue 16 asks 1000000).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) backlog: u64,
+    /// Finished runs kept in the store for the flat-at-scale measure (issue 16 asks 10000000);
+    /// `--prune-runs` of them are old enough for the pruner.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) history: u64,
+    /// Of `--history`, the runs the pruner deletes while `POST /run` is timed (at most
+    /// `--history`).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) prune_runs: u64,
     /// Runs of a five-step Python function through Inngest's SDK and through Plinth's native
     /// step protocol, in each of two passes (issue 14's ratio); 0 skips it. Needs --sdk-python.
     #[arg(long, default_value_t = 0)]

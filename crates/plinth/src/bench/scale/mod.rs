@@ -1,0 +1,265 @@
+//! Flat at scale (issue 16): every figure is taken on an empty store, then again with
+//! `--backlog` runs queued (due, behind one full concurrency key) and `--history` finished runs
+//! kept, each as a ratio that should stay within 1.5x; then `POST /run`'s p99 while the pruner
+//! deletes `--prune-runs` old runs. The disk is checked before anything is written, the store is
+//! filled with copies of real runs while no server runs, and the bytes a finished run takes are
+//! reported. Three servers of its own, one after the other, on one store:
+//! 1. empty: pickup, paced `POST /run`, the reads; then the claim, timed through the store;
+//! 2. filled (retention far away): the same figures;
+//! 3. filled, with a retention that makes the old runs prunable: `POST /run` while they go.
+
+mod fill;
+
+use super::load::{self, Client, Progress};
+use super::server::{Server, ServerOptions};
+use super::stats;
+use fill::Place;
+use plinth_store::copies::RunCopies;
+use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant};
+
+/// Issue 16: each figure with the tables full within this factor of the same on an empty store.
+const TARGET_RATIO: f64 = 1.5;
+/// The function whose runs are queued (one at a time per `input.k`), and the key they wait on.
+const HELD: &str = "hold";
+const HOLD_INPUT: &str = r#"{"k":"busy","ms":600000}"#;
+/// The function timed beside the backlog.
+const FREE: &str = "noop";
+/// The longest the pruning phase waits for the old runs to go.
+const PRUNE_DEADLINE: Duration = Duration::from_secs(1800);
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// What to measure.
+pub(crate) struct Settings {
+    pub(crate) backlog: u64,
+    pub(crate) history: u64,
+    pub(crate) prune: u64,
+    pub(crate) rate: f64,
+    pub(crate) samples: usize,
+    pub(crate) concurrency: usize,
+}
+
+/// The figures taken on each side.
+struct Figures {
+    pickup: Vec<u64>,
+    paced: load::Round,
+    reads: Value,
+}
+
+async fn figures(client: &Client, s: &Settings, tag: &str, progress: &mut Progress) -> Result<Figures, String> {
+    let pickup = load::pickup(client, s.samples, progress).await?.server_micros;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let runs = (s.rate * 5.0) as usize;
+    let load = load::Load { function: FREE, runs: runs.max(100), concurrency: s.concurrency, rate: Some(s.rate), keys: 0 };
+    let paced = load::round(client, load, &format!("scale ({tag}): paced POST /run"), progress).await?;
+    let reads = super::reads::time(client, HELD, s.samples).await?;
+    Ok(Figures { pickup, paced, reads })
+}
+
+fn summary(f: &Figures, claims: &[u64]) -> Value {
+    json!({
+        "idle_pickup": stats::summarize(&f.pickup),
+        "paced_post_run": stats::summarize(&f.paced.post_micros),
+        "claim": stats::summarize(claims),
+        "reads": f.reads,
+    })
+}
+
+/// A run id of `function` with `status`, from the server.
+async fn some_run(client: &Client, function: &str, status: &str) -> Result<String, String> {
+    let page = client.get_json(&format!("/runs?function={function}&status={status}&limit=1")).await?;
+    page["runs"][0]["run_id"].as_str().map(str::to_string).ok_or_else(|| format!("no {status} run of `{function}`: {page}"))
+}
+
+fn place(opts: &ServerOptions) -> Place {
+    match &opts.postgres {
+        Some((url, schema)) => Place::Postgres { url: url.clone(), schema: schema.clone() },
+        None => Place::Sqlite(opts.dir.join("bench.db")),
+    }
+}
+
+/// Checks, before anything is written, that the store's disk can hold the runs asked for: the
+/// free space seen (where) and the bytes estimated.
+pub(crate) async fn preflight(opts: &ServerOptions, s: &Settings) -> Result<(Option<(String, u64)>, u64), String> {
+    let per_run = if opts.postgres.is_some() { fill::BYTES_PER_RUN_POSTGRES } else { fill::BYTES_PER_RUN_SQLITE };
+    std::fs::create_dir_all(&opts.dir).map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
+    let free = fill::free_bytes(&place(opts)).await?;
+    let needed = fill::check_room(s.backlog.saturating_add(s.history), per_run, free.as_ref())?;
+    Ok((free, needed))
+}
+
+/// The whole measure; `opts` is a server of its own (its folder, its schema).
+pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut Progress) -> Result<(Value, Vec<Value>), String> {
+    let place = place(opts);
+    let (free, needed) = preflight(opts, s).await?;
+    let prune = s.prune.min(s.history);
+
+    // 1. The empty store.
+    let far = ServerOptions { serve_args: vec!["--retention".into(), "400days".into()], ..opts.clone() };
+    let server = Server::start(&far, Duration::from_secs(60))?;
+    let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
+    client.ready(Duration::from_secs(10)).await?;
+    client.submit_input(HELD, &serde_json::from_str(HOLD_INPUT).map_err(|e| e.to_string())?).await?;
+    for _ in 0..super::reads::BASE_QUEUE {
+        client.submit_input(HELD, &serde_json::from_str(HOLD_INPUT).map_err(|e| e.to_string())?).await?;
+    }
+    let empty = figures(&client, s, "empty", progress).await?;
+    let finished = some_run(&client, FREE, "succeeded").await?;
+    let queued = some_run(&client, HELD, "queued").await?;
+    // Why: a run of `hold` holds its key for ten minutes; the server is killed, not stopped.
+    drop(server);
+    let empty_claims = fill::claim_cost(&place, FREE, HELD, s.samples).await?;
+    progress.done("bench: scale: the empty store measured");
+
+    // The fill: old runs first (pruned first), then recent ones, then the backlog. Their ids are
+    // run ids of 1970 (prefixes 000001-000003), so they sort before every run a server makes.
+    let before = fill::store_bytes(&place).await?;
+    let now = plinth_core::timefmt::now_micros();
+    let base =
+        RunCopies { template: finished, first: 0, count: prune, prefix: "000001".into(), at: 0, finished_at: 0, input: None };
+    let old = RunCopies { at: now - 30 * DAY_MICROS, finished_at: now - 30 * DAY_MICROS + 1_000, ..base.clone() };
+    let mut fill_seconds = fill::copy(&place, old.clone(), progress).await?;
+    let kept = RunCopies { count: s.history - prune, prefix: "000002".into(), at: now - DAY_MICROS, finished_at: now, ..base };
+    fill_seconds += fill::copy(&place, kept, progress).await?;
+    let after_history = fill::store_bytes(&place).await?;
+    let backlog = RunCopies {
+        template: queued,
+        first: 0,
+        count: s.backlog,
+        prefix: "000003".into(),
+        at: now - 3_600_000_000,
+        finished_at: 0,
+        input: Some(HOLD_INPUT.into()),
+    };
+    fill_seconds += fill::copy(&place, backlog, progress).await?;
+    let after = fill::store_bytes(&place).await?;
+    fill::settle(&place).await?;
+    progress.done(&format!("bench: scale: {} finished and {} queued runs written in {fill_seconds:.1} s", s.history, s.backlog));
+    let full_claims = fill::claim_cost(&place, FREE, HELD, s.samples).await?;
+
+    // 2. The full store.
+    let server = Server::start(&far, Duration::from_secs(120))?;
+    let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
+    client.ready(Duration::from_secs(30)).await?;
+    let full = figures(&client, s, "full", progress).await?;
+    drop(server);
+    progress.done("bench: scale: the full store measured");
+
+    // 3. The pruner at work.
+    let pruning = if prune > 0 { Some(while_pruning(opts, s, &old, progress).await?) } else { None };
+
+    let (report, targets) = compare(&empty, &full, &empty_claims, &full_claims, pruning.as_ref(), s);
+    #[allow(clippy::cast_precision_loss)]
+    let per_finished = (s.history > 0).then(|| after_history.saturating_sub(before) as f64 / s.history as f64);
+    let disk = json!({
+        "free_bytes": free.as_ref().map(|f| f.1),
+        "checked_in": free.as_ref().map(|f| f.0.clone()),
+        "needed_bytes_estimate": needed,
+        "store_bytes_empty": before,
+        "store_bytes_full": after,
+        "bytes_per_finished_run": per_finished.map(stats::round3),
+    });
+    let mut report = report;
+    if let Value::Object(map) = &mut report {
+        map.insert("backlog".into(), json!(s.backlog));
+        map.insert("history".into(), json!(s.history));
+        map.insert("fill_seconds".into(), json!(stats::round3(fill_seconds)));
+        map.insert("disk".into(), disk);
+    }
+    Ok((report, targets))
+}
+
+/// What `POST /run` pays while the pruner deletes the `old` copies: paced rounds from the moment
+/// the first is gone until the last is.
+struct Pruning {
+    post_micros: Vec<u64>,
+    seconds: f64,
+    runs: u64,
+}
+
+async fn gone(client: &Client, id: &str) -> Result<bool, String> {
+    let (status, _) = client.get_text(&format!("/runs/{id}")).await?;
+    Ok(status == 404)
+}
+
+async fn while_pruning(opts: &ServerOptions, s: &Settings, old: &RunCopies, progress: &mut Progress) -> Result<Pruning, String> {
+    // Why: the pruner passes every tenth of the shortest window; a one-minute idempotency window
+    // makes that six seconds, and a day's retention spares every run but the old copies.
+    let args = ["--retention", "1day", "--idempotency-window", "1m"].map(str::to_string).to_vec();
+    let server = Server::start(&ServerOptions { serve_args: args, ..opts.clone() }, Duration::from_secs(120))?;
+    let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
+    client.ready(Duration::from_secs(30)).await?;
+    let (first, last) = (old.id(old.first), old.id(old.first + old.count - 1));
+    let deadline = Instant::now() + PRUNE_DEADLINE;
+    while !gone(&client, &first).await? {
+        if Instant::now() > deadline {
+            return Err("the pruner never started on the old runs".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let mut post_micros = Vec::new();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let runs = ((s.rate * 2.0) as usize).max(50);
+    while !gone(&client, &last).await? {
+        if Instant::now() > deadline {
+            return Err(format!("the pruner did not delete {} old runs within {PRUNE_DEADLINE:?}", old.count));
+        }
+        let load = load::Load { function: FREE, runs, concurrency: s.concurrency, rate: Some(s.rate), keys: 0 };
+        let round = load::round(&client, load, "scale: paced POST /run while the pruner works", progress).await?;
+        post_micros.extend(round.post_micros);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(server);
+    progress.done(&format!("bench: scale: {} old runs pruned in {seconds:.1} s", old.count));
+    Ok(Pruning { post_micros, seconds, runs: old.count })
+}
+
+fn p(v: &Value, pointer: &str) -> Option<f64> {
+    v.pointer(pointer).and_then(Value::as_f64)
+}
+
+/// The report's figures side by side, their ratios and targets.
+fn compare(
+    empty: &Figures,
+    full: &Figures,
+    empty_claims: &[u64],
+    full_claims: &[u64],
+    pruning: Option<&Pruning>,
+    s: &Settings,
+) -> (Value, Vec<Value>) {
+    let (e, f) = (summary(empty, empty_claims), summary(full, full_claims));
+    let what = format!("with {} queued and {} finished runs over an empty store", s.backlog, s.history);
+    let mut ratios = Map::new();
+    let mut targets = Vec::new();
+    let mut add = |name: &str, pointer: &str| {
+        let ratio = p(&e, pointer).zip(p(&f, pointer)).map(|(a, b)| stats::round3(b / a.max(1e-6)));
+        ratios.insert(name.to_string(), json!(ratio));
+        targets.push(super::target(&format!("{name} {what}"), "<=", TARGET_RATIO, ratio));
+    };
+    add("POST /run p99 (paced)", "/paced_post_run/p99_ms");
+    add("idle pickup p50", "/idle_pickup/p50_ms");
+    add("claim p50", "/claim/p50_ms");
+    for read in ["runs_first_page", "runs_of_the_function_queued", "newest_run_of_the_function", "overview", "metrics"] {
+        add(&format!("{read} p50"), &format!("/reads/{read}/latency/p50_ms"));
+    }
+    let prune = pruning.map(|pr| {
+        let during = stats::summarize(&pr.post_micros);
+        let ratio = during.as_ref().and_then(|d| p(&e, "/paced_post_run/p99_ms").map(|a| stats::round3(d.p99_ms / a.max(1e-6))));
+        ratios.insert("POST /run p99 while pruning".into(), json!(ratio));
+        let name = format!("POST /run p99 while the pruner deletes {} runs over an empty store", pr.runs);
+        targets.push(super::target(&name, "<=", TARGET_RATIO, ratio));
+        #[allow(clippy::cast_precision_loss)]
+        let rate = pr.runs as f64 / pr.seconds.max(1e-9);
+        json!({"runs": pr.runs, "seconds": stats::round3(pr.seconds), "runs_per_second": stats::round3(rate),
+               "paced_post_run": during})
+    });
+    let report = json!({
+        "paced_rate": s.rate,
+        "empty": e,
+        "full": f,
+        "ratios": ratios,
+        "pruning": prune,
+    });
+    (report, targets)
+}
