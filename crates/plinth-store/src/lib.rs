@@ -376,6 +376,11 @@ pub trait Store: Send + Sync + 'static {
     fn notifier(&self) -> &Notifier;
     /// The backend's name, for `/health`.
     fn backend(&self) -> &'static str;
+    /// About how long one pruning batch may take: on a store with one writer the hot path
+    /// waits for all of a batch, so batches stay short there.
+    fn prune_pace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(5)
+    }
 }
 
 /// Every attempt of a run, used by backends to fill [`Run::attempts`].

@@ -26,7 +26,7 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
                 Ok(n) => {
                     total += n;
                     let (full, took) = (n >= u64::from(batch), started.elapsed());
-                    batch = next_batch(batch, took);
+                    batch = next_batch(batch, took, shared.store.prune_pace());
                     if !full || !pause(&shared, took).await {
                         break;
                     }
@@ -50,15 +50,13 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
 /// The most and the fewest runs a pruning batch deletes.
 const MOST: u32 = 1000;
 const LEAST: u32 = 50;
-/// About how long one batch may hold the store. Why: SQLite has one writer, and a `POST /run`
-/// arriving during a batch waits for it (1,000 runs took 10 to 20 ms, which went straight into
-/// `POST /run`'s p99); on PostgreSQL a long batch is a long burst of the database's CPU.
-const BATCH_TIME: Duration = Duration::from_millis(5);
-
-/// The next batch's size: scaled so it takes about [`BATCH_TIME`], between [`LEAST`] and [`MOST`].
-fn next_batch(batch: u32, took: Duration) -> u32 {
+/// The next batch's size: scaled so it takes about `pace` (the store's
+/// [`plinth_store::Store::prune_pace`]), between [`LEAST`] and [`MOST`]. Why: SQLite has one
+/// writer, and a `POST /run` arriving during a batch waits for it (1,000 runs took 10 to 20 ms,
+/// which went straight into `POST /run`'s p99).
+fn next_batch(batch: u32, took: Duration, pace: Duration) -> u32 {
     let took = took.as_micros().max(1);
-    let scaled = u128::from(batch) * BATCH_TIME.as_micros() / took;
+    let scaled = u128::from(batch) * pace.as_micros() / took;
     u32::try_from(scaled).unwrap_or(MOST).clamp(LEAST, MOST)
 }
 
@@ -109,8 +107,12 @@ async fn prune_events(shared: &Shared, now: i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{LEAST, MOST, next_batch};
+    use super::{LEAST, MOST};
     use std::time::Duration;
+
+    fn next_batch(batch: u32, took: Duration) -> u32 {
+        super::next_batch(batch, took, Duration::from_millis(5))
+    }
 
     #[test]
     fn batches_shrink_when_slow_and_grow_back_when_fast() {
@@ -119,5 +121,10 @@ mod tests {
         assert_eq!(next_batch(100, Duration::from_secs(10)), LEAST, "never fewer than the least");
         assert_eq!(next_batch(1000, Duration::ZERO), MOST, "an instant batch does not divide by zero");
         assert_eq!(next_batch(400, Duration::from_millis(5)), 400, "on time: the same");
+        assert_eq!(
+            super::next_batch(1000, Duration::from_millis(60), Duration::from_millis(100)),
+            MOST,
+            "a slower pace keeps them large"
+        );
     }
 }

@@ -29,6 +29,7 @@ pub(crate) fn plan(finished: &str, queued: &str, at: i64) -> [RunCopies; 2] {
         prefix: "0000D0".into(),
         at,
         finished_at: at + SEC,
+        step: 1,
         input: None,
     };
     let wait = RunCopies {
@@ -38,6 +39,7 @@ pub(crate) fn plan(finished: &str, queued: &str, at: i64) -> [RunCopies; 2] {
         prefix: "0000W0".into(),
         at,
         finished_at: 0,
+        step: 1000,
         input: Some(r#"{"k":"busy","copied":true}"#.into()),
     };
     [done, wait]
@@ -58,6 +60,7 @@ pub(crate) async fn copies_are_runs_like_any_other(store: &dyn Store, finished: 
     let queued = get(store, &id(wait, 6)).await;
     assert_eq!((queued.status, queued.flow_key.as_deref()), (RunStatus::Queued, Some("busy")));
     assert_eq!(queued.input, json!({"k": "busy", "copied": true}), "the input given replaces the template's");
+    assert_eq!(queued.created_at, at + 6 * 1000, "copies `step` micros apart");
     assert!(store.get(&id(wait, 4), false).await.expect("get").is_none(), "numbered from `first`");
     let stats = store.queue_stats(now_micros(), 100).await.expect("queue stats");
     let lane = stats.iter().find(|q| q.function == "lane").expect("the lane's function is counted");

@@ -19,10 +19,13 @@ pub struct RunCopies {
     /// is 6 characters of Crockford's base 32 (see [`RunCopies::id`]);
     /// its correlation id is its id.
     pub prefix: String,
-    /// Copy `i` is created (and due, and started if the template started) at `at + i` micros.
+    /// Copy `i` is created (and due, and started if the template started) at `at + i * step`.
     pub at: i64,
-    /// Copy `i` finished at `finished_at + i` micros, when the template finished.
+    /// Copy `i` finished at `finished_at + i * step`, when the template finished.
     pub finished_at: i64,
+    /// Micros between one copy and the next (at least 1): a history spread over hours, not
+    /// bunched in one second.
+    pub step: i64,
     /// Replaces the template's input (JSON text), when set.
     pub input: Option<String>,
 }
@@ -54,9 +57,9 @@ pub(crate) fn column_value(column: &str, n: &str, param: &dyn Fn(usize) -> Strin
     match column {
         "id" => id.to_string(),
         "correlation_id" => id.to_string(),
-        "created_at" | "next_attempt_at" => format!("{} + {n}", param(1)),
-        "started_at" => format!("CASE WHEN t.started_at IS NULL THEN NULL ELSE {} + {n} END", param(1)),
-        "finished_at" => format!("CASE WHEN t.finished_at IS NULL THEN NULL ELSE {} + {n} END", param(2)),
+        "created_at" | "next_attempt_at" => format!("{} + {n} * {}", param(1), param(8)),
+        "started_at" => format!("CASE WHEN t.started_at IS NULL THEN NULL ELSE {} + {n} * {} END", param(1), param(8)),
+        "finished_at" => format!("CASE WHEN t.finished_at IS NULL THEN NULL ELSE {} + {n} * {} END", param(2), param(8)),
         "input" => format!("COALESCE({}, t.input)", param(3)),
         "idempotency_key" | "request_hash" => "NULL".to_string(),
         other => format!("t.{other}"),
@@ -72,7 +75,7 @@ mod tests {
         let p = |i: usize| format!("?{i}");
         assert_eq!(column_value("id", "g.i", &p, "new_id"), "new_id");
         assert_eq!(column_value("correlation_id", "g.i", &p, "new_id"), "new_id", "each copy is its own correlation");
-        assert_eq!(column_value("created_at", "g.i", &p, "x"), "?1 + g.i");
+        assert_eq!(column_value("created_at", "g.i", &p, "x"), "?1 + g.i * ?8");
         assert!(
             column_value("started_at", "g.i", &p, "x").contains("t.started_at IS NULL THEN NULL"),
             "a queued copy never started"
@@ -90,6 +93,7 @@ mod tests {
             prefix: "0000C1".into(),
             at: 0,
             finished_at: 0,
+            step: 1,
             input: None,
         };
         assert_eq!(copies.id(7), "0000C100000000000000000007");

@@ -70,6 +70,7 @@ pub async fn copy_runs(url: &str, schema: &str, copies: &RunCopies) -> Result<u6
         .bind(first)
         .bind(last)
         .bind(&copies.prefix)
+        .bind(copies.step.max(1))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -33,29 +33,36 @@ pub fn copy_runs(path: &Path, copies: &RunCopies) -> Result<u64, StoreError> {
         return Err(StoreError::Schema(format!("{} is not a Plinth store", path.display())));
     }
     let param = |i: usize| format!("?{i}");
+    let counter = |first: &str, last: &str| {
+        format!("WITH RECURSIVE g(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM g WHERE n < {last})")
+    };
     let id = "?7 || printf('%020d', g.n)";
-    let counter = "WITH RECURSIVE g(n) AS (SELECT ?5 UNION ALL SELECT n + 1 FROM g WHERE n < ?6)";
     let values: Vec<String> = run_cols.iter().map(|c| column_value(c, "g.n", &param, id)).collect();
     let runs = format!(
-        "{counter} INSERT INTO runs ({}) SELECT {} FROM runs t, g WHERE t.id = ?4",
+        "{} INSERT INTO runs ({}) SELECT {} FROM runs t, g WHERE t.id = ?4",
+        counter("?5", "?6"),
         run_cols.join(", "),
         values.join(", ")
     );
-    // Why: the statement numbers its parameters up to ?7 like the runs' one, so both take the
-    // same seven values (the first three unused here).
-    let values: Vec<String> =
-        attempt_cols.iter().map(|c| if c == "run_id" { id.to_string() } else { format!("t.{c}") }).collect();
+    let values: Vec<String> = attempt_cols
+        .iter()
+        .map(|c| if c == "run_id" { "?4 || printf('%020d', g.n)".to_string() } else { format!("t.{c}") })
+        .collect();
     let attempts = format!(
-        "{counter} INSERT INTO attempts ({}) SELECT {} FROM attempts t, g WHERE t.run_id = ?4",
+        "{} INSERT INTO attempts ({}) SELECT {} FROM attempts t, g WHERE t.run_id = ?1",
+        counter("?2", "?3"),
         attempt_cols.join(", "),
         values.join(", ")
     );
     let first = i64::try_from(copies.first).unwrap_or(i64::MAX);
     let last = i64::try_from(copies.first + copies.count).unwrap_or(i64::MAX) - 1;
     let tx = conn.transaction()?;
-    let binds = params![copies.at, copies.finished_at, copies.input, copies.template, first, last, copies.prefix];
-    let written = tx.execute(&runs, binds)?;
-    tx.execute(&attempts, binds)?;
+    let step = copies.step.max(1);
+    let written = tx.execute(
+        &runs,
+        params![copies.at, copies.finished_at, copies.input, copies.template, first, last, copies.prefix, step],
+    )?;
+    tx.execute(&attempts, params![copies.template, first, last, copies.prefix])?;
     tx.commit()?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(written as u64)

@@ -84,3 +84,15 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str, migrations: &[(i64, &st
     tx.commit().await?;
     Ok(applied)
 }
+
+impl super::PostgresStore {
+    /// Creates (if needed) and migrates `schema` without starting a store (`plinth migrate`).
+    ///
+    /// # Errors
+    /// As [`super::PostgresStore::connect`].
+    pub async fn migrate(url: &str, schema: &str) -> Result<crate::Migrated, crate::StoreError> {
+        let (pool, applied) = super::connect::open_pool(url, schema).await?;
+        pool.close().await;
+        Ok(crate::Migrated { applied, version: MIGRATIONS.last().map_or(0, |m| m.0) })
+    }
+}

@@ -113,16 +113,6 @@ impl PostgresStore {
         })
     }
 
-    /// Creates (if needed) and migrates `schema` without starting a store (`plinth migrate`).
-    ///
-    /// # Errors
-    /// As [`PostgresStore::connect`].
-    pub async fn migrate(url: &str, schema: &str) -> Result<crate::Migrated, StoreError> {
-        let (pool, applied) = open_pool(url, schema).await?;
-        pool.close().await;
-        Ok(crate::Migrated { applied, version: migrate::MIGRATIONS.last().map_or(0, |m| m.0) })
-    }
-
     /// The schema the store works in.
     #[must_use]
     pub fn schema(&self) -> &str {
@@ -392,6 +382,12 @@ impl Store for PostgresStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn prune_pace(&self) -> Duration {
+        // Why: writers do not wait for each other here; a batch costs the hot path only a share
+        // of the database's CPU, and small batches would only add round trips and commits.
+        Duration::from_millis(100)
     }
 }
 

@@ -115,11 +115,28 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     // run ids of 1970 (prefixes 000001-000003), so they sort before every run a server makes.
     let before = fill::store_bytes(&place).await?;
     let now = plinth_core::timefmt::now_micros();
-    let base =
-        RunCopies { template: finished, first: 0, count: prune, prefix: "000001".into(), at: 0, finished_at: 0, input: None };
-    let old = RunCopies { at: now - 30 * DAY_MICROS, finished_at: now - 30 * DAY_MICROS + 1_000, ..base.clone() };
+    let hour = 3_600_000_000_i64;
+    // Why: a history arrives over hours; copies bunched in a second would all sit in the
+    // overview's last hour and its per-minute roll-up would read millions of them.
+    let spread = |over: i64, count: u64| (over / i64::try_from(count.max(1)).unwrap_or(i64::MAX)).max(1);
+    let base = RunCopies {
+        template: finished,
+        first: 0,
+        count: prune,
+        prefix: "000001".into(),
+        at: 0,
+        finished_at: 0,
+        step: 1,
+        input: None,
+    };
+    // Old: finished over a day, a month ago; past a day's retention (the third server's).
+    let at = now - 30 * DAY_MICROS;
+    let old = RunCopies { at, finished_at: at + 1_000, step: spread(DAY_MICROS, prune), ..base.clone() };
     let mut fill_seconds = fill::copy(&place, old.clone(), progress).await?;
-    let kept = RunCopies { count: s.history - prune, prefix: "000002".into(), at: now - DAY_MICROS, finished_at: now, ..base };
+    // Kept: finished over the 19 hours before the last hour; inside every retention used here.
+    let count = s.history - prune;
+    let (at, step) = (now - 20 * hour, spread(19 * hour, count));
+    let kept = RunCopies { count, prefix: "000002".into(), at, finished_at: at + 1_000, step, ..base };
     fill_seconds += fill::copy(&place, kept, progress).await?;
     let after_history = fill::store_bytes(&place).await?;
     let backlog = RunCopies {
@@ -127,8 +144,9 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
         first: 0,
         count: s.backlog,
         prefix: "000003".into(),
-        at: now - 3_600_000_000,
+        at: now - hour,
         finished_at: 0,
+        step: spread(hour, s.backlog),
         input: Some(HOLD_INPUT.into()),
     };
     fill_seconds += fill::copy(&place, backlog, progress).await?;
