@@ -111,7 +111,7 @@ pub const RUNS_HELD: MetricDescriptor = MetricDescriptor {
     name: "runs_held",
     kind: MetricKind::Gauge,
     labels: &["function", "rule"],
-    help: "Queued runs held back: scheduled (a delay or a retry's backoff; at most 1000 when 1000 or more are due too), concurrency or throttle",
+    help: "Queued runs held back: scheduled (a delay or a retry's backoff), concurrency or throttle; when 1000 or more runs are due and 1000 or more are not, each side is counted as 1000",
 };
 /// `uptime_seconds`.
 pub const UPTIME: MetricDescriptor =

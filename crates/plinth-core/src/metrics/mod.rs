@@ -184,7 +184,9 @@ mod tests {
     fn the_held_gauge_names_the_bound_the_store_counts_to() {
         let bound = crate::flow::AHEAD_COUNTED.to_string();
         assert!(
-            catalog::RUNS_HELD.help.contains(&format!("at most {bound} when {bound} or more")),
+            catalog::RUNS_HELD.help.contains(&format!(
+                "when {bound} or more runs are due and {bound} or more are not, each side is counted as {bound}"
+            )),
             "{}",
             catalog::RUNS_HELD.help
         );
