@@ -58,12 +58,6 @@ pub struct LaneLoad {
     /// When its oldest queued run was created (micros), if any is queued.
     #[serde(skip)]
     pub oldest_queued_at: Option<i64>,
-    /// Queued runs whose time has come (`next_attempt_at` at or before the `now` asked about).
-    #[serde(skip)]
-    pub due: u64,
-    /// The lane's throttle time (0 never throttled).
-    #[serde(skip)]
-    pub tat: i64,
 }
 
 /// One lane with open work as the held-runs gauges see it, its counts bounded

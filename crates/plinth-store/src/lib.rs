@@ -338,9 +338,8 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// The lane `key` of `function` as the queued run `run_id` sees it.
     async fn lane(&self, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError>;
-    /// The lanes of `function` with open work, the most queued first; `due` counts the runs due
-    /// at `now`.
-    async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError>;
+    /// The lanes of `function` with open work, the most queued first.
+    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError>;
     /// At most `keys` lanes of `function` with open work, by key, their running and due runs
     /// each counted up to `cap`: what the held-runs gauges need, at a cost that does not grow
     /// with the runs a lane holds (see [`FlowLimit::cap`]).

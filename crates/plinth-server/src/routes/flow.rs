@@ -163,7 +163,7 @@ pub(crate) async fn keys(
     };
     let concurrency = function.policy.concurrency.as_ref();
     // Why: one more than asked tells whether another page follows.
-    let mut lanes = state.store.lanes(&name, limit + 1, offset, now_micros()).await?;
+    let mut lanes = state.store.lanes(&name, limit + 1, offset).await?;
     let more = lanes.len() > limit as usize;
     lanes.truncate(limit as usize);
     let now = now_micros();

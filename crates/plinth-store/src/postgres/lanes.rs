@@ -9,21 +9,18 @@ fn count(row: &sqlx::postgres::PgRow, col: &str) -> Result<u64, StoreError> {
 }
 
 /// The lanes of `function` with open work, the most queued first.
-pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
+pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
     let rows = sqlx::query(
         "SELECT r.flow_key, COUNT(*) FILTER (WHERE r.status = 'queued') AS queued, \
            COUNT(*) FILTER (WHERE r.status = 'running') AS running, COUNT(*) FILTER (WHERE r.status = 'waiting') AS waiting, \
-           MIN(r.created_at) FILTER (WHERE r.status = 'queued') AS oldest, \
-           COUNT(*) FILTER (WHERE r.status = 'queued' AND r.next_attempt_at <= $4) AS due, \
-           COALESCE(MAX(k.tat), 0) AS tat \
-         FROM runs r LEFT JOIN flow_keys k ON k.function = r.function AND k.key = r.flow_key \
+           MIN(r.created_at) FILTER (WHERE r.status = 'queued') AS oldest \
+         FROM runs r \
          WHERE r.function = $1 AND r.flow_key IS NOT NULL AND r.status IN ('queued', 'running', 'waiting') \
          GROUP BY r.flow_key ORDER BY queued DESC, running DESC, r.flow_key LIMIT $2 OFFSET $3",
     )
     .bind(function)
     .bind(i64::from(limit))
     .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-    .bind(now)
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -34,8 +31,6 @@ pub(crate) async fn lanes(pool: &PgPool, function: &str, limit: u32, offset: u64
                 running: count(row, "running")?,
                 waiting: count(row, "waiting")?,
                 oldest_queued_at: row.try_get("oldest")?,
-                due: count(row, "due")?,
-                tat: row.try_get("tat")?,
             })
         })
         .collect()

@@ -280,8 +280,8 @@ impl Store for PostgresStore {
         timed(flow::lane(&self.pool, function, key, run_id)).await
     }
 
-    async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
-        timed(lanes::lanes(&self.pool, function, limit, offset, now)).await
+    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
+        timed(lanes::lanes(&self.pool, function, limit, offset)).await
     }
 
     async fn lane_room(&self, function: &str, cap: u32, keys: u32, now: i64) -> Result<Vec<LaneRoom>, StoreError> {

@@ -9,25 +9,21 @@ fn count(n: i64) -> u64 {
 }
 
 /// The lanes of `function` with open work, the most queued first.
-pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64, now: i64) -> rusqlite::Result<Vec<LaneLoad>> {
+pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64) -> rusqlite::Result<Vec<LaneLoad>> {
     conn.prepare_cached(
         "SELECT flow_key, SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, \
-           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest, \
-           SUM(status = 'queued' AND next_attempt_at <= ?4) AS due, \
-           COALESCE((SELECT tat FROM flow_keys k WHERE k.function = ?1 AND k.key = runs.flow_key), 0) AS tat \
+           SUM(status = 'waiting') AS waiting, MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest \
          FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key IS NOT NULL \
            AND status IN ('queued', 'running', 'waiting') \
          GROUP BY flow_key ORDER BY queued DESC, running DESC, flow_key LIMIT ?2 OFFSET ?3",
     )?
-    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX), now], |r| {
+    .query_map(params![function, limit, i64::try_from(offset).unwrap_or(i64::MAX)], |r| {
         Ok(LaneLoad {
             key: r.get(0)?,
             queued: count(r.get(1)?),
             running: count(r.get(2)?),
             waiting: count(r.get(3)?),
             oldest_queued_at: r.get(4)?,
-            due: count(r.get(5)?),
-            tat: r.get(6)?,
         })
     })?
     .collect()

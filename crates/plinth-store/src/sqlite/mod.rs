@@ -291,9 +291,9 @@ impl Store for SqliteStore {
         self.read(move |c| flow::lane(c, &function, &key, &run_id)).await
     }
 
-    async fn lanes(&self, function: &str, limit: u32, offset: u64, now: i64) -> Result<Vec<LaneLoad>, StoreError> {
+    async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError> {
         let function = function.to_string();
-        self.read(move |c| lanes::lanes(c, &function, limit, offset, now)).await
+        self.read(move |c| lanes::lanes(c, &function, limit, offset)).await
     }
 
     async fn lane_room(&self, function: &str, cap: u32, keys: u32, now: i64) -> Result<Vec<LaneRoom>, StoreError> {

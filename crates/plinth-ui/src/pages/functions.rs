@@ -85,7 +85,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
     }
     let limited = plinth_store::FlowLimit::of(&spec.policy).is_some();
     let keys = if limited {
-        match ui.app.store.lanes(&name, 50, 0, now).await {
+        match ui.app.store.lanes(&name, 50, 0).await {
             Ok(lanes) => lanes
                 .into_iter()
                 .map(|l| KeyRow {
