@@ -69,18 +69,21 @@ impl Columns {
 
 /// One statement records every end of the batch: it locks the runs still held by their
 /// owner (in id order, as heartbeats lock them), moves each to its new state, and closes its
-/// attempt. Runs no longer held are left alone.
-const FINISH_SQL: &str = "\
+/// attempt. Runs no longer held are left alone. Why each run is locked in a subquery of its
+/// own: so the plan reads it by its id, whatever the statistics say; joined to the input, the
+/// generic plan read every running run of the table (and hashed them) for each batch.
+pub(super) const FINISH_SQL: &str = "\
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
     $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
     $17::bigint[])
   AS i(id, owner, attempt, n_status, c_status, n_output, c_output, n_error, c_error, n_next, c_next, n_attempt, c_attempt,
-    now, outcome, attempt_error, duration_us)),
+    now, outcome, attempt_error, duration_us) ORDER BY id COLLATE \"C\"),
 held AS (
-  SELECT r.id, r.cancel_requested AS cancel FROM runs r JOIN input i
-    ON r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
-  ORDER BY r.id FOR UPDATE OF r),
+  SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
+    SELECT r.cancel_requested AS cancel FROM runs r
+    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+    FOR UPDATE) h),
 decided AS (
   SELECT i.id, i.attempt, i.now, i.outcome, i.attempt_error, i.duration_us,
     CASE WHEN h.cancel THEN i.c_status ELSE i.n_status END AS status,

@@ -6,14 +6,17 @@ use plinth_core::{Code, RunError, RunStatus};
 use sqlx::{PgPool, Row};
 
 /// Leases up to `n` due runs of one function in one statement, and records their attempts.
-/// `SKIP LOCKED` lets nodes claiming at once take different runs instead of waiting.
-fn claim_sql() -> String {
+/// `SKIP LOCKED` lets nodes claiming at once take different runs instead of waiting. The ids
+/// come as an array (`= ANY(ARRAY(..))`) so that the statement's one generic plan (see
+/// [`super::dedicated::GENERIC_PLANS`]) reads the queue's index and then the leased rows by
+/// primary key whatever the `LIMIT`; with `IN (..)` the generic plan read the whole table.
+pub(super) fn claim_sql() -> String {
     format!(
         "WITH claimed AS ( \
            UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, \
              started_at = $3 \
-           WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
-             ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+           WHERE id = ANY(ARRAY(SELECT id FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
+             ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)) \
            RETURNING {RUN_COLS}), \
          recorded AS ( \
            INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \

@@ -97,11 +97,14 @@ impl PostgresStore {
         let tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
             tokio::spawn(events::send_loop(pool.clone(), events.clone())),
-            tokio::spawn(finish::batch_loop(dedicated::Dedicated::new(pool.clone()), finish_jobs)),
+            tokio::spawn(finish::batch_loop(
+                dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS),
+                finish_jobs,
+            )),
             tokio::spawn(insert::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
         ];
         Ok(Self {
-            claims: tokio::sync::Mutex::new(dedicated::Dedicated::new(pool.clone())),
+            claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS)),
             pool,
             notifier,
             schema: schema.to_string(),

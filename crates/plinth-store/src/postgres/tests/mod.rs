@@ -7,6 +7,7 @@
 
 mod copies;
 mod nodes;
+mod plans;
 mod prune;
 
 use super::migrate::{MIGRATIONS, migrate};

@@ -1,0 +1,159 @@
+//! The hot statements' one generic plan (decision 0018): the claim and the batched ends read
+//! each run by its id, whatever the statistics, and the connections that run them keep the
+//! setting across reconnects.
+
+use super::super::dedicated::{Dedicated, GENERIC_PLANS};
+use super::super::finish::FINISH_SQL;
+use super::super::leases::claim_sql;
+use super::{database_url, fresh, side_pool};
+use crate::StoreError;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Every scan of `runs` in a plan: (node type, index name, index condition).
+fn scans_of_runs(plan: &Value, out: &mut Vec<(String, String, String)>) {
+    let text = |k: &str| plan.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    if text("Relation Name") == "runs" && text("Node Type") != "ModifyTable" {
+        out.push((text("Node Type"), text("Index Name"), text("Index Cond")));
+    }
+    for child in plan.get("Plans").and_then(Value::as_array).into_iter().flatten() {
+        scans_of_runs(child, out);
+    }
+}
+
+/// The generic plan of `sql` (with `params` PostgreSQL types) in `schema`, as its scans of `runs`;
+/// `name` names the prepared statement (one per call on a connection).
+async fn generic_scans(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: &str,
+    sql: &str,
+    params: &[&str],
+) -> Vec<(String, String, String)> {
+    conn.execute(format!("SET search_path TO \"{schema}\"").as_str()).await.expect("search path");
+    conn.execute(GENERIC_PLANS).await.expect("generic plans");
+    conn.execute(format!("PREPARE {name}({}) AS {sql}", params.join(", ")).as_str()).await.expect("prepare");
+    let nulls = vec!["NULL"; params.len()].join(", ");
+    let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})"))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain");
+    let mut scans = Vec::new();
+    scans_of_runs(&explained[0]["Plan"], &mut scans);
+    scans
+}
+
+/// A table as a busy node sees it, analyzed: a few hundred runs running on other nodes, many
+/// queued and ended. With few running runs, reading them all looks cheap to the planner.
+async fn crowded(conn: &mut PgConnection, schema: &str) {
+    // Why: the counting triggers name their table without a schema, as the store's sessions do.
+    conn.execute(format!("SET search_path TO \"{schema}\"").as_str()).await.expect("search path");
+    for (status, n) in [("running", 200), ("queued", 20000), ("succeeded", 20000)] {
+        let sql = format!(
+            "INSERT INTO \"{schema}\".runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, \
+               correlation_id, lease_owner, lease_expires_at, finished_at) \
+             SELECT '{status}' || lpad(g::text, 8, '0'), 'busy', '{status}', 1, 3, 'null', 1, 1, 'c' || g, \
+               CASE WHEN '{status}' = 'running' THEN 'other-node' END, CASE WHEN '{status}' = 'running' THEN 9 END, \
+               CASE WHEN '{status}' = 'succeeded' THEN 2 END \
+             FROM generate_series(1, {n}) g"
+        );
+        conn.execute(sql.as_str()).await.expect("fill");
+    }
+    conn.execute(format!("ANALYZE \"{schema}\".runs").as_str()).await.expect("analyze");
+}
+
+const FINISH_PARAMS: [&str; 17] = [
+    "text[]", "text[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "bigint[]", "bigint[]",
+    "bigint[]", "bigint[]", "bigint[]", "text[]", "text[]", "bigint[]",
+];
+const CLAIM_PARAMS: [&str; 5] = ["text", "bigint", "bigint", "text", "bigint"];
+
+/// The ends' lock as it was written before, and what replaced it.
+const OLD_HELD: (&str, &str) = (
+    "SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
+    SELECT r.cancel_requested AS cancel FROM runs r
+    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+    FOR UPDATE) h",
+    "SELECT r.id, r.cancel_requested AS cancel FROM runs r JOIN input i
+    ON r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+  ORDER BY r.id FOR UPDATE OF r",
+);
+
+#[tokio::test]
+async fn the_batched_ends_read_each_run_by_its_id_under_the_generic_plan() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    crowded(&mut conn, &scratch.schema).await;
+    let scans = generic_scans(&mut conn, &scratch.schema, "ends", FINISH_SQL, &FINISH_PARAMS).await;
+    assert!(scans.len() >= 2, "the ends lock and update runs: {scans:?}");
+    for (node, index, cond) in &scans {
+        assert!(node == "Index Scan" && cond.contains("(id = "), "each run is read by its id, not {node} {index} {cond}");
+    }
+
+    // The check is not vacuous: the ends as they were written before (the runs joined to the
+    // input and locked in one go) get a generic plan that reads every running run.
+    let before = FINISH_SQL.replace(OLD_HELD.0, OLD_HELD.1);
+    assert_ne!(before, FINISH_SQL, "the old form is rebuilt");
+    let scans = generic_scans(&mut conn, &scratch.schema, "old_ends", &before, &FINISH_PARAMS).await;
+    assert!(scans.iter().any(|(_, _, cond)| !cond.contains("(id = ")), "the old form read runs only by id: {scans:?}");
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
+
+#[tokio::test]
+async fn the_claim_reads_the_queue_then_the_leased_runs_by_id_under_the_generic_plan() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    crowded(&mut conn, &scratch.schema).await;
+    let scans = generic_scans(&mut conn, &scratch.schema, "claim", &claim_sql(), &CLAIM_PARAMS).await;
+    let indexes: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
+    assert_eq!(indexes, ["runs_queue", "runs_pkey"], "{scans:?}");
+    assert!(scans.iter().all(|(node, _, _)| node == "Index Scan"), "{scans:?}");
+    assert!(scans[1].2.contains("= ANY"), "the leased runs are read by their ids: {scans:?}");
+
+    // The check is not vacuous: the claim as it was written before (`id IN (SELECT ..)`) gets a
+    // generic plan that reads runs another way on the same table.
+    let before = claim_sql().replace("id = ANY(ARRAY(SELECT", "id IN (SELECT").replace("SKIP LOCKED))", "SKIP LOCKED)");
+    assert_ne!(before, claim_sql(), "the old form is rebuilt");
+    let scans = generic_scans(&mut conn, &scratch.schema, "old_claim", &before, &CLAIM_PARAMS).await;
+    assert!(
+        scans.iter().any(|(node, index, _)| node != "Index Scan" || (index != "runs_pkey" && index != "runs_queue")),
+        "the old form read runs only by id and queue: {scans:?}"
+    );
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
+
+async fn plan_cache_mode(dedicated: &mut Dedicated) -> Result<String, StoreError> {
+    dedicated.run(async |c| Ok(sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *c).await?)).await
+}
+
+#[tokio::test]
+async fn a_dedicated_connection_keeps_its_setting_across_a_reconnect() {
+    let Some(url) = database_url() else { return };
+    let pool = side_pool(&url).await;
+    let mut dedicated = Dedicated::with_setup(pool.clone(), GENERIC_PLANS);
+    assert_eq!(plan_cache_mode(&mut dedicated).await.expect("show"), "force_generic_plan");
+    let failed: Result<(), StoreError> =
+        dedicated.run(async |c| Ok(c.execute("SELECT no_such_column FROM pg_class").await.map(|_| ())?)).await;
+    assert!(failed.is_err(), "a failed use drops the connection");
+    assert_eq!(plan_cache_mode(&mut dedicated).await.expect("show"), "force_generic_plan", "the new connection is set up too");
+    let mut plain = Dedicated::new(pool.clone());
+    assert_eq!(plan_cache_mode(&mut plain).await.expect("show"), "auto", "without a setup nothing is set");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_setup_the_database_refuses_fails_each_use_and_is_tried_again() {
+    let Some(url) = database_url() else { return };
+    let pool = side_pool(&url).await;
+    let mut dedicated = Dedicated::with_setup(pool.clone(), "SET plinth_no_such_setting = 1");
+    for attempt in 0..2 {
+        let err = plan_cache_mode(&mut dedicated).await.expect_err("a refused setup fails the use");
+        assert!(err.to_string().contains("plinth_no_such_setting"), "attempt {attempt}: {err}");
+        assert!(!dedicated.unreachable(), "the database was reached");
+    }
+    pool.close().await;
+}
