@@ -96,7 +96,7 @@ impl PostgresStore {
         let (inserts, insert_jobs) = mpsc::channel(1024);
         let tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
-            tokio::spawn(events::send_loop(pool.clone(), events.clone())),
+            tokio::spawn(events::send_loop(dedicated::Dedicated::new(pool.clone()), events.clone())),
             tokio::spawn(finish::batch_loop(
                 dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS),
                 finish_jobs,
