@@ -15,7 +15,7 @@ use sqlx::{PgConnection, PgPool};
 /// the generic plan's estimate looks dearer, and which way it goes changed from one run to the
 /// next. Measured with `pg_stat_statements` over 40,000 runs: the claim was planned at 1,468
 /// of its 1,596 calls (0.52 ms each, a third of its cost), and in another run the batch of ends
-/// at 2,389 of its 2,572 calls (0.41 ms each). Both statements are written so that their
+/// at 2,389 of its 2,572 calls (0.44 ms each). Both statements are written so that their
 /// generic plan reads each run by primary key (claim in leases.rs, ends in finish.rs). The
 /// flow-control lanes ask for custom plans in their own transactions (flow.rs).
 pub(crate) const GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan";

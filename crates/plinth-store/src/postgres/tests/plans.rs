@@ -68,7 +68,7 @@ const FINISH_PARAMS: [&str; 17] = [
 ];
 const CLAIM_PARAMS: [&str; 5] = ["text", "bigint", "bigint", "text", "bigint"];
 
-/// The ends' lock as it was written before, and what replaced it.
+/// The ends' lock as it is written now, and as it was written before.
 const OLD_HELD: (&str, &str) = (
     "SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
     SELECT r.cancel_requested AS cancel FROM runs r
