@@ -283,6 +283,9 @@ pub struct NewRun {
     pub traceparent: Option<String>,
     /// The W3C `tracestate` that goes with `traceparent`.
     pub tracestate: Option<String>,
+    /// Set when the node that accepts the run starts it at once: the run is stored leased to
+    /// that node, its first attempt begun, and never enters the queue (decision 0019).
+    pub start: Option<StartNow>,
 }
 
 impl NewRun {
@@ -350,6 +353,9 @@ impl Finish {
         }
     }
 }
+
+mod start;
+pub use start::StartNow;
 
 #[cfg(test)]
 mod tests;

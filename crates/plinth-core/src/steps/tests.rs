@@ -75,6 +75,7 @@ fn the_envelope_keeps_the_steps_order() {
         expiry: crate::flow::Expiry::default(),
         traceparent: None,
         tracestate: None,
+        start: None,
     }
     .into_queued();
     let steps = vec![

@@ -67,6 +67,7 @@ impl NewRun {
             expiry: crate::flow::Expiry::of(&function.policy, now),
             traceparent: None,
             tracestate: None,
+            start: None,
         }
     }
 }

@@ -133,6 +133,7 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
             expiry: plinth_core::flow::Expiry::default(),
             traceparent: None,
             tracestate: None,
+            start: None,
         };
         // Why: enqueues alternate between the nodes, as a load balancer would spread them.
         stores[usize::try_from(i % 2).unwrap_or(0)].enqueue(run).await.expect("enqueue");

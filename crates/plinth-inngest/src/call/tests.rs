@@ -25,6 +25,7 @@ fn run(input: Value) -> Run {
         expiry: plinth_core::flow::Expiry::default(),
         traceparent: None,
         tracestate: None,
+        start: None,
     }
     .into_queued()
 }
