@@ -282,10 +282,27 @@ pub struct LogEntry {
     pub line: LogLine,
 }
 
+/// A node that starts runs the moment they are stored (decision 0019). The API asks for a slot
+/// before it stores a run; the engine, which owns the slots, answers. The two still meet only
+/// in the store: the run is on disk, leased to the node, before its attempt starts.
+pub trait Starter: Send + Sync {
+    /// Reserves one of this node's free slots for a run of `function` due now, with the lease
+    /// to store the run with; `None` when no slot is free, runs wait in the queue (they come
+    /// first) or the node is stopping. The slot is held until [`Starter::start`] or
+    /// [`Starter::release`].
+    fn reserve(&self, function: &str, now: i64) -> Option<plinth_core::run::StartNow>;
+    /// Starts the first attempt of a run stored started, on the slot reserved for it.
+    fn start(&self, run: Run);
+    /// Gives back a reserved slot whose run was not stored started.
+    fn release(&self);
+}
+
 /// A durable run store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Writes a new run; returns once it is on disk.
+    /// Writes a new run; returns once it is on disk. A run with [`NewRun::start`] set that
+    /// [may start at once](NewRun::may_start_at_once) is stored running, leased to that node
+    /// with its first attempt begun; the answer's status tells which it was.
     async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError>;
     /// One run, with its attempts when asked.
     async fn get(&self, run_id: &str, with_attempts: bool) -> Result<Option<Run>, StoreError>;

@@ -19,6 +19,7 @@ mod leases;
 mod overview;
 mod queue;
 mod runs;
+mod start;
 mod steps;
 mod upkeep;
 
@@ -31,6 +32,7 @@ pub use leases::*;
 pub use overview::*;
 pub use queue::*;
 pub use runs::*;
+pub use start::*;
 pub use steps::*;
 pub use upkeep::*;
 
@@ -118,6 +120,9 @@ macro_rules! with_every_case {
             roll_up_counts_ended_runs_once,
             roll_up_looks_back_an_hour_and_forgets_old_minutes,
             nodes_beat_and_are_forgotten,
+            a_run_started_at_once_is_stored_leased,
+            a_started_run_whose_node_died_is_rescued,
+            a_start_is_ignored_where_the_queue_decides,
         ];
     };
 }
@@ -169,6 +174,7 @@ pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
         expiry: plinth_core::flow::Expiry::default(),
         traceparent: None,
         tracestate: None,
+        start: None,
         run_id: new_run_id(),
         function: function.to_string(),
         input: serde_json::json!({ "n": 1 }),

@@ -26,43 +26,67 @@ pub(crate) async fn insert_many(conn: &mut PgConnection, runs: &[&NewRun]) -> Re
     let col = |f: fn(&NewRun) -> String| runs.iter().map(|r| f(r)).collect::<Vec<String>>();
     let opt = |f: fn(&NewRun) -> Option<String>| runs.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
     let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
-    sqlx::query(
-        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, next_attempt_at, \
-         correlation_id, trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, \
-         cancel_on, batch_key, traceparent, tracestate) \
-         SELECT id, function, 'queued', 0, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, \
-           trigger, trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, \
-           traceparent, tracestate \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], \
-           $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], \
-           $17::boolean[], $18::text[], $19::text[], $20::text[]) \
-           AS r(id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
-           trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate)",
-    )
-    .bind(col(|r| r.run_id.clone()))
-    .bind(col(|r| r.function.clone()))
-    .bind(num(|r| i64::from(r.max_attempts)))
-    .bind(col(|r| to_json(&r.input)))
-    .bind(num(|r| i64::from(r.priority)))
-    .bind(num(|r| r.created_at))
-    .bind(num(|r| r.not_before))
-    .bind(col(|r| r.correlation_id.clone()))
-    .bind(opt(|r| super::runs::trigger_json(&r.trigger)))
-    .bind(col(|r| r.trigger.kind().to_string()))
-    .bind(opt(|r| r.trigger.event_id().map(str::to_string)))
-    .bind(opt(|r| r.flow_key.clone()))
-    .bind(opt(|r| r.debounce.as_ref().map(|d| d.key.clone())))
-    .bind(opt(|r| r.singleton.as_ref().map(|s| s.key.clone())))
-    .bind(runs.iter().map(|r| r.expiry.start_by).collect::<Vec<Option<i64>>>())
-    .bind(runs.iter().map(|r| r.expiry.finish_by).collect::<Vec<Option<i64>>>())
-    .bind(runs.iter().map(|r| r.expiry.cancel_on).collect::<Vec<bool>>())
-    .bind(opt(|r| r.batch.as_ref().map(|b| b.key.clone())))
-    .bind(opt(|r| r.traceparent.clone()))
-    .bind(opt(|r| r.tracestate.clone()))
-    .execute(conn)
-    .await?;
+    let started = runs.iter().any(|r| r.start.is_some());
+    let sql = if started { STARTED_SQL.as_str() } else { QUEUED_SQL.as_str() };
+    let mut query = sqlx::query(sql)
+        .bind(col(|r| r.run_id.clone()))
+        .bind(col(|r| r.function.clone()))
+        .bind(num(|r| i64::from(r.max_attempts)))
+        .bind(col(|r| to_json(&r.input)))
+        .bind(num(|r| i64::from(r.priority)))
+        .bind(num(|r| r.created_at))
+        .bind(num(|r| r.not_before))
+        .bind(col(|r| r.correlation_id.clone()))
+        .bind(opt(|r| super::runs::trigger_json(&r.trigger)))
+        .bind(col(|r| r.trigger.kind().to_string()))
+        .bind(opt(|r| r.trigger.event_id().map(str::to_string)))
+        .bind(opt(|r| r.flow_key.clone()))
+        .bind(opt(|r| r.debounce.as_ref().map(|d| d.key.clone())))
+        .bind(opt(|r| r.singleton.as_ref().map(|s| s.key.clone())))
+        .bind(runs.iter().map(|r| r.expiry.start_by).collect::<Vec<Option<i64>>>())
+        .bind(runs.iter().map(|r| r.expiry.finish_by).collect::<Vec<Option<i64>>>())
+        .bind(runs.iter().map(|r| r.expiry.cancel_on).collect::<Vec<bool>>())
+        .bind(opt(|r| r.batch.as_ref().map(|b| b.key.clone())))
+        .bind(opt(|r| r.traceparent.clone()))
+        .bind(opt(|r| r.tracestate.clone()));
+    if started {
+        query = query
+            .bind(opt(|r| r.start.as_ref().map(|s| s.owner.clone())))
+            .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.started_at)).collect::<Vec<Option<i64>>>())
+            .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.lease_until)).collect::<Vec<Option<i64>>>());
+    }
+    query.execute(conn).await?;
     Ok(())
 }
+
+/// The columns the batch takes from its arrays, and their types.
+const COLUMNS: &str = "id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
+    trigger_type, event_id, flow_key, debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, \
+    tracestate";
+const ARRAYS: &str = "$1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], \
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], \
+    $17::boolean[], $18::text[], $19::text[], $20::text[]";
+
+/// A batch of queued runs.
+static QUEUED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("INSERT INTO runs ({COLUMNS}, status, attempt) SELECT {COLUMNS}, 'queued', 0 FROM unnest({ARRAYS}) AS r({COLUMNS})")
+});
+
+/// A batch where some runs start at once: those are stored running, leased to the node that
+/// starts them, and their first attempts are recorded in the same statement, as a claim would.
+static STARTED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH stored AS ( \
+           INSERT INTO runs ({COLUMNS}, status, attempt, lease_owner, started_at, lease_expires_at) \
+           SELECT {COLUMNS}, CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, \
+             CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END, lease_owner, started_at, lease_expires_at \
+           FROM unnest({ARRAYS}, $21::text[], $22::bigint[], $23::bigint[]) \
+             AS r({COLUMNS}, lease_owner, started_at, lease_expires_at) \
+           RETURNING id, attempt, lease_owner, started_at) \
+         INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
+         SELECT id, attempt, lease_owner, started_at, 'running' FROM stored WHERE lease_owner IS NOT NULL"
+    )
+});
 
 /// Inserts a batch in one transaction when a run has a lane (its lock must last until the
 /// runs are committed), as a bare statement otherwise.

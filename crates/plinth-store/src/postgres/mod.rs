@@ -154,7 +154,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn enqueue(&self, run: NewRun) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, mut run: NewRun) -> Result<Enqueued, StoreError> {
+        if !run.may_start_at_once(run.created_at) {
+            run.start = None;
+        }
         let single = run.idempotency_key.is_some()
             || run.max_queued.is_some()
             || run.rate.is_some()
@@ -170,11 +173,12 @@ impl Store for PostgresStore {
                 rx.await.map_err(|_| gone())?
             })
             .await?;
-            Enqueued::Created(run.into_queued())
+            Enqueued::Created(run.into_stored())
         } else {
             self.enqueue_single(run).await?
         };
-        if matches!(enqueued, Enqueued::Created(_)) {
+        // Why: a run stored started is this node's already; no node need look for it.
+        if matches!(&enqueued, Enqueued::Created(r) if r.status == RunStatus::Queued) {
             self.work_everywhere();
         }
         Ok(enqueued)

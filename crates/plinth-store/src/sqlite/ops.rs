@@ -36,7 +36,10 @@ fn missing(id: &str) -> StoreError {
     StoreError::Corrupt(format!("run {id} vanished inside its own transaction"))
 }
 
-pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
+pub(crate) fn enqueue(conn: &Connection, mut run: NewRun) -> OpResult<Enqueued> {
+    if !run.may_start_at_once(run.created_at) {
+        run.start = None;
+    }
     if let Some(key) = &run.idempotency_key {
         let found: Option<(String, Option<String>)> = conn
             .prepare_cached("SELECT id, request_hash FROM runs WHERE idempotency_key = ?1")?
@@ -74,17 +77,21 @@ pub(crate) fn enqueue(conn: &Connection, run: NewRun) -> OpResult<Enqueued> {
         return Err(StoreError::RateLimited { function: run.function, key: rate.key.clone(), retry_after });
     }
     insert_run(conn, &run)?;
-    Ok((Enqueued::Created(run.into_queued()), events))
+    Ok((Enqueued::Created(run.into_stored()), events))
 }
 
-/// Inserts a queued run with what started it.
+/// Inserts a run with what started it: queued, or running with its first attempt recorded
+/// when it starts at once ([`NewRun::start`]).
 pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()> {
     let trigger = (run.trigger != plinth_core::Trigger::Api).then(|| to_json(&run.trigger));
+    let start = run.start.as_ref();
     conn.prepare_cached(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
          next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
-         debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate) VALUES (?1, ?2, 'queued', 0, \
-         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+         debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate, lease_owner, \
+         started_at, lease_expires_at) VALUES (?1, ?2, CASE WHEN ?23 IS NULL THEN 'queued' ELSE 'running' END, \
+         CASE WHEN ?23 IS NULL THEN 0 ELSE 1 END, \
+         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
     )?
     .execute(params![
         run.run_id,
@@ -109,7 +116,16 @@ pub(crate) fn insert_run(conn: &Connection, run: &NewRun) -> rusqlite::Result<()
         run.batch.as_ref().map(|b| b.key.as_str()),
         run.traceparent,
         run.tracestate,
+        start.map(|s| s.owner.as_str()),
+        start.map(|s| s.started_at),
+        start.map(|s| s.lease_until),
     ])?;
+    if let Some(s) = start {
+        conn.prepare_cached(
+            "INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) VALUES (?1, 1, ?2, ?3, 'running')",
+        )?
+        .execute(params![run.run_id, s.owner, s.started_at])?;
+    }
     if let Some(key) = &run.flow_key {
         super::flow::open_lane(conn, &run.function, key, run.created_at)?;
     }
