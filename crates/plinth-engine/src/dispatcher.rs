@@ -32,7 +32,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             (functions, limits) = claimable(&component);
             adopt_lanes(&shared, &component).await;
         }
-        let free = shared.config.workers.saturating_sub(u32::try_from(shared.inflight.len()).unwrap_or(u32::MAX));
+        // Why: set before the free slots are counted, so an attempt that ends after the count
+        // wakes this loop (see `slot_wanted`).
+        shared.slot_wanted.store(true, std::sync::atomic::Ordering::SeqCst);
+        let busy = shared.inflight.busy() + shared.inflight.waiting() + shared.reserved.load(std::sync::atomic::Ordering::SeqCst);
+        let free = shared.config.workers.saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX));
         if backlog && free < gather && !shared.inflight.is_empty() {
             if !sleep(&shared, POLL).await {
                 return;
@@ -61,11 +65,17 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Ok(claimed) => {
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
                 backlog = got >= asked;
+                shared.backlog.store(backlog, std::sync::atomic::Ordering::SeqCst);
                 for run in claimed.runs {
                     let stop = shared.inflight.insert(&run.run_id, run.attempt, &run.function);
                     tokio::spawn(executor::execute(shared.clone(), run, stop));
                 }
                 if got < asked {
+                    // Why: nothing is due for a free slot; an ending attempt need not wake this
+                    // loop, unless a `concurrency` lane it frees holds due runs back.
+                    if limits.is_empty() {
+                        shared.slot_wanted.store(false, std::sync::atomic::Ordering::SeqCst);
+                    }
                     // Nothing more is due now: sleep until woken or the next run falls due.
                     let until_due = claimed
                         .next_due

@@ -1,5 +1,6 @@
 //! The attempts executing on this node, with their cancel tokens and per-function counts.
 
+use plinth_core::Run;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -51,12 +52,20 @@ struct Entry {
     attempt: u32,
     function: String,
     stop: Stop,
+    /// Whether its handler is still at work (false once it returned and only its end is
+    /// being written).
+    busy: bool,
 }
 
 #[derive(Default)]
 struct Inner {
     runs: HashMap<String, Entry>,
     per_function: HashMap<String, u32>,
+    /// The entries whose handler is still at work: what the node's worker slots bound.
+    busy: usize,
+    /// Runs stored started on this node (decision 0019) that found every slot taken when
+    /// their write returned: they start, in order, as slots free. Their leases are held.
+    waiting: std::collections::VecDeque<(Run, Stop)>,
 }
 
 /// The in-flight table.
@@ -74,17 +83,75 @@ impl InFlight {
         let stop = Stop::default();
         let mut inner = self.lock();
         *inner.per_function.entry(function.to_string()).or_default() += 1;
-        inner.runs.insert(run_id.to_string(), Entry { attempt, function: function.to_string(), stop: stop.clone() });
+        let entry = Entry { attempt, function: function.to_string(), stop: stop.clone(), busy: true };
+        if let Some(old) = inner.runs.insert(run_id.to_string(), entry)
+            && old.busy
+        {
+            inner.busy = inner.busy.saturating_sub(1);
+        }
+        inner.busy += 1;
         stop
+    }
+
+    /// Takes in a run stored started on this node: it is given back to start now when fewer
+    /// than `workers` handlers are at work, and waits for a slot otherwise (its lease held).
+    pub(crate) fn admit(&self, run: Run, workers: usize) -> Option<(Run, Stop)> {
+        let stop = Stop::default();
+        let mut inner = self.lock();
+        *inner.per_function.entry(run.function.clone()).or_default() += 1;
+        let free = inner.busy < workers;
+        let entry = Entry { attempt: run.attempt, function: run.function.clone(), stop: stop.clone(), busy: free };
+        if let Some(old) = inner.runs.insert(run.run_id.clone(), entry)
+            && old.busy
+        {
+            inner.busy = inner.busy.saturating_sub(1);
+        }
+        if free {
+            inner.busy += 1;
+            return Some((run, stop));
+        }
+        inner.waiting.push_back((run, stop));
+        None
+    }
+
+    /// Marks the attempt's handler as returned: its slot is free for another attempt while
+    /// its end is written. Why: the end is written in batches; holding the slot through the
+    /// write halved the attempts a node could start per second with its slots. The slot goes
+    /// to the first run waiting for one, if any: returned to start now.
+    pub(crate) fn handler_done(&self, run_id: &str) -> Option<(Run, Stop)> {
+        let mut inner = self.lock();
+        let was_busy = inner.runs.get_mut(run_id).is_some_and(|e| std::mem::replace(&mut e.busy, false));
+        if was_busy {
+            inner.busy = inner.busy.saturating_sub(1);
+        }
+        let (run, stop) = inner.waiting.pop_front()?;
+        if let Some(e) = inner.runs.get_mut(&run.run_id) {
+            e.busy = true;
+        }
+        inner.busy += 1;
+        Some((run, stop))
+    }
+
+    /// Runs stored started here that wait for a slot.
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().waiting.len()
     }
 
     pub(crate) fn remove(&self, run_id: &str) {
         let mut inner = self.lock();
-        if let Some(e) = inner.runs.remove(run_id)
-            && let Some(n) = inner.per_function.get_mut(&e.function)
-        {
-            *n = n.saturating_sub(1);
+        if let Some(e) = inner.runs.remove(run_id) {
+            if e.busy {
+                inner.busy = inner.busy.saturating_sub(1);
+            }
+            if let Some(n) = inner.per_function.get_mut(&e.function) {
+                *n = n.saturating_sub(1);
+            }
         }
+    }
+
+    /// The attempts whose handler is at work: the worker slots taken.
+    pub(crate) fn busy(&self) -> usize {
+        self.lock().busy
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -131,9 +198,17 @@ mod tests {
         f.release_all();
         assert_eq!(s.reason(), StopReason::Cancel);
         assert!(s.token().is_cancelled());
+        assert_eq!(f.busy(), 2);
+        f.handler_done("a");
+        f.handler_done("a");
+        f.handler_done("ghost");
+        assert_eq!((f.busy(), f.len()), (1, 2), "a's slot is free, its lease still held");
         f.remove("a");
         f.remove("a");
         assert_eq!(f.running("echo"), 1);
+        assert_eq!(f.busy(), 1, "removing a run whose handler returned frees nothing twice");
         assert_eq!(f.leases(), vec![("b".to_string(), 2)]);
+        f.remove("b");
+        assert_eq!((f.busy(), f.len()), (0, 0));
     }
 }

@@ -8,6 +8,7 @@ mod dispatcher;
 pub mod executor;
 mod inflight;
 mod maintenance;
+mod starter;
 
 pub use executor::in_process::{Handler, HandlerContext, HandlerError, Handlers};
 
@@ -94,6 +95,15 @@ pub(crate) struct Shared {
     pub(crate) inflight: InFlight,
     /// HTTP handlers' targets and their pooled client.
     pub(crate) http: executor::http::HttpHandlers,
+    /// Slots the API reserved for runs it is storing started (decision 0019).
+    pub(crate) reserved: std::sync::atomic::AtomicUsize,
+    /// Whether the dispatcher's last claim took all it asked for: runs wait in the queue, and
+    /// no run may skip it.
+    pub(crate) backlog: std::sync::atomic::AtomicBool,
+    /// Whether an ending attempt must wake the dispatcher: false only while its last claim
+    /// found nothing due that a free slot could take. Why: with runs started as they are
+    /// stored, a wake per ended attempt cost an empty claim per run.
+    pub(crate) slot_wanted: std::sync::atomic::AtomicBool,
     /// Cancelled when no new run may be claimed.
     pub(crate) no_claims: CancellationToken,
     /// Cancelled when the background services stop.
@@ -158,6 +168,9 @@ impl Engine {
             // Why: `check_handlers` reported any error before start; a target that fails now
             // (an environment variable removed in between) fails its runs with PLINTH_023.
             http: executor::http::HttpHandlers::new(&component.get()).unwrap_or_default(),
+            reserved: std::sync::atomic::AtomicUsize::new(0),
+            backlog: std::sync::atomic::AtomicBool::new(false),
+            slot_wanted: std::sync::atomic::AtomicBool::new(true),
             no_claims: CancellationToken::new(),
             stop: CancellationToken::new(),
         });
@@ -177,6 +190,12 @@ impl Engine {
     #[must_use]
     pub fn waker(&self) -> Arc<Notify> {
         self.shared.wake.clone()
+    }
+
+    /// What the API calls to start runs on this node the moment they are stored.
+    #[must_use]
+    pub fn starter(&self) -> Arc<dyn plinth_store::Starter> {
+        Arc::new(starter::EngineStarter(self.shared.clone()))
     }
 
     /// Attempts executing now.

@@ -41,6 +41,11 @@ pub(crate) enum AttemptEnd {
     LeaseLost,
 }
 
+/// Runs the attempt as a task of its own.
+pub(crate) fn spawn(shared: Arc<Shared>, run: Run, stop: Stop) {
+    tokio::spawn(execute(shared, run, stop));
+}
+
 /// Executes one claimed attempt to its end and records it. Runs as its own task.
 pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
     let span = tracing::info_span!(
@@ -67,6 +72,11 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         let started = Instant::now();
         tracing::info!("attempt started");
         let end = handle(&shared, &run, &stop).await;
+        if let Some((next, stop)) = shared.inflight.handler_done(&run.run_id) {
+            spawn(shared.clone(), next, stop);
+        } else if shared.slot_wanted.load(std::sync::atomic::Ordering::SeqCst) {
+            shared.wake.notify_one();
+        }
         let duration = started.elapsed();
         let finish = decide(&shared, &run, end, stop.reason());
         shared.metrics.in_flight(&run.function, -1);
@@ -83,7 +93,6 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
             None => tracing::warn!("lease lost during the attempt; another worker owns the run now"),
         }
         shared.inflight.remove(&run.run_id);
-        shared.wake.notify_one();
     }
     .instrument(span)
     .await;

@@ -15,5 +15,6 @@ mod overview;
 mod races;
 mod schedules;
 mod scheduling;
+mod start_now;
 mod steps_rust;
 mod trace;
