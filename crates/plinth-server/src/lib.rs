@@ -68,6 +68,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes the dispatcher after an enqueue.
     pub wake: Arc<Notify>,
+    /// Starts submitted runs on this node as they are stored (decision 0019); `None` queues
+    /// every run for the dispatchers to claim.
+    pub starter: Option<Arc<dyn plinth_store::Starter>>,
     /// Readiness.
     pub readiness: Arc<Readiness>,
     /// The largest request body accepted, in bytes.

@@ -12,6 +12,7 @@ mod limits;
 mod openapi;
 mod register;
 mod runs;
+mod start_now;
 
 use crate::{AppState, Readiness, router};
 use axum::body::Body;
@@ -79,6 +80,7 @@ fn harness_of(component: Component, auth: Option<Arc<crate::Auth>>) -> Harness {
         component: live,
         metrics: Arc::new(Metrics::new("plinth", "hello")),
         wake: Arc::new(tokio::sync::Notify::new()),
+        starter: None,
         readiness,
         body_limit: 4096,
         auth,

@@ -165,6 +165,7 @@ async fn run(
         component: component.clone(),
         metrics,
         wake: engine.waker(),
+        starter: Some(engine.starter()),
         readiness: readiness.clone(),
         body_limit: usize::try_from(settings.body_limit).unwrap_or(usize::MAX),
         auth: auth.clone(),

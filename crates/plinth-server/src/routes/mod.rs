@@ -1,6 +1,7 @@
 //! The contract's endpoints.
 
 pub(crate) mod bodies;
+mod enqueue;
 pub(crate) mod events;
 pub(crate) mod flow;
 pub(crate) mod inngest;

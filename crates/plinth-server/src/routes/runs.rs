@@ -144,12 +144,13 @@ pub(crate) async fn submit(
     );
     let trace = enqueue.in_scope(|| super::request_trace(&headers));
     (new.traceparent, new.tracestate) = (trace.parent, trace.state);
-    let (run, replayed) = match tracing::Instrument::instrument(state.store.enqueue(new), enqueue).await? {
-        Enqueued::Created(run) | Enqueued::Debounced(run) => (run, false),
+    let stored = super::enqueue::store_run(&state, new, now);
+    let (run, replayed) = match tracing::Instrument::instrument(stored, enqueue).await? {
+        Enqueued::Created(run) => (super::enqueue::as_accepted(run), false),
+        Enqueued::Debounced(run) => (run, false),
         Enqueued::Replayed(run) => (run, true),
     };
     if !replayed {
-        state.wake.notify_one();
         tracing::debug!(run_id = %run.run_id, function = %run.function, "run accepted");
     }
     let mut resp = accepted(run);

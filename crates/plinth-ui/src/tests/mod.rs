@@ -71,6 +71,7 @@ fn harness_of(yaml: &str) -> Harness {
         component: live,
         metrics: Arc::new(Metrics::new("plinth", "shop")),
         wake: Arc::new(tokio::sync::Notify::new()),
+        starter: None,
         readiness,
         body_limit: 64 * 1024,
         auth,
