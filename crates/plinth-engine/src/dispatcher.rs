@@ -35,7 +35,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         // Why: set before the free slots are counted, so an attempt that ends after the count
         // wakes this loop (see `slot_wanted`).
         shared.slot_wanted.store(true, std::sync::atomic::Ordering::SeqCst);
-        let busy = shared.inflight.busy() + shared.inflight.waiting() + shared.reserved.load(std::sync::atomic::Ordering::SeqCst);
+        // Why reservations are not counted: a claim sized by the slots left after them asked
+        // for one or two runs, took the one a schedule had just queued, and read as a backlog
+        // (all it asked for), which then sent every new run to the queue. A run stored started
+        // that finds the slots taken waits on this node for one (`InFlight::admit`).
+        let busy = shared.inflight.busy() + shared.inflight.waiting();
         let free = shared.config.workers.saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX));
         if backlog && free < gather && !shared.inflight.is_empty() {
             if !sleep(&shared, POLL).await {
@@ -72,10 +76,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
                 if got < asked {
                     // Why: nothing is due for a free slot; an ending attempt need not wake this
-                    // loop, unless a `concurrency` lane it frees holds due runs back.
-                    if limits.is_empty() {
-                        shared.slot_wanted.store(false, std::sync::atomic::Ordering::SeqCst);
-                    }
+                    // loop. (One that frees a `concurrency` lane wakes it all the same: the
+                    // executor wakes it after the end of every run with a lane.)
+                    shared.slot_wanted.store(false, std::sync::atomic::Ordering::SeqCst);
                     // Nothing more is due now: sleep until woken or the next run falls due.
                     let until_due = claimed
                         .next_due

@@ -93,6 +93,11 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
             None => tracing::warn!("lease lost during the attempt; another worker owns the run now"),
         }
         shared.inflight.remove(&run.run_id);
+        // Why: a run of a function with a `concurrency` limit frees its lane once its end is
+        // written; runs of that lane the last claim left due may start now.
+        if run.flow_key.is_some() {
+            shared.wake.notify_one();
+        }
     }
     .instrument(span)
     .await;
