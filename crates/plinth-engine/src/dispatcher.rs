@@ -72,7 +72,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 shared.backlog.store(backlog, std::sync::atomic::Ordering::SeqCst);
                 for run in claimed.runs {
                     let stop = shared.inflight.insert(&run.run_id, run.attempt, &run.function);
-                    tokio::spawn(executor::execute(shared.clone(), run, stop));
+                    executor::spawn(shared.clone(), run, stop);
                 }
                 if got < asked {
                     // Why: nothing is due for a free slot; an ending attempt need not wake this

@@ -45,7 +45,7 @@ impl plinth_store::Starter for EngineStarter {
         // the reservation) never lets the dispatcher see its slot free in between.
         shared.reserved.fetch_sub(1, Ordering::SeqCst);
         if let Some((run, stop)) = now {
-            tokio::spawn(executor::execute(shared.clone(), run, stop));
+            executor::spawn(shared.clone(), run, stop);
         }
     }
 
