@@ -1,5 +1,6 @@
 //! Plinth's HTTP API: the component contract (`/health`, `/ready`, `POST /run`, `/runs`...)
-//! answered from the run store. It never executes a run; it wakes the engine after an enqueue.
+//! answered from the run store. It never executes a run; it wakes the engine after an enqueue,
+//! or hands the engine a run it stored leased to this node (decision 0019).
 
 pub mod apps;
 pub mod auth;
