@@ -93,7 +93,7 @@ pub(crate) async fn claim_lanes(
     // Why: after five runs of the take statement PostgreSQL may keep a generic plan, made
     // without the function and the time; with a large backlog it scanned the function's whole
     // queue (keyed runs/s 0.24 of unkeyed, 0.82 with custom plans; decision 0009).
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
+    custom_plans(tx).await?;
     let lanes: Vec<(String, i64)> = sqlx::query_as(
         "SELECT key, tat FROM flow_keys WHERE function = $1 ORDER BY served, key LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
     )
@@ -156,31 +156,46 @@ pub(crate) async fn claim_lanes(
     Ok((runs, throttled_until))
 }
 
+/// Makes the statements of the caller's transaction planned for their parameters each time.
+pub(super) async fn custom_plans(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// A queued run's lane: its running runs, the runs ahead of it (two bounded ranges) and its
+/// throttle's time. `$1` function, `$2` key, `$3` the run, `$4` the bound.
+pub(super) const LANE_SQL: &str = "WITH me AS MATERIALIZED (SELECT priority, next_attempt_at, id FROM runs WHERE id = $3) \
+     SELECT (SELECT COUNT(*) FROM runs WHERE function = $1 AND flow_key = $2 AND status = 'running') AS running, \
+       (SELECT COUNT(*) FROM (SELECT 1 FROM runs q WHERE q.function = $1 AND q.flow_key = $2 AND q.status = 'queued' \
+         AND q.priority > (SELECT priority FROM me) \
+         ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT $4) AS a) \
+       + (SELECT COUNT(*) FROM (SELECT 1 FROM runs q WHERE q.function = $1 AND q.flow_key = $2 AND q.status = 'queued' \
+         AND q.priority = (SELECT priority FROM me) \
+         AND (q.next_attempt_at, q.id) < ((SELECT next_attempt_at FROM me), (SELECT id FROM me)) \
+         ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT $4) AS b) AS ahead, \
+       COALESCE((SELECT tat FROM flow_keys WHERE function = $1 AND key = $2), 0) AS tat";
+
 /// The state of a queued run's lane. The runs ahead are counted in two ranges of the lane's
 /// queue (a higher priority; the same priority and earlier), each stopping at
 /// [`crate::flow::AHEAD_COUNTED`], so a run near the front reads a few entries, not the queue.
 /// Why the run's values come as separate scalar subqueries in the queue's order: so each bound
 /// is an index condition of `runs_lane_queue`; a join on the run, or an `OR`, made PostgreSQL
 /// scan the table (246 ms with 1,000,000 queued).
+///
+/// Why in a transaction with custom plans: after five calls PostgreSQL may keep the generic plan,
+/// which read every entry of the lane through `runs_lane_open` and sorted them (71 ms a read
+/// with 200,000 queued in one lane, against 0.9 ms for the custom plan).
 pub(crate) async fn lane(pool: &PgPool, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError> {
-    let row = sqlx::query(
-        "WITH me AS MATERIALIZED (SELECT priority, next_attempt_at, id FROM runs WHERE id = $3) \
-         SELECT (SELECT COUNT(*) FROM runs WHERE function = $1 AND flow_key = $2 AND status = 'running') AS running, \
-           (SELECT COUNT(*) FROM (SELECT 1 FROM runs q WHERE q.function = $1 AND q.flow_key = $2 AND q.status = 'queued' \
-             AND q.priority > (SELECT priority FROM me) \
-             ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT $4) AS a) \
-           + (SELECT COUNT(*) FROM (SELECT 1 FROM runs q WHERE q.function = $1 AND q.flow_key = $2 AND q.status = 'queued' \
-             AND q.priority = (SELECT priority FROM me) \
-             AND (q.next_attempt_at, q.id) < ((SELECT next_attempt_at FROM me), (SELECT id FROM me)) \
-             ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT $4) AS b) AS ahead, \
-           COALESCE((SELECT tat FROM flow_keys WHERE function = $1 AND key = $2), 0) AS tat",
-    )
-    .bind(function)
-    .bind(key)
-    .bind(run_id)
-    .bind(i64::try_from(crate::flow::AHEAD_COUNTED).unwrap_or(i64::MAX))
-    .fetch_one(pool)
-    .await?;
+    let mut tx = pool.begin().await?;
+    custom_plans(&mut tx).await?;
+    let row = sqlx::query(LANE_SQL)
+        .bind(function)
+        .bind(key)
+        .bind(run_id)
+        .bind(i64::try_from(crate::flow::AHEAD_COUNTED).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
     let running: i64 = row.try_get("running")?;
     let ahead: i64 = row.try_get("ahead")?;
     Ok(Lane {
