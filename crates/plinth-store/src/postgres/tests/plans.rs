@@ -35,10 +35,13 @@ async fn generic_scans(
     conn.execute(GENERIC_PLANS).await.expect("generic plans");
     conn.execute(format!("PREPARE {name}({}) AS {sql}", params.join(", ")).as_str()).await.expect("prepare");
     let nulls = vec!["NULL"; params.len()].join(", ");
-    let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})"))
-        .fetch_one(&mut *conn)
-        .await
-        .expect("explain");
+    explained_scans(conn, &format!("{name}({nulls})")).await
+}
+
+/// The scans of `runs` in the plan of `EXECUTE {call}`.
+async fn explained_scans(conn: &mut PgConnection, call: &str) -> Vec<(String, String, String)> {
+    let explained: Value =
+        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {call}")).fetch_one(&mut *conn).await.expect("explain");
     let mut scans = Vec::new();
     scans_of_runs(&explained[0]["Plan"], &mut scans);
     scans
@@ -182,14 +185,7 @@ const LANE_PARAMS: [&str; 4] = ["text", "text", "text", "bigint"];
 
 /// The scans of `runs` in the plan of the prepared `name` for the newest run of the lane.
 async fn lane_scans(conn: &mut PgConnection, name: &str) -> Vec<(String, String, String)> {
-    let newest = format!("'{:0>26}'", 60000);
-    let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {name}('hold', 'busy', {newest}, 1000)"))
-        .fetch_one(&mut *conn)
-        .await
-        .expect("explain");
-    let mut scans = Vec::new();
-    scans_of_runs(&explained[0]["Plan"], &mut scans);
-    scans
+    explained_scans(conn, &format!("{name}('hold', 'busy', '{:0>26}', 1000)", 60000)).await
 }
 
 #[tokio::test]
