@@ -13,6 +13,7 @@ mod flow;
 mod notify;
 pub mod postgres;
 pub mod sqlite;
+mod starter;
 mod stats;
 mod steps;
 mod transition;
@@ -23,6 +24,7 @@ pub use expiry::Expired;
 pub use flow::{AHEAD_COUNTED, FlowLimit, FlowUpkeep, Lane, LaneLoad, LaneRoom, QueueStats};
 pub(crate) use flow::{rate_reason, singleton_reason};
 pub use notify::Notifier;
+pub use starter::Starter;
 pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};
 pub use steps::FOREVER;
 
@@ -280,21 +282,6 @@ pub struct LogEntry {
     pub attempt: u32,
     /// The line.
     pub line: LogLine,
-}
-
-/// A node that starts runs the moment they are stored (decision 0019). The API asks for a slot
-/// before it stores a run; the engine, which owns the slots, answers. The two still meet only
-/// in the store: the run is on disk, leased to the node, before its attempt starts.
-pub trait Starter: Send + Sync {
-    /// Reserves one of this node's free slots for a run of `function` due now, with the lease
-    /// to store the run with; `None` when no slot is free, runs wait in the queue (they come
-    /// first) or the node is stopping. The slot is held until [`Starter::start`] or
-    /// [`Starter::release`].
-    fn reserve(&self, function: &str, now: i64) -> Option<plinth_core::run::StartNow>;
-    /// Starts the first attempt of a run stored started, on the slot reserved for it.
-    fn start(&self, run: Run);
-    /// Gives back a reserved slot whose run was not stored started.
-    fn release(&self);
 }
 
 /// A durable run store.

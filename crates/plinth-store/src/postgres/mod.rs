@@ -163,20 +163,7 @@ impl Store for PostgresStore {
             || run.rate.is_some()
             || run.debounce.is_some()
             || run.singleton.is_some();
-        let enqueued = if !single {
-            let (tx, rx) = oneshot::channel();
-            let gone = || StoreError::Unavailable("the store is shutting down".into());
-            // Why: the wait is bounded like every other call, so a batch stuck on an
-            // unreachable database answers 503 rather than a hang.
-            timed(async {
-                self.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
-                rx.await.map_err(|_| gone())?
-            })
-            .await?;
-            Enqueued::Created(run.into_stored())
-        } else {
-            self.enqueue_single(run).await?
-        };
+        let enqueued = if single { self.enqueue_single(run).await? } else { self.enqueue_batched(run).await? };
         // Why: a run stored started is this node's already; no node need look for it.
         if matches!(&enqueued, Enqueued::Created(r) if r.status == RunStatus::Queued) {
             self.work_everywhere();
