@@ -21,14 +21,19 @@ impl NewRun {
     /// limit, a debounce, a singleton key, a batch). Those runs are queued as before.
     #[must_use]
     pub fn may_start_at_once(&self, now: i64) -> bool {
-        self.not_before <= now
-            && self.idempotency_key.is_none()
-            && self.max_queued.is_none()
-            && self.flow_key.is_none()
-            && self.rate.is_none()
-            && self.debounce.is_none()
-            && self.singleton.is_none()
-            && self.batch.is_none()
+        self.not_before <= now && !self.needs_lookups() && self.flow_key.is_none() && self.batch.is_none()
+    }
+
+    /// Whether the store must read other runs before this one may exist: an idempotency key,
+    /// a queue limit, a rate limit, a debounce or a singleton key. Such a run is stored on its
+    /// own; the others may share a write with runs submitted at the same moment.
+    #[must_use]
+    pub fn needs_lookups(&self) -> bool {
+        self.idempotency_key.is_some()
+            || self.max_queued.is_some()
+            || self.rate.is_some()
+            || self.debounce.is_some()
+            || self.singleton.is_some()
     }
 
     /// The run as it stands once stored with [`NewRun::start`] set: running, its first attempt
@@ -98,5 +103,16 @@ mod tests {
         let laned = NewRun::of(&function("lim"), serde_json::json!({}), Trigger::Api, "c1", 1_000);
         assert!(laned.flow_key.is_some());
         assert!(!laned.may_start_at_once(1_000));
+        // A lane is decided when the run is claimed, not when it is stored.
+        assert!(!laned.needs_lookups());
+    }
+
+    #[test]
+    fn only_runs_that_read_other_runs_need_lookups() {
+        assert!(!plain().needs_lookups());
+        let delayed = NewRun { not_before: 9_000, ..plain() };
+        assert!(!delayed.needs_lookups(), "a delay is no look-up");
+        assert!(NewRun { idempotency_key: Some("k".into()), ..plain() }.needs_lookups());
+        assert!(NewRun { max_queued: Some(1), ..plain() }.needs_lookups());
     }
 }

@@ -158,12 +158,7 @@ impl Store for PostgresStore {
         if !run.may_start_at_once(run.created_at) {
             run.start = None;
         }
-        let single = run.idempotency_key.is_some()
-            || run.max_queued.is_some()
-            || run.rate.is_some()
-            || run.debounce.is_some()
-            || run.singleton.is_some();
-        let enqueued = if single { self.enqueue_single(run).await? } else { self.enqueue_batched(run).await? };
+        let enqueued = if run.needs_lookups() { self.enqueue_single(run).await? } else { self.enqueue_batched(run).await? };
         // Why: a run stored started is this node's already; no node need look for it.
         if matches!(&enqueued, Enqueued::Created(r) if r.status == RunStatus::Queued) {
             self.work_everywhere();
