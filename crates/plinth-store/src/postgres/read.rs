@@ -2,7 +2,7 @@
 
 use super::rows::{ATTEMPT_COLS, RUN_COLS, attempt_from_row, run_from_row, u32_col};
 use crate::{ListFilter, LogEntry, LogLine, Page, StoreError};
-use plinth_core::Run;
+use plinth_core::{Run, RunStatus};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -26,13 +26,15 @@ pub(crate) async fn get_run(
     Ok(Some(run))
 }
 
-enum Arg {
+pub(crate) enum Arg {
     Text(String),
     Int(i64),
     Path(Vec<String>),
 }
 
-pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreError> {
+/// The statement of a page of runs and its arguments, in order. A page of one function in any
+/// status merges one range of `runs_by_function_status` per status.
+pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Arg> = Vec::new();
     let mut add = |clause: &str, arg: Arg| {
@@ -68,10 +70,30 @@ pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreErr
         args.push(Arg::Text(eq.value.to_string()));
         clauses.push(format!("(input::jsonb #> ${}) = ${}::jsonb", args.len() - 1, args.len()));
     }
+    args.push(Arg::Int(i64::from(f.limit.max(1)) + 1));
+    let limit = args.len();
+    if f.function.is_some() && f.status.is_none() {
+        // Why: the function's runs are indexed by (function, status, id); one ordered range per
+        // status, merged, reads at most a page from each.
+        let branches: Vec<String> = RunStatus::ALL
+            .iter()
+            .map(|s| {
+                let filter = clauses.join(" AND ");
+                format!(
+                    "(SELECT {RUN_COLS} FROM runs WHERE {filter} AND status = '{}' ORDER BY id DESC LIMIT ${limit})",
+                    s.as_str()
+                )
+            })
+            .collect();
+        return (format!("SELECT * FROM ({}) AS page ORDER BY id DESC LIMIT ${limit}", branches.join(" UNION ALL ")), args);
+    }
     let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    (format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY id DESC LIMIT ${limit}"), args)
+}
+
+pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreError> {
     let limit = f.limit.max(1);
-    args.push(Arg::Int(i64::from(limit) + 1));
-    let sql = format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY id DESC LIMIT ${}", args.len());
+    let (sql, args) = list_query(f);
     let mut query = sqlx::query(&sql);
     for arg in args {
         query = match arg {
