@@ -45,6 +45,8 @@ pub(crate) struct Shown {
     pub(crate) value: String,
     /// Where it came from.
     pub(crate) source: Source,
+    /// The variable that set it when that is not its own `PLINTH_*` one (OpenTelemetry's).
+    pub(crate) env: Option<&'static str>,
 }
 
 /// The merged settings of `serve`.
@@ -124,7 +126,7 @@ impl Merger<'_> {
             (None, None) => (default, Source::Default),
         };
         let shown = if name == "database_url" { mask(&value.to_string()) } else { value.to_string() };
-        self.shown.push(Shown { name, value: shown, source });
+        self.shown.push(Shown { name, value: shown, source, env: None });
         value
     }
 
@@ -177,7 +179,7 @@ pub(crate) fn is_postgres_url(url: &str) -> bool {
 pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component: &Component) -> Result<Settings, ConfigError> {
     let f = &component.file.server;
     let mut m = Merger { matches, file_name: component.path.display().to_string(), shown: Vec::new() };
-    m.shown.push(Shown { name: "config", value: args.config.display().to_string(), source: m.source_of("config") });
+    m.shown.push(Shown { name: "config", value: args.config.display().to_string(), source: m.source_of("config"), env: None });
     if matches.and_then(|x| x.value_source("config")) == Some(ValueSource::DefaultValue)
         && let Some(s) = m.shown.last_mut()
     {
@@ -201,6 +203,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         name: "log_dir",
         value: log_dir.as_ref().map_or_else(|| "(none)".to_string(), |d| d.display().to_string()),
         source: log_dir_source,
+        env: None,
     });
     let database_url =
         m.pick("database_url", args.database_url.clone(), f.database_url.clone(), "sqlite://.plinth/plinth.db".to_string());
@@ -287,24 +290,27 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         name: "ui_secret",
         value: if ui_secret.is_some() { "****".to_string() } else { "(random per start)".to_string() },
         source: if ui_secret.is_some() { m.source_of("ui_secret") } else { Source::Default },
+        env: None,
     });
     if ui_secret.as_ref().is_some_and(|s| s.len() < 32) {
         return Err(m.err("ui_secret", m.last_source(), "must be at least 32 bytes".into()));
     }
     let otel = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     // Why: flags and PLINTH_* win, then OpenTelemetry's own variables, as every OTel SDK reads them.
-    let (otlp_endpoint, source) = match (args.otlp_endpoint.as_deref(), otel("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
-        (Some(base), _) => (Some(crate::otlp::traces_url(base)), m.source_of("otlp_endpoint")),
-        (None, Some(url)) => (Some(url), Source::Env),
-        (None, None) => match otel("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            Some(base) => (Some(crate::otlp::traces_url(&base)), Source::Env),
-            None => (None, Source::Default),
+    let (traces, base) = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT");
+    let (otlp_endpoint, source, env) = match (args.otlp_endpoint.as_deref(), otel(traces)) {
+        (Some(url), _) => (Some(crate::otlp::traces_url(url)), m.source_of("otlp_endpoint"), None),
+        (None, Some(url)) => (Some(url), Source::Env, Some(traces)),
+        (None, None) => match otel(base) {
+            Some(url) => (Some(crate::otlp::traces_url(&url)), Source::Env, Some(base)),
+            None => (None, Source::Default, None),
         },
     };
     m.shown.push(Shown {
         name: "otlp_endpoint",
         value: otlp_endpoint.as_deref().map_or_else(|| "(no export)".to_string(), mask),
         source,
+        env,
     });
     if let Some(reason) = otlp_endpoint.as_deref().and_then(|e| crate::otlp::check(e).err()) {
         return Err(m.err("otlp_endpoint", source, reason));
@@ -363,7 +369,7 @@ pub(crate) fn print(args: &ServeArgs, matches: Option<&ArgMatches>) -> ExitCode 
     };
     println!("{:<20} {:<8} {:<28} VALUE", "SETTING", "SOURCE", "ENV");
     for s in &settings.shown {
-        let env = format!("PLINTH_{}", s.name.to_ascii_uppercase());
+        let env = s.env.map_or_else(|| format!("PLINTH_{}", s.name.to_ascii_uppercase()), str::to_string);
         println!("{:<20} {:<8} {:<28} {}", s.name, s.source.as_str(), env, s.value);
     }
     ExitCode::SUCCESS

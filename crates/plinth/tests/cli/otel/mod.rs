@@ -308,4 +308,16 @@ fn an_invalid_endpoint_stops_start_up() {
         crate::harness::plinth(&["config", "--config", config], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")], dir.path());
     let text: Value = Value::String(String::from_utf8_lossy(&out.stdout).to_string());
     assert!(text.as_str().is_some_and(|t| t.contains("http://c:4318/v1/traces")), "{text}");
+    // `plinth config` names the variable the endpoint came from.
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/t"),
+        ("PLINTH_OTLP_ENDPOINT", "http://c:4318"),
+    ] {
+        let out = crate::harness::plinth(&["config", "--config", config], &[(var, value)], dir.path());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.starts_with("otlp_endpoint")).unwrap_or_default();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.get(1..3), Some(&["env", var][..]), "{var}: {line}");
+    }
 }
