@@ -75,10 +75,10 @@ pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     if f.function.is_some() && f.status.is_none() {
         // Why: the function's runs are indexed by (function, status, id); one ordered range per
         // status, merged, reads at most a page from each.
+        let filter = clauses.join(" AND ");
         let branches: Vec<String> = RunStatus::ALL
             .iter()
             .map(|s| {
-                let filter = clauses.join(" AND ");
                 format!(
                     "(SELECT {RUN_COLS} FROM runs WHERE {filter} AND status = '{}' ORDER BY id DESC LIMIT ${limit})",
                     s.as_str()
