@@ -1,13 +1,16 @@
 //! JSON logs: one object a line with `timestamp`, `level`, `message`, `component`, and the
 //! fields of every enclosing span (`correlation_id`, `run_id`, `function`, `attempt`) at the
-//! top level, to stdout and to daily files under `--log-dir`.
+//! top level, keys in alphabetical order, to stdout and to daily files under `--log-dir`.
+//!
+//! Why each field is kept as JSON text beside its `&'static str` name, not in a
+//! `serde_json::Map`: a run logs two lines and opens three spans, and the map cost an
+//! allocation per key and a copy of every span field per line (decision 0021).
 
-use serde_json::{Map, Value};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -15,7 +18,11 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-struct Fields(Map<String, Value>);
+/// A field's name and its value, already written as JSON.
+type Rendered = (&'static str, String);
+
+/// The fields a span was given, for the lines logged inside it.
+struct Fields(Vec<Rendered>);
 
 /// A span field that only shapes the exported span (OpenTelemetry's names).
 fn exported_only(field: &Field) -> bool {
@@ -23,64 +30,118 @@ fn exported_only(field: &Field) -> bool {
     n.starts_with("otel.") || n.starts_with("http.") || n.starts_with("server.")
 }
 
-struct Visitor<'a>(&'a mut Map<String, Value>);
+/// `s` as a JSON string.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+struct Visitor<'a>(&'a mut Vec<Rendered>);
+
+impl Visitor<'_> {
+    /// Sets `field` to `json`; a field recorded again replaces its value.
+    fn put(&mut self, field: &Field, json: String) {
+        let name = field.name();
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = json,
+            None => self.0.push((name, json)),
+        }
+    }
+}
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         // Why: `otel.*` and `http.*` fields name and shape the exported span; a log line has
         // them already as `method`, `route` and `status`.
         if !exported_only(field) {
-            self.0.insert(field.name().to_string(), Value::String(value.to_string()));
+            self.put(field, quoted(value));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         if !exported_only(field) {
-            self.0.insert(field.name().to_string(), Value::from(value));
+            self.put(field, value.to_string());
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         if !exported_only(field) {
-            self.0.insert(field.name().to_string(), Value::from(value));
+            self.put(field, value.to_string());
         }
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        // Why: JSON has no NaN or infinity; serde_json writes them as null.
+        self.put(field, serde_json::Value::from(value).to_string());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.put(field, value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if !exported_only(field) {
-            self.0.insert(field.name().to_string(), Value::String(format!("{value:?}")));
+            self.put(field, quoted(&format!("{value:?}")));
         }
     }
 }
 
 /// The `trace_id` and `span_id` of span `id` when OpenTelemetry records it (no extension of
 /// the span may be held meanwhile).
-fn otel_ids(id: &Id, obj: &mut Map<String, Value>) {
+fn otel_ids(id: &Id, out: &mut Vec<Rendered>) {
     use opentelemetry::trace::TraceContextExt;
     let cx = tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(id, d));
     if let Some(cx) = cx {
         let sc = cx.span().span_context().clone();
         if sc.is_valid() {
-            obj.insert("trace_id".into(), Value::String(sc.trace_id().to_string()));
-            obj.insert("span_id".into(), Value::String(sc.span_id().to_string()));
+            out.push(("trace_id", quoted(&sc.trace_id().to_string())));
+            out.push(("span_id", quoted(&sc.span_id().to_string())));
         }
     }
 }
 
+/// The level as the line writes it.
+fn level_json(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "\"error\"",
+        Level::WARN => "\"warn\"",
+        Level::INFO => "\"info\"",
+        Level::DEBUG => "\"debug\"",
+        Level::TRACE => "\"trace\"",
+    }
+}
+
+/// One log line from `entries` (name, JSON value), in alphabetical order of the names; of two
+/// entries with one name, the later wins (an inner span's over an outer one's, the event's own
+/// over its spans').
+fn line(entries: &mut [(&str, &str)]) -> Vec<u8> {
+    // Why stable: equal names keep the order they were given in, so the last is the winner.
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(64 + entries.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    out.push(b'{');
+    let mut first = true;
+    for (i, (name, value)) in entries.iter().enumerate() {
+        if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut out, name);
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
 struct JsonLayer {
+    /// The component's name, as JSON.
     component: String,
     writers: Vec<NonBlocking>,
 }
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut map = Map::new();
-        attrs.record(&mut Visitor(&mut map));
+        let mut fields = Vec::with_capacity(attrs.fields().len());
+        attrs.record(&mut Visitor(&mut fields));
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Fields(map));
+            span.extensions_mut().insert(Fields(fields));
         }
     }
 
@@ -93,26 +154,27 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut obj = Map::new();
-        obj.insert("timestamp".into(), Value::String(plinth_core::timefmt::rfc3339(plinth_core::timefmt::now_micros())));
-        obj.insert("level".into(), Value::String(event.metadata().level().as_str().to_ascii_lowercase()));
-        obj.insert("component".into(), Value::String(self.component.clone()));
-        let mut leaf = None;
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<Fields>() {
-                    obj.extend(fields.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                leaf = Some(span.id());
+        let scope: Vec<_> = ctx.event_scope(event).map(|s| s.from_root().collect()).unwrap_or_default();
+        let mut own = Vec::with_capacity(8);
+        if let Some(leaf) = scope.last() {
+            otel_ids(&leaf.id(), &mut own);
+        }
+        event.record(&mut Visitor(&mut own));
+        let meta = event.metadata();
+        let timestamp = quoted(&plinth_core::timefmt::rfc3339(plinth_core::timefmt::now_micros()));
+        let target = quoted(meta.target());
+        let held: Vec<_> = scope.iter().map(tracing_subscriber::registry::SpanRef::extensions).collect();
+        let mut entries: Vec<(&str, &str)> = Vec::with_capacity(24);
+        entries.extend([("timestamp", timestamp.as_str()), ("level", level_json(*meta.level())), ("component", &self.component)]);
+        for ext in &held {
+            if let Some(fields) = ext.get::<Fields>() {
+                entries.extend(fields.0.iter().map(|(k, v)| (*k, v.as_str())));
             }
         }
-        if let Some(id) = leaf {
-            otel_ids(&id, &mut obj);
-        }
-        event.record(&mut Visitor(&mut obj));
-        obj.insert("target".into(), Value::String(event.metadata().target().to_string()));
-        let mut line = serde_json::to_vec(&Value::Object(obj)).unwrap_or_default();
-        line.push(b'\n');
+        entries.extend(own.iter().map(|(k, v)| (*k, v.as_str())));
+        entries.push(("target", &target));
+        let line = line(&mut entries);
+        drop(held);
         for w in &self.writers {
             let _ = w.make_writer().write_all(&line);
         }
@@ -149,7 +211,9 @@ pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>, otlp: O
     let filter = EnvFilter::try_new(level).map_err(|e| format!("log_level `{level}`: {e}"))?;
     let mut guards = Vec::new();
     let mut writers = Vec::new();
-    let (stdout, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // Why buffered: the writer's thread drains every line waiting and then flushes, so a busy
+    // node writes many lines per system call instead of one each.
+    let (stdout, guard) = tracing_appender::non_blocking(BufWriter::new(std::io::stdout()));
     writers.push(stdout);
     guards.push(guard);
     if let Some(dir) = log_dir {
@@ -160,7 +224,7 @@ pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>, otlp: O
             .filename_prefix("plinth.log")
             .build(dir)
             .map_err(|e| format!("log_dir {}: {e}", dir.display()))?;
-        let (w, guard) = tracing_appender::non_blocking(file);
+        let (w, guard) = tracing_appender::non_blocking(BufWriter::new(file));
         writers.push(w);
         guards.push(guard);
     }
@@ -172,9 +236,98 @@ pub(crate) fn init(component: &str, level: &str, log_dir: Option<&Path>, otlp: O
         None => (None, None),
     };
     tracing_subscriber::registry()
-        .with(JsonLayer { component: component.to_string(), writers }.with_filter(filter))
+        .with(JsonLayer { component: quoted(component), writers }.with_filter(filter))
         .with(otel)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guards { _logs: guards, traces })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(entries: &mut [(&str, &str)]) -> (String, serde_json::Value) {
+        let bytes = line(entries);
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let value = serde_json::from_str(&text).expect("one JSON object");
+        (text, value)
+    }
+
+    #[test]
+    fn a_line_is_one_object_with_its_keys_in_order() {
+        let (text, v) = parsed(&mut [("timestamp", "\"t\""), ("level", "\"info\""), ("attempt", "1"), ("message", "\"ok\"")]);
+        assert_eq!(text, "{\"attempt\":1,\"level\":\"info\",\"message\":\"ok\",\"timestamp\":\"t\"}\n");
+        assert_eq!(v["attempt"], 1);
+    }
+
+    #[test]
+    fn of_two_fields_with_one_name_the_later_wins() {
+        let (text, v) = parsed(&mut [("run_id", "\"outer\""), ("b", "true"), ("run_id", "\"inner\""), ("run_id", "\"event\"")]);
+        assert_eq!(v["run_id"], "event");
+        assert_eq!(text.matches("run_id").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn no_fields_is_an_empty_object() {
+        assert_eq!(parsed(&mut []).0, "{}\n");
+    }
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(body: impl FnOnce()) -> Vec<serde_json::Value> {
+        let out = Shared::default();
+        let (w, guard) = tracing_appender::non_blocking(BufWriter::new(out.clone()));
+        let layer = JsonLayer { component: quoted("svc"), writers: vec![w] };
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), body);
+        drop(guard);
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
+        text.lines().map(|l| serde_json::from_str(l).expect("each line is one JSON object")).collect()
+    }
+
+    #[test]
+    fn a_line_carries_its_spans_fields_and_its_own() {
+        let lines = logged(|| {
+            let outer = tracing::info_span!("request", correlation_id = "c-1", otel.name = "POST /run", run_id = "outer");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("attempt", run_id = "r-1", attempt = 2_i64, outcome = tracing::field::Empty);
+            let _i = inner.enter();
+            inner.record("outcome", "succeeded");
+            tracing::info!(ratio = f64::NAN, ok = true, "said \"hi\"\n");
+        });
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert_eq!(l["message"], "said \"hi\"\n");
+        assert_eq!(l["component"], "svc");
+        assert_eq!(l["level"], "info");
+        assert_eq!(l["correlation_id"], "c-1");
+        assert_eq!(l["run_id"], "r-1", "the inner span's field wins");
+        assert_eq!(l["attempt"], 2);
+        assert_eq!(l["outcome"], "succeeded", "a field recorded later is on the line");
+        assert_eq!(l["ratio"], serde_json::Value::Null, "NaN is not JSON");
+        assert_eq!(l["ok"], true);
+        assert!(l.get("otel.name").is_none(), "exported-only fields stay off the line");
+        assert!(l["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+    }
+
+    #[test]
+    fn a_line_outside_any_span_has_only_its_own_fields() {
+        let lines = logged(|| tracing::warn!(code = "PLINTH_001", "alone"));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["level"], "warn");
+        assert_eq!(lines[0]["code"], "PLINTH_001");
+        assert!(lines[0].get("run_id").is_none());
+    }
 }

@@ -184,12 +184,18 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         // Keeps draining the server's logs so it never blocks on a full pipe.
         std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(addr) = listening_addr(&line) {
-                    sent = tx.send(addr).is_ok();
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send(addr);
+                    break;
                 }
+                line.clear();
             }
+            // Why: past the `listening` line the logs are only drained; reading them line by
+            // line cost the load generator CPU the server under test competes for.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         match rx.recv_timeout(timeout) {
             Ok(addr) => Ok(Self { child, addr }),
