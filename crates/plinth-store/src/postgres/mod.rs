@@ -59,6 +59,8 @@ pub struct PostgresStore {
     inserts: mpsc::Sender<insert::Job>,
     /// The dispatcher's connection for claims.
     claims: tokio::sync::Mutex<dedicated::Dedicated>,
+    /// Where the pruner's next batch starts.
+    prune_from: upkeep::PruneFrom,
     /// The listener, the notice sender and the batcher; stopped when the store is dropped.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -105,6 +107,7 @@ impl PostgresStore {
         ];
         Ok(Self {
             claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS)),
+            prune_from: upkeep::PruneFrom::default(),
             pool,
             notifier,
             schema: schema.to_string(),
@@ -258,7 +261,7 @@ impl Store for PostgresStore {
     }
 
     async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError> {
-        timed(upkeep::prune(&self.pool, before, keys_before, batch)).await
+        timed(upkeep::prune(&self.pool, before, keys_before, batch, &self.prune_from)).await
     }
 
     async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {

@@ -71,6 +71,49 @@ async fn rows_held_by_another_transaction_are_skipped_then_pruned_later() {
     scratch.drop_now().await;
 }
 
+/// A pass goes on where its last full batch stopped, not from the oldest run, so it never
+/// walks again what it deleted; a run older than that spot, which the pass went by, is taken by
+/// the next pass, which starts from the oldest run again after a short batch.
+#[tokio::test]
+async fn a_pass_goes_on_after_its_last_batch_and_the_next_pass_starts_from_the_oldest() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let t0 = now_micros();
+    let mut old = Vec::new();
+    for i in 0..5 {
+        old.push(finished_at(&store, "old", t0 - (20 - i) * SEC).await);
+    }
+    assert_eq!(store.prune(t0, 0, 2).await.expect("first batch"), 2, "a full batch: the two oldest");
+    assert!(!exists(&store, &old[0]).await && !exists(&store, &old[1]).await);
+    let older = finished_at(&store, "old", t0 - 30 * SEC).await;
+    assert_eq!(store.prune(t0, 0, 2).await.expect("second batch"), 2, "the next two after the first batch");
+    assert!(exists(&store, &older).await, "the pass went on after its last batch, past the older run");
+    assert_eq!(store.prune(t0, 0, 2).await.expect("third batch"), 1, "the last one: a short batch ends the pass");
+    assert!(exists(&store, &older).await);
+    assert_eq!(store.prune(t0, 0, 2).await.expect("the next pass"), 1, "the next pass starts from the oldest again");
+    assert!(!exists(&store, &older).await, "nothing is left behind");
+    assert_eq!(store.prune(t0, 0, 2).await.expect("an empty pass"), 0, "nothing old is left");
+    for id in &old {
+        assert!(!exists(&store, id).await, "{id} was pruned");
+    }
+    store.close().await;
+    scratch.drop_now().await;
+}
+
+/// Bad bounds are not an error: a batch of none deletes none (and ends the pass), and a
+/// retention that reaches no run deletes nothing.
+#[tokio::test]
+async fn a_prune_that_reaches_no_run_deletes_nothing() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let t0 = now_micros();
+    let id = finished_at(&store, "old", t0 - 10 * SEC).await;
+    assert_eq!(store.prune(t0 - 60 * SEC, 0, 100).await.expect("too old a bound"), 0);
+    assert_eq!(store.prune(t0, 0, 0).await.expect("a batch of none"), 0);
+    assert!(exists(&store, &id).await);
+    assert_eq!(store.prune(t0, 0, 100).await.expect("prune"), 1);
+    store.close().await;
+    scratch.drop_now().await;
+}
+
 /// A prune that must wait for a row lock (a log line of a doomed run held by another
 /// transaction) gives up with an error at its lock timeout instead of waiting with it; nothing
 /// of the batch is deleted, and the next pass, once the row is free, deletes it all.
