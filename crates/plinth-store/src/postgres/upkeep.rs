@@ -37,13 +37,7 @@ const PRUNE_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = '10s'";
 /// runs finished before `before` with their logs, attempts and steps. Each part takes its rows
 /// `SKIP LOCKED` in a short transaction of its own, with a lock and a statement timeout, so the
 /// pruner never holds the hot path's rows for long nor waits behind them.
-pub(crate) async fn prune(
-    pool: &PgPool,
-    before: i64,
-    keys_before: i64,
-    batch: u32,
-    from: &PruneFrom,
-) -> Result<u64, StoreError> {
+pub(crate) async fn prune(pool: &PgPool, before: i64, keys_before: i64, batch: u32, from: &PruneFrom) -> Result<u64, StoreError> {
     // Why: keys are forgotten a batch at a time too: one statement over every old key would lock
     // them all in one long transaction, and a retried `POST /run` with such a key would wait.
     loop {
