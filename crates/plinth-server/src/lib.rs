@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod auth;
 mod body;
+mod check;
 pub mod limits;
 mod middleware;
 mod openapi;
@@ -129,8 +130,11 @@ fn compose(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         // Why: layers run outside in, so the order is observe, header bounds, auth (which names
         // the principal), then the rate limit (which counts per principal).
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce));
+        .layer(rate_limited(&state))
+        .layer({
+            let state = state.clone();
+            check::Check::new(move |req: &mut axum::extract::Request| auth::enforce(&state, req))
+        });
     // Why: Inngest's SDKs send their event key in the path and no other credential, so this
     // route sits outside the API's authentication (it checks its key itself) but inside the
     // body and rate limits.
@@ -138,20 +142,23 @@ fn compose(state: Arc<AppState>, extra: Option<(&str, Router)>) -> Router {
         .route("/e/{event_key}", post(routes::inngest::events))
         .route("/fn/register", post(routes::inngest::register::register))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit));
+        .layer(rate_limited(&state));
     let api = api.merge(inngest);
     let app = match extra {
-        Some((path, extra)) => api.nest_service(
-            path,
-            extra
-                .layer(axum::extract::DefaultBodyLimit::max(limit))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit)),
-        ),
+        Some((path, extra)) => {
+            api.nest_service(path, extra.layer(axum::extract::DefaultBodyLimit::max(limit)).layer(rate_limited(&state)))
+        }
         None => api,
     };
-    app.layer(axum::middleware::from_fn(limits::header_guard))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
-        .with_state(state)
+    app.layer(check::Check::new(limits::header_guard)).layer(middleware::Observe(state.clone())).with_state(state)
+}
+
+/// The rate limit per client, as a check in front of `state`'s routes.
+fn rate_limited(
+    state: &Arc<AppState>,
+) -> check::Check<impl Fn(&mut axum::extract::Request) -> Option<axum::response::Response> + Clone + Send + Sync + 'static> {
+    let state = state.clone();
+    check::Check::new(move |req: &mut axum::extract::Request| limits::rate_limit(&state, req))
 }
 
 #[cfg(test)]

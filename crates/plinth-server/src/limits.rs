@@ -2,15 +2,13 @@
 //! (Body size and JSON depth are checked where the body is read, in `body.rs`.)
 
 use crate::problem::ApiError;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use plinth_core::Code;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 /// The most headers a request may carry.
 pub const MAX_HEADERS: usize = 64;
@@ -72,22 +70,23 @@ pub(crate) fn client_key(req: &Request) -> String {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "peer:unknown".to_string(), |c| format!("peer:{}", c.0.ip()))
 }
 
-/// Answers 429 with `Retry-After` when the client is over its rate.
-pub(crate) async fn rate_limit(State(state): State<Arc<crate::AppState>>, req: Request, next: Next) -> Response {
-    let Some(limit) = &state.rate_limit else { return next.run(req).await };
+/// Answers 429 with `Retry-After` when the client is over its rate (the check of
+/// [`crate::check::Check`]: `None` lets the request through).
+pub(crate) fn rate_limit(state: &crate::AppState, req: &Request) -> Option<Response> {
+    let limit = state.rate_limit.as_ref()?;
     if UNLIMITED.contains(&req.uri().path()) {
-        return next.run(req).await;
+        return None;
     }
-    match limit.check(&client_key(&req)) {
-        Ok(()) => next.run(req).await,
-        Err(wait) => ApiError::new(Code::RateLimited, format!("too many requests from this client; retry in {wait}s"))
+    let wait = limit.check(&client_key(req)).err()?;
+    Some(
+        ApiError::new(Code::RateLimited, format!("too many requests from this client; retry in {wait}s"))
             .retry_after(wait)
             .into_response(),
-    }
+    )
 }
 
 /// Answers 431 when a request carries too many or too large headers.
-pub(crate) async fn header_guard(req: Request, next: Next) -> Response {
+pub(crate) fn header_guard(req: &mut Request) -> Option<Response> {
     let headers = req.headers();
     let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
@@ -95,7 +94,7 @@ pub(crate) async fn header_guard(req: Request, next: Next) -> Response {
             "{} headers of {bytes} bytes; the limits are {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
             headers.len()
         );
-        return ApiError::new(Code::HeadersTooLarge, detail).into_response();
+        return Some(ApiError::new(Code::HeadersTooLarge, detail).into_response());
     }
-    next.run(req).await
+    None
 }

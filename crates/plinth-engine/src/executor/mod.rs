@@ -54,7 +54,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         function = %run.function,
         attempt = i64::from(run.attempt),
         correlation_id = %run.correlation_id,
-        otel.name = %format!("process {}", run.function),
+        otel.name = %format_args!("process {}", run.function),
         otel.kind = "consumer",
         otel.status_code = tracing::field::Empty,
         outcome = tracing::field::Empty,

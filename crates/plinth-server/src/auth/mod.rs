@@ -11,15 +11,13 @@ mod keys;
 
 use crate::AppState;
 use crate::problem::ApiError;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use plinth_core::component::Component;
 use plinth_core::component::auth::Scope;
 use plinth_core::{Code, ConfigError};
 use std::borrow::Cow;
-use std::sync::Arc;
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
@@ -304,39 +302,40 @@ fn run_token(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Princi
     Some(Principal { name: format!("run:{run_id}"), scopes: vec![Scope::EventsWrite], kind: CredentialKind::RunToken })
 }
 
-/// The middleware: refuses credentials in the query, then checks the route's need.
-pub(crate) async fn enforce(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let Some(auth) = state.auth.as_deref() else {
-        return next.run(req).await;
-    };
+/// The check in front of the API (see [`crate::check::Check`]): refuses credentials in the
+/// query, then checks the route's need; `None` lets the request through, with its principal.
+pub(crate) fn enforce(state: &AppState, req: &mut Request) -> Option<Response> {
+    let auth = state.auth.as_deref()?;
     if let Some(name) = credential_in_query(req.uri().query()) {
         tracing::info!(reason = "credentials_in_query", "request refused");
-        return ApiError::new(
-            Code::CredentialsInQuery,
-            format!("the query parameter `{name}` carries credentials; send them in the Authorization or X-API-Key header"),
-        )
-        .into_response();
+        return Some(
+            ApiError::new(
+                Code::CredentialsInQuery,
+                format!("the query parameter `{name}` carries credentials; send them in the Authorization or X-API-Key header"),
+            )
+            .into_response(),
+        );
     }
     let need = auth.need(req.method(), req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), req.uri().path());
     if need == Need::Public {
-        return next.run(req).await;
+        return None;
     }
-    let principal = match run_token(&state, req.headers()).map_or_else(|| auth.authenticate(req.headers()), Ok) {
+    let principal = match run_token(state, req.headers()).map_or_else(|| auth.authenticate(req.headers()), Ok) {
         Ok(p) => p,
         Err(refusal) => {
             tracing::info!(reason = refusal.reason, "authentication failed");
-            return unauthenticated(refusal).into_response();
+            return Some(unauthenticated(refusal).into_response());
         }
     };
     if let Need::Scope(scope) = need
         && !principal.allows(scope)
     {
         tracing::info!(reason = "missing_scope", scope = scope.as_str(), "access denied");
-        return forbidden(scope, &principal).into_response();
+        return Some(forbidden(scope, &principal).into_response());
     }
     tracing::debug!(principal = %principal.name, credential = principal.kind.as_str(), "authenticated");
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    None
 }
 
 #[cfg(test)]

@@ -67,7 +67,10 @@ pub(crate) async fn whoami(h: &Harness, cred: Option<(&str, String)>) -> Reply {
                 Json(json!({"name": p.name, "scopes": p.scopes, "kind": format!("{:?}", p.kind)}))
             }),
         )
-        .layer(axum::middleware::from_fn_with_state(h.state.clone(), crate::auth::enforce));
+        .layer({
+            let state = h.state.clone();
+            crate::check::Check::new(move |req: &mut axum::extract::Request| crate::auth::enforce(&state, req))
+        });
     let resp = app.oneshot(req("GET", "/runs", cred.as_ref().map(|(n, v)| (*n, v.as_str())), None)).await.expect("infallible");
     let status = resp.status();
     let headers = resp.headers().clone();
