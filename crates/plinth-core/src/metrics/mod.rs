@@ -16,17 +16,21 @@ use std::time::Instant;
 
 type L1 = [(&'static str, String); 1];
 type L2 = [(&'static str, String); 2];
-type L3 = [(&'static str, String); 3];
 
 mod catalog;
+mod series;
 
 pub use catalog::*;
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
 /// The label set of one sample of `d`, the label names taken from the descriptor.
 fn labels<const N: usize>(d: &MetricDescriptor, values: [&str; N]) -> [(&'static str, String); N] {
-    std::array::from_fn(|i| (d.labels.get(i).copied().unwrap_or("label"), values[i].to_string()))
+    let names = names::<N>(d);
+    std::array::from_fn(|i| (names[i], values[i].to_string()))
+}
+
+/// The label names of `d`, as [`labels`] takes them.
+fn names<const N: usize>(d: &MetricDescriptor) -> [&'static str; N] {
+    std::array::from_fn(|i| d.labels.get(i).copied().unwrap_or("label"))
 }
 
 fn request_histogram() -> Histogram {
@@ -66,12 +70,12 @@ pub fn spans_dropped(reason: &str, n: u64) {
 pub struct Metrics {
     registry: Registry,
     started: Instant,
-    requests_total: Family<L3, Counter>,
-    request_duration: HistogramFamily<L2>,
+    requests_total: series::Series<3, Counter, fn() -> Counter>,
+    request_duration: series::Series<2, Histogram>,
     errors_total: Family<L1, Counter>,
-    runs_total: Family<L2, Counter>,
-    run_duration: HistogramFamily<L1>,
-    runs_in_flight: Family<L1, Gauge>,
+    runs_total: series::Series<2, Counter, fn() -> Counter>,
+    run_duration: series::Series<1, Histogram>,
+    runs_in_flight: series::Series<1, Gauge, fn() -> Gauge>,
     queue_depth: Family<L1, Gauge>,
     queue_oldest: Family<L1, Gauge<f64, AtomicU64>>,
     runs_held: Family<L2, Gauge>,
@@ -93,23 +97,23 @@ impl Metrics {
         let m = Self {
             registry: Registry::default(),
             started: Instant::now(),
-            requests_total: Family::default(),
-            request_duration: Family::new_with_constructor(request_histogram),
+            requests_total: series::Series::new(Family::new_with_constructor(Counter::default), names(&REQUESTS_TOTAL)),
+            request_duration: series::Series::new(Family::new_with_constructor(request_histogram), names(&REQUEST_DURATION)),
             errors_total: Family::default(),
-            runs_total: Family::default(),
-            run_duration: Family::new_with_constructor(run_histogram),
-            runs_in_flight: Family::default(),
+            runs_total: series::Series::new(Family::new_with_constructor(Counter::default), names(&RUNS_TOTAL)),
+            run_duration: series::Series::new(Family::new_with_constructor(run_histogram), names(&RUN_DURATION)),
+            runs_in_flight: series::Series::new(Family::new_with_constructor(Gauge::default), names(&RUNS_IN_FLIGHT)),
             queue_depth: Family::default(),
             queue_oldest: Family::default(),
             runs_held: Family::default(),
             uptime: Gauge::default(),
         };
-        registry.register(REQUESTS_TOTAL.registered_name(), REQUESTS_TOTAL.help, m.requests_total.clone());
-        registry.register(REQUEST_DURATION.registered_name(), REQUEST_DURATION.help, m.request_duration.clone());
+        registry.register(REQUESTS_TOTAL.registered_name(), REQUESTS_TOTAL.help, m.requests_total.family());
+        registry.register(REQUEST_DURATION.registered_name(), REQUEST_DURATION.help, m.request_duration.family());
         registry.register(ERRORS_TOTAL.registered_name(), ERRORS_TOTAL.help, m.errors_total.clone());
-        registry.register(RUNS_TOTAL.registered_name(), RUNS_TOTAL.help, m.runs_total.clone());
-        registry.register(RUN_DURATION.registered_name(), RUN_DURATION.help, m.run_duration.clone());
-        registry.register(RUNS_IN_FLIGHT.registered_name(), RUNS_IN_FLIGHT.help, m.runs_in_flight.clone());
+        registry.register(RUNS_TOTAL.registered_name(), RUNS_TOTAL.help, m.runs_total.family());
+        registry.register(RUN_DURATION.registered_name(), RUN_DURATION.help, m.run_duration.family());
+        registry.register(RUNS_IN_FLIGHT.registered_name(), RUNS_IN_FLIGHT.help, m.runs_in_flight.family());
         registry.register(QUEUE_DEPTH.registered_name(), QUEUE_DEPTH.help, m.queue_depth.clone());
         registry.register(QUEUE_OLDEST.registered_name(), QUEUE_OLDEST.help, m.queue_oldest.clone());
         registry.register(RUNS_HELD.registered_name(), RUNS_HELD.help, m.runs_held.clone());
@@ -137,8 +141,8 @@ impl Metrics {
             5 - w.len()
         };
         let status = std::str::from_utf8(&digits[..len]).unwrap_or("0");
-        self.requests_total.get_or_create(&labels(&REQUESTS_TOTAL, [method, route, status])).inc();
-        self.request_duration.get_or_create(&labels(&REQUEST_DURATION, [method, route])).observe(seconds);
+        self.requests_total.get([method, route, status]).inc();
+        self.request_duration.get([method, route]).observe(seconds);
     }
 
     /// Counts one error by its type (the catalog name).
@@ -148,13 +152,13 @@ impl Metrics {
 
     /// Counts an attempt's end and its duration.
     pub fn run_finished(&self, function: &str, outcome: &str, seconds: f64) {
-        self.runs_total.get_or_create(&labels(&RUNS_TOTAL, [function, outcome])).inc();
-        self.run_duration.get_or_create(&labels(&RUN_DURATION, [function])).observe(seconds);
+        self.runs_total.get([function, outcome]).inc();
+        self.run_duration.get([function]).observe(seconds);
     }
 
     /// Moves the in-flight gauge of a function.
     pub fn in_flight(&self, function: &str, delta: i64) {
-        self.runs_in_flight.get_or_create(&labels(&RUNS_IN_FLIGHT, [function])).inc_by(delta);
+        self.runs_in_flight.get([function]).inc_by(delta);
     }
 
     /// Sets the queue depth of a function.
