@@ -190,8 +190,17 @@ pub(crate) fn claim_lanes(
     }
     let (chosen, last) = round_robin(&candidates, n as usize);
     // Why: the lanes looked at up to the last one served go to the back of the line; when none
-    // had a run to give, every lane looked at does, so the next claim looks at others.
-    let bumped = last.map_or(candidates.len(), |l| l + 1);
+    // had a run to give, every lane looked at does, so the next claim looks at others. When
+    // they were all the function's lanes, the next claim looks at them all again whatever
+    // their order: nothing is written, so a claim that finds every lane full does not commit
+    // a write (one `fsync` a claim, measured 0.16 against 0.40 ms with 1,000,000 runs queued
+    // behind one full lane, session 23).
+    let every_lane_seen = lanes.len() < lanes_to_probe(n) as usize;
+    let bumped = match last {
+        Some(l) => l + 1,
+        None if every_lane_seen => 0,
+        None => candidates.len(),
+    };
     let mut served = conn.prepare_cached("UPDATE flow_keys SET served = ?3, touched_at = ?4 WHERE function = ?1 AND key = ?2")?;
     for (turn, (key, _)) in (0_i64..).zip(&lanes[..bumped]) {
         served.execute(params![function, key, req.now.saturating_add(turn), req.now])?;

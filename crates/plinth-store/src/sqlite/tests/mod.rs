@@ -13,14 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tempfile::TempDir;
 
-fn fresh() -> (TempDir, SqliteStore) {
+mod lanes;
+
+pub(super) fn fresh() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let store = SqliteStore::open(&dir.path().join("plinth.db"), Synchronous::Full).expect("a fresh store opens");
     (dir, store)
 }
 
 /// A run of `function` with `input`, due now.
-fn new_run(function: &str, input: serde_json::Value) -> NewRun {
+pub(super) fn new_run(function: &str, input: serde_json::Value) -> NewRun {
     NewRun { input, ..crate::conformance::new_run(function, now_micros()) }
 }
 
