@@ -42,8 +42,8 @@ impl RateLimit {
     }
 
     /// `Ok` when `client` may go on, else the seconds to wait (at least 1).
-    pub(crate) fn check(&self, client: &str) -> Result<(), u64> {
-        self.limiter.check_key(&client.to_string()).map_err(|not_until| {
+    pub(crate) fn check(&self, client: String) -> Result<(), u64> {
+        self.limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })
@@ -77,7 +77,7 @@ pub(crate) fn rate_limit(state: &crate::AppState, req: &Request) -> Option<Respo
     if UNLIMITED.contains(&req.uri().path()) {
         return None;
     }
-    let wait = limit.check(&client_key(req)).err()?;
+    let wait = limit.check(client_key(req)).err()?;
     Some(
         ApiError::new(Code::RateLimited, format!("too many requests from this client; retry in {wait}s"))
             .retry_after(wait)
