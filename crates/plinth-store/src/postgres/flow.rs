@@ -122,10 +122,16 @@ pub(crate) async fn claim_lanes(
     // Why: the lanes looked at up to the last one served go to the back of the line; when none
     // gave a run, all of them do, so the next claim looks at others.
     let last = runs.iter().filter_map(|r| r.flow_key.as_deref()).filter_map(|k| keys.iter().position(|x| *x == k)).max();
-    let bumped = last.map_or(lanes.len(), |l| l + 1);
-    let mut tats = Vec::with_capacity(bumped);
+    let seen = last.map_or(lanes.len(), |l| l + 1);
+    // Why: fewer lanes than asked for were every lane no other claim held, and the next claim
+    // gets them all again whatever their order: when none gave a run, nothing moves, so a claim
+    // that finds every lane full updates no row (each update left a dead row in `flow_keys` for
+    // the next claims to walk).
+    let every_lane_seen = i64::try_from(lanes.len()).unwrap_or(i64::MAX) < batch;
+    let bumped = if last.is_none() && every_lane_seen { 0 } else { seen };
+    let mut tats = Vec::with_capacity(seen);
     let mut throttled_until: Option<i64> = None;
-    for (key, tat) in &lanes[..bumped] {
+    for (key, tat) in &lanes[..seen] {
         let Some(g) = rules.throttle else {
             tats.push(*tat);
             continue;
@@ -142,6 +148,9 @@ pub(crate) async fn claim_lanes(
             throttled_until = Some(throttled_until.map_or(next, |t| t.min(next)));
         }
     }
+    if bumped == 0 {
+        return Ok((runs, throttled_until));
+    }
     sqlx::query(
         "UPDATE flow_keys SET served = $3 + k.ord, touched_at = $3, tat = k.tat \
          FROM unnest($2::text[], $4::bigint[]) WITH ORDINALITY AS k(key, tat, ord) \
@@ -150,7 +159,7 @@ pub(crate) async fn claim_lanes(
     .bind(function)
     .bind(&keys[..bumped])
     .bind(req.now)
-    .bind(&tats)
+    .bind(&tats[..bumped])
     .execute(&mut *tx)
     .await?;
     Ok((runs, throttled_until))
