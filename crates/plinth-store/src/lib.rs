@@ -11,6 +11,7 @@ mod events;
 mod expiry;
 mod flow;
 mod notify;
+mod pace;
 pub mod postgres;
 pub mod sqlite;
 mod starter;
@@ -24,6 +25,7 @@ pub use expiry::Expired;
 pub use flow::{AHEAD_COUNTED, FlowLimit, FlowUpkeep, Lane, LaneLoad, LaneRoom, QueueStats};
 pub(crate) use flow::{rate_reason, singleton_reason};
 pub use notify::Notifier;
+pub use pace::{ONE_WRITER, PrunePace};
 pub use starter::Starter;
 pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};
 pub use steps::FOREVER;
@@ -379,12 +381,9 @@ pub trait Store: Send + Sync + 'static {
     fn notifier(&self) -> &Notifier;
     /// The backend's name, for `/health`.
     fn backend(&self) -> &'static str;
-    /// About how long one pruning batch may take: on a store with one writer the hot path
-    /// waits for all of a batch, so batches stay short there. Why 1 ms: with 5 ms, `POST /run`
-    /// p99 while 200,000 runs were pruned was 3.1x the same store's without pruning; with 1 ms,
-    /// 1.31x and 1.47x, deleting 14,000 to 20,000 runs/s instead of 50,000 (docs/scaling.md).
-    fn prune_pace(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(1)
+    /// How the pruner paces itself here; [`ONE_WRITER`] unless the store says otherwise.
+    fn prune_pace(&self) -> PrunePace {
+        ONE_WRITER
     }
 }
 

@@ -25,9 +25,9 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
             match shared.store.prune(before, keys_before, batch).await {
                 Ok(n) => {
                     total += n;
-                    let (full, took) = (n >= u64::from(batch), started.elapsed());
-                    batch = next_batch(batch, took, shared.store.prune_pace());
-                    if !full || !pause(&shared, took).await {
+                    let (full, took, pace) = (n >= u64::from(batch), started.elapsed(), shared.store.prune_pace());
+                    batch = next_batch(batch, took, pace.batch);
+                    if !full || !pause(&shared, pace.rest_after(took)).await {
                         break;
                     }
                 }
@@ -50,7 +50,7 @@ pub(crate) async fn pruner(shared: Arc<Shared>) {
 /// The most and the fewest runs a pruning batch deletes.
 const MOST: u32 = 1000;
 const LEAST: u32 = 50;
-/// The next batch's size: scaled so it takes about `pace` (the store's
+/// The next batch's size: scaled so it takes about `pace` (the batch of the store's
 /// [`plinth_store::Store::prune_pace`]), between [`LEAST`] and [`MOST`]. Why: SQLite has one
 /// writer, and a `POST /run` arriving during a batch waits for it (1,000 runs took 10 to 20 ms,
 /// which went straight into `POST /run`'s p99).
@@ -60,13 +60,13 @@ fn next_batch(batch: u32, took: Duration, pace: Duration) -> u32 {
     u32::try_from(scaled).unwrap_or(MOST).clamp(LEAST, MOST)
 }
 
-/// Waits as long as the last batch took (at most a second) before the next one, so a large
-/// backlog of old runs is deleted at no more than half the store's time and the hot path keeps
-/// the rest; `false` when the node is stopping.
-async fn pause(shared: &Shared, took: Duration) -> bool {
+/// Rests `rest` (the store's pace after the last batch) before the next one, so a large backlog
+/// of old runs takes only a share of the store's time and the hot path keeps the rest; `false`
+/// when the node is stopping.
+async fn pause(shared: &Shared, rest: Duration) -> bool {
     tokio::select! {
         () = shared.stop.cancelled() => false,
-        () = tokio::time::sleep(took.min(Duration::from_secs(1))) => true,
+        () = tokio::time::sleep(rest) => true,
     }
 }
 
