@@ -15,6 +15,8 @@ pub(crate) mod copies;
 mod events;
 mod expiry;
 mod flow;
+#[cfg(test)]
+pub(crate) mod lanes;
 mod leases;
 mod overview;
 mod queue;
