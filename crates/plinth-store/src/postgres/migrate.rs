@@ -26,6 +26,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "run_counts", include_str!("migrations/0015_run_counts.sql")),
     (16, "lane_key_estimate", include_str!("migrations/0016_lane_key_estimate.sql")),
     (17, "runs_by_function_status", include_str!("migrations/0017_runs_by_function_status.sql")),
+    (18, "run_keys", include_str!("migrations/0018_run_keys.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

@@ -20,11 +20,11 @@ fn missing(id: &str) -> StoreError {
 /// The run holding `key`, answered as a replay (or refused when the request differs).
 async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Option<Enqueued>, StoreError> {
     let Some(row) =
-        sqlx::query("SELECT id, request_hash FROM runs WHERE idempotency_key = $1").bind(key).fetch_optional(&mut *conn).await?
+        sqlx::query("SELECT run_id, request_hash FROM run_keys WHERE key = $1").bind(key).fetch_optional(&mut *conn).await?
     else {
         return Ok(None);
     };
-    let id: String = row.try_get("id")?;
+    let id: String = row.try_get("run_id")?;
     let hash: Option<String> = row.try_get("request_hash")?;
     if hash != run.request_hash {
         return Err(StoreError::IdempotencyMismatch { run_id: id });
@@ -33,14 +33,30 @@ async fn replay(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<Opti
     Ok(Some(Enqueued::Replayed(existing)))
 }
 
-/// Inserts the run unless its idempotency key is taken; the rows inserted (0 or 1).
-async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, StoreError> {
+/// Takes the run's idempotency key unless another run holds it; whether it was taken. Why: two
+/// identical keyed requests racing both miss the first look-up; the key's primary key lets one
+/// take it, the other waits for that transaction, then takes nothing and answers as its replay.
+async fn take_key(conn: &mut PgConnection, key: &str, run: &NewRun) -> Result<bool, StoreError> {
     Ok(sqlx::query(
+        "INSERT INTO run_keys (key, run_id, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(&run.run_id)
+    .bind(&run.request_hash)
+    .bind(run.created_at)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Inserts the run (its key, if any, taken already).
+async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<(), StoreError> {
+    sqlx::query(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, priority, created_at, \
-         next_attempt_at, correlation_id, idempotency_key, request_hash, trigger, trigger_type, event_id, flow_key, \
+         next_attempt_at, correlation_id, idempotency_key, trigger, trigger_type, event_id, flow_key, \
          debounce_key, singleton_key, start_by, finish_by, cancel_on, batch_key, traceparent, tracestate) VALUES ($1, $2, 'queued', 0, \
-         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(&run.run_id)
     .bind(&run.function)
@@ -51,7 +67,6 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(run.not_before)
     .bind(&run.correlation_id)
     .bind(&run.idempotency_key)
-    .bind(&run.request_hash)
     .bind(trigger_json(&run.trigger))
     .bind(run.trigger.kind())
     .bind(run.trigger.event_id())
@@ -65,8 +80,8 @@ async fn insert(conn: impl sqlx::PgExecutor<'_>, run: &NewRun) -> Result<u64, St
     .bind(&run.traceparent)
     .bind(&run.tracestate)
     .execute(conn)
-    .await?
-    .rows_affected())
+    .await?;
+    Ok(())
 }
 
 /// What one enqueue attempt did: stored (or replayed, or fed) the run, or found an unfinished
@@ -104,8 +119,6 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
             return Err(StoreError::QueueFull { function: run.function, limit });
         }
     }
-    // Why: two identical keyed requests racing both miss the first look-up; the unique index
-    // lets one insert, the other inserts nothing and answers as the replay of the winner's run.
     if let Some(d) = &run.debounce {
         super::rates::lock_keys(&mut tx, "plinth-debounce", schema, &[(run.function.as_str(), d.key.as_str())]).await?;
         if let Some(id) = super::rates::debounce_into(&mut tx, &run).await? {
@@ -134,15 +147,16 @@ pub(crate) async fn enqueue(pool: &PgPool, schema: &str, run: NewRun) -> Result<
         book.save(&mut tx, &super::rates::periods(&checks)).await?;
     }
     super::flow::open_lanes(&mut tx, super::flow::lanes_of(&[&run]), run.created_at).await?;
-    let inserted = insert(&mut *tx, &run).await?;
-    if inserted == 0 {
-        let key = run.idempotency_key.as_deref().unwrap_or_default();
+    if let Some(key) = &run.idempotency_key
+        && !take_key(&mut tx, key, &run).await?
+    {
         let found = replay(&mut tx, key, &run).await;
         tx.rollback().await?;
         return found?
             .map(|e| Entry::Done(Box::new(e)))
             .ok_or_else(|| StoreError::Unavailable(format!("idempotency key `{key}` conflicted, then its run was gone")));
     }
+    insert(&mut *tx, &run).await?;
     tx.commit().await?;
     Ok(Entry::Done(Box::new(Enqueued::Created(run.into_queued()))))
 }

@@ -28,9 +28,9 @@ async fn exists(store: &dyn Store, id: &str) -> bool {
 }
 
 async fn key_of(side: &PgPool, schema: &str, id: &str) -> Option<String> {
-    sqlx::query_scalar(&format!("SELECT idempotency_key FROM \"{schema}\".runs WHERE id = $1"))
+    sqlx::query_scalar(&format!("SELECT key FROM \"{schema}\".run_keys WHERE run_id = $1"))
         .bind(id)
-        .fetch_one(side)
+        .fetch_optional(side)
         .await
         .expect("read the run's key")
 }
@@ -53,13 +53,15 @@ async fn rows_held_by_another_transaction_are_skipped_then_pruned_later() {
     let keyed = created(&store, keyed).await;
 
     let mut holder = side.begin().await.expect("a side transaction");
-    let hold = format!("SELECT id FROM \"{}\".runs WHERE id = ANY($1) FOR UPDATE", scratch.schema);
-    sqlx::query(&hold).bind(vec![old[0].clone(), keyed.clone()]).execute(&mut *holder).await.expect("hold two rows");
+    let hold = format!("SELECT id FROM \"{}\".runs WHERE id = $1 FOR UPDATE", scratch.schema);
+    sqlx::query(&hold).bind(&old[0]).execute(&mut *holder).await.expect("hold an old run");
+    let hold = format!("SELECT key FROM \"{}\".run_keys WHERE run_id = $1 FOR UPDATE", scratch.schema);
+    sqlx::query(&hold).bind(&keyed).execute(&mut *holder).await.expect("hold the queued run's key");
 
     let pruned = store.prune(t0, t0 + SEC, 100).await.expect("a prune beside held rows succeeds");
     assert_eq!(pruned, 2, "the two free old runs go, the held one is skipped");
     assert!(exists(&store, &old[0]).await, "the held run is kept for now");
-    assert_eq!(key_of(&side, &scratch.schema, &keyed).await.as_deref(), Some("order-7"), "a held run keeps its key for now");
+    assert_eq!(key_of(&side, &scratch.schema, &keyed).await.as_deref(), Some("order-7"), "a held key is kept for now");
 
     holder.rollback().await.expect("release the rows");
     assert_eq!(store.prune(t0, t0 + SEC, 100).await.expect("prune"), 1, "the next pass takes the run it skipped");
