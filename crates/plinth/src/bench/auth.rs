@@ -18,9 +18,13 @@ async fn paced(opts: &ServerOptions, runs: usize, concurrency: usize, rate: f64,
         client = client.with_key(KEY);
     }
     client.ready(Duration::from_secs(10)).await?;
-    let round =
-        load::round(&client, load::Load { function: "noop", runs, concurrency, rate: Some(rate), keys: 0 }, label, &mut progress)
-            .await;
+    let round = load::round(
+        &client,
+        load::Load { function: "noop", runs, concurrency, rate: Some(rate), keys: 0, idempotent: false },
+        label,
+        &mut progress,
+    )
+    .await;
     server.stop(Duration::from_secs(30))?;
     let round = round?;
     if round.rejected > 0 {

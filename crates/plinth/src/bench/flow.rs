@@ -31,9 +31,17 @@ pub(crate) async fn throughput(client: &Client, s: &Settings, progress: &mut Pro
     let mut plain = Vec::new();
     let mut keyed = Vec::new();
     for pair in 1..=2 {
-        let load = load::Load { function: "noop", runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0 };
+        let load =
+            load::Load { function: "noop", runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0, idempotent: false };
         plain.push(load::round(client, load, &format!("flow {pair}/2: no limit"), progress).await?);
-        let load = load::Load { function: "keyed", runs: s.runs, concurrency: s.concurrency, rate: None, keys: s.keys };
+        let load = load::Load {
+            function: "keyed",
+            runs: s.runs,
+            concurrency: s.concurrency,
+            rate: None,
+            keys: s.keys,
+            idempotent: false,
+        };
         let label = format!("flow {pair}/2: concurrency 4 per key over {} keys", s.keys);
         keyed.push(load::round(client, load, &label, progress).await?);
     }

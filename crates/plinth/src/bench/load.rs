@@ -7,19 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A pooled keep-alive client for one server, or for several nodes of one component:
-/// submissions go to each in turn, completions are summed over all.
-#[derive(Clone)]
-pub(crate) struct Client {
-    http: reqwest::Client,
-    /// The first node's URL; long-polls go there, whichever node runs the run.
-    base: String,
-    bases: Arc<Vec<String>>,
-    turn: Arc<AtomicUsize>,
-    prefix: String,
-    /// Sent as a bearer token on `POST /run` when set.
-    key: Option<String>,
-}
+pub(crate) use super::client::Client;
 
 /// Progress on stderr: one rewritten line on a terminal, a line every two seconds otherwise.
 pub(crate) struct Progress {
@@ -52,22 +40,6 @@ impl Progress {
     }
 }
 
-/// Run attempts ended, summed from `/metrics`: (succeeded, any other outcome). The scheduled
-/// function's runs, which start by themselves every second, are not counted.
-pub(crate) fn finished_from_metrics(text: &str, prefix: &str) -> (u64, u64) {
-    let name = format!("{prefix}_runs_total{{");
-    let scheduled = format!("function=\"{}\"", super::server::SCHEDULED);
-    let mut ok = 0;
-    let mut other = 0;
-    for line in text.lines().filter(|l| l.starts_with(&name) && !l.contains(&scheduled)) {
-        let Some(count) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let count = count as u64;
-        if line.contains("status=\"succeeded\"") { ok += count } else { other += count }
-    }
-    (ok, other)
-}
-
 /// Micros between two RFC 3339 fields of a run.
 pub(crate) fn gap_micros(run: &Value, from: &str, to: &str) -> Result<u64, String> {
     let field = |name: &str| -> Result<i64, String> {
@@ -75,143 +47,6 @@ pub(crate) fn gap_micros(run: &Value, from: &str, to: &str) -> Result<u64, Strin
         parse_rfc3339(text)
     };
     u64::try_from(field(to)? - field(from)?).map_err(|_| format!("`{to}` is before `{from}` in {run}"))
-}
-
-impl Client {
-    pub(crate) fn new(addrs: &[String], concurrency: usize) -> Result<Self, String> {
-        // Why: reqwest is built without a default TLS provider (decision 0002).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency.max(1))
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(70))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let bases: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
-        let base = bases.first().cloned().ok_or("no server to drive")?;
-        Ok(Self { http, base, bases: Arc::new(bases), turn: Arc::new(AtomicUsize::new(0)), prefix: "plinth".into(), key: None })
-    }
-
-    /// The same client, sending `key` as a bearer token on `POST /run`.
-    pub(crate) fn with_key(mut self, key: &str) -> Self {
-        self.key = Some(key.to_string());
-        self
-    }
-
-    /// Waits until `/ready` answers 200 on every node.
-    pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        for base in self.bases.iter() {
-            loop {
-                match self.http.get(format!("{base}/ready")).send().await {
-                    Ok(r) if r.status().as_u16() == 200 => break,
-                    Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
-                    Ok(r) => return Err(format!("{base}/ready still answers {}", r.status())),
-                    Err(e) => return Err(format!("{base}/ready: {e}")),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `POST /run` of the no-op function; the run id on 202.
-    pub(crate) async fn submit(&self, function: &str) -> Result<String, String> {
-        let mut req = self
-            .http
-            .post(format!("{}/run", self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()]))
-            .header("content-type", "application/json")
-            .body(format!(r#"{{"function":"{function}","input":{{}}}}"#));
-        if let Some(key) = &self.key {
-            req = req.bearer_auth(key);
-        }
-        let resp = req.send().await.map_err(|e| format!("POST /run: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| format!("POST /run body: {e}"))?;
-        if status != 202 {
-            return Err(format!("POST /run answered {status}: {}", String::from_utf8_lossy(&body)));
-        }
-        let v: Value = serde_json::from_slice(&body).map_err(|e| format!("POST /run body: {e}"))?;
-        v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
-    }
-
-    /// `POST /run` of `function` with `input`; the run id on 202.
-    pub(crate) async fn submit_input(&self, function: &str, input: &Value) -> Result<String, String> {
-        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
-        let body = serde_json::json!({"function": function, "input": input}).to_string();
-        let resp = self
-            .http
-            .post(format!("{base}/run"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST /run: {e}"))?;
-        let status = resp.status().as_u16();
-        let v: Value = serde_json::from_slice(&resp.bytes().await.map_err(|e| format!("POST /run body: {e}"))?)
-            .map_err(|e| format!("POST /run body: {e}"))?;
-        if status != 202 {
-            return Err(format!("POST /run answered {status}: {v}"));
-        }
-        v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
-    }
-
-    /// `POST /events` with `body` (one event or an array) on the next node; the 202's body.
-    pub(crate) async fn send_events(&self, body: String) -> Result<Value, String> {
-        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
-        let resp = self
-            .http
-            .post(format!("{base}/events"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST /events: {e}"))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| format!("POST /events body: {e}"))?;
-        if status != 202 {
-            return Err(format!("POST /events answered {status}: {}", String::from_utf8_lossy(&body)));
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("POST /events body: {e}"))
-    }
-
-    /// `GET path` on the first node, as JSON.
-    pub(crate) async fn get_json(&self, path: &str) -> Result<Value, String> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| format!("GET {path}: {e}"))?;
-        let body = resp.bytes().await.map_err(|e| format!("GET {path}: {e}"))?;
-        serde_json::from_slice(&body).map_err(|e| format!("GET {path}: {e}"))
-    }
-
-    /// `GET path` on the first node: its status and body.
-    pub(crate) async fn get_text(&self, path: &str) -> Result<(u16, String), String> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| format!("GET {path}: {e}"))?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.text().await.map_err(|e| format!("GET {path}: {e}"))?))
-    }
-
-    /// `GET /runs/{id}?wait=S`: the run, terminal unless the wait ran out.
-    pub(crate) async fn wait_run(&self, id: &str, seconds: u32) -> Result<Value, String> {
-        let resp = self
-            .http
-            .get(format!("{}/runs/{id}?wait={seconds}", self.base))
-            .send()
-            .await
-            .map_err(|e| format!("GET /runs/{id}: {e}"))?;
-        let body = resp.bytes().await.map_err(|e| format!("GET /runs/{id}: {e}"))?;
-        serde_json::from_slice(&body).map_err(|e| format!("GET /runs/{id}: {e}"))
-    }
-
-    /// Run attempts ended so far on all nodes: (succeeded, other).
-    pub(crate) async fn finished(&self) -> Result<(u64, u64), String> {
-        let (mut ok, mut other) = (0, 0);
-        for base in self.bases.iter() {
-            let resp = self.http.get(format!("{base}/metrics")).send().await.map_err(|e| format!("GET /metrics: {e}"))?;
-            let text = resp.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
-            let (o, x) = finished_from_metrics(&text, &self.prefix);
-            ok += o;
-            other += x;
-        }
-        Ok((ok, other))
-    }
 }
 
 /// Idle pickup: one run at a time on a quiet server.
@@ -264,6 +99,8 @@ pub(crate) struct Load {
     pub(crate) rate: Option<f64>,
     /// Run `i` gets the input `{"k": "k{i % keys}"}`; 0: the empty input.
     pub(crate) keys: usize,
+    /// Each submission carries an `Idempotency-Key` of its own (with the empty input).
+    pub(crate) idempotent: bool,
 }
 
 /// Submits `runs` no-op runs from `concurrency` connections, then waits until all have ended.
@@ -271,13 +108,15 @@ pub(crate) struct Load {
 /// With a rate, submission `i` is due at `start + i / rate` and its latency counts from that
 /// moment, so a server that falls behind shows it (no coordinated omission).
 pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &mut Progress) -> Result<Round, String> {
-    let Load { function, runs, concurrency, rate, keys } = load;
+    let Load { function, runs, concurrency, rate, keys, idempotent } = load;
+    // Why: keys unique to this round, so no submission replays a run of an earlier round.
+    let tag = plinth_core::ids::new_run_id();
     let (ok_before, other_before) = client.finished().await?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency.max(1) {
-        let (client, next) = (client.clone(), next.clone());
+        let (client, next, tag) = (client.clone(), next.clone(), tag.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut rejected = Vec::new();
@@ -295,7 +134,9 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
                     }
                     None => Instant::now(),
                 };
-                let submitted = if keys == 0 {
+                let submitted = if idempotent {
+                    client.submit_keyed(function, Some(&format!("{tag}-{i}"))).await
+                } else if keys == 0 {
                     client.submit(function).await
                 } else {
                     client.submit_input(function, &serde_json::json!({"k": format!("k{}", i % keys)})).await
@@ -349,6 +190,7 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::finished_from_metrics;
     use super::*;
     use serde_json::json;
 

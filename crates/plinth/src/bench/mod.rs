@@ -6,6 +6,7 @@
 //! paced at `--paced-rate` submissions/s for the latency at a given load; peak RSS.
 
 mod auth;
+mod client;
 mod endpoint;
 mod events;
 mod flow;
@@ -173,21 +174,54 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     let mut rounds = Vec::new();
     for r in 0..args.rounds {
         let label = format!("round {}/{}", r + 1, args.rounds);
-        let load = load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: None, keys: 0 };
+        let load = load::Load {
+            function: "noop",
+            runs: args.runs,
+            concurrency: args.concurrency,
+            rate: None,
+            keys: 0,
+            idempotent: false,
+        };
         rounds.push(load::round(&client, load, &label, &mut progress).await?);
     }
     let paced = match Some(args.paced_rate) {
         #[allow(clippy::cast_precision_loss)]
         Some(rate) if rate > 0 => {
-            let load =
-                load::Load { function: "noop", runs: args.runs, concurrency: args.concurrency, rate: Some(rate as f64), keys: 0 };
+            let load = load::Load {
+                function: "noop",
+                runs: args.runs,
+                concurrency: args.concurrency,
+                rate: Some(rate as f64),
+                keys: 0,
+                idempotent: false,
+            };
             Some(load::round(&client, load, &format!("paced round at {rate} runs/s"), &mut progress).await?)
         }
         _ => None,
     };
     let http = if args.http_runs > 0 {
-        let load = load::Load { function: "http_noop", runs: args.http_runs, concurrency: args.concurrency, rate: None, keys: 0 };
+        let load = load::Load {
+            function: "http_noop",
+            runs: args.http_runs,
+            concurrency: args.concurrency,
+            rate: None,
+            keys: 0,
+            idempotent: false,
+        };
         Some(load::round(&client, load, "HTTP-handler round", &mut progress).await?)
+    } else {
+        None
+    };
+    let keyed = if args.keyed_runs > 0 {
+        let load = load::Load {
+            function: "noop",
+            runs: args.keyed_runs,
+            concurrency: args.concurrency,
+            rate: None,
+            keys: 0,
+            idempotent: true,
+        };
+        Some(load::round(&client, load, "keyed round (an Idempotency-Key each)", &mut progress).await?)
     } else {
         None
     };
@@ -325,6 +359,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "store": if opts.postgres.is_some() { "postgres" } else { "sqlite" }, "nodes": args.nodes,
             "claim_batch": args.claim_batch,
             "function": "noop (in-process); http_noop (HTTP handler) for the HTTP round", "http_runs": args.http_runs,
+            "keyed_runs": args.keyed_runs,
         },
         "memory_mib": {"idle_rss": idle_rss.map(stats::round3), "rss_after_load": rss_after.map(stats::round3),
             "peak_rss": peak_rss.map(stats::round3)},
@@ -339,6 +374,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "rounds": round_reports,
             "paced": paced_report.map(|r| json!({"target_runs_per_second": args.paced_rate, "round": r})),
             "http_handler": http.as_ref().map(round_report),
+            "idempotency_keys": keyed.as_ref().map(round_report),
         },
         "auth_overhead": auth_cost,
         "otlp_export": export_cost,

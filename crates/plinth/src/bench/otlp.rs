@@ -48,7 +48,7 @@ async fn rounds(opts: &ServerOptions, runs: usize, concurrency: usize, rate: f64
     let server = Server::start(opts, Duration::from_secs(30))?;
     let client = Client::new(std::slice::from_ref(&server.addr), concurrency)?;
     client.ready(Duration::from_secs(10)).await?;
-    let closed = load::Load { function: "noop", runs, concurrency, rate: None, keys: 0 };
+    let closed = load::Load { function: "noop", runs, concurrency, rate: None, keys: 0, idempotent: false };
     let open = load::round(&client, closed, &format!("{label}, closed loop"), &mut progress).await;
     let paced = load::Load { rate: Some(rate), ..closed };
     let paced = load::round(&client, paced, &format!("{label}, paced"), &mut progress).await;

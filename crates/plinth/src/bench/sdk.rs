@@ -117,7 +117,7 @@ pub(crate) async fn measure(base: &ServerOptions, s: &Settings, progress: &mut P
     let mut sdk = Vec::new();
     for pass in 1..=2 {
         for (function, out) in [(NATIVE_FUNCTION, &mut native), (SDK_FUNCTION, &mut sdk)] {
-            let l = load::Load { function, runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0 };
+            let l = load::Load { function, runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0, idempotent: false };
             out.push(load::round(&client, l, &format!("{function} pass {pass}"), progress).await?);
         }
     }

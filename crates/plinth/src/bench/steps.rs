@@ -143,14 +143,14 @@ fn p(summary: Option<&stats::Summary>, f: fn(&stats::Summary) -> f64) -> Option<
 pub(crate) async fn measure(client: &Client, s: &Settings, progress: &mut Progress) -> Result<(Value, Vec<Value>), String> {
     let in_process = load::round(
         client,
-        load::Load { function: "steps3", runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0 },
+        load::Load { function: "steps3", runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0, idempotent: false },
         "three-step in-process workflows",
         progress,
     )
     .await?;
     let http = load::round(
         client,
-        load::Load { function: "http_steps5", runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0 },
+        load::Load { function: "http_steps5", runs: s.runs, concurrency: s.concurrency, rate: None, keys: 0, idempotent: false },
         "five-step HTTP workflows",
         progress,
     )

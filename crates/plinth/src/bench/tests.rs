@@ -13,6 +13,7 @@ fn args() -> BenchArgs {
         server_log_level: "info".into(),
         paced_rate: 5000,
         http_runs: 0,
+        keyed_runs: 0,
         auth_runs: 0,
         auth_rate: 1000,
         dir: None,

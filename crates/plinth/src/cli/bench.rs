@@ -32,6 +32,10 @@ pub(crate) struct BenchArgs {
     /// Runs of a no-op HTTP handler (a local endpoint) in one more closed-loop round; 0 skips it.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) http_runs: usize,
+    /// Runs in one more closed-loop round where each `POST /run` carries an `Idempotency-Key` of
+    /// its own, for what remembering the keys costs; 0 skips it.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) keyed_runs: usize,
     /// Runs in each of four paced rounds on fresh servers, alternating without and with an API
     /// key, for the cost of access control; 0 skips them.
     #[arg(long, default_value_t = 6_000)]

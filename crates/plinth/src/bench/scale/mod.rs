@@ -53,7 +53,14 @@ async fn figures(client: &Client, s: &Settings, tag: &str, progress: &mut Progre
     let pickup = load::pickup(client, s.samples, progress).await?.roundtrip_micros;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let runs = (s.rate * 5.0) as usize;
-    let load = load::Load { function: FREE, runs: runs.max(100), concurrency: s.concurrency, rate: Some(s.rate), keys: 0 };
+    let load = load::Load {
+        function: FREE,
+        runs: runs.max(100),
+        concurrency: s.concurrency,
+        rate: Some(s.rate),
+        keys: 0,
+        idempotent: false,
+    };
     let paced = load::round(client, load, &format!("scale ({tag}): paced POST /run"), progress).await?;
     let reads = super::reads::time(client, HELD, s.samples).await?;
     Ok(Figures { pickup, paced, reads })
@@ -226,7 +233,8 @@ async fn while_pruning(opts: &ServerOptions, s: &Settings, old: &RunCopies, prog
         if Instant::now() > deadline {
             return Err(format!("the pruner did not delete {} old runs within {PRUNE_DEADLINE:?}", old.count));
         }
-        let load = load::Load { function: FREE, runs, concurrency: s.concurrency, rate: Some(s.rate), keys: 0 };
+        let load =
+            load::Load { function: FREE, runs, concurrency: s.concurrency, rate: Some(s.rate), keys: 0, idempotent: false };
         let round = load::round(&client, load, "scale: paced POST /run while the pruner works", progress).await?;
         post_micros.extend(round.post_micros);
     }
