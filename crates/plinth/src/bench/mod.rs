@@ -13,6 +13,7 @@ mod flow;
 mod load;
 mod otlp;
 mod reads;
+mod report;
 mod scale;
 mod sdk;
 mod server;
@@ -22,6 +23,7 @@ mod ui;
 
 use crate::cli::BenchArgs;
 use load::{Client, Progress};
+use report::{round_report, target};
 use serde_json::{Value, json};
 use server::{Server, ServerOptions};
 use std::process::ExitCode;
@@ -390,25 +392,6 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         "targets": targets,
         "server_exit": exit.to_string(),
     }))
-}
-
-fn round_report(r: &load::Round) -> Value {
-    #[allow(clippy::cast_precision_loss)]
-    let per_second = |n: usize, d: Duration| stats::round3(n as f64 / d.as_secs_f64().max(1e-9));
-    json!({
-        "accepted": r.accepted,
-        "rejected": r.rejected,
-        "not_succeeded": r.not_succeeded,
-        "seconds": stats::round3(r.elapsed.as_secs_f64()),
-        "runs_per_second": per_second(r.accepted, r.elapsed),
-        "submitted_per_second": per_second(r.accepted, r.submit_elapsed),
-        "post_run": stats::summarize(&r.post_micros),
-    })
-}
-
-fn target(name: &str, op: &str, bound: f64, measured: Option<f64>) -> Value {
-    let met = measured.map(|m| if op == ">=" { m >= bound } else { m <= bound });
-    json!({"name": name, "target": format!("{op} {bound}"), "measured": measured.map(stats::round3), "met": met})
 }
 
 #[cfg(test)]
