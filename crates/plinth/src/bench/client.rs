@@ -81,16 +81,27 @@ impl Client {
     /// `POST /run` of `function` with the empty input, and an `Idempotency-Key` when given; the
     /// run id on 202.
     pub(crate) async fn submit_keyed(&self, function: &str, idempotency_key: Option<&str>) -> Result<String, String> {
+        self.post_run(format!(r#"{{"function":"{function}","input":{{}}}}"#), idempotency_key).await
+    }
+
+    /// `POST /run` of `function` with `input`; the run id on 202.
+    pub(crate) async fn submit_input(&self, function: &str, input: &Value) -> Result<String, String> {
+        self.post_run(serde_json::json!({"function": function, "input": input}).to_string(), None).await
+    }
+
+    /// `POST /run` of `body` on the next node, with the bearer key and the idempotency key when
+    /// set; the run id on 202.
+    async fn post_run(&self, body: String, idempotency_key: Option<&str>) -> Result<String, String> {
         let mut req = self
             .http
             .post(format!("{}/run", self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()]))
             .header("content-type", "application/json")
-            .body(format!(r#"{{"function":"{function}","input":{{}}}}"#));
-        if let Some(k) = idempotency_key {
-            req = req.header("idempotency-key", k);
-        }
+            .body(body);
         if let Some(key) = &self.key {
             req = req.bearer_auth(key);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
         }
         let resp = req.send().await.map_err(|e| format!("POST /run: {e}"))?;
         let status = resp.status().as_u16();
@@ -99,27 +110,6 @@ impl Client {
             return Err(format!("POST /run answered {status}: {}", String::from_utf8_lossy(&body)));
         }
         let v: Value = serde_json::from_slice(&body).map_err(|e| format!("POST /run body: {e}"))?;
-        v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
-    }
-
-    /// `POST /run` of `function` with `input`; the run id on 202.
-    pub(crate) async fn submit_input(&self, function: &str, input: &Value) -> Result<String, String> {
-        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
-        let body = serde_json::json!({"function": function, "input": input}).to_string();
-        let resp = self
-            .http
-            .post(format!("{base}/run"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST /run: {e}"))?;
-        let status = resp.status().as_u16();
-        let v: Value = serde_json::from_slice(&resp.bytes().await.map_err(|e| format!("POST /run body: {e}"))?)
-            .map_err(|e| format!("POST /run body: {e}"))?;
-        if status != 202 {
-            return Err(format!("POST /run answered {status}: {v}"));
-        }
         v.get("run_id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("no run_id in {v}"))
     }
 
