@@ -17,23 +17,22 @@ pub struct StartNow {
 
 impl NewRun {
     /// Whether this run may skip the queue: due now, and nothing the store must decide before
-    /// it may exist or start (an idempotency key, a queue limit, a concurrency lane, a rate
-    /// limit, a debounce, a singleton key, a batch). Those runs are queued as before.
+    /// it may exist or start (a queue limit, a concurrency lane, a rate limit, a debounce, a
+    /// singleton key, a batch). Those runs are queued as before. An idempotency key does not
+    /// stop it (decision 0027): a run whose key is held is not stored at all, and the store
+    /// answers the replay instead, which gives the node's reservation back.
     #[must_use]
     pub fn may_start_at_once(&self, now: i64) -> bool {
         self.not_before <= now && !self.needs_lookups() && self.flow_key.is_none() && self.batch.is_none()
     }
 
-    /// Whether the store must read other runs before this one may exist: an idempotency key,
-    /// a queue limit, a rate limit, a debounce or a singleton key. Such a run is stored on its
-    /// own; the others may share a write with runs submitted at the same moment.
+    /// Whether the store must read other runs before this one may exist: a queue limit, a rate
+    /// limit, a debounce or a singleton key. Such a run is stored on its own; the others may
+    /// share a write with runs submitted at the same moment. An idempotency key is no look-up:
+    /// the key's unique index decides, in the same write, whether the run is new or a replay.
     #[must_use]
     pub fn needs_lookups(&self) -> bool {
-        self.idempotency_key.is_some()
-            || self.max_queued.is_some()
-            || self.rate.is_some()
-            || self.debounce.is_some()
-            || self.singleton.is_some()
+        self.max_queued.is_some() || self.rate.is_some() || self.debounce.is_some() || self.singleton.is_some()
     }
 
     /// The run as it stands once stored with [`NewRun::start`] set: running, its first attempt
@@ -97,7 +96,9 @@ mod tests {
     #[test]
     fn runs_the_store_must_decide_on_are_queued() {
         let keyed = NewRun { idempotency_key: Some("k".into()), ..plain() };
-        assert!(!keyed.may_start_at_once(1_000));
+        assert!(keyed.may_start_at_once(1_000), "a keyed run may start: a held key stores nothing");
+        let keyed_capped = NewRun { max_queued: Some(10), ..keyed };
+        assert!(!keyed_capped.may_start_at_once(1_000), "the queue limit still decides");
         let capped = NewRun { max_queued: Some(10), ..plain() };
         assert!(!capped.may_start_at_once(1_000));
         let laned = NewRun::of(&function("lim"), serde_json::json!({}), Trigger::Api, "c1", 1_000);
@@ -112,7 +113,7 @@ mod tests {
         assert!(!plain().needs_lookups());
         let delayed = NewRun { not_before: 9_000, ..plain() };
         assert!(!delayed.needs_lookups(), "a delay is no look-up");
-        assert!(NewRun { idempotency_key: Some("k".into()), ..plain() }.needs_lookups());
+        assert!(!NewRun { idempotency_key: Some("k".into()), ..plain() }.needs_lookups(), "the key's index decides");
         assert!(NewRun { max_queued: Some(1), ..plain() }.needs_lookups());
     }
 }

@@ -67,14 +67,33 @@ async fn a_node_without_a_free_slot_queues_the_run() {
 }
 
 #[tokio::test]
-async fn keyed_delayed_and_refused_runs_never_ask_for_a_slot() {
+async fn a_keyed_run_starts_at_once_and_its_replays_give_the_slot_back() {
     let (h, rec) = with_starter(true);
-    let keyed = Request::post("/run")
-        .header("content-type", "application/json")
-        .header("idempotency-key", "order-1")
-        .body(Body::from(r#"{"function":"resize","input":{"width":3}}"#))
-        .expect("request");
-    assert_eq!(h.send(keyed).await.status, StatusCode::ACCEPTED);
+    let keyed = |body: &'static str| {
+        Request::post("/run")
+            .header("content-type", "application/json")
+            .header("idempotency-key", "order-1")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let first = h.send(keyed(r#"{"function":"resize","input":{"width":3}}"#)).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.json);
+    let id = first.json["run_id"].as_str().expect("id").to_string();
+    let started = rec.started.lock().expect("lock").iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
+    assert_eq!(started, vec![id.clone()], "the keyed run was started by this node");
+
+    let replay = h.send(keyed(r#"{"function":"resize","input":{"width":3}}"#)).await;
+    assert_eq!((replay.status, replay.json["run_id"].as_str()), (StatusCode::ACCEPTED, Some(id.as_str())), "{}", replay.json);
+    let other = h.send(keyed(r#"{"function":"resize","input":{"width":4}}"#)).await;
+    assert_problem(&other, 422, "PLINTH_015");
+    assert_eq!(rec.asked.load(Ordering::SeqCst), 3, "each keyed request asked for a slot");
+    assert_eq!(rec.released.load(Ordering::SeqCst), 2, "the replay and the refusal gave theirs back");
+    assert_eq!(rec.started.lock().expect("lock").len(), 1, "nothing more was started");
+}
+
+#[tokio::test]
+async fn delayed_and_refused_runs_never_ask_for_a_slot() {
+    let (h, rec) = with_starter(true);
     let delayed = h.submit(r#"{"function":"resize","input":{"width":3},"delay_seconds":60}"#).await;
     assert_eq!(h.get(&format!("/runs/{delayed}")).await.json["status"], "queued");
     let invalid = h.post_json("/run", r#"{"function":"resize","input":{"width":0}}"#).await;

@@ -125,6 +125,7 @@ macro_rules! with_every_case {
             a_run_started_at_once_is_stored_leased,
             a_started_run_whose_node_died_is_rescued,
             a_start_is_ignored_where_the_queue_decides,
+            a_keyed_run_starts_at_once_and_its_replay_starts_nothing,
         ];
     };
 }

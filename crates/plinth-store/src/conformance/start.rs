@@ -2,7 +2,7 @@
 //! recorded, held by the same fences as a claimed run; ignored where the store must decide.
 
 use super::{LEASE, SEC, claim, enqueue, finish, get, new_run};
-use crate::{Heartbeat, Store};
+use crate::{Enqueued, Heartbeat, Store, StoreError};
 use plinth_core::run::StartNow;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Finish, NewRun, RunStatus};
@@ -65,9 +65,9 @@ pub async fn a_started_run_whose_node_died_is_rescued(store: &dyn Store) {
 /// is queued as without it. A duplicate id is refused and starts nothing.
 pub async fn a_start_is_ignored_where_the_queue_decides(store: &dyn Store) {
     let t0 = now_micros();
-    let keyed = NewRun { idempotency_key: Some("k1".into()), request_hash: Some("h".into()), ..started("echo", "w1", t0) };
-    let keyed = enqueue(store, keyed).await;
-    assert_eq!((keyed.status, keyed.attempt), (RunStatus::Queued, 0), "a keyed run is queued: {keyed:?}");
+    let capped = NewRun { max_queued: Some(100), ..started("echo", "w1", t0) };
+    let capped = enqueue(store, capped).await;
+    assert_eq!((capped.status, capped.attempt), (RunStatus::Queued, 0), "a run with a queue limit is queued: {capped:?}");
     let later = NewRun { not_before: t0 + 60 * SEC, ..started("echo", "w1", t0) };
     let later = enqueue(store, later).await;
     assert_eq!((later.status, later.next_attempt_at), (RunStatus::Queued, Some(t0 + 60 * SEC)), "a delayed run is queued");
@@ -81,4 +81,33 @@ pub async fn a_start_is_ignored_where_the_queue_decides(store: &dyn Store) {
     assert_eq!(kept.attempts.map(|a| a.len()), Some(1), "the refused duplicate recorded no attempt");
     let hb = store.heartbeat("w9", vec![(first.run_id.clone(), 1)], t0 + 2 * LEASE).await.expect("heartbeat");
     assert_eq!(hb.lost, vec![first.run_id.clone()], "the duplicate's node holds nothing");
+}
+
+/// A keyed run starts at once like any other (decision 0027); its replay, sent with a lease of
+/// its own, starts nothing: the first run is answered as it stands, with its one attempt, and a
+/// different request under the key is refused without storing anything.
+pub async fn a_keyed_run_starts_at_once_and_its_replay_starts_nothing(store: &dyn Store) {
+    let t0 = now_micros();
+    let keyed = |owner: &str, hash: &str, at: i64| NewRun {
+        idempotency_key: Some("order-7".into()),
+        request_hash: Some(hash.into()),
+        ..started("echo", owner, at)
+    };
+    let first = enqueue(store, keyed("w1", "h", t0)).await;
+    assert_eq!((first.status, first.attempt), (RunStatus::Running, 1), "a keyed run starts at once: {first:?}");
+    assert_eq!(first.idempotency_key.as_deref(), Some("order-7"));
+    match store.enqueue(keyed("w2", "h", t0 + SEC)).await.expect("the replay") {
+        Enqueued::Replayed(run) => assert_eq!((run.run_id.as_str(), run.status), (first.run_id.as_str(), RunStatus::Running)),
+        other => panic!("the same request replays the first run, got {other:?}"),
+    }
+    match store.enqueue(keyed("w2", "other", t0 + SEC)).await {
+        Err(StoreError::IdempotencyMismatch { run_id }) => assert_eq!(run_id, first.run_id),
+        other => panic!("a different request under the key is refused, got {other:?}"),
+    }
+    let stored = store.get(&first.run_id, true).await.expect("get").expect("stored");
+    assert_eq!(stored.attempts.map(|a| a.len()), Some(1), "the replays recorded no attempt");
+    let hb = store.heartbeat("w2", vec![(first.run_id.clone(), 1)], t0 + 2 * LEASE).await.expect("heartbeat");
+    assert_eq!(hb.lost, vec![first.run_id.clone()], "the replays' node holds nothing");
+    let depth = store.queue_depth().await.expect("depth");
+    assert!(depth.iter().all(|(_, n)| *n == 0), "nothing entered the queue: {depth:?}");
 }

@@ -2,24 +2,30 @@
 //! event ingests, may have to cancel a singleton key's old run first: the cancel goes through
 //! the store's own cancel (which announces it), then the write is tried again.
 
+use super::insert::Stored;
 use super::{PostgresStore, eventlog, runs, timed};
 use crate::{Enqueued, Ingested, NewEvent, Store, StoreError};
 use plinth_core::NewRun;
 use tokio::sync::oneshot;
 
 impl PostgresStore {
-    /// Enqueues a run that needs no look-up, in the insert loop's next batch.
+    /// Enqueues a run that needs no look-up, in the insert loop's next batch. A run whose
+    /// idempotency key another run holds goes on to the single path, not started, which
+    /// answers the replay (or refuses a different request).
     pub(super) async fn enqueue_batched(&self, run: NewRun) -> Result<Enqueued, StoreError> {
         let (tx, rx) = oneshot::channel();
         let gone = || StoreError::Unavailable("the store is shutting down".into());
         // Why: the wait is bounded like every other call, so a batch stuck on an unreachable
         // database answers 503 rather than a hang.
-        timed(async {
+        let stored = timed(async {
             self.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
             rx.await.map_err(|_| gone())?
         })
         .await?;
-        Ok(Enqueued::Created(run.into_stored()))
+        match stored {
+            Stored::Inserted => Ok(Enqueued::Created(run.into_stored())),
+            Stored::KeyHeld => Box::pin(self.enqueue_single(NewRun { start: None, ..run })).await,
+        }
     }
 
     /// Enqueues a run that needs look-ups first; a singleton key's old run (mode `cancel`) is
