@@ -1,9 +1,10 @@
 //! Enqueues that need no look-up, in batches: the runs that arrive while one batch commits go
 //! together into the next, as one multi-row `INSERT`, so a busy node pays one statement and one
-//! commit for many runs. A run with an idempotency key comes too (decision 0027): the batch
-//! takes the keys first, in one statement, and a run whose key is held already is answered
-//! [`Stored::KeyHeld`], for the single path in `runs` to replay. Runs with a queue limit, a rate,
-//! a debounce or a singleton key take that single path from the start.
+//! commit for many runs. A run with an idempotency key comes too (decision 0027): the batch's
+//! statement takes the keys first, then stores the runs whose key was free; a run whose key is
+//! held already is answered [`Stored::KeyHeld`], for the single path in `runs` to replay. Runs
+//! with a queue limit, a rate, a debounce or a singleton key take that single path from the
+//! start.
 
 use super::dedicated::Dedicated;
 use super::rows::to_json;
@@ -45,38 +46,36 @@ async fn open_lanes(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), Sto
     super::flow::open_lanes(conn, lanes, now).await
 }
 
-/// Takes the idempotency keys of the keyed runs; the ids of the runs whose key was free.
-/// Why in key order: two batches (or nodes) taking some of the same keys take them in one
-/// order, so neither can hold a key the other waits for while it waits for one the other holds.
-/// A key twice in one batch goes to its first run; the second finds it held.
-async fn take_keys(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<HashSet<String>, StoreError> {
-    let mut keyed: Vec<(&str, &NewRun)> = runs.iter().filter_map(|r| r.idempotency_key.as_deref().map(|k| (k, *r))).collect();
-    if keyed.is_empty() {
-        return Ok(HashSet::new());
-    }
-    keyed.sort_by(|a, b| a.0.cmp(b.0));
-    let taken: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO run_keys (key, run_id, request_hash, created_at) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS k(key, run_id, request_hash, created_at) \
-         ON CONFLICT (key) DO NOTHING RETURNING run_id",
-    )
-    .bind(keyed.iter().map(|(k, _)| *k).collect::<Vec<&str>>())
-    .bind(keyed.iter().map(|(_, r)| r.run_id.as_str()).collect::<Vec<&str>>())
-    .bind(keyed.iter().map(|(_, r)| r.request_hash.as_deref()).collect::<Vec<Option<&str>>>())
-    .bind(keyed.iter().map(|(_, r)| r.created_at).collect::<Vec<i64>>())
-    .fetch_all(conn)
-    .await?;
-    Ok(taken.into_iter().collect())
-}
-
 /// Inserts the runs' rows (their lanes open already) in one statement.
 async fn insert_rows(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), StoreError> {
+    let started = runs.iter().any(|r| r.start.is_some());
+    let sql = if started { STARTED_SQL.as_str() } else { QUEUED_SQL.as_str() };
+    bind_rows(sqlx::query(sql), runs, false).execute(conn).await?;
+    Ok(())
+}
+
+/// Takes the keys of the keyed runs and inserts the runs whose key was free, with the runs
+/// without a key, in one statement (atomic on its own); the ids of the runs stored.
+/// Why the runs go in key order: the statement takes the keys in the order it reads them, and
+/// two batches (or nodes) taking some of the same keys must take them in one order, so neither
+/// can hold a key the other waits for while it waits for one the other holds. A key twice in
+/// one batch goes to its first run; the second finds it held.
+async fn insert_keyed_rows(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<HashSet<String>, StoreError> {
+    let mut runs = runs.to_vec();
+    runs.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
+    let started = runs.iter().any(|r| r.start.is_some());
+    let sql = if started { KEYED_STARTED_SQL.as_str() } else { KEYED_QUEUED_SQL.as_str() };
+    let ids: Vec<String> = bind_rows(sqlx::query_scalar(sql), &runs, true).fetch_all(conn).await?;
+    Ok(ids.into_iter().collect())
+}
+
+/// Binds the batch's arrays: its columns, the request hashes of a keyed batch, then (when a run
+/// starts at once) the leases.
+fn bind_rows<'q, Q: Bind<'q>>(query: Q, runs: &[&NewRun], keyed: bool) -> Q {
     let col = |f: fn(&NewRun) -> String| runs.iter().map(|r| f(r)).collect::<Vec<String>>();
     let opt = |f: fn(&NewRun) -> Option<String>| runs.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
     let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
-    let started = runs.iter().any(|r| r.start.is_some());
-    let sql = if started { STARTED_SQL.as_str() } else { QUEUED_SQL.as_str() };
-    let mut query = sqlx::query(sql)
+    let query = query
         .bind(col(|r| r.run_id.clone()))
         .bind(col(|r| r.function.clone()))
         .bind(num(|r| i64::from(r.max_attempts)))
@@ -98,14 +97,31 @@ async fn insert_rows(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<(), St
         .bind(opt(|r| r.traceparent.clone()))
         .bind(opt(|r| r.tracestate.clone()))
         .bind(opt(|r| r.idempotency_key.clone()));
-    if started {
-        query = query
-            .bind(opt(|r| r.start.as_ref().map(|s| s.owner.clone())))
-            .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.started_at)).collect::<Vec<Option<i64>>>())
-            .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.lease_until)).collect::<Vec<Option<i64>>>());
+    let query = if keyed { query.bind(opt(|r| r.request_hash.clone())) } else { query };
+    if !runs.iter().any(|r| r.start.is_some()) {
+        return query;
     }
-    query.execute(conn).await?;
-    Ok(())
+    query
+        .bind(opt(|r| r.start.as_ref().map(|s| s.owner.clone())))
+        .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.started_at)).collect::<Vec<Option<i64>>>())
+        .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.lease_until)).collect::<Vec<Option<i64>>>())
+}
+
+/// A query that takes binds: a statement, or one whose rows are read.
+trait Bind<'q> {
+    fn bind<T: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send>(self, value: T) -> Self;
+}
+
+impl<'q> Bind<'q> for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bind<T: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send>(self, value: T) -> Self {
+        sqlx::query::Query::bind(self, value)
+    }
+}
+
+impl<'q, O> Bind<'q> for sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    fn bind<T: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send>(self, value: T) -> Self {
+        sqlx::query::QueryScalar::bind(self, value)
+    }
 }
 
 /// The columns the batch takes from its arrays, and their types.
@@ -129,7 +145,7 @@ static STARTED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
            INSERT INTO runs ({COLUMNS}, status, attempt, lease_owner, started_at, lease_expires_at) \
            SELECT {COLUMNS}, CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, \
              CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END, lease_owner, started_at, lease_expires_at \
-           FROM unnest({ARRAYS}, $22::text[], $23::bigint[], $24::bigint[]) \
+           FROM unnest({ARRAYS}, {LEASES}) \
              AS r({COLUMNS}, lease_owner, started_at, lease_expires_at) \
            RETURNING id, attempt, lease_owner, started_at) \
          INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
@@ -137,28 +153,76 @@ static STARTED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// Inserts a batch; what became of each run, in order. In one transaction when a run has a lane
-/// (its lock must last until the runs are committed) or an idempotency key (a run stored
-/// without its key, or a key without its run, would break the key's promise), as a bare
-/// statement otherwise. Lanes first, then keys, as the single path takes them.
+/// Where the batch's lease arrays go: after the columns, and after the request hashes in a
+/// keyed batch.
+const LEASES: &str = "$22::text[], $23::bigint[], $24::bigint[]";
+const KEYED_LEASES: &str = "$23::text[], $24::bigint[], $25::bigint[]";
+
+/// A batch holding keyed runs, queued: the keys are taken first, in the order the runs come
+/// (key order), and only the runs without a key or with a key taken are stored.
+static KEYED_QUEUED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| keyed_sql(false));
+
+/// The same, where some runs start at once (as [`STARTED_SQL`]).
+static KEYED_STARTED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| keyed_sql(true));
+
+fn keyed_sql(started: bool) -> String {
+    let (leases, lease_cols, status, attempt) = if started {
+        (
+            format!(", {KEYED_LEASES}"),
+            ", lease_owner, started_at, lease_expires_at",
+            "CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END",
+            "CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END",
+        )
+    } else {
+        (String::new(), "", "'queued'", "0")
+    };
+    let begun = if started {
+        ", begun AS (INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
+           SELECT id, attempt, lease_owner, started_at, 'running' FROM stored WHERE lease_owner IS NOT NULL)"
+    } else {
+        ""
+    };
+    format!(
+        "WITH input AS MATERIALIZED ( \
+           SELECT * FROM unnest({ARRAYS}, $22::text[]{leases}) AS r({COLUMNS}, request_hash{lease_cols})), \
+         taken AS ( \
+           INSERT INTO run_keys (key, run_id, request_hash, created_at) \
+           SELECT idempotency_key, id, request_hash, created_at FROM input WHERE idempotency_key IS NOT NULL \
+           ON CONFLICT (key) DO NOTHING RETURNING run_id), \
+         stored AS ( \
+           INSERT INTO runs ({COLUMNS}, status, attempt{lease_cols}) \
+           SELECT {COLUMNS}, {status}, {attempt}{lease_cols} FROM input \
+           WHERE idempotency_key IS NULL OR id IN (SELECT run_id FROM taken) \
+           RETURNING id, attempt, lease_owner, started_at){begun} \
+         SELECT id FROM stored"
+    )
+}
+
+/// Inserts a batch; what became of each run, in order. A run with a lane has its lane opened
+/// first, in the same transaction (its lock must last until the runs are committed); lanes
+/// first, then keys, as the single path takes them. Otherwise the batch is one statement.
 pub(crate) async fn insert_batch(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<Vec<Stored>, StoreError> {
-    if super::flow::lanes_of(runs).is_empty() && runs.iter().all(|r| r.idempotency_key.is_none()) {
-        insert_rows(conn, runs).await?;
-        return Ok(vec![Stored::Inserted; runs.len()]);
+    if super::flow::lanes_of(runs).is_empty() {
+        return store_rows(conn, runs).await;
     }
     let mut tx = sqlx::Connection::begin(conn).await?;
     open_lanes(&mut tx, runs).await?;
-    let taken = take_keys(&mut tx, runs).await?;
-    let stored: Vec<Stored> = runs
-        .iter()
-        .map(|r| if r.idempotency_key.is_none() || taken.contains(&r.run_id) { Stored::Inserted } else { Stored::KeyHeld })
-        .collect();
-    let kept: Vec<&NewRun> = runs.iter().zip(&stored).filter(|(_, s)| **s == Stored::Inserted).map(|(r, _)| *r).collect();
-    if !kept.is_empty() {
-        insert_rows(&mut tx, &kept).await?;
-    }
+    let stored = store_rows(&mut tx, runs).await?;
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Stores the batch's rows (their lanes open already) in one statement; what became of each.
+async fn store_rows(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<Vec<Stored>, StoreError> {
+    if runs.iter().all(|r| r.idempotency_key.is_none()) {
+        insert_rows(conn, runs).await?;
+        return Ok(vec![Stored::Inserted; runs.len()]);
+    }
+    let kept = insert_keyed_rows(conn, runs).await?;
+    Ok(runs
+        .iter()
+        .map(|r| if r.idempotency_key.is_none() || kept.contains(&r.run_id) { Stored::Inserted } else { Stored::KeyHeld })
+        .collect())
 }
 
 /// Takes the runs waiting, inserts them together and answers each; runs until every sender is

@@ -181,3 +181,30 @@ async fn a_batch_takes_its_keys_in_key_order_so_it_cannot_deadlock() {
     store.close().await;
     scratch.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_keyed_run_in_a_lane_opens_its_lane_and_replays() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let in_lane = |hash: &str| NewRun { flow_key: Some("tenant-1".into()), ..keyed("lane-order", hash) };
+    let first = match store.enqueue(in_lane("h")).await.expect("enqueue") {
+        Enqueued::Created(run) => run,
+        other => panic!("a new run, got {other:?}"),
+    };
+    assert_eq!(first.flow_key.as_deref(), Some("tenant-1"));
+    match store.enqueue(in_lane("h")).await.expect("the replay") {
+        Enqueued::Replayed(run) => assert_eq!(run.run_id, first.run_id),
+        other => panic!("the same request replays, got {other:?}"),
+    }
+    assert!(matches!(store.enqueue(in_lane("other")).await, Err(StoreError::IdempotencyMismatch { .. })));
+    let side = side_pool(&scratch.url).await;
+    let lanes: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\".flow_keys WHERE key = 'tenant-1'", scratch.schema))
+        .fetch_one(&side)
+        .await
+        .expect("the lanes");
+    assert_eq!(lanes, 1, "the run's lane was opened with it");
+    side.close().await;
+    let (keys, runs) = keys_and_runs(&scratch.url, &scratch.schema).await;
+    assert_eq!((keys.len(), runs.len()), (1, 1));
+    store.close().await;
+    scratch.drop_now().await;
+}
