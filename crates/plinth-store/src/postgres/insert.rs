@@ -10,7 +10,7 @@ use super::dedicated::Dedicated;
 use super::rows::to_json;
 use crate::StoreError;
 use plinth_core::NewRun;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,13 +65,13 @@ async fn insert_keyed_rows(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<
     runs.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
     let started = runs.iter().any(|r| r.start.is_some());
     let sql = if started { KEYED_STARTED_SQL.as_str() } else { KEYED_QUEUED_SQL.as_str() };
-    let ids: Vec<String> = bind_rows(sqlx::query_scalar(sql), &runs, true).fetch_all(conn).await?;
-    Ok(ids.into_iter().collect())
+    let rows = bind_rows(sqlx::query(sql), &runs, true).fetch_all(conn).await?;
+    Ok(rows.iter().map(|row| row.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
 }
 
 /// Binds the batch's arrays: its columns, the request hashes of a keyed batch, then (when a run
 /// starts at once) the leases.
-fn bind_rows<'q, Q: Bind<'q>>(query: Q, runs: &[&NewRun], keyed: bool) -> Q {
+fn bind_rows<'q>(query: PgQuery<'q>, runs: &[&NewRun], keyed: bool) -> PgQuery<'q> {
     let col = |f: fn(&NewRun) -> String| runs.iter().map(|r| f(r)).collect::<Vec<String>>();
     let opt = |f: fn(&NewRun) -> Option<String>| runs.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
     let num = |f: fn(&NewRun) -> i64| runs.iter().map(|r| f(r)).collect::<Vec<i64>>();
@@ -107,22 +107,8 @@ fn bind_rows<'q, Q: Bind<'q>>(query: Q, runs: &[&NewRun], keyed: bool) -> Q {
         .bind(runs.iter().map(|r| r.start.as_ref().map(|s| s.lease_until)).collect::<Vec<Option<i64>>>())
 }
 
-/// A query that takes binds: a statement, or one whose rows are read.
-trait Bind<'q> {
-    fn bind<T: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send>(self, value: T) -> Self;
-}
-
-impl<'q> Bind<'q> for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    fn bind<T: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send>(self, value: T) -> Self {
-        sqlx::query::Query::bind(self, value)
-    }
-}
-
-impl<'q, O> Bind<'q> for sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    fn bind<T: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send>(self, value: T) -> Self {
-        sqlx::query::QueryScalar::bind(self, value)
-    }
-}
+/// A statement with its binds.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// The columns the batch takes from its arrays, and their types.
 const COLUMNS: &str = "id, function, max_attempts, input, priority, created_at, next_attempt_at, correlation_id, trigger, \
