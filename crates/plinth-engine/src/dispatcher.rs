@@ -70,9 +70,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
                 backlog = got >= asked;
                 shared.backlog.store(backlog, std::sync::atomic::Ordering::SeqCst);
+                let workers = usize::try_from(shared.config.workers).unwrap_or(usize::MAX);
                 for run in claimed.runs {
-                    let stop = shared.inflight.insert(&run.run_id, run.attempt, &run.function);
-                    executor::spawn(shared.clone(), run, stop);
+                    if let Some((run, stop)) = shared.inflight.admit(run, workers) {
+                        executor::spawn(shared.clone(), run, stop);
+                    }
                 }
                 if got < asked {
                     // Why: nothing is due for a free slot; an ending attempt need not wake this

@@ -64,8 +64,20 @@ struct Inner {
     /// The entries whose handler is still at work: what the node's worker slots bound.
     busy: usize,
     /// Runs stored started on this node (decision 0019) that found every slot taken when
-    /// their write returned: they start, in order, as slots free. Their leases are held.
-    waiting: std::collections::VecDeque<(Run, Stop)>,
+    /// their write returned: they start as slots free, by priority and then in the order they
+    /// came, unless they wait too long (`take_overdue`). Their leases are held.
+    waiting: std::collections::BTreeMap<(std::cmp::Reverse<i32>, u64), Waiting>,
+    /// The order the waiting runs came in.
+    arrivals: u64,
+    /// Handlers that returned since the node started: the rate at which slots free.
+    ended: u64,
+}
+
+/// A run stored started on this node, waiting here for a slot.
+struct Waiting {
+    run: Run,
+    stop: Stop,
+    since: std::time::Instant,
 }
 
 /// The in-flight table.
@@ -79,6 +91,7 @@ impl InFlight {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    #[cfg(test)]
     pub(crate) fn insert(&self, run_id: &str, attempt: u32, function: &str) -> Stop {
         let stop = Stop::default();
         let mut inner = self.lock();
@@ -110,8 +123,21 @@ impl InFlight {
             inner.busy += 1;
             return Some((run, stop));
         }
-        inner.waiting.push_back((run, stop));
+        // Why by priority: a run of higher priority that waits on this node would have been
+        // claimed first from the queue; it starts first here too.
+        inner.arrivals += 1;
+        let key = (std::cmp::Reverse(run.priority), inner.arrivals);
+        inner.waiting.insert(key, Waiting { run, stop, since: std::time::Instant::now() });
         None
+    }
+
+    /// Takes out the runs that have waited here for a slot `longer` or more: the caller gives
+    /// them back to the queue, where any node may start them. Their leases stay held (they are
+    /// still in flight) until the caller removes them.
+    pub(crate) fn take_overdue(&self, longer: std::time::Duration) -> Vec<(Run, Stop)> {
+        let mut inner = self.lock();
+        let keys: Vec<_> = inner.waiting.iter().filter(|(_, w)| w.since.elapsed() >= longer).map(|(k, _)| *k).collect();
+        keys.into_iter().filter_map(|k| inner.waiting.remove(&k)).map(|w| (w.run, w.stop)).collect()
     }
 
     /// Marks the attempt's handler as returned: its slot is free for another attempt while
@@ -123,8 +149,9 @@ impl InFlight {
         let was_busy = inner.runs.get_mut(run_id).is_some_and(|e| std::mem::replace(&mut e.busy, false));
         if was_busy {
             inner.busy = inner.busy.saturating_sub(1);
+            inner.ended += 1;
         }
-        let (run, stop) = inner.waiting.pop_front()?;
+        let (_, Waiting { run, stop, .. }) = inner.waiting.pop_first()?;
         if let Some(e) = inner.runs.get_mut(&run.run_id) {
             e.busy = true;
         }
@@ -135,6 +162,11 @@ impl InFlight {
     /// Runs stored started here that wait for a slot.
     pub(crate) fn waiting(&self) -> usize {
         self.lock().waiting.len()
+    }
+
+    /// Handlers that returned since the node started.
+    pub(crate) fn ended(&self) -> u64 {
+        self.lock().ended
     }
 
     pub(crate) fn remove(&self, run_id: &str) {
@@ -210,5 +242,71 @@ mod tests {
         assert_eq!(f.leases(), vec![("b".to_string(), 2)]);
         f.remove("b");
         assert_eq!((f.busy(), f.len()), (0, 0));
+    }
+
+    fn run(id: &str, priority: i32) -> Run {
+        Run {
+            run_id: id.into(),
+            function: "f".into(),
+            status: plinth_core::RunStatus::Running,
+            attempt: 1,
+            max_attempts: 1,
+            input: serde_json::Value::Null,
+            output: None,
+            error: None,
+            created_at: 0,
+            started_at: Some(0),
+            finished_at: None,
+            next_attempt_at: None,
+            correlation_id: "c".into(),
+            idempotency_key: None,
+            trigger: plinth_core::Trigger::Api,
+            waiting_for: None,
+            priority,
+            cancel_requested: false,
+            attempts: None,
+            flow_key: None,
+            held_by: None,
+            traceparent: None,
+            tracestate: None,
+        }
+    }
+
+    #[test]
+    fn runs_waiting_here_start_by_priority_then_in_order() {
+        let f = InFlight::default();
+        assert!(f.admit(run("busy", 0), 1).is_some(), "the free slot");
+        for (id, p) in [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", -1)] {
+            assert!(f.admit(run(id, p), 1).is_none(), "{id} waits: the slot is taken");
+        }
+        assert_eq!((f.busy(), f.waiting(), f.len()), (1, 5, 6));
+        let mut order = Vec::new();
+        let mut done = "busy".to_string();
+        while let Some((next, _)) = f.handler_done(&done) {
+            f.remove(&done);
+            order.push(next.run_id.clone());
+            done = next.run_id;
+        }
+        assert_eq!(order, ["b", "d", "a", "c", "e"]);
+        f.remove(&done);
+        assert_eq!((f.busy(), f.waiting(), f.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn only_runs_waiting_long_enough_are_taken_out() {
+        let f = InFlight::default();
+        assert!(f.admit(run("busy", 0), 1).is_some());
+        assert!(f.take_overdue(std::time::Duration::ZERO).is_empty(), "nothing waits");
+        assert!(f.admit(run("old", 0), 1).is_none());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(f.admit(run("new", 0), 1).is_none());
+        assert!(f.take_overdue(std::time::Duration::from_secs(60)).is_empty(), "none waited a minute");
+        let taken: Vec<String> =
+            f.take_overdue(std::time::Duration::from_millis(20)).into_iter().map(|(r, _)| r.run_id).collect();
+        assert_eq!(taken, ["old"]);
+        assert_eq!(f.waiting(), 1, "the newer run still waits");
+        assert_eq!(f.len(), 3, "the run taken out keeps its lease until its end is written");
+        let (next, _) = f.handler_done("busy").expect("the newer run gets the slot");
+        assert_eq!(next.run_id, "new");
     }
 }

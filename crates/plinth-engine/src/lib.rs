@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// Between SIGTERM and SIGKILL when a command handler is stopped.
     pub kill_grace: Duration,
+    /// How long a run stored started on this node may wait here for a free slot before it is
+    /// given back to the queue, where any node may start it (decision 0028).
+    pub wait_here_at_most: Duration,
     /// Finished runs older than this are deleted.
     pub retention: Duration,
     /// How long an idempotency key gives back its run; after it, the key makes a new run.
@@ -69,6 +72,9 @@ impl Default for EngineConfig {
             claim_batch: 32,
             lease: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
+            // Why a second: under load a run waits here a few milliseconds (a wave of short
+            // handlers); one behind long handlers waits at most this long.
+            wait_here_at_most: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
             idempotency_window: Duration::from_secs(24 * 3600),
             event_retention: Duration::from_secs(7 * 24 * 3600),
@@ -104,10 +110,21 @@ pub(crate) struct Shared {
     /// found nothing due that a free slot could take. Why: with runs started as they are
     /// stored, a wake per ended attempt cost an empty claim per run.
     pub(crate) slot_wanted: std::sync::atomic::AtomicBool,
+    /// What [`Shared::room`] answers, updated as the rate at which handlers return changes.
+    pub(crate) room: std::sync::atomic::AtomicUsize,
     /// Cancelled when no new run may be claimed.
     pub(crate) no_claims: CancellationToken,
     /// Cancelled when the background services stop.
     pub(crate) stop: CancellationToken,
+}
+
+impl Shared {
+    /// The runs this node may hold at once, started or waiting here for a slot (decision
+    /// 0028): its slots, and as many more waiting as its handlers start in half of
+    /// `wait_here_at_most`, at least as many as its slots.
+    pub(crate) fn room(&self) -> usize {
+        self.room.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A running engine.
@@ -156,6 +173,7 @@ impl Engine {
         metrics: Arc<Metrics>,
         config: EngineConfig,
     ) -> Self {
+        let room = starter::room_for(&config, 0.0);
         let shared = Arc::new(Shared {
             store: store.clone(),
             component: component.clone(),
@@ -171,6 +189,7 @@ impl Engine {
             reserved: std::sync::atomic::AtomicUsize::new(0),
             backlog: std::sync::atomic::AtomicBool::new(false),
             slot_wanted: std::sync::atomic::AtomicBool::new(true),
+            room: std::sync::atomic::AtomicUsize::new(room),
             no_claims: CancellationToken::new(),
             stop: CancellationToken::new(),
         });
@@ -183,6 +202,7 @@ impl Engine {
         tasks.spawn(maintenance::cancel_listener(shared.clone()));
         tasks.spawn(maintenance::scheduler(shared.clone()));
         tasks.spawn(maintenance::overview(shared.clone()));
+        tasks.spawn(starter::give_back_overdue(shared.clone()));
         Self { shared, tasks }
     }
 

@@ -103,6 +103,26 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
     .await;
 }
 
+/// Gives back to the queue a run that waited on this node for a slot too long, its attempt not
+/// counted (a run cancelled meanwhile ends cancelled); then any node may start it.
+pub(crate) async fn give_back(shared: &Shared, run: Run, stop: &Stop) {
+    let reason = match stop.reason() {
+        StopReason::None => StopReason::Release,
+        other => other,
+    };
+    let span =
+        tracing::info_span!("attempt", run_id = %run.run_id, function = %run.function, correlation_id = %run.correlation_id);
+    async {
+        match decide(shared, &run, AttemptEnd::Stopped, reason) {
+            Some(finish) => record(shared, &run, finish, Duration::ZERO).await,
+            None => tracing::warn!("lease lost while the run waited for a slot; another worker owns the run now"),
+        }
+    }
+    .instrument(span)
+    .await;
+    shared.inflight.remove(&run.run_id);
+}
+
 async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {
     let component = shared.component.get();
     let Some((_, spec)) = component.function(&run.function) else {
@@ -262,7 +282,8 @@ async fn record(shared: &Shared, run: &Run, finish: Finish, duration: Duration) 
         }
         Finish::Failed(e) => tracing::warn!(outcome, code = %e.code, error = %e.message, "run failed"),
         Finish::Cancelled(_) => tracing::info!(outcome, "run cancelled"),
-        Finish::Released => tracing::info!(outcome, "attempt released at shutdown"),
+        Finish::Released if shared.no_claims.is_cancelled() => tracing::info!(outcome, "attempt released at shutdown"),
+        Finish::Released => tracing::info!(outcome, "run given back to the queue: it waited too long for a slot on this node"),
         Finish::Suspended(s) => match s.step.wait.as_ref().and_then(|w| w.waiting_for(&s.step.id)) {
             Some(w) => tracing::info!(outcome, step = %s.step.id, kind = %w.kind, "the run waits"),
             None => tracing::info!(outcome, step = %s.step.id, "a step failed; it is retried later"),

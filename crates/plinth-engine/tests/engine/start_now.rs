@@ -1,5 +1,7 @@
 //! Runs started the moment they are stored (decision 0019): a reserved slot, the run stored
-//! leased to this node, its attempt run here; no slot when the node is full or stopping.
+//! leased to this node, its attempt run here; a run that finds the slots taken waits here, up
+//! to a wave of them, and goes back to the queue when it waits too long (decision 0028); no
+//! slot when the node is full or stopping.
 
 use crate::harness::{Harness, config, outcomes, rust_fn};
 use plinth_core::RunStatus;
@@ -40,15 +42,51 @@ async fn a_run_started_at_once_runs_here_once() {
 async fn a_full_node_gives_no_slot_and_queued_runs_follow_when_one_frees() {
     let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, EngineConfig { workers: 1, ..config() });
     let first = start_at_once(&h, "nap", json!({"ms": 600})).await.expect("the one slot");
+    let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here for the slot");
     let starter = h.engine.as_ref().expect("engine").starter();
-    assert!(starter.reserve("nap", now_micros()).is_none(), "the only slot is taken");
+    assert!(starter.reserve("nap", now_micros()).is_none(), "one slot and one run waiting for it: the node is full");
     let queued = h.enqueue("nap", json!({"ms": 1})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.get(&queued).await.status, RunStatus::Queued, "the queued run waits for the slot");
+    assert_eq!(h.get(&waits).await.status, RunStatus::Running, "stored started, waiting here with its lease");
+    assert!(starter.reserve("nap", now_micros()).is_none(), "a run is queued: no later run may skip it");
     assert_eq!(h.wait_terminal(&first).await.status, RunStatus::Succeeded);
+    let waited = h.wait_terminal(&waits).await;
+    assert_eq!(outcomes(&waited), ["succeeded"], "started once, here, when the slot freed: {waited:#?}");
     // Why: the dispatcher saw no free slot; the ending attempt must wake it.
     let second = h.wait_terminal(&queued).await;
     assert_eq!((second.status, second.attempt), (RunStatus::Succeeded, 1), "{second:#?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(starter.reserve("nap", now_micros()).is_some(), "the queue is drained: runs start at once again");
+    starter.release();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_waits_here_too_long_goes_back_to_the_queue_uncounted() {
+    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_millis(300), ..config() };
+    let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, config);
+    let first = start_at_once(&h, "nap", json!({"ms": 1500})).await.expect("the one slot");
+    let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here");
+    let back = h.wait_for(&waits, "queued again", |r| r.status == RunStatus::Queued).await;
+    assert_eq!(back.attempt, 0, "the attempt that never ran is not counted: {back:#?}");
+    assert_eq!(h.get(&first).await.status, RunStatus::Running, "given back while the slot was still busy");
+    let starter = h.engine.as_ref().expect("engine").starter();
+    assert!(starter.reserve("nap", now_micros()).is_none(), "a run is queued again: no later run may skip it");
+    let done = h.wait_terminal(&waits).await;
+    assert_eq!((done.status, done.attempt), (RunStatus::Succeeded, 1), "claimed from the queue once the slot freed");
+    assert_eq!(outcomes(&done), ["succeeded"], "the claim's attempt takes the place of the one never run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_while_it_waits_here_ends_cancelled_unstarted() {
+    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_millis(300), ..config() };
+    let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, config);
+    let first = start_at_once(&h, "nap", json!({"ms": 1500})).await.expect("the one slot");
+    let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here");
+    h.store.cancel(&waits, now_micros()).await.expect("cancel");
+    let run = h.wait_terminal(&waits).await;
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert_eq!(h.get(&first).await.status, RunStatus::Running, "ended before the slot freed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,12 +97,38 @@ async fn a_released_slot_can_be_reserved_again_and_a_stopping_node_gives_none() 
     let lease = starter.reserve("echo", now).expect("a free slot");
     assert_eq!(lease.started_at, now);
     assert_eq!(lease.lease_until, now + 2_000_000, "the engine's lease from now");
-    assert!(starter.reserve("echo", now).is_none(), "one slot, reserved");
+    let waiting = starter.reserve("echo", now).expect("room for one run to wait for the slot");
+    assert_eq!(waiting.owner, lease.owner);
+    assert!(starter.reserve("echo", now).is_none(), "one slot and one place to wait, both reserved");
     starter.release();
-    let again = starter.reserve("echo", now).expect("the released slot");
+    starter.release();
+    // Why a wait: the refusal sent a run to the queue as far as the node knows; it starts
+    // runs at once again when its dispatcher's next claim finds the queue drained.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let again = loop {
+        if let Some(lease) = starter.reserve("echo", now) {
+            break lease;
+        }
+        assert!(std::time::Instant::now() < deadline, "the released slot is never given again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(again.owner, lease.owner);
     starter.release();
     let report = h.engine.take().expect("engine").shutdown(Duration::from_millis(100)).await;
     assert_eq!((report.finished, report.released), (0, 0));
     assert!(starter.reserve("echo", now_micros()).is_none(), "a stopping node starts nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_gives_back_the_runs_waiting_here_with_the_ones_at_work() {
+    let mut h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, EngineConfig { workers: 1, ..config() });
+    let first = start_at_once(&h, "nap", json!({"ms": 5000})).await.expect("the one slot");
+    let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here");
+    h.wait_running(&first).await;
+    let report = h.engine.take().expect("engine").shutdown(Duration::from_millis(100)).await;
+    assert_eq!((report.finished, report.released), (0, 2), "both runs given back");
+    for id in [&first, &waits] {
+        let run = h.get(id).await;
+        assert_eq!((run.status, run.attempt), (RunStatus::Queued, 0), "queued again, no attempt counted: {run:#?}");
+    }
 }
