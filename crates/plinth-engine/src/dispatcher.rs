@@ -11,6 +11,10 @@ use std::time::Duration;
 /// (another process wrote to the same database, say).
 const POLL: Duration = Duration::from_millis(1000);
 
+/// How often a node whose slots are all taken, with runs waiting here for one, claims a single
+/// run to learn whether the queue holds any (decision 0028).
+const PROBE: Duration = Duration::from_millis(250);
+
 pub(crate) async fn run(shared: Arc<Shared>) {
     let (mut functions, mut limits) = (Vec::new(), Arc::default());
     let mut version = None;
@@ -20,7 +24,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     // that frees would cost a claim per run; waiting for a quarter of a batch keeps claims
     // full. With no backlog, a free slot claims at once, so pickup stays immediate.
     let gather = (batch / 4).max(1);
-    let mut backlog = false;
+    let mut probed = std::time::Instant::now();
     loop {
         if shared.no_claims.is_cancelled() {
             return;
@@ -39,15 +43,38 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         // for one or two runs, took the one a schedule had just queued, and read as a backlog
         // (all it asked for), which then sent every new run to the queue. A run stored started
         // that finds the slots taken waits on this node for one (`InFlight::admit`).
-        let busy = shared.inflight.busy() + shared.inflight.waiting();
+        let waiting = shared.inflight.waiting();
+        let busy = shared.inflight.busy() + waiting;
         let free = shared.config.workers.saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX));
+        let mut probe = false;
+        let backlog = shared.backlog.load(std::sync::atomic::Ordering::SeqCst);
+        // Why a probe: while runs wait here, every slot stays taken and no claim is made, so a
+        // run queued meanwhile (a retry, a schedule's tick, an event's run, a lane's) would
+        // wait for as long as new runs keep arriving. A claim of a batch takes such runs to
+        // wait here with the others, by priority. Only a claim that takes all it asked for
+        // turns the backlog on (new runs then go behind the queue); one run found is no
+        // backlog. Why a batch, not one run: a claim of one that found one reads as a backlog,
+        // and a schedule's tick every second would have sent all new runs to the queue.
+        if free == 0 && waiting > 0 && !backlog {
+            let due = probed + PROBE;
+            if std::time::Instant::now() < due {
+                if !sleep(&shared, due.saturating_duration_since(std::time::Instant::now())).await {
+                    return;
+                }
+                continue;
+            }
+            probed = std::time::Instant::now();
+            probe = true;
+        }
         if backlog && free < gather && !shared.inflight.is_empty() {
             if !sleep(&shared, POLL).await {
                 return;
             }
             continue;
         }
-        let free = free.min(batch);
+        // Why at least two for a probe: with one worker the batch is one, and a claim of one
+        // that found one would read as a backlog.
+        let free = if probe { batch.max(2) } else { free.min(batch) };
         let mut wants: Vec<(String, u32)> = functions.iter().map(|name| (name.clone(), free)).collect();
         if free == 0 || wants.is_empty() {
             if !sleep(&shared, POLL).await {
@@ -65,10 +92,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let lease_until = now + i64::try_from(shared.config.lease.as_micros()).unwrap_or(i64::MAX / 2);
         let req =
             ClaimRequest { owner: shared.config.owner.clone(), now, lease_until, wants, limit: free, limits: limits.clone() };
+        // Why: a run sent to the queue while this claim was made may not be in what it read;
+        // the claim must not turn off the backlog that run turned on (`queue_first`).
+        let queued_before = shared.queued_here.load(std::sync::atomic::Ordering::SeqCst);
         match shared.store.claim(req).await {
             Ok(claimed) => {
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
-                backlog = got >= asked;
+                let backlog = got >= asked || shared.queued_here.load(std::sync::atomic::Ordering::SeqCst) != queued_before;
                 shared.backlog.store(backlog, std::sync::atomic::Ordering::SeqCst);
                 let workers = usize::try_from(shared.config.workers).unwrap_or(usize::MAX);
                 for run in claimed.runs {

@@ -46,6 +46,13 @@ impl Stop {
     pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }
+
+    /// Whether both are the stop of one admission. Why: a run given back may be claimed again
+    /// by this node before the task that gave it back is done; that task must leave the new
+    /// admission alone.
+    fn same(&self, other: &Stop) -> bool {
+        Arc::ptr_eq(&self.reason, &other.reason)
+    }
 }
 
 struct Entry {
@@ -73,6 +80,18 @@ struct Inner {
     ended: u64,
 }
 
+impl Inner {
+    /// Takes out what an entry replaced or removed counted.
+    fn forget(&mut self, e: &Entry) {
+        if e.busy {
+            self.busy = self.busy.saturating_sub(1);
+        }
+        if let Some(n) = self.per_function.get_mut(&e.function) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 /// A run stored started on this node, waiting here for a slot.
 struct Waiting {
     run: Run,
@@ -97,10 +116,8 @@ impl InFlight {
         let mut inner = self.lock();
         *inner.per_function.entry(function.to_string()).or_default() += 1;
         let entry = Entry { attempt, function: function.to_string(), stop: stop.clone(), busy: true };
-        if let Some(old) = inner.runs.insert(run_id.to_string(), entry)
-            && old.busy
-        {
-            inner.busy = inner.busy.saturating_sub(1);
+        if let Some(old) = inner.runs.insert(run_id.to_string(), entry) {
+            inner.forget(&old);
         }
         inner.busy += 1;
         stop
@@ -114,10 +131,8 @@ impl InFlight {
         *inner.per_function.entry(run.function.clone()).or_default() += 1;
         let free = inner.busy < workers;
         let entry = Entry { attempt: run.attempt, function: run.function.clone(), stop: stop.clone(), busy: free };
-        if let Some(old) = inner.runs.insert(run.run_id.clone(), entry)
-            && old.busy
-        {
-            inner.busy = inner.busy.saturating_sub(1);
+        if let Some(old) = inner.runs.insert(run.run_id.clone(), entry) {
+            inner.forget(&old);
         }
         if free {
             inner.busy += 1;
@@ -144,9 +159,10 @@ impl InFlight {
     /// its end is written. Why: the end is written in batches; holding the slot through the
     /// write halved the attempts a node could start per second with its slots. The slot goes
     /// to the first run waiting for one, if any: returned to start now.
-    pub(crate) fn handler_done(&self, run_id: &str) -> Option<(Run, Stop)> {
+    pub(crate) fn handler_done(&self, run_id: &str, stop: &Stop) -> Option<(Run, Stop)> {
         let mut inner = self.lock();
-        let was_busy = inner.runs.get_mut(run_id).is_some_and(|e| std::mem::replace(&mut e.busy, false));
+        let was_busy =
+            inner.runs.get_mut(run_id).filter(|e| e.stop.same(stop)).is_some_and(|e| std::mem::replace(&mut e.busy, false));
         if was_busy {
             inner.busy = inner.busy.saturating_sub(1);
             inner.ended += 1;
@@ -169,15 +185,14 @@ impl InFlight {
         self.lock().ended
     }
 
-    pub(crate) fn remove(&self, run_id: &str) {
+    /// Forgets the admission `stop` belongs to, once its end is written.
+    pub(crate) fn remove(&self, run_id: &str, stop: &Stop) {
         let mut inner = self.lock();
+        if !inner.runs.get(run_id).is_some_and(|e| e.stop.same(stop)) {
+            return;
+        }
         if let Some(e) = inner.runs.remove(run_id) {
-            if e.busy {
-                inner.busy = inner.busy.saturating_sub(1);
-            }
-            if let Some(n) = inner.per_function.get_mut(&e.function) {
-                *n = n.saturating_sub(1);
-            }
+            inner.forget(&e);
         }
     }
 
@@ -222,7 +237,7 @@ mod tests {
     fn counts_per_function_and_stops_with_first_reason() {
         let f = InFlight::default();
         let s = f.insert("a", 1, "echo");
-        f.insert("b", 2, "echo");
+        let b = f.insert("b", 2, "echo");
         assert_eq!(f.running("echo"), 2);
         assert_eq!(f.running("other"), 0);
         assert!(f.stop("a", StopReason::Cancel));
@@ -231,16 +246,18 @@ mod tests {
         assert_eq!(s.reason(), StopReason::Cancel);
         assert!(s.token().is_cancelled());
         assert_eq!(f.busy(), 2);
-        f.handler_done("a");
-        f.handler_done("a");
-        f.handler_done("ghost");
-        assert_eq!((f.busy(), f.len()), (1, 2), "a's slot is free, its lease still held");
-        f.remove("a");
-        f.remove("a");
+        f.handler_done("a", &s);
+        f.handler_done("a", &s);
+        f.handler_done("ghost", &s);
+        f.handler_done("b", &s);
+        assert_eq!((f.busy(), f.len()), (1, 2), "a's slot is free, its lease still held; b is not a's");
+        f.remove("a", &s);
+        f.remove("a", &s);
+        f.remove("b", &s);
         assert_eq!(f.running("echo"), 1);
         assert_eq!(f.busy(), 1, "removing a run whose handler returned frees nothing twice");
         assert_eq!(f.leases(), vec![("b".to_string(), 2)]);
-        f.remove("b");
+        f.remove("b", &b);
         assert_eq!((f.busy(), f.len()), (0, 0));
     }
 
@@ -275,27 +292,27 @@ mod tests {
     #[test]
     fn runs_waiting_here_start_by_priority_then_in_order() {
         let f = InFlight::default();
-        assert!(f.admit(run("busy", 0), 1).is_some(), "the free slot");
+        let (_, first) = f.admit(run("busy", 0), 1).expect("the free slot");
         for (id, p) in [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", -1)] {
             assert!(f.admit(run(id, p), 1).is_none(), "{id} waits: the slot is taken");
         }
         assert_eq!((f.busy(), f.waiting(), f.len()), (1, 5, 6));
         let mut order = Vec::new();
-        let mut done = "busy".to_string();
-        while let Some((next, _)) = f.handler_done(&done) {
-            f.remove(&done);
+        let (mut done, mut stop) = ("busy".to_string(), first);
+        while let Some((next, next_stop)) = f.handler_done(&done, &stop) {
+            f.remove(&done, &stop);
             order.push(next.run_id.clone());
-            done = next.run_id;
+            (done, stop) = (next.run_id, next_stop);
         }
         assert_eq!(order, ["b", "d", "a", "c", "e"]);
-        f.remove(&done);
+        f.remove(&done, &stop);
         assert_eq!((f.busy(), f.waiting(), f.len()), (0, 0, 0));
     }
 
     #[test]
     fn only_runs_waiting_long_enough_are_taken_out() {
         let f = InFlight::default();
-        assert!(f.admit(run("busy", 0), 1).is_some());
+        let (_, busy) = f.admit(run("busy", 0), 1).expect("the free slot");
         assert!(f.take_overdue(std::time::Duration::ZERO).is_empty(), "nothing waits");
         assert!(f.admit(run("old", 0), 1).is_none());
         std::thread::sleep(std::time::Duration::from_millis(30));
@@ -306,7 +323,27 @@ mod tests {
         assert_eq!(taken, ["old"]);
         assert_eq!(f.waiting(), 1, "the newer run still waits");
         assert_eq!(f.len(), 3, "the run taken out keeps its lease until its end is written");
-        let (next, _) = f.handler_done("busy").expect("the newer run gets the slot");
+        let (next, _) = f.handler_done("busy", &busy).expect("the newer run gets the slot");
         assert_eq!(next.run_id, "new");
+    }
+
+    #[test]
+    fn an_old_admission_leaves_a_new_one_of_the_same_run_alone() {
+        let f = InFlight::default();
+        let (_, busy) = f.admit(run("busy", 0), 1).expect("the free slot");
+        assert!(f.admit(run("r", 0), 1).is_none(), "r waits");
+        let (_, old) = f.take_overdue(std::time::Duration::ZERO).pop().expect("r given back");
+        // r is claimed again by this node before the give-back's task forgets it.
+        f.handler_done("busy", &busy);
+        f.remove("busy", &busy);
+        let (_, new) = f.admit(run("r", 0), 1).expect("r starts on the free slot");
+        f.remove("r", &old);
+        assert_eq!((f.len(), f.busy(), f.leases()), (1, 1, vec![("r".to_string(), 1)]), "the new admission stays");
+        assert_eq!(f.running("f"), 1, "r counted once, busy's count gone");
+        assert!(f.handler_done("r", &old).is_none());
+        assert_eq!(f.busy(), 1, "the old admission frees no slot of the new one");
+        f.handler_done("r", &new);
+        f.remove("r", &new);
+        assert_eq!((f.len(), f.busy()), (0, 0));
     }
 }

@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     /// found nothing due that a free slot could take. Why: with runs started as they are
     /// stored, a wake per ended attempt cost an empty claim per run.
     pub(crate) slot_wanted: std::sync::atomic::AtomicBool,
+    /// How many times this node sent a run to the queue for want of room (`queue_first`).
+    pub(crate) queued_here: std::sync::atomic::AtomicU64,
     /// What [`Shared::room`] answers, updated as the rate at which handlers return changes.
     pub(crate) room: std::sync::atomic::AtomicUsize,
     /// Cancelled when no new run may be claimed.
@@ -190,6 +192,7 @@ impl Engine {
             backlog: std::sync::atomic::AtomicBool::new(false),
             slot_wanted: std::sync::atomic::AtomicBool::new(true),
             room: std::sync::atomic::AtomicUsize::new(room),
+            queued_here: std::sync::atomic::AtomicU64::new(0),
             no_claims: CancellationToken::new(),
             stop: CancellationToken::new(),
         });

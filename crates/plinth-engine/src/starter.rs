@@ -65,6 +65,7 @@ impl plinth_store::Starter for EngineStarter {
 /// A run is about to go to the queue: no later run may skip it by starting here, so the node
 /// starts runs from the queue again until a claim finds it drained.
 fn queue_first(shared: &Shared) {
+    shared.queued_here.fetch_add(1, Ordering::SeqCst);
     shared.backlog.store(true, Ordering::SeqCst);
     shared.wake.notify_one();
 }

@@ -70,9 +70,15 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
     async {
         shared.metrics.in_flight(&run.function, 1);
         let started = Instant::now();
-        tracing::info!("attempt started");
-        let end = handle(&shared, &run, &stop).await;
-        if let Some((next, stop)) = shared.inflight.handler_done(&run.run_id) {
+        // Why: a run that waited here for a slot may have been cancelled, lost or released
+        // meanwhile; its handler must not start.
+        let end = if stop.token().is_cancelled() {
+            AttemptEnd::Stopped
+        } else {
+            tracing::info!("attempt started");
+            handle(&shared, &run, &stop).await
+        };
+        if let Some((next, stop)) = shared.inflight.handler_done(&run.run_id, &stop) {
             spawn(shared.clone(), next, stop);
         } else if shared.slot_wanted.load(std::sync::atomic::Ordering::SeqCst) {
             shared.wake.notify_one();
@@ -92,7 +98,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
             Some(finish) => record(&shared, &run, finish, duration).await,
             None => tracing::warn!("lease lost during the attempt; another worker owns the run now"),
         }
-        shared.inflight.remove(&run.run_id);
+        shared.inflight.remove(&run.run_id, &stop);
         // Why: a run of a function with a `concurrency` limit frees its lane once its end is
         // written; runs of that lane the last claim left due may start now.
         if run.flow_key.is_some() {
@@ -120,7 +126,7 @@ pub(crate) async fn give_back(shared: &Shared, run: Run, stop: &Stop) {
     }
     .instrument(span)
     .await;
-    shared.inflight.remove(&run.run_id);
+    shared.inflight.remove(&run.run_id, stop);
 }
 
 async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {

@@ -40,7 +40,8 @@ async fn a_run_started_at_once_runs_here_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_gives_no_slot_and_queued_runs_follow_when_one_frees() {
-    let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, EngineConfig { workers: 1, ..config() });
+    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_secs(60), ..config() };
+    let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, config);
     let first = start_at_once(&h, "nap", json!({"ms": 600})).await.expect("the one slot");
     let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here for the slot");
     let starter = h.engine.as_ref().expect("engine").starter();
@@ -56,9 +57,65 @@ async fn a_full_node_gives_no_slot_and_queued_runs_follow_when_one_frees() {
     // Why: the dispatcher saw no free slot; the ending attempt must wake it.
     let second = h.wait_terminal(&queued).await;
     assert_eq!((second.status, second.attempt), (RunStatus::Succeeded, 1), "{second:#?}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(starter.reserve("nap", now_micros()).is_some(), "the queue is drained: runs start at once again");
+    assert!(reserve_within(&starter, Duration::from_secs(5)).await, "the queue is drained: runs start at once again");
     starter.release();
+}
+
+/// Whether the node gives a reservation within `limit` (it does once its dispatcher's claim
+/// finds the queue drained).
+async fn reserve_within(starter: &std::sync::Arc<dyn plinth_store::Starter>, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if starter.reserve("nap", now_micros()).is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_queued_while_runs_keep_waiting_here_is_not_starved() {
+    // Why a long wait here: no run is given back, so only the dispatcher's probe can find the
+    // queued run while the slot stays taken.
+    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_secs(60), ..config() };
+    let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, config);
+    let first = start_at_once(&h, "nap", json!({"ms": 200})).await.expect("the one slot");
+    h.wait_terminal(&first).await;
+    // Why: the room grows with the rate of ends, measured every 100 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let feeder = {
+        let (store, starter, feeding) = (h.store.clone(), h.engine.as_ref().expect("engine").starter(), feeding.clone());
+        let template = h.new_run("nap", json!({"ms": 50}), now_micros());
+        tokio::spawn(async move {
+            let mut fed = 0;
+            let until = std::time::Instant::now() + Duration::from_secs(4);
+            while std::time::Instant::now() < until {
+                let now = now_micros();
+                let mut run = template.clone();
+                run.run_id = plinth_core::ids::new_run_id();
+                (run.created_at, run.not_before) = (now, now);
+                run.start = starter.reserve("nap", now);
+                if let Enqueued::Created(stored) = store.enqueue(run).await.expect("enqueue")
+                    && stored.status == RunStatus::Running
+                {
+                    starter.start(stored);
+                    fed += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            feeding.store(false, std::sync::atomic::Ordering::SeqCst);
+            fed
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued = h.enqueue("nap", json!({"ms": 1})).await;
+    let run = h.wait_terminal(&queued).await;
+    assert!(feeding.load(std::sync::atomic::Ordering::SeqCst), "the queued run ended only after the feeding stopped");
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let fed = feeder.await.expect("feeder");
+    assert!(fed > 40, "most fed runs were started here: {fed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,8 +142,26 @@ async fn a_run_cancelled_while_it_waits_here_ends_cancelled_unstarted() {
     let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here");
     h.store.cancel(&waits, now_micros()).await.expect("cancel");
     let run = h.wait_terminal(&waits).await;
-    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert_eq!((run.status, run.output.clone()), (RunStatus::Cancelled, None), "{run:#?}");
+    assert_eq!(outcomes(&run), ["cancelled"], "{run:#?}");
     assert_eq!(h.get(&first).await.status, RunStatus::Running, "ended before the slot freed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_while_it_waits_here_never_starts_when_the_slot_frees() {
+    // Why `echo`: a handler that ends on its first poll would win against the stop if it
+    // were started at all. Why a long wait here: the slot frees before any give-back.
+    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_secs(60), ..config() };
+    let functions = [rust_fn("nap", "sleep", ""), rust_fn("echo", "echo", "")].concat();
+    let h = Harness::started(&functions, |_| {}, config);
+    let first = start_at_once(&h, "nap", json!({"ms": 400})).await.expect("the one slot");
+    let waits = start_at_once(&h, "echo", json!({"said": "hi"})).await.expect("room to wait here");
+    h.store.cancel(&waits, now_micros()).await.expect("cancel");
+    // Why: the cancel reaches the node through its listener; give it a moment before the slot frees.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.wait_terminal(&first).await.status, RunStatus::Succeeded);
+    let run = h.wait_terminal(&waits).await;
+    assert_eq!((run.status, run.output.clone()), (RunStatus::Cancelled, None), "never echoed: {run:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
