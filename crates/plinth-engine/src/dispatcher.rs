@@ -11,8 +11,8 @@ use std::time::Duration;
 /// (another process wrote to the same database, say).
 const POLL: Duration = Duration::from_millis(1000);
 
-/// How often a node whose slots are all taken, with runs waiting here for one, claims a single
-/// run to learn whether the queue holds any (decision 0028).
+/// How often a node whose slots are all taken, with runs waiting here for one, claims a batch
+/// to take in the runs queued meanwhile (decision 0028).
 const PROBE: Duration = Duration::from_millis(250);
 
 pub(crate) async fn run(shared: Arc<Shared>) {

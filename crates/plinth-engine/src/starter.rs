@@ -79,8 +79,10 @@ pub(crate) fn room_for(config: &crate::EngineConfig, per_second: f64) -> usize {
     // Why half the longest wait: a run admitted into a full room then starts well before it
     // would be given back, unless the handlers slow down at once. Why at most 10,000: each
     // run waiting here holds its input in memory.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let wave = (per_second.max(0.0) * config.wait_here_at_most.as_secs_f64() / 2.0).min(MOST_WAITING as f64) as usize;
+    let wave = per_second.max(0.0) * config.wait_here_at_most.as_secs_f64() / 2.0;
+    // Why: an infinite rate times no wait is not a number; it allows no wait.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let wave = if wave.is_nan() { 0 } else { wave.min(MOST_WAITING as f64) as usize };
     workers.saturating_add(wave.max(workers))
 }
 
@@ -149,5 +151,6 @@ mod tests {
         assert_eq!(room_for(&config(64, 60_000), f64::INFINITY), 64 + 10_000, "capped: each waiting run holds its input");
         assert_eq!(room_for(&config(4096, 60_000), 1e12), 4096 + 10_000);
         assert_eq!(room_for(&config(4096, 1000), 0.0), 8192, "twice the slots even past the cap");
+        assert_eq!(room_for(&config(8, 0), f64::INFINITY), 16, "no wait allowed, whatever the rate");
     }
 }
