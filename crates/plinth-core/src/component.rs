@@ -83,6 +83,7 @@ pub struct ServerSection {
     pub event_dedup_window: Option<DurationSpec>,
     pub lease: Option<DurationSpec>,
     pub kill_grace: Option<DurationSpec>,
+    pub node_wait: Option<DurationSpec>,
     pub sqlite_synchronous: Option<String>,
     pub metrics_prefix: Option<String>,
     pub max_log_bytes: Option<u64>,

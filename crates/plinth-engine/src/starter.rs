@@ -76,6 +76,10 @@ const MOST_WAITING: usize = 10_000;
 /// The room for runs on this node (see [`Shared::room`]) when its handlers return `per_second`.
 pub(crate) fn room_for(config: &crate::EngineConfig, per_second: f64) -> usize {
     let workers = usize::try_from(config.workers).unwrap_or(usize::MAX / 4);
+    // Why: no wait allowed, no run is stored started to wait (as before decision 0028).
+    if config.wait_here_at_most.is_zero() {
+        return workers;
+    }
     // Why half the longest wait: a run admitted into a full room then starts well before it
     // would be given back, unless the handlers slow down at once. Why at most 10,000: each
     // run waiting here holds its input in memory.
@@ -91,7 +95,7 @@ pub(crate) fn room_for(config: &crate::EngineConfig, per_second: f64) -> usize {
 /// `wait_here_at_most`, until the services stop.
 pub(crate) async fn give_back_overdue(shared: Arc<Shared>) {
     let longest = shared.config.wait_here_at_most;
-    let every = (longest / 4).clamp(std::time::Duration::from_millis(1), std::time::Duration::from_millis(100));
+    let every = (longest / 4).clamp(std::time::Duration::from_millis(10), std::time::Duration::from_millis(100));
     let (mut then, mut ended, mut rate) = (std::time::Instant::now(), shared.inflight.ended(), 0.0_f64);
     while crate::maintenance::tick(&shared, every).await {
         let (now, count) = (std::time::Instant::now(), shared.inflight.ended());
@@ -138,10 +142,10 @@ mod tests {
     }
 
     #[test]
-    fn the_room_is_never_under_twice_the_slots() {
+    fn the_room_is_never_under_twice_the_slots_unless_no_wait_is_allowed() {
         assert_eq!(room_for(&config(64, 1000), 0.0), 128, "no handler returned yet");
         assert_eq!(room_for(&config(64, 1000), 10.0), 128, "slow handlers");
-        assert_eq!(room_for(&config(1, 0), 1e6), 2, "no wait allowed");
+        assert_eq!(room_for(&config(1, 0), 1e6), 1, "no wait allowed: the slots alone");
         assert_eq!(room_for(&config(8, 1000), -5.0), 16, "a rate below zero counts as none");
         assert_eq!(room_for(&config(8, 1000), f64::NAN), 16, "nor does one that is not a number");
     }
@@ -151,6 +155,6 @@ mod tests {
         assert_eq!(room_for(&config(64, 60_000), f64::INFINITY), 64 + 10_000, "capped: each waiting run holds its input");
         assert_eq!(room_for(&config(4096, 60_000), 1e12), 4096 + 10_000);
         assert_eq!(room_for(&config(4096, 1000), 0.0), 8192, "twice the slots even past the cap");
-        assert_eq!(room_for(&config(8, 0), f64::INFINITY), 16, "no wait allowed, whatever the rate");
+        assert_eq!(room_for(&config(8, 0), f64::INFINITY), 8, "no wait allowed, whatever the rate");
     }
 }

@@ -282,6 +282,10 @@ pub(crate) struct ServeArgs {
     /// Between SIGTERM and SIGKILL when a command handler is stopped [default: 5s].
     #[arg(long, env = "PLINTH_KILL_GRACE")]
     pub(crate) kill_grace: Option<String>,
+    /// How long a run that finds every worker busy may wait on this node for one before it
+    /// goes back to the queue; 0 sends it to the queue at once [default: 1s].
+    #[arg(long, env = "PLINTH_NODE_WAIT")]
+    pub(crate) node_wait: Option<String>,
     /// SQLite durability: full (survives power loss), normal, off [default: full].
     #[arg(long, env = "PLINTH_SQLITE_SYNCHRONOUS")]
     pub(crate) sqlite_synchronous: Option<String>,

@@ -75,6 +75,8 @@ pub(crate) struct Settings {
     pub(crate) event_dedup_window: Duration,
     pub(crate) lease: Duration,
     pub(crate) kill_grace: Duration,
+    /// How long a run may wait on this node for a worker (decision 0028).
+    pub(crate) node_wait: Duration,
     pub(crate) sqlite_synchronous: Synchronous,
     pub(crate) metrics_prefix: String,
     pub(crate) max_log_bytes: u64,
@@ -265,6 +267,10 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         return Err(m.err("lease", m.last_source(), "must be at least 500ms".into()));
     }
     let kill_grace = m.duration("kill_grace", args.kill_grace.as_ref(), f.kill_grace, Duration::from_secs(5))?;
+    let node_wait = m.duration("node_wait", args.node_wait.as_ref(), f.node_wait, Duration::from_secs(1))?;
+    if node_wait > Duration::from_secs(60) {
+        return Err(m.err("node_wait", m.last_source(), "must be at most 1m".into()));
+    }
     let sync_text =
         m.pick("sqlite_synchronous", args.sqlite_synchronous.clone(), f.sqlite_synchronous.clone(), "full".to_string());
     let sqlite_synchronous = Synchronous::parse(&sync_text)
@@ -334,6 +340,7 @@ pub(crate) fn resolve(args: &ServeArgs, matches: Option<&ArgMatches>, component:
         event_dedup_window,
         lease,
         kill_grace,
+        node_wait,
         sqlite_synchronous,
         metrics_prefix,
         max_log_bytes,

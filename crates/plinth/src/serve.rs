@@ -126,6 +126,7 @@ async fn run(
         claim_batch: settings.claim_batch,
         lease: settings.lease,
         kill_grace: settings.kill_grace,
+        wait_here_at_most: settings.node_wait,
         retention: settings.retention,
         idempotency_window: settings.idempotency_window,
         event_retention: settings.event_retention,

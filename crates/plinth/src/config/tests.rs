@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::Cli;
 use clap::{CommandFactory, FromArgMatches};
 
-const NAMES: [&str; 29] = [
+const NAMES: [&str; 30] = [
     "config",
     "host",
     "port",
@@ -28,6 +28,7 @@ const NAMES: [&str; 29] = [
     "event_dedup_window",
     "lease",
     "kill_grace",
+    "node_wait",
     "sqlite_synchronous",
     "metrics_prefix",
     "max_log_bytes",
@@ -96,8 +97,8 @@ fn defaults_apply_when_no_layer_sets_a_value() {
     assert_eq!((s.host.as_str(), s.port, s.log_level.as_str(), s.log_dir.as_ref()), ("127.0.0.1", 8000, "info", None));
     assert_eq!((s.database_url.as_str(), s.workers), ("sqlite://.plinth/plinth.db", 16));
     assert_eq!(
-        (s.shutdown_grace, s.lease, s.kill_grace),
-        (Duration::from_secs(30), Duration::from_secs(30), Duration::from_secs(5))
+        (s.shutdown_grace, s.lease, s.kill_grace, s.node_wait),
+        (Duration::from_secs(30), Duration::from_secs(30), Duration::from_secs(5), Duration::from_secs(1))
     );
     assert_eq!(s.retention, Duration::from_secs(7 * 24 * 3600));
     assert_eq!((s.body_limit, s.max_log_bytes, s.max_output_bytes), (1024 * 1024, 1024 * 1024, 16 * 1024 * 1024));
@@ -201,7 +202,7 @@ fn a_value_is_checked_whichever_layer_gives_it() {
 
 #[test]
 fn each_bound_is_enforced() {
-    let cases: [(&[&str], &str, &str); 11] = [
+    let cases: [(&[&str], &str, &str); 13] = [
         (&["--lease", "499ms"], "lease", "at least 500ms"),
         (&["--retention", "59s"], "retention", "at least 1m"),
         (&["--body-limit", "1023"], "body_limit", "from 1024 bytes to 256 MiB"),
@@ -213,6 +214,8 @@ fn each_bound_is_enforced() {
         (&["--database-url", "mysql://h/db"], "database_url", "not a SQLite URL"),
         (&["--shutdown-grace", "later"], "shutdown_grace", "not a duration"),
         (&["--kill-grace", "ten seconds"], "kill_grace", "not a duration"),
+        (&["--node-wait", "a while"], "node_wait", "not a duration"),
+        (&["--node-wait", "61s"], "node_wait", "at most 1m"),
     ];
     for (args, field, reason) in cases {
         let e = err(args, None, "{}");
@@ -232,6 +235,17 @@ fn each_bound_is_enforced() {
         "{}",
     );
     assert_eq!((s.body_limit, s.workers, s.sqlite_synchronous), (256 * 1024 * 1024, 1, Synchronous::Off));
+}
+
+#[test]
+fn the_wait_on_the_node_comes_from_a_flag_or_the_file_from_zero_to_a_minute() {
+    assert_eq!(ok(&["--node-wait", "0s"], "{}").node_wait, Duration::ZERO, "0 sends runs to the queue at once");
+    assert_eq!(ok(&["--node-wait", "1m"], "{}").node_wait, Duration::from_secs(60), "the longest allowed");
+    let s = ok(&[], "{node_wait: 250ms}");
+    assert_eq!((s.node_wait, shown(&s, "node_wait").source), (Duration::from_millis(250), Source::File));
+    let e = err(&[], None, "{node_wait: 2m}");
+    assert_eq!((e.source_name.as_str(), e.field.as_str()), ("c.yaml", "server.node_wait"), "{e}");
+    assert!(e.reason.contains("at most 1m"), "{e}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::process::Output;
 
 const FUNCTIONS: &str = "  - name: echo\n    handler: {command: {argv: [cat]}}\n";
 
-const SETTINGS: [&str; 29] = [
+const SETTINGS: [&str; 30] = [
     "config",
     "host",
     "port",
@@ -27,6 +27,7 @@ const SETTINGS: [&str; 29] = [
     "event_dedup_window",
     "lease",
     "kill_grace",
+    "node_wait",
     "sqlite_synchronous",
     "metrics_prefix",
     "max_log_bytes",
@@ -105,6 +106,7 @@ fn config_prints_every_setting_with_its_value_and_source() {
         ("event_dedup_window", "1day"),
         ("lease", "30s"),
         ("kill_grace", "5s"),
+        ("node_wait", "1s"),
         ("sqlite_synchronous", "full"),
         ("metrics_prefix", "plinth"),
         ("max_log_bytes", "1048576"),
