@@ -283,7 +283,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PLINTH_KILL_GRACE")]
     pub(crate) kill_grace: Option<String>,
     /// How long a run that finds every worker busy may wait on this node for one before it
-    /// goes back to the queue; 0 sends it to the queue at once [default: 1s].
+    /// goes back to the queue, at most 1m; 0 sends it to the queue at once [default: 1s].
     #[arg(long, env = "PLINTH_NODE_WAIT")]
     pub(crate) node_wait: Option<String>,
     /// SQLite durability: full (survives power loss), normal, off [default: full].
