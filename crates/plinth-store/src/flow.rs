@@ -116,6 +116,25 @@ impl QueueStats {
         Self { function, queued, due, not_due, oldest_due_at }
     }
 
+    /// The stats of `function` from its exact `queued` count and its not-due runs counted up to
+    /// `bound` (`not_due_counted`) and, when those reached it, the due ones counted up to
+    /// `bound` too: [`QueueStats::split`] with the sides the other way round. Why the stores
+    /// count this side first: a backlog is due runs, and counting 1,000 of them on every scrape
+    /// of `/metrics` made it 1.6 times as slow on SQLite with 1,000,000 queued as on an empty
+    /// store; runs held by a delay or a backoff are usually few, and counting none is a seek.
+    #[must_use]
+    pub fn split_scheduled_first(
+        function: String,
+        queued: i64,
+        bound: i64,
+        not_due_counted: i64,
+        due_counted: Option<i64>,
+        oldest_due_at: Option<i64>,
+    ) -> Self {
+        let other_way = Self::split(function, queued, bound, not_due_counted, due_counted, oldest_due_at);
+        Self { due: other_way.not_due, not_due: other_way.due, ..other_way }
+    }
+
     /// Whether `due` and `not_due` are exact (they add up to `queued`); when not, each is a bound
     /// the count stopped at.
     #[must_use]
@@ -223,5 +242,18 @@ mod tests {
         assert_eq!((other_side.due, other_side.not_due, other_side.split_is_exact()), (10, 2, true));
         let both = QueueStats::split("f".into(), 30, 10, 10, Some(10), None);
         assert_eq!((both.due, both.not_due, both.split_is_exact()), (10, 10, false));
+    }
+
+    #[test]
+    fn a_split_counted_from_the_scheduled_side_gives_the_same_figures() {
+        let backlog = QueueStats::split_scheduled_first("f".into(), 1_000_000, 1_000, 0, None, Some(7));
+        assert_eq!((backlog.due, backlog.not_due, backlog.split_is_exact()), (1_000_000, 0, true), "a backlog: one seek");
+        assert_eq!(backlog.oldest_due_at, Some(7));
+        let delayed = QueueStats::split_scheduled_first("f".into(), 12, 10, 10, Some(2), None);
+        assert_eq!((delayed.due, delayed.not_due, delayed.split_is_exact()), (2, 10, true), "many delayed: the due side counted");
+        let both = QueueStats::split_scheduled_first("f".into(), 30, 10, 10, Some(10), None);
+        assert_eq!((both.due, both.not_due, both.split_is_exact()), (10, 10, false), "both past the bound");
+        let none = QueueStats::split_scheduled_first("f".into(), 9, 0, 0, Some(0), None);
+        assert_eq!((none.due, none.not_due, none.split_is_exact()), (0, 0, false), "a bound of 0 counts nothing");
     }
 }

@@ -281,8 +281,9 @@ const LEVELS: &str = "WITH RECURSIVE levels(priority, first_at) AS ( \
      ORDER BY priority DESC, next_attempt_at, id LIMIT 1) next) \
     SELECT priority, first_at FROM levels";
 
-/// Every function's queue at `now`: the depth kept in `run_counts`, the due and not-due runs
-/// counted up to `bound` along `runs_queue`, level by level, all in one snapshot.
+/// Every function's queue at `now`: the depth kept in `run_counts`, the not-due and then (if
+/// needed) the due runs counted up to `bound` along `runs_queue`, level by level, all in one
+/// snapshot.
 pub(crate) async fn queue_stats(pool: &PgPool, now: i64, bound: u64) -> Result<Vec<QueueStats>, StoreError> {
     let bound = i64::try_from(bound).unwrap_or(i64::MAX);
     let mut tx = super::stats::index_only(pool).await?;
@@ -296,10 +297,10 @@ pub(crate) async fn queue_stats(pool: &PgPool, now: i64, bound: u64) -> Result<V
     for (function, queued) in depths {
         let levels: Vec<(i32, i64)> = sqlx::query_as(LEVELS).bind(&function).fetch_all(&mut *tx).await?;
         let levels: Vec<(i64, i64)> = levels.into_iter().map(|(p, t)| (i64::from(p), t)).collect();
-        let due = count_levels(&mut tx, &function, &levels, now, bound, true).await?;
-        let not_due = if due < bound { None } else { Some(count_levels(&mut tx, &function, &levels, now, bound, false).await?) };
+        let not_due = count_levels(&mut tx, &function, &levels, now, bound, false).await?;
+        let due = if not_due < bound { None } else { Some(count_levels(&mut tx, &function, &levels, now, bound, true).await?) };
         let oldest = levels.iter().map(|l| l.1).filter(|t| *t <= now).min();
-        stats.push(QueueStats::split(function, queued, bound, due, not_due, oldest));
+        stats.push(QueueStats::split_scheduled_first(function, queued, bound, not_due, due, oldest));
     }
     tx.commit().await?;
     Ok(stats)

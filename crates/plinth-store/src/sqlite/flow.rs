@@ -279,8 +279,9 @@ const LEVELS: &str = "WITH RECURSIVE levels(priority) AS ( \
     SELECT priority, (SELECT next_attempt_at FROM runs INDEXED BY runs_queue WHERE function = ?1 AND status = 'queued' \
             AND priority = levels.priority ORDER BY next_attempt_at LIMIT 1) FROM levels WHERE priority IS NOT NULL";
 
-/// Every function's queue at `now`: the depth kept in `run_counts`, the due and not-due runs
-/// counted up to `bound` along `runs_queue`, level by level, all in one read transaction.
+/// Every function's queue at `now`: the depth kept in `run_counts`, the not-due and then (if
+/// needed) the due runs counted up to `bound` along `runs_queue`, level by level, all in one
+/// read transaction.
 pub(crate) fn queue_stats(conn: &Connection, now: i64, bound: u64) -> rusqlite::Result<Vec<QueueStats>> {
     let bound = i64::try_from(bound).unwrap_or(i64::MAX);
     let tx = conn.unchecked_transaction()?;
@@ -294,10 +295,10 @@ pub(crate) fn queue_stats(conn: &Connection, now: i64, bound: u64) -> rusqlite::
             .prepare_cached(LEVELS)?
             .query_map(params![function], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let due = count_levels(&tx, &function, &levels, now, bound, true)?;
-        let not_due = if due < bound { None } else { Some(count_levels(&tx, &function, &levels, now, bound, false)?) };
+        let not_due = count_levels(&tx, &function, &levels, now, bound, false)?;
+        let due = if not_due < bound { None } else { Some(count_levels(&tx, &function, &levels, now, bound, true)?) };
         let oldest = levels.iter().map(|l| l.1).filter(|t| *t <= now).min();
-        stats.push(QueueStats::split(function, queued, bound, due, not_due, oldest));
+        stats.push(QueueStats::split_scheduled_first(function, queued, bound, not_due, due, oldest));
     }
     tx.commit()?;
     Ok(stats)
