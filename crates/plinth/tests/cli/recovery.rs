@@ -62,7 +62,7 @@ async fn sigkill_then_restart_loses_nothing_and_repeats_no_success() {
     let succeeded_before = ids_with_status(&c, &first, "succeeded").await;
     first.kill9();
     // Why not the runs `queued` at the kill: a run may wait on its node for a worker with its
-    // lease held, reading `running` before it starts (decisions 0028 and 0029).
+    // lease held, reading `running` before it starts (decision 0028).
     let started_at_kill = counts(&dir.path().join("starts.log"));
     let unstarted = ids.iter().filter(|id| !started_at_kill.contains_key(*id)).count();
     assert!(!succeeded_before.is_empty(), "some runs succeeded before the kill");
