@@ -20,8 +20,12 @@ pub(crate) struct Client {
     key: Option<String>,
 }
 
-/// Run attempts ended, summed from `/metrics`: (succeeded, any other outcome). The scheduled
+/// Runs ended, summed from `/metrics`: (succeeded, failed or cancelled). The scheduled
 /// function's runs, which start by themselves every second, are not counted.
+///
+/// `runs_total` counts attempts: an attempt that will be retried (`retrying`) or a run given
+/// back to the queue (`released`) is not an end, and counting it ended a round before its runs
+/// had (each release read as a failed run).
 pub(crate) fn finished_from_metrics(text: &str, prefix: &str) -> (u64, u64) {
     let name = format!("{prefix}_runs_total{{");
     let scheduled = format!("function=\"{}\"", super::server::SCHEDULED);
@@ -31,7 +35,11 @@ pub(crate) fn finished_from_metrics(text: &str, prefix: &str) -> (u64, u64) {
         let Some(count) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let count = count as u64;
-        if line.contains("status=\"succeeded\"") { ok += count } else { other += count }
+        if line.contains("status=\"succeeded\"") {
+            ok += count;
+        } else if line.contains("status=\"failed\"") || line.contains("status=\"cancelled\"") {
+            other += count;
+        }
     }
     (ok, other)
 }

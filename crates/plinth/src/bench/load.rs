@@ -205,6 +205,15 @@ mod tests {
     }
 
     #[test]
+    fn attempts_that_are_not_ends_are_not_counted() {
+        let text = "plinth_runs_total{component=\"bench\",function=\"steps3\",status=\"released\"} 752\n\
+            plinth_runs_total{component=\"bench\",function=\"noop\",status=\"retrying\"} 7\n\
+            plinth_runs_total{component=\"bench\",function=\"noop\",status=\"cancelled\"} 1\n\
+            plinth_runs_total{component=\"bench\",function=\"steps3\",status=\"succeeded\"} 5\n";
+        assert_eq!(finished_from_metrics(text, "plinth"), (5, 1), "a release or a retry is not an end");
+    }
+
+    #[test]
     fn metrics_without_runs_count_nothing() {
         assert_eq!(finished_from_metrics("", "plinth"), (0, 0));
         let ticks = "plinth_runs_total{component=\"b\",function=\"tick\",status=\"succeeded\"} 9\n";
