@@ -7,6 +7,7 @@
 //! (`leader`). Attempts' ends are recorded in batches (`finish`). Every call gives up after
 //! [`OP_TIMEOUT`] with `Unavailable`, so a database that stops answering never hangs a caller.
 
+mod checkpoints;
 mod connect;
 mod dedicated;
 mod entry;
@@ -41,6 +42,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use connect::{lock_key, open_pool};
+use plinth_core::steps::Step;
 use plinth_core::{NewRun, Run, RunStatus};
 use sqlx::postgres::PgPool;
 use std::sync::Arc;
@@ -57,6 +59,7 @@ pub struct PostgresStore {
     leader: leader::Leader,
     finishes: mpsc::Sender<finish::Job>,
     inserts: mpsc::Sender<insert::Job>,
+    checkpoints: mpsc::Sender<checkpoints::Job>,
     /// The dispatcher's connection for claims.
     claims: tokio::sync::Mutex<dedicated::Dedicated>,
     /// Where the pruner's next batch starts.
@@ -96,6 +99,7 @@ impl PostgresStore {
         let events = Arc::new(events::Events::new(schema));
         let (finishes, finish_jobs) = mpsc::channel(1024);
         let (inserts, insert_jobs) = mpsc::channel(1024);
+        let (checkpoints, checkpoint_jobs) = mpsc::channel(1024);
         let tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
             tokio::spawn(events::send_loop(dedicated::Dedicated::new(pool.clone()), events.clone())),
@@ -104,6 +108,7 @@ impl PostgresStore {
                 finish_jobs,
             )),
             tokio::spawn(insert::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
+            tokio::spawn(checkpoints::batch_loop(dedicated::Dedicated::new(pool.clone()), checkpoint_jobs)),
         ];
         Ok(Self {
             claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS)),
@@ -115,6 +120,7 @@ impl PostgresStore {
             leader: leader::Leader::new(lock_key(&["plinth-leader", schema]), schema),
             finishes,
             inserts,
+            checkpoints,
             tasks,
         })
     }
@@ -344,21 +350,16 @@ impl Store for PostgresStore {
         timed(eventlog::schedules(&self.pool)).await
     }
 
-    async fn steps(&self, run_id: &str) -> Result<Option<Vec<plinth_core::steps::Step>>, StoreError> {
+    async fn steps(&self, run_id: &str) -> Result<Option<Vec<Step>>, StoreError> {
         timed(steps::load(&self.pool, run_id)).await
     }
 
-    async fn save_steps(
-        &self,
-        run_id: &str,
-        owner: &str,
-        attempt: u32,
-        steps: Vec<plinth_core::steps::Step>,
-    ) -> Result<bool, StoreError> {
-        timed(steps::save(&self.pool, run_id, owner, attempt, &steps)).await
+    async fn save_steps(&self, run_id: &str, owner: &str, attempt: u32, steps: Vec<Step>) -> Result<bool, StoreError> {
+        let save = checkpoints::Save { run_id: run_id.into(), owner: owner.into(), attempt, steps };
+        timed(checkpoints::save(&self.checkpoints, &self.pool, save)).await
     }
 
-    async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<plinth_core::steps::Step>) -> Result<Run, StoreError> {
+    async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<Step>) -> Result<Run, StoreError> {
         timed(steps::enqueue_with(&self.pool, &run, &steps)).await
     }
 

@@ -6,6 +6,7 @@
 //! Without it they say loudly that they are skipped and pass, except under CI, where they fail.
 
 mod batched_keys;
+mod checkpoints;
 mod copies;
 mod keys;
 mod lanes;
