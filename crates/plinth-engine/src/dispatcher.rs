@@ -112,13 +112,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     // executor wakes it after the end of every run with a lane.)
                     shared.slot_wanted.store(false, std::sync::atomic::Ordering::SeqCst);
                     // Nothing more is due now: sleep until woken or the next run falls due.
-                    let until_due = claimed
-                        .next_due
-                        .map(|due| Duration::from_micros(u64::try_from(due - now_micros()).unwrap_or(0)))
-                        .map_or(POLL, |d| d.min(POLL));
-                    // Why: a run already due that we did not take belongs to a function with
-                    // no free slot; a finishing attempt wakes us.
-                    let mut pause = if until_due.is_zero() { POLL } else { until_due };
+                    let mut pause = claimed.next_due.map_or(POLL, |due| pause_until(due, now, now_micros()));
                     // Why: a run a throttle holds back starts at the lane's next start, which no
                     // finishing attempt announces.
                     if let Some(at) = claimed.throttled_until {
@@ -138,6 +132,20 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// How long to sleep after a claim made at `claimed_at` that took less than it asked, when the
+/// next run falls due at `due`. Why a due time at or before the claim means the longest sleep:
+/// such a run was there to take and was not, so its function has no free slot, and the
+/// attempt that frees one wakes the dispatcher. Why a due time after the claim that is already
+/// past means no sleep: the claim could not take that run, and the claim itself took longer
+/// than the gap (sleeps started together fall due microseconds apart; sleeping the longest
+/// woke all but the first a second late).
+fn pause_until(due: i64, claimed_at: i64, now: i64) -> Duration {
+    if due <= claimed_at {
+        return POLL;
+    }
+    Duration::from_micros(u64::try_from(due - now).unwrap_or(0)).min(POLL)
 }
 
 /// Waits for a wake-up or `d`; false when claiming has stopped.
@@ -182,5 +190,29 @@ async fn adopt_lanes(shared: &Shared, component: &plinth_core::component::Compon
             }
             Err(e) => tracing::warn!(function = %f.name, error = %e, "cannot move open runs to the current concurrency lanes"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{POLL, pause_until};
+    use std::time::Duration;
+
+    #[test]
+    fn the_dispatcher_sleeps_until_the_next_run_falls_due() {
+        assert_eq!(pause_until(1_300_000, 1_000_000, 1_100_000), Duration::from_millis(200));
+        assert_eq!(pause_until(9_000_000, 1_000_000, 1_000_000), POLL, "at most the poll");
+    }
+
+    #[test]
+    fn a_due_time_passed_during_the_claim_claims_again_at_once() {
+        assert_eq!(pause_until(1_000_500, 1_000_000, 1_003_000), Duration::ZERO);
+        assert_eq!(pause_until(1_000_001, 1_000_000, 1_000_001), Duration::ZERO, "the boundary: due now");
+    }
+
+    #[test]
+    fn a_run_due_before_the_claim_waits_for_a_free_slot() {
+        assert_eq!(pause_until(1_000_000, 1_000_000, 1_003_000), POLL, "due at the claim and not taken");
+        assert_eq!(pause_until(10, 1_000_000, 1_003_000), POLL);
     }
 }
