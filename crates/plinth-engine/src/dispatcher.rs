@@ -25,6 +25,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     // full. With no backlog, a free slot claims at once, so pickup stays immediate.
     let gather = (batch / 4).max(1);
     let mut probed = std::time::Instant::now();
+    // Why: a claim that cleared the backlog may not have read the runs sent to the queue
+    // while it ran; the next claim is made at once to take them (see below).
+    let mut catch_up = false;
     loop {
         if shared.no_claims.is_cancelled() {
             return;
@@ -55,7 +58,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         // turns the backlog on (new runs then go behind the queue); one run found is no
         // backlog. Why a batch, not one run: a claim of one that found one reads as a backlog,
         // and a schedule's tick every second would have sent all new runs to the queue.
-        if free == 0 && waiting > 0 && !backlog {
+        if free == 0 && waiting > 0 && !backlog && !catch_up {
             let due = probed + PROBE;
             if std::time::Instant::now() < due {
                 if !sleep(&shared, due.saturating_duration_since(std::time::Instant::now())).await {
@@ -66,15 +69,35 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             probed = std::time::Instant::now();
             probe = true;
         }
-        if backlog && free < gather && !shared.inflight.is_empty() {
+        // Why more than the free slots while the queue holds runs: new runs go behind the
+        // queue then, so it drained only as fast as the slots freed; under a load of more
+        // clients than slots it never did, and every run paid the claim's extra write for as
+        // long as the load lasted (decision 0029). A claim may take as many as the handlers
+        // start in half the longest wait here (`Shared::wave`), within the room.
+        let ahead = if backlog || catch_up {
+            let taken = busy.saturating_add(shared.reserved.load(std::sync::atomic::Ordering::SeqCst));
+            let wave = shared.wave.load(std::sync::atomic::Ordering::Relaxed);
+            u32::try_from(wave.min(shared.room().saturating_sub(taken))).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        if backlog && free.saturating_add(ahead) < gather && !shared.inflight.is_empty() {
             if !sleep(&shared, POLL).await {
                 return;
             }
             continue;
         }
         // Why at least two for a probe: with one worker the batch is one, and a claim of one
-        // that found one would read as a backlog.
-        let free = if probe { batch.max(2) } else { free.min(batch) };
+        // that found one would read as a backlog. Why at most eight batches: one claim's
+        // statement stays short, so ending attempts do not wait behind it.
+        let most = batch.max(2).saturating_mul(8);
+        let free = if probe || catch_up {
+            free.saturating_add(ahead).max(batch.max(2)).min(most)
+        } else if backlog {
+            free.saturating_add(ahead).min(most)
+        } else {
+            free.min(batch)
+        };
         let mut wants: Vec<(String, u32)> = functions.iter().map(|name| (name.clone(), free)).collect();
         if free == 0 || wants.is_empty() {
             if !sleep(&shared, POLL).await {
@@ -92,21 +115,26 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let lease_until = now + i64::try_from(shared.config.lease.as_micros()).unwrap_or(i64::MAX / 2);
         let req =
             ClaimRequest { owner: shared.config.owner.clone(), now, lease_until, wants, limit: free, limits: limits.clone() };
-        // Why: a run sent to the queue while this claim was made may not be in what it read;
-        // the claim must not turn off the backlog that run turned on (`queue_first`).
+        // Why: a run sent to the queue while this claim was made may not be in what it read.
+        // One sent for want of room (`queue_first`) keeps the backlog on: the node is full.
+        // One sent only because of the backlog does not: under a steady load such runs arrive
+        // during every claim, and the backlog would last as long as the load; the next claim
+        // is made at once instead, to take them.
         let queued_before = shared.queued_here.load(std::sync::atomic::Ordering::SeqCst);
+        let skipped_before = shared.skipped_here.load(std::sync::atomic::Ordering::SeqCst);
         match shared.store.claim(req).await {
             Ok(claimed) => {
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
                 let backlog = got >= asked || shared.queued_here.load(std::sync::atomic::Ordering::SeqCst) != queued_before;
                 shared.backlog.store(backlog, std::sync::atomic::Ordering::SeqCst);
+                catch_up = !backlog && shared.skipped_here.load(std::sync::atomic::Ordering::SeqCst) != skipped_before;
                 let workers = usize::try_from(shared.config.workers).unwrap_or(usize::MAX);
                 for run in claimed.runs {
                     if let Some((run, stop)) = shared.inflight.admit(run, workers) {
                         executor::spawn(shared.clone(), run, stop);
                     }
                 }
-                if got < asked {
+                if got < asked && !catch_up {
                     // Why: nothing is due for a free slot; an ending attempt need not wake this
                     // loop. (One that frees a `concurrency` lane wakes it all the same: the
                     // executor wakes it after the end of every run with a lane.)

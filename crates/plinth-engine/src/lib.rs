@@ -112,8 +112,15 @@ pub(crate) struct Shared {
     pub(crate) slot_wanted: std::sync::atomic::AtomicBool,
     /// How many times this node sent a run to the queue for want of room (`queue_first`).
     pub(crate) queued_here: std::sync::atomic::AtomicU64,
+    /// How many times this node sent a run to the queue because runs waited there (the
+    /// backlog), with room to spare.
+    pub(crate) skipped_here: std::sync::atomic::AtomicU64,
     /// What [`Shared::room`] answers, updated as the rate at which handlers return changes.
     pub(crate) room: std::sync::atomic::AtomicUsize,
+    /// The runs this node's handlers start in half of `wait_here_at_most` at the rate they
+    /// return now (`starter::wave_for`): how many a claim may take beyond the free slots to
+    /// wait here, while the queue holds runs (decision 0029).
+    pub(crate) wave: std::sync::atomic::AtomicUsize,
     /// Cancelled when no new run may be claimed.
     pub(crate) no_claims: CancellationToken,
     /// Cancelled when the background services stop.
@@ -192,7 +199,9 @@ impl Engine {
             backlog: std::sync::atomic::AtomicBool::new(false),
             slot_wanted: std::sync::atomic::AtomicBool::new(true),
             room: std::sync::atomic::AtomicUsize::new(room),
+            wave: std::sync::atomic::AtomicUsize::new(0),
             queued_here: std::sync::atomic::AtomicU64::new(0),
+            skipped_here: std::sync::atomic::AtomicU64::new(0),
             no_claims: CancellationToken::new(),
             stop: CancellationToken::new(),
         });

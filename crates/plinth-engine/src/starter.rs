@@ -18,7 +18,13 @@ impl plinth_store::Starter for EngineStarter {
         // Why: runs already waiting in the queue come first; a run that skipped them would
         // take the slot their claim is about to use. (Which runs may skip the queue at all is
         // the store's rule, `NewRun::may_start_at_once`, checked by the caller.)
-        if shared.no_claims.is_cancelled() || shared.backlog.load(Ordering::SeqCst) {
+        if shared.no_claims.is_cancelled() {
+            return None;
+        }
+        if shared.backlog.load(Ordering::SeqCst) {
+            // Why counted: a claim made meanwhile may clear the backlog without reading this
+            // run; the dispatcher then claims once more at once (see `dispatcher::run`).
+            shared.skipped_here.fetch_add(1, Ordering::SeqCst);
             return None;
         }
         // Why the slot is not held while the run is written: the write waits for its batch
@@ -80,14 +86,18 @@ pub(crate) fn room_for(config: &crate::EngineConfig, per_second: f64) -> usize {
     if config.wait_here_at_most.is_zero() {
         return workers;
     }
-    // Why half the longest wait: a run admitted into a full room then starts well before it
-    // would be given back, unless the handlers slow down at once. Why at most 10,000: each
-    // run waiting here holds its input in memory.
+    workers.saturating_add(wave_for(config, per_second).max(workers))
+}
+
+/// The runs this node's handlers start in half of `wait_here_at_most` when they return
+/// `per_second`, at most 10,000: what may wait here and still start well before it would be
+/// given back, unless the handlers slow down at once. Why at most 10,000: each run waiting
+/// here holds its input in memory.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+pub(crate) fn wave_for(config: &crate::EngineConfig, per_second: f64) -> usize {
     let wave = per_second.max(0.0) * config.wait_here_at_most.as_secs_f64() / 2.0;
     // Why: an infinite rate times no wait is not a number; it allows no wait.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    let wave = if wave.is_nan() { 0 } else { wave.min(MOST_WAITING as f64) as usize };
-    workers.saturating_add(wave.max(workers))
+    if wave.is_nan() { 0 } else { wave.min(MOST_WAITING as f64) as usize }
 }
 
 /// Keeps the node's room in step with the rate at which its handlers return, and gives back to
@@ -104,9 +114,12 @@ pub(crate) async fn give_back_overdue(shared: Arc<Shared>) {
         (then, ended) = (now, count);
         // Why up at once and down slowly: a stall of a few hundred milliseconds (a checkpoint,
         // say) must not shrink the room exactly when the runs it holds back arrive; handlers
-        // that stay slow shrink it within a second or two.
+        // that stay slow shrink it within a second or two. Why not measured more often: ends
+        // come in clumps (handlers started together return together), and over 20 ms four
+        // slow handlers returning at once read as ten times their rate.
         rate = measured.max(rate * 0.9);
         shared.room.store(room_for(&shared.config, rate), Ordering::Relaxed);
+        shared.wave.store(wave_for(&shared.config, rate), Ordering::Relaxed);
         let overdue = shared.inflight.take_overdue(longest);
         if overdue.is_empty() {
             continue;
@@ -127,7 +140,7 @@ pub(crate) async fn give_back_overdue(shared: Arc<Shared>) {
 
 #[cfg(test)]
 mod tests {
-    use super::room_for;
+    use super::{room_for, wave_for};
     use crate::EngineConfig;
     use std::time::Duration;
 
@@ -156,5 +169,15 @@ mod tests {
         assert_eq!(room_for(&config(4096, 60_000), 1e12), 4096 + 10_000);
         assert_eq!(room_for(&config(4096, 1000), 0.0), 8192, "twice the slots even past the cap");
         assert_eq!(room_for(&config(8, 0), f64::INFINITY), 8, "no wait allowed, whatever the rate");
+    }
+
+    #[test]
+    fn a_claim_may_take_ahead_only_what_the_handlers_start_in_half_the_longest_wait() {
+        assert_eq!(wave_for(&config(64, 1000), 10_000.0), 5_000);
+        assert_eq!(wave_for(&config(64, 1000), 0.0), 0, "no handler returned yet: nothing ahead, unlike the room");
+        assert_eq!(wave_for(&config(64, 0), 10_000.0), 0, "no wait allowed");
+        assert_eq!(wave_for(&config(64, 60_000), f64::INFINITY), 10_000, "capped");
+        assert_eq!(wave_for(&config(64, 1000), f64::NAN), 0);
+        assert_eq!(wave_for(&config(64, 1000), -1.0), 0);
     }
 }

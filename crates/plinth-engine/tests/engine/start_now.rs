@@ -207,3 +207,66 @@ async fn a_shutdown_gives_back_the_runs_waiting_here_with_the_ones_at_work() {
         assert_eq!((run.status, run.attempt), (RunStatus::Queued, 0), "queued again, no attempt counted: {run:#?}");
     }
 }
+
+/// One client of [`a_backlog_left_by_a_burst_clears_while_the_clients_keep_sending`]: sends a
+/// run, waits for its end, and again until `until`; says for each run when it was sent and
+/// whether it started at once.
+async fn closed_loop_client(
+    store: std::sync::Arc<dyn plinth_store::Store>,
+    engine: (std::sync::Arc<dyn plinth_store::Starter>, std::sync::Arc<tokio::sync::Notify>),
+    template: plinth_core::run::NewRun,
+    until: std::time::Instant,
+) -> Vec<(std::time::Instant, bool)> {
+    let (starter, waker) = engine;
+    let mut sent = Vec::new();
+    while std::time::Instant::now() < until {
+        let now = now_micros();
+        let mut run = template.clone();
+        run.run_id = plinth_core::ids::new_run_id();
+        (run.created_at, run.not_before) = (now, now);
+        run.start = starter.reserve("nap", now);
+        let at_once = run.start.is_some();
+        let Enqueued::Created(stored) = store.enqueue(run).await.expect("enqueue") else { panic!("a new run is created") };
+        if at_once {
+            starter.start(stored.clone());
+        } else {
+            waker.notify_one();
+        }
+        sent.push((std::time::Instant::now(), at_once));
+        while !store.get(&stored.run_id, false).await.expect("get").expect("the run").status.is_terminal() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_left_by_a_burst_clears_while_the_clients_keep_sending() {
+    // Why more clients than the room of a cold node (twice its slots): the burst finds no room,
+    // sends runs to the queue and turns the backlog on; the queue then always holds more runs
+    // than a claim for the free slots asks, so a claim sized by the slots never drained it.
+    let config = EngineConfig { workers: 2, claim_batch: 2, wait_here_at_most: Duration::from_secs(10), ..config() };
+    let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, config);
+    let engine = h.engine.as_ref().expect("engine");
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let template = h.new_run("nap", json!({"ms": 5}), now_micros());
+    let clients: Vec<_> = (0..12)
+        .map(|_| tokio::spawn(closed_loop_client(h.store.clone(), (engine.starter(), engine.waker()), template.clone(), until)))
+        .collect();
+    let mut sent = Vec::new();
+    for client in clients {
+        sent.extend(client.await.expect("client"));
+    }
+    let queued = sent.iter().filter(|(_, at_once)| !at_once).count();
+    assert!(queued > 0, "the burst found no room and went to the queue: {} runs, none queued", sent.len());
+    let last_second: Vec<_> =
+        sent.iter().filter(|(at, _)| until.saturating_duration_since(*at) < Duration::from_secs(1)).collect();
+    let started = last_second.iter().filter(|(_, at_once)| *at_once).count();
+    assert!(
+        started * 10 >= last_second.len() * 9,
+        "with the backlog drained, runs start at once again while the load lasts: {started} of {} in the last second ({queued} of {} queued in all)",
+        last_second.len(),
+        sent.len()
+    );
+    assert!(h.idle().await, "every slot is free again");
+}
