@@ -92,11 +92,7 @@ async fn a_run_queued_while_runs_keep_waiting_here_is_not_starved() {
             let mut fed = 0;
             let until = std::time::Instant::now() + Duration::from_secs(4);
             while std::time::Instant::now() < until {
-                let now = now_micros();
-                let mut run = template.clone();
-                run.run_id = plinth_core::ids::new_run_id();
-                (run.created_at, run.not_before) = (now, now);
-                run.start = starter.reserve("nap", now);
+                let run = sent_now(&template, starter.as_ref());
                 if let Enqueued::Created(stored) = store.enqueue(run).await.expect("enqueue")
                     && stored.status == RunStatus::Running
                 {
@@ -208,6 +204,16 @@ async fn a_shutdown_gives_back_the_runs_waiting_here_with_the_ones_at_work() {
     }
 }
 
+/// A new run like `template`, sent now: with a slot reserved here when the node has room.
+fn sent_now(template: &plinth_core::run::NewRun, starter: &dyn plinth_store::Starter) -> plinth_core::run::NewRun {
+    let now = now_micros();
+    let mut run = template.clone();
+    run.run_id = plinth_core::ids::new_run_id();
+    (run.created_at, run.not_before) = (now, now);
+    run.start = starter.reserve("nap", now);
+    run
+}
+
 /// One client of [`a_backlog_left_by_a_burst_clears_while_the_clients_keep_sending`]: sends a
 /// run, waits for its end, and again until `until`; says for each run when it was sent and
 /// whether it started at once.
@@ -220,11 +226,7 @@ async fn closed_loop_client(
     let (starter, waker) = engine;
     let mut sent = Vec::new();
     while std::time::Instant::now() < until {
-        let now = now_micros();
-        let mut run = template.clone();
-        run.run_id = plinth_core::ids::new_run_id();
-        (run.created_at, run.not_before) = (now, now);
-        run.start = starter.reserve("nap", now);
+        let run = sent_now(&template, starter.as_ref());
         let at_once = run.start.is_some();
         let Enqueued::Created(stored) = store.enqueue(run).await.expect("enqueue") else { panic!("a new run is created") };
         if at_once {

@@ -1,5 +1,5 @@
 //! Saving the steps of running attempts (checkpoints), in batches: the checkpoints that arrive
-//! while a batch commits go together into the next statement, as the ends do (finish.rs).
+//! while a batch commits go together into the next statement, as the ends do (batches.rs).
 //!
 //! Why: a step function writes once per step, and each write on its own took a pooled
 //! connection, a transaction and four round trips. With 64 workers, three-step workflows
@@ -7,7 +7,7 @@
 //! --step-runs 2000`, same machine and day); the pool's 16 connections spent their time in
 //! these small transactions.
 
-use super::dedicated::Dedicated;
+use super::batches::Batched;
 use super::rows::to_json;
 use crate::StoreError;
 use crate::steps::wait_text;
@@ -15,9 +15,6 @@ use plinth_core::steps::{Step, StepStatus};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
-
-/// The most checkpoints one statement saves.
-const MAX_BATCH: usize = 64;
 
 /// The steps one attempt saves, fenced by its lease.
 #[derive(Debug)]
@@ -30,7 +27,7 @@ pub(crate) struct Save {
 
 /// A checkpoint to save, and where its answer goes: whether the attempt still held its lease
 /// (and so the steps were saved).
-pub(crate) type Job = (Save, oneshot::Sender<Result<bool, StoreError>>);
+pub(crate) type Job = super::batches::Job<Save>;
 
 /// Whether a checkpoint may go into a batch: its steps are distinct and none waits. Why: a
 /// waiting step's row carries the key it waits on, read from the run's input
@@ -141,43 +138,19 @@ async fn save_many(conn: &mut PgConnection, saves: &[&Save]) -> Result<Vec<bool>
     Ok(saves.iter().map(|s| held.contains(&s.run_id)).collect())
 }
 
-/// Takes the checkpoints waiting, saves them together, and answers each; runs until every
-/// sender is gone. When a batch fails, its checkpoints are saved one by one, so one bad
-/// checkpoint cannot fail the others.
-pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Why: a caller that gave up saves again or ends its attempt; nobody reads the answer.
-        batch.retain(|(_, reply)| !reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let saves: Vec<&Save> = batch.iter().map(|j| &j.0).collect();
-        let distinct = saves.iter().map(|s| s.run_id.as_str()).collect::<HashSet<_>>().len() == saves.len();
-        // Why: two checkpoints of one run in one statement could write one step twice.
-        let result = if distinct {
-            conn.run(async |c| save_many(c, &saves).await).await
-        } else {
-            Err(StoreError::Unavailable("a batch holds two checkpoints of one run".into()))
-        };
-        match result {
-            Ok(held) => {
-                for ((_, reply), held) in batch.drain(..).zip(held) {
-                    let _ = reply.send(Ok(held));
-                }
-            }
-            Err(e) if batch.len() == 1 || conn.unreachable() => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-            Err(_) => {
-                for (save, reply) in batch.drain(..) {
-                    let one = conn.run(async |c| save_many(c, &[&save]).await).await;
-                    let _ = reply.send(one.map(|held| held.first().copied().unwrap_or(false)));
-                }
-            }
-        }
+impl Batched for Save {
+    type Answer = bool;
+    const WHAT: &'static str = "checkpoints";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn write_many<'a>(
+        conn: &'a mut PgConnection,
+        batch: &'a [&'a Self],
+    ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send + 'a {
+        save_many(conn, batch)
     }
 }
 

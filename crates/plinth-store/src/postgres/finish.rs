@@ -2,16 +2,12 @@
 //! together into the next statement, so a busy node pays one statement and one commit for
 //! many runs.
 
-use super::dedicated::Dedicated;
+use super::batches::Batched;
 use super::rows::to_json;
 use crate::transition::{attempt_error, transition};
 use crate::{FinishRequest, StoreError};
 use plinth_core::RunStatus;
 use sqlx::PgConnection;
-use tokio::sync::{mpsc, oneshot};
-
-/// The most ends one transaction records.
-const MAX_BATCH: usize = 64;
 
 /// A recorded end: the run's new status, and whether another run invoked it (only such a
 /// run can have a parent waiting on its end).
@@ -23,7 +19,7 @@ pub(crate) struct Recorded {
 
 /// An end to record, and where its answer goes: what was recorded, or `None` when the lease
 /// was no longer this owner's.
-pub(crate) type Job = (FinishRequest, oneshot::Sender<Result<Option<Recorded>, StoreError>>);
+pub(crate) type Job = super::batches::Job<FinishRequest>;
 
 /// Both ways an end can go, as columns: the run's new state when no cancel was asked (`n_`)
 /// and when one was (`c_`), chosen in SQL by the locked row's `cancel_requested`.
@@ -138,43 +134,18 @@ async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result
     Ok(reqs.iter().map(|r| ended.get(&r.run_id).copied()).collect())
 }
 
-/// Takes the ends waiting, records them together, and answers each; runs until every sender
-/// is gone. When a batch fails, its ends are recorded one by one, so one bad end cannot fail
-/// the others.
-pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Why: an end whose caller gave up is sent again by the engine; recording it twice
-        // would only make the second answer "not held".
-        batch.retain(|(_, reply)| !reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let reqs: Vec<&FinishRequest> = batch.iter().map(|j| &j.0).collect();
-        let distinct = reqs.iter().map(|r| r.run_id.as_str()).collect::<std::collections::HashSet<_>>().len() == reqs.len();
-        // Why: one statement cannot update a run twice; ends of one run go one by one.
-        let result = if distinct {
-            conn.run(async |c| finish_many(c, &reqs).await).await
-        } else {
-            Err(StoreError::Unavailable("a batch holds two ends of one run".into()))
-        };
-        match result {
-            Ok(statuses) => {
-                for ((_, reply), status) in batch.drain(..).zip(statuses) {
-                    let _ = reply.send(Ok(status));
-                }
-            }
-            Err(e) if batch.len() == 1 || conn.unreachable() => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-            Err(_) => {
-                for (req, reply) in batch.drain(..) {
-                    let one = conn.run(async |c| finish_many(c, &[&req]).await).await;
-                    let _ = reply.send(one.map(|mut s| s.remove(0)));
-                }
-            }
-        }
+impl Batched for FinishRequest {
+    type Answer = Option<Recorded>;
+    const WHAT: &'static str = "ends";
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn write_many<'a>(
+        conn: &'a mut PgConnection,
+        batch: &'a [&'a Self],
+    ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send + 'a {
+        finish_many(conn, batch)
     }
 }

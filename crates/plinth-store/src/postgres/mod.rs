@@ -7,6 +7,7 @@
 //! (`leader`). Attempts' ends are recorded in batches (`finish`). Every call gives up after
 //! [`OP_TIMEOUT`] with `Unavailable`, so a database that stops answering never hangs a caller.
 
+mod batches;
 mod checkpoints;
 mod connect;
 mod dedicated;
@@ -103,12 +104,12 @@ impl PostgresStore {
         let tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
             tokio::spawn(events::send_loop(dedicated::Dedicated::new(pool.clone()), events.clone())),
-            tokio::spawn(finish::batch_loop(
+            tokio::spawn(batches::batch_loop(
                 dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS),
                 finish_jobs,
             )),
             tokio::spawn(insert::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
-            tokio::spawn(checkpoints::batch_loop(dedicated::Dedicated::new(pool.clone()), checkpoint_jobs)),
+            tokio::spawn(batches::batch_loop(dedicated::Dedicated::new(pool.clone()), checkpoint_jobs)),
         ];
         Ok(Self {
             claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS)),
