@@ -1,4 +1,4 @@
-//! The loop both batched writes of running attempts share (their ends in finish.rs, their
+//! The loop the batched writes share (new runs in insert.rs, attempts' ends in finish.rs, their
 //! checkpoints in checkpoints.rs): the requests that arrive while a batch commits go together
 //! into the next statement, so a busy node pays one statement and one commit for many runs.
 
@@ -9,9 +9,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
-/// The most requests one statement writes.
-const MAX_BATCH: usize = 64;
-
 /// A request and where its answer goes.
 pub(crate) type Job<R> = (R, oneshot::Sender<Result<<R as Batched>::Answer, StoreError>>);
 
@@ -21,6 +18,8 @@ pub(crate) trait Batched: Sized + Send + Sync {
     type Answer: Send;
     /// What the loop's error says two requests of one run are (`ends`, say).
     const WHAT: &'static str;
+    /// The most requests one statement writes.
+    const MAX_BATCH: usize;
     /// The run written.
     fn run_id(&self) -> &str;
     /// Writes `batch` (distinct runs) in one statement; the answers in the same order.
@@ -34,10 +33,11 @@ pub(crate) trait Batched: Sized + Send + Sync {
 /// sender is gone. When a batch fails, its requests are written one by one, so one bad request
 /// cannot fail the others.
 pub(crate) async fn batch_loop<R: Batched>(mut conn: Dedicated, mut rx: mpsc::Receiver<Job<R>>) {
-    let mut batch: Vec<Job<R>> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Why: a caller that gave up writes again or ends its attempt; nobody reads the answer,
-        // and a write made twice would only answer "not held" the second time.
+    let mut batch: Vec<Job<R>> = Vec::with_capacity(R::MAX_BATCH);
+    while rx.recv_many(&mut batch, R::MAX_BATCH).await > 0 {
+        // Why: a caller that gave up was told its write failed: a new run must not be stored
+        // behind its back, an attempt writes again or ends, and an end written twice would only
+        // answer "not held" the second time.
         batch.retain(|(_, reply)| !reply.is_closed());
         if batch.is_empty() {
             continue;
@@ -63,6 +63,9 @@ pub(crate) async fn batch_loop<R: Batched>(mut conn: Dedicated, mut rx: mpsc::Re
             }
             Err(_) => {
                 for (req, reply) in batch.drain(..) {
+                    if reply.is_closed() {
+                        continue;
+                    }
                     let one = conn.run(async |c| R::write_many(c, &[&req]).await).await;
                     let one = one.and_then(|mut a| {
                         a.pop().ok_or_else(|| StoreError::Corrupt(format!("no answer for run {}", req.run_id())))

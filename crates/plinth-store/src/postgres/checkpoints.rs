@@ -141,6 +141,7 @@ async fn save_many(conn: &mut PgConnection, saves: &[&Save]) -> Result<Vec<bool>
 impl Batched for Save {
     type Answer = bool;
     const WHAT: &'static str = "checkpoints";
+    const MAX_BATCH: usize = 64;
 
     fn run_id(&self) -> &str {
         &self.run_id

@@ -137,6 +137,7 @@ async fn finish_many(conn: &mut PgConnection, reqs: &[&FinishRequest]) -> Result
 impl Batched for FinishRequest {
     type Answer = Option<Recorded>;
     const WHAT: &'static str = "ends";
+    const MAX_BATCH: usize = 64;
 
     fn run_id(&self) -> &str {
         &self.run_id

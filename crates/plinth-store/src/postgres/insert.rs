@@ -6,13 +6,12 @@
 //! with a queue limit, a rate, a debounce or a singleton key take that single path from the
 //! start.
 
-use super::dedicated::Dedicated;
+use super::batches::Batched;
 use super::rows::to_json;
 use crate::StoreError;
 use plinth_core::NewRun;
 use sqlx::{PgConnection, Row};
 use std::collections::HashSet;
-use tokio::sync::{mpsc, oneshot};
 
 /// The most runs one statement inserts.
 const MAX_BATCH: usize = 256;
@@ -27,7 +26,7 @@ pub(crate) enum Stored {
 }
 
 /// A run to insert, and where its answer goes.
-pub(crate) type Job = (NewRun, oneshot::Sender<Result<Stored, StoreError>>);
+pub(crate) type Job = super::batches::Job<NewRun>;
 
 /// Inserts runs in one statement, their lanes opened first. An idempotency key is stored on
 /// its run only: the key's row in `run_keys` is the caller's to take ([`insert_batch`] does).
@@ -211,40 +210,21 @@ async fn store_rows(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<Vec<Sto
         .collect())
 }
 
-/// Takes the runs waiting, inserts them together and answers each; runs until every sender is
-/// gone. When a batch fails (a duplicate run id, say), its runs are inserted one by one, so one
-/// bad run cannot fail the others.
-pub(crate) async fn batch_loop(mut conn: Dedicated, mut rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Why: a caller that gave up (its call timed out) was told the run was not taken; it
-        // must not be inserted behind its back.
-        batch.retain(|(_, reply)| !reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let runs: Vec<&NewRun> = batch.iter().map(|j| &j.0).collect();
-        let result = conn.run(async |c| insert_batch(c, &runs).await).await;
-        match result {
-            Ok(stored) => {
-                for ((_, reply), stored) in batch.drain(..).zip(stored) {
-                    let _ = reply.send(Ok(stored));
-                }
-            }
-            Err(e) if batch.len() == 1 || conn.unreachable() => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-            Err(_) => {
-                for (run, reply) in batch.drain(..) {
-                    if reply.is_closed() {
-                        continue;
-                    }
-                    let one = conn.run(async |c| insert_batch(c, &[&run]).await).await;
-                    let _ = reply.send(one.map(|s| s.first().copied().unwrap_or(Stored::KeyHeld)));
-                }
-            }
-        }
+/// When a batch fails (a duplicate run id, say), its runs are inserted one by one, so one bad
+/// run cannot fail the others (`batches::batch_loop`).
+impl Batched for NewRun {
+    type Answer = Stored;
+    const WHAT: &'static str = "inserts";
+    const MAX_BATCH: usize = MAX_BATCH;
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    fn write_many<'a>(
+        conn: &'a mut PgConnection,
+        batch: &'a [&'a Self],
+    ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send + 'a {
+        insert_batch(conn, batch)
     }
 }

@@ -108,7 +108,7 @@ impl PostgresStore {
                 dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS),
                 finish_jobs,
             )),
-            tokio::spawn(insert::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
+            tokio::spawn(batches::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
             tokio::spawn(batches::batch_loop(dedicated::Dedicated::new(pool.clone()), checkpoint_jobs)),
         ];
         Ok(Self {
