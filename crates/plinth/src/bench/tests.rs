@@ -12,6 +12,7 @@ fn args() -> BenchArgs {
         sqlite_synchronous: "full".into(),
         server_log_level: "info".into(),
         paced_rate: 5000,
+        paced_rounds: 1,
         http_runs: 0,
         keyed_runs: 0,
         auth_runs: 0,
@@ -47,6 +48,8 @@ fn sensible_arguments_pass() {
 fn zero_counts_are_refused() {
     assert!(validate(&BenchArgs { runs: 0, ..args() }).is_err());
     assert!(validate(&BenchArgs { concurrency: 0, ..args() }).is_err());
+    let err = validate(&BenchArgs { paced_rounds: 0, ..args() }).expect_err("refused");
+    assert!(err.contains("--paced-rounds") && err.contains("--paced-rate 0"), "it says how to skip them: {err}");
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub(crate) struct BenchArgs {
     /// latency at that load rather than at full speed; 0 skips it.
     #[arg(long, default_value_t = 5000)]
     pub(crate) paced_rate: u32,
+    /// Paced rounds, one after the other; the report gives each and the median of their
+    /// `POST /run` p99 (the lower middle for an even count), which the target reads.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) paced_rounds: usize,
     /// Runs of a no-op HTTP handler (a local endpoint) in one more closed-loop round; 0 skips it.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) http_runs: usize,

@@ -21,6 +21,8 @@ fn a_small_bench_reports_every_figure() {
             "3",
             "--paced-rate",
             "1000",
+            "--paced-rounds",
+            "2",
             "--http-runs",
             "100",
             "--auth-runs",
@@ -61,9 +63,15 @@ fn a_small_bench_reports_every_figure() {
     }
     let paced = &report["load"]["paced"];
     assert_eq!(paced["target_runs_per_second"], 1000);
-    assert_eq!((paced["round"]["accepted"].as_u64(), paced["round"]["rejected"].as_u64()), (Some(300), Some(0)));
-    // 300 submissions due over 0.3 s: paced, never faster than asked (allowing for rounding).
-    assert!(paced["round"]["submitted_per_second"].as_f64().is_some_and(|r| r > 0.0 && r < 1100.0), "{paced}");
+    let paced_rounds = paced["rounds"].as_array().expect("paced rounds");
+    assert_eq!(paced_rounds.len(), 2, "{paced}");
+    for r in paced_rounds {
+        assert_eq!((r["accepted"].as_u64(), r["rejected"].as_u64()), (Some(300), Some(0)));
+        // 300 submissions due over 0.3 s: paced, never faster than asked (allowing for rounding).
+        assert!(r["submitted_per_second"].as_f64().is_some_and(|x| x > 0.0 && x < 1100.0), "{paced}");
+    }
+    assert!(paced["median_post_run_p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{paced}");
+    assert!(stderr.contains("paced round 2/2"), "each paced round shows progress: {stderr}");
     let http = &report["load"]["http_handler"];
     assert_eq!((http["accepted"].as_u64(), http["not_succeeded"].as_u64()), (Some(100), Some(0)), "{http}");
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
