@@ -8,16 +8,16 @@ use super::report::round_report;
 use super::stats;
 use serde_json::{Value, json};
 
-/// Runs `rounds` paced rounds of `runs` no-op runs submitted at `rate` per second from
-/// `concurrency` connections, one after the other; none when `rate` is 0.
+/// Runs `rounds` paced rounds, each of `size.0` no-op runs submitted at `rate` per second from
+/// `size.1` connections, one after the other; none when `rate` is 0.
 pub(crate) async fn rounds(
     client: &Client,
-    load: (usize, usize),
+    size: (usize, usize),
     rate: u32,
     rounds: usize,
     progress: &mut Progress,
 ) -> Result<Vec<Value>, String> {
-    let (runs, concurrency) = load;
+    let (runs, concurrency) = size;
     let mut out = Vec::new();
     if rate == 0 {
         return Ok(out);
