@@ -113,7 +113,13 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
     if let Some((url, schema)) = &opts.postgres {
         // Why: every schema the benchmark made is dropped, whether the measure worked or not.
         let mut progress = Progress::new();
-        for schema in [schema.clone(), flow_schema(schema), format!("{schema}_ui"), scale_schema(schema)] {
+        for schema in [
+            schema.clone(),
+            flow_schema(schema),
+            format!("{schema}_ui"),
+            scale_schema(schema),
+            scale::base_schema(&scale_schema(schema)),
+        ] {
             match plinth_store::postgres::drop_schema(url, &schema).await {
                 Ok(()) => progress.done(&format!("bench: dropped schema {schema}")),
                 Err(e) => progress.done(&format!("bench: could not drop schema {schema}: {e}")),

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bench;
+mod bench_scale;
 mod check;
 mod check_partial;
 mod check_python;

@@ -3,12 +3,16 @@
 //! kept, each as a ratio that should stay within 1.5x; then `POST /run`'s p99 while the pruner
 //! deletes `--prune-runs` old runs. The disk is checked before anything is written, the store is
 //! filled with copies of real runs while no server runs, and the bytes a finished run takes are
-//! reported. Three servers of its own, one after the other, on one store:
+//! reported. Four servers of its own, one after the other, the first three on one store:
 //! 1. empty: pickup, paced `POST /run`, the reads; then the claim, timed through the store;
 //! 2. filled (retention far away): the same figures;
-//! 3. filled, with a retention that makes the old runs prunable: `POST /run` while they go.
+//! 3. filled, with a retention that makes the old runs prunable: `POST /run` while they go;
+//! 4. on an empty store of its own: the same paced `POST /run` for as long as 3 took.
 
 mod fill;
+mod pruning;
+
+pub(crate) use pruning::base_schema;
 
 use super::load::{self, Client, Progress};
 use super::server::{Server, ServerOptions};
@@ -16,7 +20,7 @@ use super::stats;
 use fill::Place;
 use plinth_store::copies::RunCopies;
 use serde_json::{Map, Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Issue 16: each figure with the tables full within this factor of the same on an empty store.
 const TARGET_RATIO: f64 = 1.5;
@@ -174,7 +178,7 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     progress.done("bench: scale: the full store measured");
 
     // 3. The pruner at work.
-    let pruning = if prune > 0 { Some(while_pruning(opts, s, &old, progress).await?) } else { None };
+    let pruning = if prune > 0 { Some(pruning::measure(opts, s, &old, progress).await?) } else { None };
 
     let (report, targets) = compare(&empty, &full, &empty_claims, &full_claims, pruning.as_ref(), s);
     #[allow(clippy::cast_precision_loss)]
@@ -197,53 +201,6 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     Ok((report, targets))
 }
 
-/// What `POST /run` pays while the pruner deletes the `old` copies: paced rounds from the moment
-/// the first is gone until the last is.
-struct Pruning {
-    post_micros: Vec<u64>,
-    seconds: f64,
-    runs: u64,
-}
-
-async fn gone(client: &Client, id: &str) -> Result<bool, String> {
-    let (status, _) = client.get_text(&format!("/runs/{id}")).await?;
-    Ok(status == 404)
-}
-
-async fn while_pruning(opts: &ServerOptions, s: &Settings, old: &RunCopies, progress: &mut Progress) -> Result<Pruning, String> {
-    // Why: the pruner passes every tenth of the shortest window; a one-minute idempotency window
-    // makes that six seconds, and a day's retention spares every run but the old copies.
-    let args = ["--retention", "1day", "--idempotency-window", "1m"].map(str::to_string).to_vec();
-    let server = Server::start(&ServerOptions { serve_args: args, ..opts.clone() }, Duration::from_secs(120))?;
-    let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
-    client.ready(Duration::from_secs(30)).await?;
-    let (first, last) = (old.id(old.first), old.id(old.first + old.count - 1));
-    let deadline = Instant::now() + PRUNE_DEADLINE;
-    while !gone(&client, &first).await? {
-        if Instant::now() > deadline {
-            return Err("the pruner never started on the old runs".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let started = Instant::now();
-    let mut post_micros = Vec::new();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let runs = ((s.rate * 2.0) as usize).max(50);
-    while !gone(&client, &last).await? {
-        if Instant::now() > deadline {
-            return Err(format!("the pruner did not delete {} old runs within {PRUNE_DEADLINE:?}", old.count));
-        }
-        let load =
-            load::Load { function: FREE, runs, concurrency: s.concurrency, rate: Some(s.rate), keys: 0, idempotent: false };
-        let round = load::round(&client, load, "scale: paced POST /run while the pruner works", progress).await?;
-        post_micros.extend(round.post_micros);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    drop(server);
-    progress.done(&format!("bench: scale: {} old runs pruned in {seconds:.1} s", old.count));
-    Ok(Pruning { post_micros, seconds, runs: old.count })
-}
-
 fn p(v: &Value, pointer: &str) -> Option<f64> {
     v.pointer(pointer).and_then(Value::as_f64)
 }
@@ -254,7 +211,7 @@ fn compare(
     full: &Figures,
     empty_claims: &[u64],
     full_claims: &[u64],
-    pruning: Option<&Pruning>,
+    pruning: Option<&pruning::Pruning>,
     s: &Settings,
 ) -> (Value, Vec<Value>) {
     let (e, f) = (summary(empty, empty_claims), summary(full, full_claims));
@@ -273,15 +230,11 @@ fn compare(
         add(&format!("{read} p50"), &format!("/reads/{read}/latency/p50_ms"));
     }
     let prune = pruning.map(|pr| {
-        let during = stats::summarize(&pr.post_micros);
-        let ratio = during.as_ref().and_then(|d| p(&e, "/paced_post_run/p99_ms").map(|a| stats::round3(d.p99_ms / a.max(1e-6))));
+        let (report, ratio) = pruning::report(pr);
         ratios.insert("POST /run p99 while pruning".into(), json!(ratio));
-        let name = format!("POST /run p99 while the pruner deletes {} runs over an empty store", pr.runs);
+        let name = format!("POST /run p99 while the pruner deletes {} runs over as long on an empty store", pr.runs);
         targets.push(super::target(&name, "<=", TARGET_RATIO, ratio));
-        #[allow(clippy::cast_precision_loss)]
-        let rate = pr.runs as f64 / pr.seconds.max(1e-9);
-        json!({"runs": pr.runs, "seconds": stats::round3(pr.seconds), "runs_per_second": stats::round3(rate),
-               "paced_post_run": during})
+        report
     });
     let report = json!({
         "paced_rate": s.rate,
