@@ -11,6 +11,7 @@ mod client;
 mod endpoint;
 mod events;
 mod flow;
+mod flush;
 mod load;
 mod otlp;
 mod paced;
@@ -197,7 +198,8 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         };
         rounds.push(load::round(&client, load, &label, &mut progress).await?);
     }
-    let paced = paced::rounds(&client, (args.runs, args.concurrency), args.paced_rate, args.paced_rounds, &mut progress).await?;
+    let size = (args.runs, args.concurrency);
+    let paced = paced::rounds(&client, size, (args.paced_rate, args.paced_rounds), &opts.dir, &mut progress).await?;
     let http = if args.http_runs > 0 {
         let load = load::Load {
             function: "http_noop",

@@ -1,20 +1,24 @@
 //! The paced rounds: `POST /run` latency at a set load rather than at full speed. Why several:
 //! on a shared two-core machine one round's p99 moved from 9.7 to 63 ms between starts of one
 //! build (docs/scaling.md, session 30), so the target reads the median of the rounds' p99s, as
-//! the closed loop's target reads the median of its rounds; each round is reported too.
+//! the closed loop's target reads the median of its rounds; each round is reported too, with
+//! what a probe of the disk's flushes saw meanwhile (`flush.rs`).
 
+use super::flush::Probe;
 use super::load::{self, Client, Progress};
 use super::report::round_report;
 use super::stats;
 use serde_json::{Value, json};
+use std::path::Path;
 
 /// Runs `rounds` paced rounds, each of `size.0` no-op runs submitted at `rate` per second from
-/// `size.1` connections, one after the other; none when `rate` is 0.
+/// `size.1` connections, one after the other; none when `rate` is 0. Each round's report holds
+/// the latencies of the disk's flushes in `probe_dir` during it (`disk_flush`).
 pub(crate) async fn rounds(
     client: &Client,
     size: (usize, usize),
-    rate: u32,
-    rounds: usize,
+    (rate, rounds): (u32, usize),
+    probe_dir: &Path,
     progress: &mut Progress,
 ) -> Result<Vec<Value>, String> {
     let (runs, concurrency) = size;
@@ -25,7 +29,14 @@ pub(crate) async fn rounds(
     for r in 0..rounds {
         let load = load::Load { function: "noop", runs, concurrency, rate: Some(f64::from(rate)), keys: 0, idempotent: false };
         let label = format!("paced round {}/{rounds} at {rate} runs/s", r + 1);
-        out.push(round_report(&load::round(client, load, &label, progress).await?));
+        let probe = Probe::start(probe_dir)?;
+        let round = load::round(client, load, &label, progress).await;
+        let flushes = probe.finish().await?;
+        let mut report = round_report(&round?);
+        if let Value::Object(map) = &mut report {
+            map.insert("disk_flush".into(), json!(stats::summarize(&flushes)));
+        }
+        out.push(report);
     }
     Ok(out)
 }
@@ -42,6 +53,7 @@ pub(crate) fn report(rounds: &[Value], rate: u32) -> Option<Value> {
         "median_post_run_p50_ms": stats::median_at(rounds, "/post_run/p50_ms"),
         "median_post_run_p99_ms": stats::median_at(rounds, "/post_run/p99_ms"),
         "median_runs_per_second": stats::median_at(rounds, "/runs_per_second"),
+        "median_disk_flush_p99_ms": stats::median_at(rounds, "/disk_flush/p99_ms"),
     }))
 }
 
@@ -50,7 +62,7 @@ mod tests {
     use super::*;
 
     fn round(p99: f64, rps: f64) -> Value {
-        json!({"runs_per_second": rps, "post_run": {"p50_ms": p99 / 4.0, "p99_ms": p99}})
+        json!({"runs_per_second": rps, "post_run": {"p50_ms": p99 / 4.0, "p99_ms": p99}, "disk_flush": {"p99_ms": p99 / 10.0}})
     }
 
     #[test]
@@ -62,6 +74,7 @@ mod tests {
         assert_eq!(r["median_post_run_p99_ms"], json!(12.0), "the middle round, not the best");
         assert_eq!(r["median_post_run_p50_ms"], json!(3.0));
         assert_eq!(r["median_runs_per_second"], json!(4990.0));
+        assert_eq!(r["median_disk_flush_p99_ms"], json!(1.2), "the disk's flushes, by the same rule");
     }
 
     #[test]

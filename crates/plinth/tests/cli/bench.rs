@@ -69,8 +69,11 @@ fn a_small_bench_reports_every_figure() {
         assert_eq!((r["accepted"].as_u64(), r["rejected"].as_u64()), (Some(300), Some(0)));
         // 300 submissions due over 0.3 s: paced, never faster than asked (allowing for rounding).
         assert!(r["submitted_per_second"].as_f64().is_some_and(|x| x > 0.0 && x < 1100.0), "{paced}");
+        // A flush every 20 ms over a round of at least 0.3 s.
+        assert!(r["disk_flush"]["samples"].as_u64().is_some_and(|n| n >= 5), "the disk probed beside it: {paced}");
     }
     assert!(paced["median_post_run_p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{paced}");
+    assert!(paced["median_disk_flush_p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{paced}");
     assert!(stderr.contains("paced round 2/2"), "each paced round shows progress: {stderr}");
     let http = &report["load"]["http_handler"];
     assert_eq!((http["accepted"].as_u64(), http["not_succeeded"].as_u64()), (Some(100), Some(0)), "{http}");
