@@ -91,9 +91,15 @@ async fn output_and_logs_survive_a_child_that_escapes_the_process_group() {
 /// A handler that sleeps 30s; background work it started watches its cancel token and
 /// raises `flag` when told to stop.
 fn sets_flag_when_told_to_stop(flag: Arc<AtomicBool>) -> impl Handler {
+    sets_flags(Arc::new(AtomicBool::new(false)), flag)
+}
+
+/// Sets `started` as it begins, then `told` once its cancel token is cancelled.
+fn sets_flags(started: Arc<AtomicBool>, told: Arc<AtomicBool>) -> impl Handler {
     move |ctx: HandlerContext, _input: Value| {
-        let flag = flag.clone();
+        let (flag, started) = (told.clone(), started.clone());
         async move {
+            started.store(true, Ordering::SeqCst);
             let cancel = ctx.cancel.clone();
             tokio::spawn(async move {
                 cancel.cancelled().await;
@@ -124,17 +130,20 @@ async fn an_in_process_handler_is_told_to_stop_on_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_in_process_handler() {
-    let told = Arc::new(AtomicBool::new(false));
-    let flag = told.clone();
+    let (started, told) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let flags = (started.clone(), told.clone());
     let h = Harness::started(
         &rust_fn("wait", "wait", ""),
         move |hs| {
-            hs.register("wait", sets_flag_when_told_to_stop(flag));
+            hs.register("wait", sets_flags(flags.0, flags.1));
         },
         EngineConfig { lease: Duration::from_secs(15), ..config() },
     );
     let id = h.enqueue("wait", json!({})).await;
     h.wait_running(&id).await;
+    // Why: a run started as it is stored reads `running` before its handler is called; a cancel
+    // seen before then ends the attempt without calling the handler, which has nothing to be told.
+    assert!(eventually(&started).await, "the handler was called");
     let asked = Instant::now();
     let outcome = h.store.cancel(&id, now_micros()).await.expect("cancel");
     assert!(matches!(outcome, CancelOutcome::Requested(_)), "{outcome:?}");
