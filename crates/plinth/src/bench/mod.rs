@@ -114,13 +114,7 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
     if let Some((url, schema)) = &opts.postgres {
         // Why: every schema the benchmark made is dropped, whether the measure worked or not.
         let mut progress = Progress::new();
-        for schema in [
-            schema.clone(),
-            flow_schema(schema),
-            format!("{schema}_ui"),
-            scale_schema(schema),
-            scale::base_schema(&scale_schema(schema)),
-        ] {
+        for schema in own_schemas(schema) {
             match plinth_store::postgres::drop_schema(url, &schema).await {
                 Ok(()) => progress.done(&format!("bench: dropped schema {schema}")),
                 Err(e) => progress.done(&format!("bench: could not drop schema {schema}: {e}")),
@@ -130,18 +124,15 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
     report
 }
 
-/// The schema of the flat-at-scale measure's own servers.
-fn scale_schema(schema: &str) -> String {
-    format!("{schema}_scale")
+/// Every schema the benchmark's servers use: its own, and those of the servers on stores of
+/// their own (`ServerOptions::own_store`).
+fn own_schemas(schema: &str) -> [String; 5] {
+    ["", "_flow", "_ui", "_scale", "_scale_base"].map(|suffix| format!("{schema}{suffix}"))
 }
 
 /// The flat-at-scale measure's servers: a folder and a schema of their own.
 fn scale_options(opts: &ServerOptions) -> ServerOptions {
-    ServerOptions {
-        dir: opts.dir.join("scale"),
-        postgres: opts.postgres.as_ref().map(|(url, schema)| (url.clone(), scale_schema(schema))),
-        ..opts.clone()
-    }
+    opts.own_store("scale", "scale")
 }
 
 fn scale_settings(args: &BenchArgs) -> scale::Settings {
@@ -156,10 +147,6 @@ fn scale_settings(args: &BenchArgs) -> scale::Settings {
 }
 
 /// The schema of the flow-control backlog's own server.
-fn flow_schema(schema: &str) -> String {
-    format!("{schema}_flow")
-}
-
 async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String> {
     let opts = opts.clone();
     let mut progress = Progress::new();
@@ -278,21 +265,12 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
         None
     };
     let flow_backlog = if args.flow_backlog > 0 && args.flow_runs > 0 {
-        let own = ServerOptions {
-            dir: opts.dir.join("flow-backlog"),
-            postgres: opts.postgres.as_ref().map(|(url, schema)| (url.clone(), flow_schema(schema))),
-            ..opts.clone()
-        };
-        Some(flow::backlog(&own, &flow_settings, &mut progress).await?)
+        Some(flow::backlog(&opts.own_store("flow-backlog", "flow"), &flow_settings, &mut progress).await?)
     } else {
         None
     };
     let dashboard = if args.ui_history > 0 {
-        let own = ServerOptions {
-            dir: opts.dir.join("dashboard"),
-            postgres: opts.postgres.as_ref().map(|(url, schema)| (url.clone(), format!("{schema}_ui"))),
-            ..opts.clone()
-        };
+        let own = opts.own_store("dashboard", "ui");
         let settings =
             ui::Settings { history: args.ui_history, concurrency: args.concurrency, samples: args.pickup_samples.max(5) };
         Some(ui::measure(&own, &settings, &mut progress).await?)

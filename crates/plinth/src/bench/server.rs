@@ -119,6 +119,18 @@ pub(crate) struct ServerOptions {
     pub(crate) serve_args: Vec<String>,
 }
 
+impl ServerOptions {
+    /// The same server on a store of its own: the folder `dir/folder` and, on PostgreSQL, the
+    /// schema `<schema>_<suffix>` (the benchmark drops it at its end: `own_schemas`).
+    pub(crate) fn own_store(&self, folder: &str, suffix: &str) -> Self {
+        Self {
+            dir: self.dir.join(folder),
+            postgres: self.postgres.as_ref().map(|(url, schema)| (url.clone(), format!("{schema}_{suffix}"))),
+            ..self.clone()
+        }
+    }
+}
+
 pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,

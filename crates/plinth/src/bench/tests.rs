@@ -117,5 +117,33 @@ fn the_scale_settings_follow_the_arguments() {
     assert_eq!((s.backlog, s.history, s.prune), (5, 7, 3));
     assert!((s.rate - 100.0).abs() < f64::EPSILON, "a paced rate of 0 still paces the scale rounds: {}", s.rate);
     assert_eq!(s.samples, 5, "at least five samples a figure");
-    assert_eq!(scale_schema("plinth_bench_a"), "plinth_bench_a_scale", "a schema of its own, dropped at the end");
+}
+
+#[test]
+fn every_store_of_its_own_has_its_schema_dropped() {
+    let opts = ServerOptions {
+        binary: "plinth".into(),
+        dir: "/tmp/b".into(),
+        workers: 1,
+        synchronous: "full".into(),
+        log_level: "info".into(),
+        http_url: String::new(),
+        api_key: None,
+        postgres: Some(("postgres://h/db".into(), "plinth_bench_a".into())),
+        claim_batch: None,
+        extra: None,
+        otlp: None,
+        serve_args: Vec::new(),
+    };
+    let base = scale_options(&opts).own_store("base", "base");
+    assert_eq!(base.dir, std::path::PathBuf::from("/tmp/b/scale/base"), "a folder inside the scale measure's");
+    let schemas = own_schemas("plinth_bench_a");
+    for own in [scale_options(&opts), base, opts.own_store("flow-backlog", "flow"), opts.own_store("dashboard", "ui")] {
+        let (url, schema) = own.postgres.expect("on PostgreSQL still");
+        assert_eq!(url, "postgres://h/db");
+        assert!(schemas.contains(&schema), "{schema} is dropped at the end: {schemas:?}");
+    }
+    assert!(schemas.contains(&"plinth_bench_a".to_string()), "the main one too");
+    let sqlite = ServerOptions { postgres: None, ..opts };
+    assert_eq!(sqlite.own_store("scale", "scale").postgres, None, "SQLite stays SQLite, in a folder of its own");
 }

@@ -12,8 +12,6 @@
 mod fill;
 mod pruning;
 
-pub(crate) use pruning::base_schema;
-
 use super::load::{self, Client, Progress};
 use super::server::{Server, ServerOptions};
 use super::stats;

@@ -23,20 +23,6 @@ pub(super) struct Pruning {
     pub(super) empty_seconds: f64,
 }
 
-/// The schema of the empty store's server, beside the scale measure's own `scale`.
-pub(crate) fn base_schema(scale: &str) -> String {
-    format!("{scale}_base")
-}
-
-/// The empty store's server: a folder and a schema of its own.
-fn base_options(opts: &ServerOptions) -> ServerOptions {
-    ServerOptions {
-        dir: opts.dir.join("base"),
-        postgres: opts.postgres.as_ref().map(|(url, schema)| (url.clone(), base_schema(schema))),
-        ..opts.clone()
-    }
-}
-
 async fn gone(client: &Client, id: &str) -> Result<bool, String> {
     let (status, _) = client.get_text(&format!("/runs/{id}")).await?;
     Ok(status == 404)
@@ -97,7 +83,7 @@ pub(super) async fn measure(
     drop(server);
     progress.done(&format!("bench: scale: {} old runs pruned in {seconds:.1} s", old.count));
 
-    let base = base_options(opts);
+    let base = opts.own_store("base", "base");
     let server = Server::start(&base, Duration::from_secs(60))?;
     let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
     client.ready(Duration::from_secs(30)).await?;
@@ -163,27 +149,5 @@ mod tests {
     fn an_instant_empty_side_does_not_divide_by_zero() {
         let (_, ratio) = report(&pruning(vec![1000], vec![0]));
         assert!(ratio.is_some_and(f64::is_finite), "{ratio:?}");
-    }
-
-    #[test]
-    fn the_empty_store_is_a_place_of_its_own() {
-        assert_eq!(base_schema("plinth_bench_a_scale"), "plinth_bench_a_scale_base");
-        let opts = ServerOptions {
-            binary: "plinth".into(),
-            dir: "/tmp/x/scale".into(),
-            workers: 1,
-            synchronous: "full".into(),
-            log_level: "info".into(),
-            http_url: String::new(),
-            api_key: None,
-            postgres: Some(("postgres://h/db".into(), "s_scale".into())),
-            claim_batch: None,
-            extra: None,
-            otlp: None,
-            serve_args: Vec::new(),
-        };
-        let base = base_options(&opts);
-        assert_eq!(base.dir, std::path::PathBuf::from("/tmp/x/scale/base"));
-        assert_eq!(base.postgres, Some(("postgres://h/db".into(), "s_scale_base".into())));
     }
 }
