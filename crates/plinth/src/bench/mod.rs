@@ -146,7 +146,6 @@ fn scale_settings(args: &BenchArgs) -> scale::Settings {
     }
 }
 
-/// The schema of the flow-control backlog's own server.
 async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String> {
     let opts = opts.clone();
     let mut progress = Progress::new();

@@ -29,7 +29,7 @@ async fn gone(client: &Client, id: &str) -> Result<bool, String> {
 }
 
 /// Paced rounds of two seconds' worth of runs, one after the other, until `stop` says so (it is
-/// asked before each round, and at least one round is run); every accepted `POST /run`'s latency.
+/// asked after each round, so at least one round runs); every accepted `POST /run`'s latency.
 async fn rounds_until(
     client: &Client,
     s: &Settings,
