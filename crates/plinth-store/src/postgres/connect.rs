@@ -1,5 +1,5 @@
 //! Connecting: the schema name's rules, the pool on one schema (migrated at connect), dropping
-//! a scratch schema, and the keys of advisory locks.
+//! a scratch schema, the log's position (for benchmarks), and the keys of advisory locks.
 
 use super::{CONNECT_TIMEOUT, IDLE_IN_TRANSACTION_MS, MAX_CONNECTIONS, STATEMENT_TIMEOUT_MS, migrate};
 use crate::StoreError;
@@ -18,6 +18,26 @@ pub fn valid_schema_name(name: &str) -> bool {
         && name.len() <= 63
         && !name.starts_with("pg_")
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The write-ahead log's position in bytes since its start (`pg_current_wal_lsn()`), for the
+/// whole server: a benchmark reads it before and after a round to tell the log each run wrote.
+///
+/// # Errors
+/// `Unavailable` when the database refuses or cannot be reached within 15 s.
+pub async fn wal_position(url: &str) -> Result<u64, StoreError> {
+    use sqlx::Connection;
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+    let work = async {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let bytes: i64 = sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::BIGINT").fetch_one(&mut conn).await?;
+        conn.close().await?;
+        Ok::<i64, sqlx::Error>(bytes)
+    };
+    match tokio::time::timeout(Duration::from_secs(15), work).await {
+        Ok(r) => Ok(u64::try_from(r?).unwrap_or(0)),
+        Err(_) => Err(StoreError::Unavailable("reading the log's position took more than 15 s".into())),
+    }
 }
 
 /// Drops `schema` with everything in it (the runs of every component stored there), e.g. a

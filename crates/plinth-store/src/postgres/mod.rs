@@ -32,7 +32,7 @@ mod steps;
 mod upkeep;
 mod waits;
 
-pub use connect::{drop_schema, valid_schema_name};
+pub use connect::{drop_schema, valid_schema_name, wal_position};
 pub use limits::{CONNECT_TIMEOUT, OP_TIMEOUT};
 use limits::{IDLE_IN_TRANSACTION_MS, MAX_CONNECTIONS, STATEMENT_TIMEOUT_MS, timed};
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) use super::client::Client;
+use super::stats;
 
 /// Progress on stderr: one rewritten line on a terminal, a line every two seconds otherwise.
 pub(crate) struct Progress {
@@ -87,6 +88,9 @@ pub(crate) struct Round {
     /// First POST to the last 202.
     pub(crate) submit_elapsed: Duration,
     pub(crate) post_micros: Vec<u64>,
+    /// On PostgreSQL, the server's write-ahead log written during the round over its runs
+    /// (the whole database server's, so anything else it did then counts too).
+    pub(crate) wal_bytes_per_run: Option<f64>,
 }
 
 /// How a round submits.
@@ -176,6 +180,7 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
                 elapsed,
                 submit_elapsed,
                 post_micros,
+                wal_bytes_per_run: None,
             });
         }
         if Instant::now() >= deadline {
@@ -186,6 +191,43 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
         // server under test with our own measuring.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `rounds` closed-loop rounds of `runs` no-op runs from `concurrency` connections; on
+/// PostgreSQL (`database_url`), each with the log it wrote per run.
+pub(crate) async fn closed_rounds(
+    client: &Client,
+    (runs, concurrency, rounds): (usize, usize, usize),
+    database_url: Option<&str>,
+    progress: &mut Progress,
+) -> Result<Vec<Round>, String> {
+    let mut out = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let label = format!("round {}/{rounds}", r + 1);
+        let load = Load { function: "noop", runs, concurrency, rate: None, keys: 0, idempotent: false };
+        let before = wal_position(database_url, progress).await;
+        let mut round = round(client, load, &label, progress).await?;
+        round.wal_bytes_per_run = wal_per_run(before, wal_position(database_url, progress).await, round.accepted);
+        out.push(round);
+    }
+    Ok(out)
+}
+
+async fn wal_position(database_url: Option<&str>, progress: &mut Progress) -> Option<u64> {
+    match plinth_store::postgres::wal_position(database_url?).await {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            progress.done(&format!("bench: could not read the log's position: {e}"));
+            None
+        }
+    }
+}
+
+/// The log written between two positions, per run; none without both or without runs.
+pub(crate) fn wal_per_run(before: Option<u64>, after: Option<u64>, runs: usize) -> Option<f64> {
+    let written = after?.checked_sub(before?)?;
+    #[allow(clippy::cast_precision_loss)]
+    (runs > 0).then(|| stats::round3(written as f64 / runs as f64))
 }
 
 #[cfg(test)]
@@ -220,6 +262,20 @@ mod tests {
         assert_eq!(finished_from_metrics(ticks, "plinth"), (0, 0), "scheduled runs are not the load's");
         assert_eq!(finished_from_metrics("plinth_runs_total{status=\"succeeded\"} NaNx\n", "plinth"), (0, 0));
         assert_eq!(finished_from_metrics("other_runs_total{status=\"succeeded\"} 4\n", "plinth"), (0, 0));
+    }
+
+    #[test]
+    fn the_log_a_round_wrote_is_divided_by_its_runs() {
+        assert_eq!(wal_per_run(Some(1_000), Some(5_500), 2), Some(2250.0));
+        assert_eq!(wal_per_run(Some(7), Some(7), 3), Some(0.0), "a round that wrote nothing");
+    }
+
+    #[test]
+    fn no_log_figure_without_both_positions_runs_or_order() {
+        assert_eq!(wal_per_run(None, Some(5), 1), None, "SQLite, or the first read failed");
+        assert_eq!(wal_per_run(Some(5), None, 1), None, "the second read failed");
+        assert_eq!(wal_per_run(Some(1), Some(9), 0), None, "no run: no division by zero");
+        assert_eq!(wal_per_run(Some(9), Some(1), 4), None, "a position that went back (another server) is no figure");
     }
 
     #[test]

@@ -171,19 +171,9 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     let bench_started = plinth_core::timefmt::now_micros();
 
     let pickup = load::pickup(&client, args.pickup_samples, &mut progress).await?;
-    let mut rounds = Vec::new();
-    for r in 0..args.rounds {
-        let label = format!("round {}/{}", r + 1, args.rounds);
-        let load = load::Load {
-            function: "noop",
-            runs: args.runs,
-            concurrency: args.concurrency,
-            rate: None,
-            keys: 0,
-            idempotent: false,
-        };
-        rounds.push(load::round(&client, load, &label, &mut progress).await?);
-    }
+    let database_url = opts.postgres.as_ref().map(|(url, _)| url.as_str());
+    let closed = (args.runs, args.concurrency, args.rounds);
+    let rounds = load::closed_rounds(&client, closed, database_url, &mut progress).await?;
     let size = (args.runs, args.concurrency);
     let paced = paced::rounds(&client, size, (args.paced_rate, args.paced_rounds), &opts.dir, &mut progress).await?;
     let http = if args.http_runs > 0 {
@@ -297,6 +287,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
     let median_rps = stats::median(&per_round("/runs_per_second"));
     let median_p50 = stats::median(&per_round("/post_run/p50_ms"));
     let median_p99 = stats::median(&per_round("/post_run/p99_ms"));
+    let median_wal = stats::median(&per_round("/wal_bytes_per_run"));
     let paced_report = paced::report(&paced, args.paced_rate);
     let paced_p99 = paced_report.as_ref().and_then(|r| r["median_post_run_p99_ms"].as_f64());
     let pickup_server = stats::summarize(&pickup.server_micros);
@@ -350,6 +341,7 @@ async fn measure(args: &BenchArgs, opts: &ServerOptions) -> Result<Value, String
             "median_runs_per_second": median_rps.map(stats::round3),
             "median_post_run_p50_ms": median_p50,
             "median_post_run_p99_ms": median_p99,
+            "median_wal_bytes_per_run": median_wal,
             "rounds": round_reports,
             "paced": paced_report,
             "http_handler": http.as_ref().map(round_report),

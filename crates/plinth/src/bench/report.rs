@@ -15,6 +15,7 @@ pub(crate) fn round_report(r: &load::Round) -> Value {
         "runs_per_second": per_second(r.accepted, r.elapsed),
         "submitted_per_second": per_second(r.accepted, r.submit_elapsed),
         "post_run": stats::summarize(&r.post_micros),
+        "wal_bytes_per_run": r.wal_bytes_per_run,
     })
 }
 

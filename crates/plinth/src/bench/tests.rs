@@ -84,8 +84,10 @@ fn a_round_reports_rates_and_latencies() {
         elapsed: Duration::from_millis(500),
         submit_elapsed: Duration::from_millis(250),
         post_micros: vec![1000; 100],
+        wal_bytes_per_run: Some(2048.5),
     };
     let v = round_report(&r);
+    assert_eq!(v["wal_bytes_per_run"], json!(2048.5));
     assert_eq!(v["runs_per_second"], json!(200.0));
     assert_eq!(v["submitted_per_second"], json!(400.0));
     assert_eq!(v["post_run"]["p99_ms"], json!(1.0));

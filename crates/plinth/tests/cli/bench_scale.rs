@@ -38,7 +38,7 @@ const SMALL: [&str; 28] = [
 ];
 
 /// Runs the small scale bench (20 of the 40 finished runs pruned) with `more` arguments; its
-/// report's `scale` part, after checking what every store shows.
+/// report, after checking what every store shows in its `scale` part.
 fn small_scale(more: &[&str], dir: &std::path::Path) -> Value {
     let out = plinth(&[&SMALL[..], &["20"], more].concat(), &[], dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -61,14 +61,17 @@ fn small_scale(more: &[&str], dir: &std::path::Path) -> Value {
         "{targets:?}"
     );
     assert!(scale["disk"]["bytes_per_finished_run"].as_f64().is_some_and(|b| b >= 0.0), "reported: {scale}");
-    scale
+    report
 }
 
 #[test]
 fn a_small_scale_bench_times_pruning_against_an_empty_store_as_long() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("work");
-    small_scale(&["--dir", &work.display().to_string()], dir.path());
+    let report = small_scale(&["--dir", &work.display().to_string()], dir.path());
+    let load = &report["load"];
+    assert!(load["rounds"][0]["wal_bytes_per_run"].is_null(), "SQLite writes no PostgreSQL log: {load}");
+    assert!(load["median_wal_bytes_per_run"].is_null(), "{load}");
     let scale = work.join("scale");
     assert!(scale.join("bench.db").exists(), "the filled store is where the report says");
     assert!(!scale.join("base").exists(), "the empty store's folder is removed after use");
@@ -78,7 +81,13 @@ fn a_small_scale_bench_times_pruning_against_an_empty_store_as_long() {
 fn a_small_scale_bench_on_postgres_drops_every_schema_it_made() {
     let Some(url) = database_url() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    small_scale(&["--database-url", &url], dir.path());
+    let report = small_scale(&["--database-url", &url], dir.path());
+    // The closed round's log per run: its own runs wrote some, and the whole server's log over
+    // 20 runs is far from a gigabyte a run.
+    let load = &report["load"];
+    let wal = load["rounds"][0]["wal_bytes_per_run"].as_f64().expect("the log per run is read on PostgreSQL");
+    assert!(wal > 100.0 && wal < 1e9, "{load}");
+    assert_eq!(load["median_wal_bytes_per_run"].as_f64(), Some(wal), "one round: its own figure is the median");
     let left = Command::new("psql")
         .args([&url, "-Atc", "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'plinth\\_bench\\_%\\_scale%'"])
         .output()
