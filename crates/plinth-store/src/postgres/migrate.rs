@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "lane_key_estimate", include_str!("migrations/0016_lane_key_estimate.sql")),
     (17, "runs_by_function_status", include_str!("migrations/0017_runs_by_function_status.sql")),
     (18, "run_keys", include_str!("migrations/0018_run_keys.sql")),
+    (19, "runs_by_status_dropped", include_str!("migrations/0019_runs_by_status_dropped.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

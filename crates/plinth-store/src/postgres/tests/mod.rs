@@ -13,6 +13,7 @@ mod lanes;
 mod nodes;
 mod plans;
 mod prune;
+mod status_pages;
 
 use super::migrate::{MIGRATIONS, migrate};
 use super::{CONNECT_TIMEOUT, PostgresStore, valid_schema_name};

@@ -1,0 +1,122 @@
+//! A page of runs in one status, of any function (migration 0019): with no index on
+//! (status, id), the functions are walked along `runs_by_function_status` and one ordered range
+//! of each is merged, newest first, with the cursor running through the merge.
+
+use super::{database_url, fresh};
+use crate::{ListFilter, Store};
+use plinth_core::RunStatus;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// 30,000 succeeded runs of `many` (ids 1 to 30,000), then 30 failed ones spread over `a`, `b`
+/// and `c` (ids 30,001 to 30,030), analyzed.
+async fn fill(conn: &mut PgConnection, schema: &str) {
+    conn.execute(format!("SET search_path TO \"{schema}\"").as_str()).await.expect("search path");
+    let runs = "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, \
+           correlation_id, finished_at) \
+         SELECT lpad(g::text, 26, '0'), CASE WHEN g <= 30000 THEN 'many' ELSE (ARRAY['a', 'b', 'c'])[1 + g % 3] END, \
+           CASE WHEN g <= 30000 THEN 'succeeded' ELSE 'failed' END, 1, 1, 'null', g, g, 'c', g \
+         FROM generate_series(1, 30030) g";
+    conn.execute(runs).await.expect("fill");
+    conn.execute("ANALYZE runs").await.expect("analyze");
+}
+
+/// Every scan of `runs` in the plan of `EXECUTE {call}`: (node type, index name, index condition).
+async fn scans(conn: &mut PgConnection, call: &str) -> Vec<(String, String, String)> {
+    fn walk(plan: &Value, out: &mut Vec<(String, String, String)>) {
+        let text = |k: &str| plan.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        if text("Relation Name") == "runs" {
+            out.push((text("Node Type"), text("Index Name"), text("Index Cond")));
+        }
+        for child in plan.get("Plans").and_then(Value::as_array).into_iter().flatten() {
+            walk(child, out);
+        }
+    }
+    let explained: Value =
+        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {call}")).fetch_one(&mut *conn).await.expect("explain");
+    let mut out = Vec::new();
+    walk(&explained[0]["Plan"], &mut out);
+    out
+}
+
+#[tokio::test]
+async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    fill(&mut conn, &scratch.schema).await;
+    let gone: bool = sqlx::query_scalar("SELECT to_regclass('runs_by_status') IS NULL").fetch_one(&mut conn).await.expect("look");
+    assert!(gone, "migration 0019 dropped the index on (status, id)");
+
+    let failed = ListFilter { status: Some(RunStatus::Failed), limit: 20, ..ListFilter::default() };
+    let (sql, args) = super::super::read::list_query(&failed);
+    assert_eq!(args.len(), 2, "the status and the limit: {sql}");
+    conn.execute(format!("PREPARE failed_page(text, bigint) AS {sql}").as_str()).await.expect("prepare");
+    let plan = scans(&mut conn, "failed_page('failed', 21)").await;
+    assert!(!plan.is_empty(), "the page reads runs");
+    assert!(
+        plan.iter().all(|(node, index, _)| node.starts_with("Index") && index == "runs_by_function_status"),
+        "the functions and their ranges are read through (function, status, id), never by a scan: {plan:?}"
+    );
+    assert!(
+        plan.iter().any(|(_, _, cond)| cond.contains("function =") && cond.contains("status =")),
+        "each function's range compares both in the index: {plan:?}"
+    );
+
+    // The 30 failed runs are the newest, spread over three functions: the page holds the newest
+    // 20 of them in id order, and the cursor gives the last 10.
+    let page = store.list(failed.clone()).await.expect("page");
+    let ids: Vec<String> = page.runs.iter().map(|r| r.run_id.clone()).collect();
+    let expected: Vec<String> = (30011..=30030).rev().map(|g| format!("{g:0>26}")).collect();
+    assert_eq!(ids, expected, "newest first across the functions");
+    let functions: std::collections::BTreeSet<&str> = page.runs.iter().map(|r| r.function.as_str()).collect();
+    assert_eq!(functions.len(), 3, "from every function that has failed runs: {functions:?}");
+    assert!(page.runs.iter().all(|r| r.status == RunStatus::Failed));
+    let next = store.list(ListFilter { before_id: page.next_cursor.clone(), ..failed.clone() }).await.expect("next page");
+    assert_eq!(next.runs.len(), 10, "the rest");
+    assert_eq!(next.runs[0].run_id, format!("{:0>26}", 30010));
+    assert!(next.next_cursor.is_none(), "nothing after the last failed run");
+
+    // The other filters still hold inside each function's range.
+    let older = ListFilter { created_before: Some(30005), ..failed.clone() };
+    let page = store.list(older).await.expect("older page");
+    assert_eq!(page.runs.len(), 4, "failed runs created before 30,005: {:?}", page.runs.len());
+    assert_eq!(page.runs[0].run_id, format!("{:0>26}", 30004));
+    let succeeded = store.list(ListFilter { status: Some(RunStatus::Succeeded), limit: 5, ..ListFilter::default() });
+    let page = succeeded.await.expect("succeeded page");
+    assert_eq!(page.runs[0].run_id, format!("{:0>26}", 30000), "one function's newest, past the other functions' runs");
+    assert_eq!(page.runs.len(), 5);
+
+    // The oldest 20,000 runs of `many` deleted, as the pruner does, and not vacuumed: the walk
+    // of the functions goes down from the last one, so its probe lands on `many`'s newest
+    // entries and never steps over the dead ones (upwards it read every one of them).
+    conn.execute("DELETE FROM runs WHERE function = 'many' AND id <= lpad('20000', 26, '0')").await.expect("prune");
+    let explained: Value = sqlx::query_scalar("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE failed_page('failed', 21)")
+        .fetch_one(&mut conn)
+        .await
+        .expect("explain analyze");
+    let plan = &explained[0]["Plan"];
+    let blocks = plan["Shared Hit Blocks"].as_u64().unwrap_or(0) + plan["Shared Read Blocks"].as_u64().unwrap_or(0);
+    assert!(blocks < 200, "a page reads a few dozen blocks, not the dead entries: {blocks}");
+    assert_eq!(plan["Actual Rows"], 21, "the page is still whole");
+
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_status_no_run_is_in_or_an_empty_table_gives_an_empty_page() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let empty = ListFilter { status: Some(RunStatus::Cancelled), ..ListFilter::default() };
+    let page = store.list(empty.clone()).await.expect("empty table");
+    assert!(page.runs.is_empty() && page.next_cursor.is_none(), "no run at all");
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    fill(&mut conn, &scratch.schema).await;
+    let page = store.list(empty).await.expect("no cancelled run");
+    assert!(page.runs.is_empty() && page.next_cursor.is_none(), "runs, but none cancelled");
+    let past = ListFilter { status: Some(RunStatus::Failed), before_id: Some(format!("{:0>26}", 1)), ..ListFilter::default() };
+    assert!(store.list(past).await.expect("before the first run").runs.is_empty(), "a cursor before every run");
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
