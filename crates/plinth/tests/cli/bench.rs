@@ -80,7 +80,7 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(28), "five of them the reads with the backlog");
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(29), "six of them the reads with the backlog");
     let export = &report["otlp_export"];
     assert!(export["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0), "{export}");
     assert!(export["p99_ratio"].as_f64().is_some_and(|r| r > 0.0), "{export}");
@@ -116,7 +116,15 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(flow["backlog"]["backlog"], 2000, "{flow}");
     assert!(flow["backlog"]["p50_ratio"].as_f64().is_some_and(|r| r > 0.0), "{flow}");
     assert_eq!(flow["backlog"]["free_key_pickup_with_backlog"]["samples"], 3, "{flow}");
-    for read in ["runs_first_page", "runs_of_the_function_queued", "newest_run_of_the_function", "overview", "metrics"] {
+    let reads = [
+        "runs_first_page",
+        "runs_of_the_function_queued",
+        "runs_succeeded_of_any_function",
+        "newest_run_of_the_function",
+        "overview",
+        "metrics",
+    ];
+    for read in reads {
         assert!(flow["backlog"]["reads_p50_ratio"][read].as_f64().is_some_and(|r| r > 0.0), "{read}: {flow}");
         assert_eq!(flow["backlog"]["reads_with_backlog"][read]["latency"]["samples"], 3, "{read}: {flow}");
     }

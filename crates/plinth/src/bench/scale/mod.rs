@@ -224,7 +224,7 @@ fn compare(
     add("POST /run p99 (paced)", "/paced_post_run/p99_ms");
     add("idle pickup p50 (POST /run to the end seen)", "/idle_pickup/p50_ms");
     add("claim p50", "/claim/p50_ms");
-    for read in ["runs_first_page", "runs_of_the_function_queued", "newest_run_of_the_function", "overview", "metrics"] {
+    for (read, _) in super::reads::reads("", "") {
         add(&format!("{read} p50"), &format!("/reads/{read}/latency/p50_ms"));
     }
     let prune = pruning.map(|pr| {
