@@ -38,13 +38,15 @@ pub(crate) enum Arg {
 pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Arg> = Vec::new();
+    if let Some(func) = &f.function {
+        // Why: see `order` below.
+        args.push(Arg::Text(func.clone()));
+        clauses.push("function = ANY(ARRAY[$1])".to_string());
+    }
     let mut add = |clause: &str, arg: Arg| {
         args.push(arg);
         clauses.push(format!("{clause} ${}", args.len()));
     };
-    if let Some(func) = &f.function {
-        add("function =", Arg::Text(func.clone()));
-    }
     if let Some(status) = f.status {
         add("status =", Arg::Text(status.as_str().to_string()));
     }
@@ -73,6 +75,12 @@ pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     }
     args.push(Arg::Int(i64::from(f.limit.max(1)) + 1));
     let limit = args.len();
+    // Why: with `function = $1` the order would be `id` alone, and with statistics the planner
+    // may read a function's page by walking the primary key backwards, filtering: through every
+    // run when the function has none in that status (a statement timeout at 11,000,000 runs).
+    // `= ANY(ARRAY[..])` keeps the function out of that reasoning and (function, id) is an order
+    // only `runs_by_function_status` gives; within one function it is the order of ids.
+    let order = if f.function.is_some() { "function DESC, id DESC" } else { "id DESC" };
     if f.function.is_some() && f.status.is_none() {
         // Why: the function's runs are indexed by (function, status, id); one ordered range per
         // status, merged, reads at most a page from each.
@@ -81,7 +89,7 @@ pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
             .iter()
             .map(|s| {
                 format!(
-                    "(SELECT {RUN_COLS} FROM runs WHERE {filter} AND status = '{}' ORDER BY id DESC LIMIT ${limit})",
+                    "(SELECT {RUN_COLS} FROM runs WHERE {filter} AND status = '{}' ORDER BY {order} LIMIT ${limit})",
                     s.as_str()
                 )
             })
@@ -93,21 +101,23 @@ pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
         // along (function, status, id), one probe each, and one ordered range of each is merged.
         // The walk goes down from the last function, so each probe lands on a function's newest
         // entries, not on its oldest, which the pruner deletes (1,894 buffers against 36 a page
-        // before vacuum cleaned them, decision 0031).
+        // before vacuum cleaned them, decision 0031). `= ANY(ARRAY[..])` and the order by
+        // function, as for a page of one function (see `order`).
         let filter = clauses.join(" AND ");
         return (
             format!(
                 "WITH RECURSIVE fns(f) AS ((SELECT function FROM runs ORDER BY function DESC LIMIT 1) UNION ALL \
                  SELECT (SELECT function FROM runs WHERE function < fns.f ORDER BY function DESC LIMIT 1) FROM fns WHERE fns.f IS NOT NULL) \
                  SELECT page.* FROM fns CROSS JOIN LATERAL \
-                 (SELECT {RUN_COLS} FROM runs WHERE function = fns.f AND {filter} ORDER BY id DESC LIMIT ${limit}) AS page \
+                 (SELECT {RUN_COLS} FROM runs WHERE function = ANY(ARRAY[fns.f]) AND {filter} \
+                 ORDER BY function DESC, id DESC LIMIT ${limit}) AS page \
                  ORDER BY id DESC LIMIT ${limit}"
             ),
             args,
         );
     }
     let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    (format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY id DESC LIMIT ${limit}"), args)
+    (format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY {order} LIMIT ${limit}"), args)
 }
 
 pub(crate) async fn list(pool: &PgPool, f: &ListFilter) -> Result<Page, StoreError> {

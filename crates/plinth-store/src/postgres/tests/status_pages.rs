@@ -8,15 +8,19 @@ use plinth_core::RunStatus;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
 
-/// 30,000 succeeded runs of `many` (ids 1 to 30,000), then 30 failed ones spread over `a`, `b`
-/// and `c` (ids 30,001 to 30,030), analyzed.
+/// 40,000 runs: succeeded runs of `many`, but for ids 20,001 to 30,000, queued runs of `hold`
+/// (as a backlog between old and recent runs); then 30 failed ones spread over `a`, `b` and `c`
+/// (ids 40,001 to 40,030); analyzed. `function` is then only loosely in the order of the table,
+/// and the statistics made the planner walk the primary key for `hold`'s succeeded runs.
 async fn fill(conn: &mut PgConnection, schema: &str) {
     conn.execute(format!("SET search_path TO \"{schema}\"").as_str()).await.expect("search path");
     let runs = "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, \
            correlation_id, finished_at) \
-         SELECT lpad(g::text, 26, '0'), CASE WHEN g <= 30000 THEN 'many' ELSE (ARRAY['a', 'b', 'c'])[1 + g % 3] END, \
-           CASE WHEN g <= 30000 THEN 'succeeded' ELSE 'failed' END, 1, 1, 'null', g, g, 'c', g \
-         FROM generate_series(1, 30030) g";
+         SELECT lpad(g::text, 26, '0'), \
+           CASE WHEN g > 40000 THEN (ARRAY['a', 'b', 'c'])[1 + g % 3] WHEN g BETWEEN 20001 AND 30000 THEN 'hold' ELSE 'many' END, \
+           CASE WHEN g > 40000 THEN 'failed' WHEN g BETWEEN 20001 AND 30000 THEN 'queued' ELSE 'succeeded' END, \
+           1, 1, 'null', g, g, 'c', g \
+         FROM generate_series(1, 40030) g";
     conn.execute(runs).await.expect("fill");
     conn.execute("ANALYZE runs").await.expect("analyze");
 }
@@ -51,39 +55,52 @@ async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() 
     let (sql, args) = super::super::read::list_query(&failed);
     assert_eq!(args.len(), 2, "the status and the limit: {sql}");
     conn.execute(format!("PREPARE failed_page(text, bigint) AS {sql}").as_str()).await.expect("prepare");
-    let plan = scans(&mut conn, "failed_page('failed', 21)").await;
-    assert!(!plan.is_empty(), "the page reads runs");
-    assert!(
-        plan.iter().all(|(node, index, _)| node.starts_with("Index") && index == "runs_by_function_status"),
-        "the functions and their ranges are read through (function, status, id), never by a scan: {plan:?}"
-    );
-    assert!(
-        plan.iter().any(|(_, _, cond)| cond.contains("function =") && cond.contains("status =")),
-        "each function's range compares both in the index: {plan:?}"
-    );
+    // Both a rare status and the one nearly every run is in (where the statistics once made the
+    // planner walk the primary key backwards through `hold`, `a`, `b` and `c`, which have none).
+    for status in ["failed", "succeeded"] {
+        let plan = scans(&mut conn, &format!("failed_page('{status}', 21)")).await;
+        assert!(!plan.is_empty(), "the page reads runs");
+        assert!(
+            plan.iter().all(|(node, index, _)| node.starts_with("Index") && index == "runs_by_function_status"),
+            "{status}: the functions and their ranges are read through (function, status, id), never by a scan: {plan:?}"
+        );
+        assert!(
+            plan.iter().any(|(_, _, cond)| cond.contains("function =") && cond.contains("status =")),
+            "{status}: each function's range compares both in the index: {plan:?}"
+        );
+    }
+
+    // A page of one function in a status it has no run in reads that function's range, not the
+    // primary key through every run (which the statistics made the planner choose before).
+    let none = ListFilter { function: Some("hold".into()), status: Some(RunStatus::Succeeded), ..ListFilter::default() };
+    let (sql, _) = super::super::read::list_query(&none);
+    conn.execute(format!("PREPARE hold_page(text, text, bigint) AS {sql}").as_str()).await.expect("prepare");
+    let plan = scans(&mut conn, "hold_page('hold', 'succeeded', 51)").await;
+    assert!(plan.iter().all(|(_, index, _)| index == "runs_by_function_status"), "{plan:?}");
+    assert!(store.list(none).await.expect("no succeeded run of hold").runs.is_empty());
 
     // The 30 failed runs are the newest, spread over three functions: the page holds the newest
     // 20 of them in id order, and the cursor gives the last 10.
     let page = store.list(failed.clone()).await.expect("page");
     let ids: Vec<String> = page.runs.iter().map(|r| r.run_id.clone()).collect();
-    let expected: Vec<String> = (30011..=30030).rev().map(|g| format!("{g:0>26}")).collect();
+    let expected: Vec<String> = (40011..=40030).rev().map(|g| format!("{g:0>26}")).collect();
     assert_eq!(ids, expected, "newest first across the functions");
     let functions: std::collections::BTreeSet<&str> = page.runs.iter().map(|r| r.function.as_str()).collect();
     assert_eq!(functions.len(), 3, "from every function that has failed runs: {functions:?}");
     assert!(page.runs.iter().all(|r| r.status == RunStatus::Failed));
     let next = store.list(ListFilter { before_id: page.next_cursor.clone(), ..failed.clone() }).await.expect("next page");
     assert_eq!(next.runs.len(), 10, "the rest");
-    assert_eq!(next.runs[0].run_id, format!("{:0>26}", 30010));
+    assert_eq!(next.runs[0].run_id, format!("{:0>26}", 40010));
     assert!(next.next_cursor.is_none(), "nothing after the last failed run");
 
     // The other filters still hold inside each function's range.
-    let older = ListFilter { created_before: Some(30005), ..failed.clone() };
+    let older = ListFilter { created_before: Some(40005), ..failed.clone() };
     let page = store.list(older).await.expect("older page");
-    assert_eq!(page.runs.len(), 4, "failed runs created before 30,005: {:?}", page.runs.len());
-    assert_eq!(page.runs[0].run_id, format!("{:0>26}", 30004));
+    assert_eq!(page.runs.len(), 4, "failed runs created before 40,005: {:?}", page.runs.len());
+    assert_eq!(page.runs[0].run_id, format!("{:0>26}", 40004));
     let succeeded = store.list(ListFilter { status: Some(RunStatus::Succeeded), limit: 5, ..ListFilter::default() });
     let page = succeeded.await.expect("succeeded page");
-    assert_eq!(page.runs[0].run_id, format!("{:0>26}", 30000), "one function's newest, past the other functions' runs");
+    assert_eq!(page.runs[0].run_id, format!("{:0>26}", 40000), "one function's newest, past the other functions' runs");
     assert_eq!(page.runs.len(), 5);
 
     // The oldest 20,000 runs of `many` deleted, as the pruner does, and not vacuumed: the walk
