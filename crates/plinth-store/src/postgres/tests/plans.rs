@@ -42,7 +42,7 @@ async fn generic_scans(
 }
 
 /// The scans of `runs` in the plan of `EXECUTE {call}`.
-async fn explained_scans(conn: &mut PgConnection, call: &str) -> Vec<(String, String, String)> {
+pub(super) async fn explained_scans(conn: &mut PgConnection, call: &str) -> Vec<(String, String, String)> {
     let explained: Value =
         sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {call}")).fetch_one(&mut *conn).await.expect("explain");
     let mut scans = Vec::new();

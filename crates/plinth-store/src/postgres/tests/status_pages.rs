@@ -2,6 +2,7 @@
 //! (status, id), the functions are walked along `runs_by_function_status` and one ordered range
 //! of each is merged, newest first, with the cursor running through the merge.
 
+use super::plans::explained_scans;
 use super::{database_url, fresh};
 use crate::{ListFilter, Store};
 use plinth_core::RunStatus;
@@ -25,24 +26,6 @@ async fn fill(conn: &mut PgConnection, schema: &str) {
     conn.execute("ANALYZE runs").await.expect("analyze");
 }
 
-/// Every scan of `runs` in the plan of `EXECUTE {call}`: (node type, index name, index condition).
-async fn scans(conn: &mut PgConnection, call: &str) -> Vec<(String, String, String)> {
-    fn walk(plan: &Value, out: &mut Vec<(String, String, String)>) {
-        let text = |k: &str| plan.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        if text("Relation Name") == "runs" {
-            out.push((text("Node Type"), text("Index Name"), text("Index Cond")));
-        }
-        for child in plan.get("Plans").and_then(Value::as_array).into_iter().flatten() {
-            walk(child, out);
-        }
-    }
-    let explained: Value =
-        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE {call}")).fetch_one(&mut *conn).await.expect("explain");
-    let mut out = Vec::new();
-    walk(&explained[0]["Plan"], &mut out);
-    out
-}
-
 #[tokio::test]
 async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() {
     let Some((mut scratch, store)) = fresh().await else { return };
@@ -58,7 +41,7 @@ async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() 
     // Both a rare status and the one nearly every run is in (where the statistics once made the
     // planner walk the primary key backwards through `hold`, `a`, `b` and `c`, which have none).
     for status in ["failed", "succeeded"] {
-        let plan = scans(&mut conn, &format!("failed_page('{status}', 21)")).await;
+        let plan = explained_scans(&mut conn, &format!("failed_page('{status}', 21)")).await;
         assert!(!plan.is_empty(), "the page reads runs");
         assert!(
             plan.iter().all(|(node, index, _)| node.starts_with("Index") && index == "runs_by_function_status"),
@@ -75,7 +58,7 @@ async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() 
     let none = ListFilter { function: Some("hold".into()), status: Some(RunStatus::Succeeded), ..ListFilter::default() };
     let (sql, _) = super::super::read::list_query(&none);
     conn.execute(format!("PREPARE hold_page(text, text, bigint) AS {sql}").as_str()).await.expect("prepare");
-    let plan = scans(&mut conn, "hold_page('hold', 'succeeded', 51)").await;
+    let plan = explained_scans(&mut conn, "hold_page('hold', 'succeeded', 51)").await;
     assert!(plan.iter().all(|(_, index, _)| index == "runs_by_function_status"), "{plan:?}");
     assert!(store.list(none).await.expect("no succeeded run of hold").runs.is_empty());
 
