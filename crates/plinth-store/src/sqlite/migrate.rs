@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "traceparent", include_str!("migrations/0015_traceparent.sql")),
     (16, "tracestate", include_str!("migrations/0016_tracestate.sql")),
     (17, "run_counts", include_str!("migrations/0017_run_counts.sql")),
+    (18, "function_status", include_str!("migrations/0018_function_status.sql")),
 ];
 
 /// FNV-1a, 64 bits: a checksum to notice edits, not a security measure.

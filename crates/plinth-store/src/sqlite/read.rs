@@ -2,7 +2,7 @@
 
 use super::rows::{ATTEMPT_COLS, RUN_COLS, attempt_from_row, run_from_row};
 use crate::{ListFilter, LogEntry, LogLine, Page};
-use plinth_core::Run;
+use plinth_core::{Run, RunStatus};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -21,7 +21,14 @@ pub(crate) fn get_run(conn: &Connection, id: &str, with_attempts: bool) -> rusql
     }
 }
 
-pub(crate) fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> {
+/// The statement and arguments of a page of runs, newest first, one more than the page asks.
+///
+/// Why the index is named: SQLite keeps no statistics here, so of two indexes with one equality
+/// each it takes either. A page of one function in one status read through `runs_by_status`
+/// walks every run in that status when the function has none in it (261 ms at 400,000 runs).
+/// A correlation id or an event id names few runs; a function and a status name one range of
+/// (function, status, id); a function alone is one such range per status, merged.
+pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Value>) {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     if let Some(func) = &f.function {
@@ -62,10 +69,44 @@ pub(crate) fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> 
         args.push(Value::Text(eq.sqlite_path()));
         args.push(Value::Text(eq.value.to_string()));
     }
+    let limit = Value::Integer(i64::from(f.limit.max(1)) + 1);
+    let index = if f.correlation_id.is_some() {
+        "INDEXED BY runs_by_correlation"
+    } else if f.event_id.is_some() {
+        "INDEXED BY runs_by_event"
+    } else if f.function.is_some() && f.status.is_some() {
+        "INDEXED BY runs_by_function_status"
+    } else if f.function.is_some() {
+        let filter = clauses.join(" AND ");
+        let branch = |s: &RunStatus| {
+            format!(
+                "SELECT * FROM (SELECT {RUN_COLS} FROM runs INDEXED BY runs_by_function_status WHERE {filter} \
+                 AND status = '{}' ORDER BY id DESC LIMIT ?)",
+                s.as_str()
+            )
+        };
+        let branches: Vec<String> = RunStatus::ALL.iter().map(branch).collect();
+        let each = args.clone();
+        let mut all = Vec::new();
+        for _ in RunStatus::ALL {
+            all.extend(each.iter().cloned());
+            all.push(limit.clone());
+        }
+        all.push(limit);
+        return (format!("SELECT * FROM ({}) ORDER BY id DESC LIMIT ?", branches.join(" UNION ALL ")), all);
+    } else if f.status.is_some() {
+        "INDEXED BY runs_by_status"
+    } else {
+        ""
+    };
     let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    args.push(limit);
+    (format!("SELECT {RUN_COLS} FROM runs {index} {filter} ORDER BY id DESC LIMIT ?"), args)
+}
+
+pub(crate) fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> {
     let limit = f.limit.max(1);
-    args.push(Value::Integer(i64::from(limit) + 1));
-    let sql = format!("SELECT {RUN_COLS} FROM runs {filter} ORDER BY id DESC LIMIT ?");
+    let (sql, args) = list_query(f);
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut runs = stmt.query_map(params_from_iter(args), run_from_row)?.collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if runs.len() > limit as usize {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 
 mod lanes;
+mod pages;
 
 pub(super) fn fresh() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("a temporary folder");
