@@ -80,7 +80,7 @@ fn a_small_bench_reports_every_figure() {
     assert_eq!(report["idle_pickup"]["created_to_started"]["samples"], 3);
     assert!(report["memory_mib"]["idle_rss"].as_f64().is_some_and(|m| m > 1.0));
     assert!(report["memory_mib"]["peak_rss"].as_f64() >= report["memory_mib"]["idle_rss"].as_f64());
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(29), "six of them the reads with the backlog");
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(30), "seven of them the reads with the backlog");
     let export = &report["otlp_export"];
     assert!(export["throughput_ratio"].as_f64().is_some_and(|r| r > 0.0), "{export}");
     assert!(export["p99_ratio"].as_f64().is_some_and(|r| r > 0.0), "{export}");
@@ -119,6 +119,7 @@ fn a_small_bench_reports_every_figure() {
     let reads = [
         "runs_first_page",
         "runs_of_the_function_queued",
+        "runs_of_the_function_succeeded",
         "runs_succeeded_of_any_function",
         "newest_run_of_the_function",
         "overview",

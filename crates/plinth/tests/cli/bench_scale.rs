@@ -46,7 +46,7 @@ fn small_scale(more: &[&str], dir: &std::path::Path) -> Value {
     let scale = report["scale"].clone();
     assert_eq!((scale["backlog"].as_u64(), scale["history"].as_u64()), (Some(20), Some(40)), "{scale}");
     let ratios = scale["ratios"].as_object().expect("ratios");
-    assert_eq!(ratios.len(), 10, "{scale}");
+    assert_eq!(ratios.len(), 11, "{scale}");
     assert!(ratios.values().all(|r| r.as_f64().is_some_and(|r| r > 0.0)), "every ratio measured: {scale}");
     let pruning = &scale["pruning"];
     assert_eq!(pruning["runs"], 20, "{pruning}");
