@@ -120,3 +120,62 @@ async fn a_status_no_run_is_in_or_an_empty_table_gives_an_empty_page() {
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// A table analyzed when it held 40,000 succeeded runs of `many`, then 30,000 runs of `burst`
+/// written after, as a burst is (one in a hundred running, the rest queued): the statistics know
+/// no queued run and no `burst` function.
+async fn burst(conn: &mut PgConnection, schema: &str) {
+    conn.execute(format!("SET search_path TO \"{schema}\"").as_str()).await.expect("search path");
+    let settled = "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, \
+           correlation_id, finished_at) \
+         SELECT lpad(g::text, 26, '0'), 'many', 'succeeded', 1, 1, 'null', g, g, 'c', g FROM generate_series(1, 40000) g";
+    conn.execute(settled).await.expect("the settled runs");
+    conn.execute("ANALYZE runs").await.expect("analyze");
+    conn.execute("ALTER TABLE runs SET (autovacuum_enabled = false)").await.expect("no analyze behind the test's back");
+    let runs = "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
+           lease_owner, lease_expires_at) \
+         SELECT lpad(g::text, 26, '0'), 'burst', CASE WHEN g % 100 = 0 THEN 'running' ELSE 'queued' END, 1, 3, 'null', g, g, 'c', \
+           CASE WHEN g % 100 = 0 THEN 'other-node' END, CASE WHEN g % 100 = 0 THEN g END \
+         FROM generate_series(50001, 80000) g";
+    conn.execute(runs).await.expect("the burst");
+}
+
+#[tokio::test]
+async fn runs_written_after_the_statistics_are_paged_through_the_index_not_read_whole() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    burst(&mut conn, &scratch.schema).await;
+    let pages = [
+        ("function_queued", "text, text, bigint", "'burst', 'queued', 21", Some("burst"), Some(RunStatus::Queued)),
+        ("function_running", "text, text, bigint", "'burst', 'running', 21", Some("burst"), Some(RunStatus::Running)),
+        ("function_any", "text, bigint", "'burst', 21", Some("burst"), None),
+        ("status_queued", "text, bigint", "'queued', 21", None, Some(RunStatus::Queued)),
+    ];
+    for (name, types, call, function, status) in pages {
+        let filter = ListFilter { function: function.map(str::to_string), status, limit: 20, ..ListFilter::default() };
+        let (sql, _) = super::super::read::list_query(&filter);
+        conn.execute(format!("PREPARE {name}({types}) AS {sql}").as_str()).await.expect("prepare");
+        let call = format!("{name}({call})");
+        let plan = explained_scans(&mut conn, &call).await;
+        assert!(
+            plan.iter().all(|(node, index, _)| node.starts_with("Index") && index == "runs_by_function_status"),
+            "{name}: (function, status, id), never a partial index of one status read whole: {plan:?}"
+        );
+        let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {call}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("explain analyze");
+        let top = &explained[0]["Plan"];
+        let blocks = top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
+        assert!(blocks < 200, "{name}: a page reads a few dozen blocks, not 30,000 runs: {blocks}");
+        let page = store.list(filter).await.expect("the page");
+        assert_eq!(page.runs.len(), 20, "{name}: a whole page");
+        assert!(page.runs.iter().all(|r| status.is_none_or(|s| r.status == s)), "{name}");
+        assert!(page.runs.windows(2).all(|w| w[0].run_id > w[1].run_id), "{name}: newest first");
+    }
+    let newest = store.list(ListFilter { function: Some("burst".into()), limit: 1, ..ListFilter::default() }).await;
+    assert_eq!(newest.expect("page").runs[0].run_id, format!("{:0>26}", 80000), "the burst's newest run, running");
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
