@@ -83,12 +83,12 @@ pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
     // `= ANY(ARRAY[..])` keeps the function out of that reasoning and (function, id) is an order
     // only `runs_by_function_status` gives; within one function it is the order of ids.
     let order = if f.function.is_some() { "function DESC, id DESC" } else { "id DESC" };
-    // Why the status is a sub-select: its value is unknown to the planner
-    // when it plans, so it cannot prove the predicate of a partial index of one status
-    // (`runs_queue`, `runs_due`, `runs_leases`, `runs_waiting`) and read the page from it. It
-    // did, when the statistics were older than a burst: 500,000 runs queued for a function
-    // after the last ANALYZE were read whole through `runs_queue` and sorted for each page
-    // (540 ms; the status page 338 ms), where (function, status, id) reads a page (0.05 ms).
+    // Why the status is a sub-select: the planner does not know its value when it plans, so it
+    // cannot prove the predicate of a partial index of one status (`runs_queue`, `runs_due`,
+    // `runs_leases`, `runs_waiting`) and read the page from it. It did when the statistics were
+    // older than a burst: 500,000 runs queued for a function after the last ANALYZE were read
+    // whole through `runs_queue` and sorted for each page (540 ms; the status page 338 ms),
+    // where (function, status, id) reads a page (0.05 ms). Decision 0031, "Later".
     if f.function.is_some() && f.status.is_none() {
         // Why: the function's runs are indexed by (function, status, id); one ordered range per
         // status, merged, reads at most a page from each.

@@ -122,6 +122,11 @@ fn each_filter_reads_the_index_that_names_fewest_runs() {
         (filter(None, Some(RunStatus::Failed)), "runs_by_status (status=?)"),
         (correlated, "runs_by_correlation (correlation_id=?)"),
         (evented, "runs_by_event (event_id=?)"),
+        (
+            ListFilter { trigger: Some("cron".into()), ..filter(None, Some(RunStatus::Failed)) },
+            "runs_by_trigger (trigger_type=?)",
+        ),
+        (ListFilter { trigger: Some("cron".into()), ..filter(Some("hold"), None) }, "runs_by_trigger (trigger_type=?)"),
     ];
     for (f, index) in cases {
         let steps = plan(&conn, &f);
