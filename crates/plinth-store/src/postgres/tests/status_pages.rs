@@ -26,6 +26,17 @@ async fn fill(conn: &mut PgConnection, schema: &str) {
     conn.execute("ANALYZE runs").await.expect("analyze");
 }
 
+/// The blocks (in memory or read) and the rows of `call`, a prepared statement, executed.
+async fn executed(conn: &mut PgConnection, call: &str) -> (u64, u64) {
+    let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {call}"))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain analyze");
+    let top = &explained[0]["Plan"];
+    let count = |key: &str| top[key].as_u64().unwrap_or(0);
+    (count("Shared Hit Blocks") + count("Shared Read Blocks"), count("Actual Rows"))
+}
+
 #[tokio::test]
 async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() {
     let Some((mut scratch, store)) = fresh().await else { return };
@@ -90,14 +101,9 @@ async fn a_page_in_one_status_of_any_function_merges_a_range_of_each_function() 
     // of the functions goes down from the last one, so its probe lands on `many`'s newest
     // entries and never steps over the dead ones (upwards it read every one of them).
     conn.execute("DELETE FROM runs WHERE function = 'many' AND id <= lpad('20000', 26, '0')").await.expect("prune");
-    let explained: Value = sqlx::query_scalar("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE failed_page('failed', 21)")
-        .fetch_one(&mut conn)
-        .await
-        .expect("explain analyze");
-    let plan = &explained[0]["Plan"];
-    let blocks = plan["Shared Hit Blocks"].as_u64().unwrap_or(0) + plan["Shared Read Blocks"].as_u64().unwrap_or(0);
+    let (blocks, rows) = executed(&mut conn, "failed_page('failed', 21)").await;
     assert!(blocks < 200, "a page reads a few dozen blocks, not the dead entries: {blocks}");
-    assert_eq!(plan["Actual Rows"], 21, "the page is still whole");
+    assert_eq!(rows, 21, "the page is still whole");
 
     conn.close().await.expect("close");
     store.close().await;
@@ -161,12 +167,7 @@ async fn runs_written_after_the_statistics_are_paged_through_the_index_not_read_
             plan.iter().all(|(node, index, _)| node.starts_with("Index") && index == "runs_by_function_status"),
             "{name}: (function, status, id), never a partial index of one status read whole: {plan:?}"
         );
-        let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {call}"))
-            .fetch_one(&mut conn)
-            .await
-            .expect("explain analyze");
-        let top = &explained[0]["Plan"];
-        let blocks = top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
+        let (blocks, _) = executed(&mut conn, &call).await;
         assert!(blocks < 200, "{name}: a page reads a few dozen blocks, not 30,000 runs: {blocks}");
         let page = store.list(filter).await.expect("the page");
         assert_eq!(page.runs.len(), 20, "{name}: a whole page");
