@@ -5,12 +5,16 @@ use crate::harness::{Served, client, component_dir, python3_available, send};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The example app's pinned packages (the SDK, FastAPI, uvicorn, structlog): what the tests hold
 /// Plinth to.
 pub(crate) const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/inngest-fastapi/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/fixtures/inngest_send.py");
+/// Held while the environment is checked and made: tests run side by side, and two `venv`s
+/// made at once in one folder fail ("File exists", seen in CI).
+static MAKING: Mutex<()> = Mutex::new(());
 
 /// The virtual environment's python with the packages installed, made once per set of pins;
 /// `None` (a loud skip, a failure under `CI=true`) when it cannot be made.
@@ -23,6 +27,9 @@ pub(crate) fn sdk_python() -> Option<PathBuf> {
     let pins = std::fs::read_to_string(REQUIREMENTS).expect("the example's requirements.txt");
     let tag: String = pins.split_whitespace().collect::<Vec<_>>().join("+").replace(['=', '/'], "_");
     let ready = venv.join(format!("{tag}.ok"));
+    // Why: a panic under the lock (a failed install in CI) should not show as a poisoned lock
+    // in every later test; the marker is written last, so they try again.
+    let _making = MAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !ready.exists() {
         let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
             && Command::new(&python)
