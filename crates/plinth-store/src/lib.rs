@@ -346,9 +346,9 @@ pub trait Store: Send + Sync + 'static {
     async fn lane(&self, function: &str, key: &str, run_id: &str) -> Result<Lane, StoreError>;
     /// The lanes of `function` with open work, the most queued first.
     async fn lanes(&self, function: &str, limit: u32, offset: u64) -> Result<Vec<LaneLoad>, StoreError>;
-    /// At most `keys` lanes of `function` with open work, by key, their running and due runs
-    /// each counted up to `cap`: what the held-runs gauges need, at a cost that does not grow
-    /// with the runs a lane holds (see [`FlowLimit::cap`]).
+    /// At most `keys` lanes of `function` with queued runs, by key, their running and due runs
+    /// each counted up to `cap`: what the held-runs gauges need, at a cost that grows neither
+    /// with the runs a lane holds (see [`FlowLimit::cap`]) nor with lanes holding none queued.
     async fn lane_room(&self, function: &str, cap: u32, keys: u32, now: i64) -> Result<Vec<LaneRoom>, StoreError>;
     /// Every function with runs queued, its queue at `now`: the due and not-due runs counted up
     /// to `bound` (see [`QueueStats`]).

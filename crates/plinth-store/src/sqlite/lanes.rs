@@ -29,22 +29,34 @@ pub(crate) fn lanes(conn: &Connection, function: &str, limit: u32, offset: u64) 
     .collect()
 }
 
-/// The lanes of `function` known to have open work, by key, at most `keys` of them: each one's
-/// running runs and runs due at `now`, each counted up to `cap` (a probe of `runs_lane_open` and
-/// one of `runs_lane_queue`, so the cost does not grow with what a lane holds).
+/// The held-runs gauges' read of a function's lanes (`?1` function, `?2` cap, `?3` keys, `?4` now):
+/// a skip along `runs_lane_queue` from one key with queued runs to the next, so a lane without
+/// queued runs (idle ones the upkeep has not forgotten yet, or ones with running runs only) costs
+/// nothing; then each lane's running and due runs, counted up to the cap.
+pub(crate) const LANE_ROOM: &str = "WITH RECURSIVE keys(key) AS ( \
+      SELECT (SELECT flow_key FROM runs INDEXED BY runs_lane_queue \
+              WHERE function = ?1 AND flow_key IS NOT NULL AND status = 'queued' ORDER BY flow_key LIMIT 1) \
+      UNION ALL \
+      SELECT (SELECT flow_key FROM runs INDEXED BY runs_lane_queue \
+              WHERE function = ?1 AND flow_key IS NOT NULL AND status = 'queued' AND flow_key > keys.key \
+              ORDER BY flow_key LIMIT 1) \
+      FROM keys WHERE keys.key IS NOT NULL LIMIT ?3) \
+    SELECT k.key, COALESCE((SELECT tat FROM flow_keys f WHERE f.function = ?1 AND f.key = k.key), 0), \
+      (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_open \
+         WHERE function = ?1 AND flow_key = k.key AND flow_key IS NOT NULL \
+           AND status IN ('queued', 'running', 'waiting') AND status = 'running' LIMIT ?2)), \
+      (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue \
+         WHERE function = ?1 AND flow_key = k.key AND flow_key IS NOT NULL AND status = 'queued' \
+           AND next_attempt_at <= ?4 LIMIT ?2)) \
+    FROM keys k WHERE k.key IS NOT NULL ORDER BY k.key";
+
+/// The lanes of `function` with queued runs, by key, at most `keys` of them: each one's running
+/// runs and runs due at `now`, each counted up to `cap` ([`LANE_ROOM`]). A lane with no queued
+/// run is left out: it has no due run for a gauge to count as held.
 pub(crate) fn lane_room(conn: &Connection, function: &str, cap: u32, keys: u32, now: i64) -> rusqlite::Result<Vec<LaneRoom>> {
-    conn.prepare_cached(
-        "SELECT k.key, k.tat, \
-           (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_open \
-              WHERE function = ?1 AND flow_key = k.key AND flow_key IS NOT NULL \
-                AND status IN ('queued', 'running', 'waiting') AND status = 'running' LIMIT ?2)), \
-           (SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_queue \
-              WHERE function = ?1 AND flow_key = k.key AND flow_key IS NOT NULL AND status = 'queued' \
-                AND next_attempt_at <= ?4 LIMIT ?2)) \
-         FROM flow_keys k WHERE k.function = ?1 ORDER BY k.key LIMIT ?3",
-    )?
-    .query_map(params![function, cap, keys, now], |r| {
-        Ok(LaneRoom { key: r.get(0)?, tat: r.get(1)?, running: count(r.get(2)?), due: count(r.get(3)?) })
-    })?
-    .collect()
+    conn.prepare_cached(LANE_ROOM)?
+        .query_map(params![function, cap, keys, now], |r| {
+            Ok(LaneRoom { key: r.get(0)?, tat: r.get(1)?, running: count(r.get(2)?), due: count(r.get(3)?) })
+        })?
+        .collect()
 }

@@ -33,3 +33,45 @@ async fn a_throttled_lane_that_admits_nothing_is_not_updated_and_says_when() {
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// The held-runs gauges' read of the lanes, with 5,000 lanes of `f` not forgotten yet (no open
+/// run), a lane `hot` with 3,000 running runs and none queued, and a lane `busy` with one running
+/// run and 2,000 queued, due; analyzed, read with a generic plan as the store's connections do.
+#[tokio::test]
+async fn the_gauges_read_only_the_lanes_with_queued_runs_whatever_else_the_lanes_table_holds() {
+    use super::plans::explained_scans;
+    use super::status_pages::executed;
+    use crate::Store;
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some((mut scratch, store)) = super::fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
+    let fill = "INSERT INTO flow_keys (function, key, served, touched_at) \
+          SELECT 'f', 'idle-' || lpad(g::text, 5, '0'), 1, 1 FROM generate_series(1, 5000) g \
+          UNION ALL VALUES ('f', 'hot', 1, 1), ('f', 'busy', 1, 1); \
+        INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
+          flow_key, lease_owner, lease_expires_at) \
+          SELECT lpad(g::text, 26, '0'), 'f', CASE WHEN g <= 3001 THEN 'running' ELSE 'queued' END, 1, 3, 'null', 1, 1, 'c', \
+            CASE WHEN g <= 3000 THEN 'hot' ELSE 'busy' END, \
+            CASE WHEN g <= 3001 THEN 'elsewhere' END, CASE WHEN g <= 3001 THEN 9 END \
+          FROM generate_series(1, 5001) g; \
+        ANALYZE runs; ANALYZE flow_keys";
+    conn.execute(fill).await.expect("fill");
+    conn.execute(super::super::dedicated::GENERIC_PLANS).await.expect("generic plans");
+    let sql = super::super::lanes::LANE_ROOM;
+    conn.execute(format!("PREPARE room(text, bigint, bigint, bigint) AS {sql}").as_str()).await.expect("prepare");
+
+    let (blocks, rows) = executed(&mut conn, "room('f', 4, 10000, 5)").await;
+    assert_eq!(rows, 1, "`busy` alone has queued runs");
+    assert!(blocks < 200, "a bounded read, not one per lane or per running run: {blocks} blocks");
+    let scans = explained_scans(&mut conn, "room('f', 4, 10000, 5)").await;
+    assert!(scans.iter().all(|(node, _, _)| node.starts_with("Index")), "runs read through indexes only: {scans:?}");
+    let room = store.lane_room("f", 4, 10_000, 5).await.expect("lane room");
+    let seen: Vec<(&str, u64, u64)> = room.iter().map(|l| (l.key.as_str(), l.running, l.due)).collect();
+    assert_eq!(seen, vec![("busy", 1, 4)], "its running run, its due runs up to the cap of 4");
+    assert!(store.lane_room("f", 4, 0, 5).await.expect("no lane asked for").is_empty(), "`keys` 0 reads no lane");
+    assert!(store.lane_room("none-such", 4, 10_000, 5).await.expect("lane room").is_empty(), "an unknown function has none");
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}

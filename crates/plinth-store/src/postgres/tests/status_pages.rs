@@ -27,7 +27,7 @@ async fn fill(conn: &mut PgConnection, schema: &str) {
 }
 
 /// The blocks (in memory or read) and the rows of `call`, a prepared statement, executed.
-async fn executed(conn: &mut PgConnection, call: &str) -> (u64, u64) {
+pub(super) async fn executed(conn: &mut PgConnection, call: &str) -> (u64, u64) {
     let explained: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {call}"))
         .fetch_one(&mut *conn)
         .await
