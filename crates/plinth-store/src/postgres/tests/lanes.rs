@@ -75,3 +75,42 @@ async fn the_gauges_read_only_the_lanes_with_queued_runs_whatever_else_the_lanes
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// A keyed claim's take statement, planned for each call (as the claim runs it) on a table of
+/// 20,000 runs over 1,000 lanes (two running in each), analyzed: the runs it chose are updated
+/// through the primary key. Joined to `runs`, they were hashed against a sequential scan of the
+/// table, which the estimate finds cheaper at this size and which grew to seconds a claim as a
+/// keyed round left dead versions behind.
+#[tokio::test]
+async fn a_keyed_claim_updates_the_runs_it_chose_by_id_never_by_scanning_the_table() {
+    use super::plans::explained_scans;
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some((mut scratch, store)) = super::fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
+    let fill = "INSERT INTO flow_keys (function, key, served, touched_at) SELECT 'f', 'k' || g, 0, 1 FROM generate_series(0, 999) g; \
+        INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
+          flow_key, lease_owner, lease_expires_at) \
+          SELECT lpad(g::text, 26, '0'), 'f', CASE WHEN g % 20 < 2 THEN 'running' ELSE 'queued' END, 0, 3, 'null', g, 1, 'c', \
+            'k' || (g / 20), CASE WHEN g % 20 < 2 THEN 'elsewhere' END, CASE WHEN g % 20 < 2 THEN 9 END \
+          FROM generate_series(0, 19999) g; \
+        ANALYZE runs";
+    conn.execute(fill).await.expect("fill");
+    conn.execute("SET plan_cache_mode = force_custom_plan").await.expect("custom plans");
+    let sql = super::super::flow::take_sql();
+    conn.execute(format!("PREPARE take(text, bigint, bigint, text, bigint, text[], bigint, bigint[]) AS {sql}").as_str())
+        .await
+        .expect("prepare");
+    let keys = (100..260).map(|g| format!("k{g}")).collect::<Vec<_>>().join(",");
+    let caps = vec!["144"; 160].join(",");
+    let call = format!("take('me', 2000000, 1000, 'f', 4, '{{{keys}}}', 144, '{{{caps}}}')");
+    let scans = explained_scans(&mut conn, &call).await;
+    assert!(scans.iter().all(|(node, _, _)| node.starts_with("Index")), "runs read through indexes only: {scans:?}");
+    assert!(
+        scans.iter().any(|(_, index, cond)| index == "runs_pkey" && cond.contains("ANY")),
+        "the chosen runs found by id: {scans:?}"
+    );
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
