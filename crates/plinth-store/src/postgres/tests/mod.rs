@@ -339,3 +339,46 @@ async fn the_upkeep_takes_statistics_again_when_runs_changed_a_lot() {
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// Statistics taken while no run was queued make every index on queued runs look empty: when
+/// the queued runs kept in `run_counts` are far more than the statistics believe, the upkeep
+/// takes them again without waiting 30 s or for a fifth of the table to change; and not again
+/// once they agree.
+#[tokio::test]
+async fn the_upkeep_takes_statistics_again_when_the_queue_is_far_from_what_they_believe() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let side = side_pool(&database_url().expect("set")).await;
+    let schema = &scratch.schema;
+    let off = format!("ALTER TABLE \"{schema}\".runs SET (autovacuum_enabled = false)");
+    sqlx::query(&off).execute(&side).await.expect("autovacuum off for this table");
+    // Why: the counting triggers name their table without a schema, as the store's sessions do.
+    let ended = format!(
+        "SET search_path TO \"{schema}\"; \
+         INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
+           finished_at) \
+         SELECT lpad(g::text, 26, '0'), 'old', 'succeeded', 1, 1, 'null', g, g, 'c', g FROM generate_series(1, 20000) g; \
+         ANALYZE runs; RESET search_path"
+    );
+    sqlx::raw_sql(&ended).execute(&side).await.expect("ended runs, analyzed with nothing queued");
+    let analyzed = last_analyze(&side, schema).await.expect("analyzed");
+    // 2,500 queued runs: an eighth of the table, under the fifth that the general rule waits for.
+    for i in 0..2500 {
+        store.enqueue(new_run("echo", json!(i))).await.expect("enqueue");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        store.roll_up(now_micros()).await.expect("roll up");
+        match last_analyze(&side, schema).await {
+            Some(at) if at > analyzed => break at,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "2,500 queued runs the statistics believed none of were never analyzed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    store.roll_up(now_micros()).await.expect("roll up");
+    assert_eq!(last_analyze(&side, schema).await, Some(again), "the statistics agree with the queue now: not again");
+    side.close().await;
+    store.close().await;
+    scratch.drop_now().await;
+}
