@@ -51,14 +51,15 @@ pub(crate) async fn save(batches: &mpsc::Sender<Job>, pool: &PgPool, save: Save)
 
 /// One statement saves every checkpoint of the batch: it locks the runs still held by the
 /// attempt saving (in id order, as the ends and heartbeats lock them, each by its id) and
-/// upserts the steps of those runs only. The runs it locked are returned.
-const SAVE_SQL: &str = "\
+/// upserts the steps of those runs only. The runs it locked are returned. The status is a
+/// sub-select for the reason given at [`super::finish::FINISH_SQL`].
+pub(super) const SAVE_SQL: &str = "\
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(id, owner, attempt) ORDER BY id COLLATE \"C\"),
 held AS (
   SELECT i.id FROM input i CROSS JOIN LATERAL (
     SELECT r.id FROM runs r
-    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = (SELECT 'running'::text)
     FOR UPDATE) h),
 saved AS (
   INSERT INTO steps (run_id, id, seq, op, status, attempts, started_at, finished_at, output, error, wait, wait_key, wait_match)

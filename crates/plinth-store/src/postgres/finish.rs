@@ -67,7 +67,12 @@ impl Columns {
 /// owner (in id order, as heartbeats lock them), moves each to its new state, and closes its
 /// attempt. Runs no longer held are left alone. Why each run is locked in a subquery of its
 /// own: so the plan reads it by its id, whatever the statistics say; joined to the input, the
-/// generic plan read every running run of the table (and hashed them) for each batch.
+/// generic plan read every running run of the table (and hashed them) for each batch. Why the
+/// status is a sub-select: compared with a constant, it lets the planner read `runs_leases` (a
+/// partial index of the running runs) instead, which statistics taken while few runs ran make
+/// look empty: each end then walked every running run (3,937 each, 0.3 to 1 s a batch of 64,
+/// with the 4,000 runs of 1,000 keyed lanes running); a value the planner cannot see when it
+/// plans proves no partial index's predicate, so the primary key is the only way left.
 pub(super) const FINISH_SQL: &str = "\
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -78,7 +83,7 @@ WITH input AS (
 held AS (
   SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
     SELECT r.cancel_requested AS cancel FROM runs r
-    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = (SELECT 'running'::text)
     FOR UPDATE) h),
 decided AS (
   SELECT i.id, i.attempt, i.now, i.outcome, i.attempt_error, i.duration_us,

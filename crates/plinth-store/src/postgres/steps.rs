@@ -96,16 +96,14 @@ pub(super) async fn upsert(conn: &mut PgConnection, run_id: &str, s: &Step) -> R
     Ok(())
 }
 
+/// The lease check of a write by a running attempt, by the run's id whatever the statistics (the
+/// status is a sub-select for the reason given at [`super::finish::FINISH_SQL`]).
+pub(super) const HOLDS_SQL: &str = "SELECT cancel_requested FROM runs \
+     WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = (SELECT 'running'::text) FOR UPDATE";
+
 /// The lease check of a write by a running attempt; locks the run. `Some(cancel_requested)`.
 async fn holds(conn: &mut PgConnection, run_id: &str, owner: &str, attempt: u32) -> Result<Option<bool>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT cancel_requested FROM runs WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running' FOR UPDATE",
-    )
-    .bind(run_id)
-    .bind(owner)
-    .bind(i64::from(attempt))
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(sqlx::query_scalar(HOLDS_SQL).bind(run_id).bind(owner).bind(i64::from(attempt)).fetch_optional(&mut *conn).await?)
 }
 
 /// Stores steps of a running attempt; `false` when its lease moved elsewhere.

@@ -3,11 +3,13 @@
 //! setting across reconnects. A queued run's lane is read with custom plans. A page of one
 //! function's runs in one status is read through its own index.
 
+use super::super::checkpoints::SAVE_SQL;
 use super::super::dedicated::{Dedicated, GENERIC_PLANS};
 use super::super::finish::FINISH_SQL;
 use super::super::flow::{LANE_SQL, custom_plans};
 use super::super::leases::claim_sql;
 use super::super::read::list_query;
+use super::super::steps::HOLDS_SQL;
 use super::{database_url, fresh, side_pool};
 use crate::{ListFilter, Store, StoreError};
 use plinth_core::RunStatus;
@@ -79,7 +81,7 @@ const CLAIM_PARAMS: [&str; 5] = ["text", "bigint", "bigint", "text", "bigint"];
 const OLD_HELD: (&str, &str) = (
     "SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
     SELECT r.cancel_requested AS cancel FROM runs r
-    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
+    WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = (SELECT 'running'::text)
     FOR UPDATE) h",
     "SELECT r.id, r.cancel_requested AS cancel FROM runs r JOIN input i
     ON r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
@@ -103,6 +105,46 @@ async fn the_batched_ends_read_each_run_by_its_id_under_the_generic_plan() {
     assert_ne!(before, FINISH_SQL, "the old form is rebuilt");
     let scans = generic_scans(&mut conn, &scratch.schema, "old_ends", &before, &FINISH_PARAMS).await;
     assert!(scans.iter().any(|(_, _, cond)| !cond.contains("(id = ")), "the old form read runs only by id: {scans:?}");
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
+
+/// Statistics taken while no run was running (a queue filled, then 4,000 of its runs started
+/// by keyed lanes, not analyzed since) make `runs_leases` look empty: the ends, the batched
+/// checkpoints and a single write's lease check still read each run by its id. With the status
+/// compared with a constant, each walked `runs_leases` instead.
+#[tokio::test]
+async fn the_batched_ends_read_each_run_by_its_id_when_the_statistics_saw_no_run_running() {
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    let schema = scratch.schema.clone();
+    conn.execute(format!("SET search_path TO \"{schema}\"").as_str()).await.expect("search path");
+    let fill = "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
+        SELECT lpad(g::text, 26, '0'), 'keyed', 'queued', 0, 3, 'null', g, g, 'c' FROM generate_series(1, 40000) g; \
+        ANALYZE runs; \
+        UPDATE runs SET status = 'running', attempt = 1, lease_owner = 'n', lease_expires_at = 9 WHERE id <= lpad('4000', 26, '0')";
+    conn.execute(fill).await.expect("fill, analyze, then start 4,000");
+    let save: [&str; 14] = [
+        "text[]", "text[]", "bigint[]", "text[]", "text[]", "bigint[]", "text[]", "text[]", "bigint[]", "bigint[]", "bigint[]",
+        "text[]", "text[]", "text[]",
+    ];
+    let statements: [(&str, &str, &[&str]); 3] = [
+        ("ends", FINISH_SQL, &FINISH_PARAMS),
+        ("checkpoints", SAVE_SQL, &save),
+        ("holds", HOLDS_SQL, &["text", "text", "bigint"]),
+    ];
+    for (name, sql, params) in statements {
+        let scans = generic_scans(&mut conn, &schema, name, sql, params).await;
+        assert!(scans.iter().all(|(node, _, cond)| node.starts_with("Index") && cond.contains("(id = ")), "{name}: {scans:?}");
+        let constant = sql.replace("status = (SELECT 'running'::text)", "status = 'running'");
+        assert_ne!(constant, sql, "{name}: the form with a constant is rebuilt");
+        let scans = generic_scans(&mut conn, &schema, &format!("constant_{name}"), &constant, params).await;
+        assert!(
+            scans.iter().any(|(_, index, _)| index == "runs_leases"),
+            "{name} with a constant walks the running runs: {scans:?}"
+        );
+    }
     conn.close().await.expect("close");
     store.close().await;
     scratch.drop_now().await;
