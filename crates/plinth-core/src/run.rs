@@ -267,6 +267,9 @@ pub struct NewRun {
     /// Its lane under the function's `concurrency` limit (`""`: the shared lane); none when
     /// the function has no limit.
     pub flow_key: Option<String>,
+    /// The function's `concurrency` limit when it is the lane's only rule (no throttle): the
+    /// store may then start the run as it stores it, while its lane has room (decision 0034).
+    pub lane_limit: Option<u32>,
     /// The rate limit it must pass to be stored, if its function has one.
     pub rate: Option<crate::flow::RateCheck>,
     /// Its function's debounce: the store replaces the input of the key's queued run instead

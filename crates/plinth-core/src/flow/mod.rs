@@ -133,6 +133,13 @@ pub struct HeldBy {
     pub until: Option<String>,
 }
 
+/// The `concurrency` limit of a function whose lanes have no other rule (no throttle, which
+/// claims decide by the lane's time): a run of such a lane may start as it is stored.
+#[must_use]
+pub fn lane_limit(policy: &crate::RunPolicy) -> Option<u32> {
+    policy.concurrency.as_ref().filter(|_| policy.throttle.is_none()).map(Concurrency::limit)
+}
+
 /// The key a new run is stored with: the `concurrency` key, or the `throttle` key of a function
 /// with a throttle only (validation makes sure the two agree when both are set); none when the
 /// function has neither rule. A key that fails at run time gives the shared key `""` and a

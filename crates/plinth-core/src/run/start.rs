@@ -17,13 +17,30 @@ pub struct StartNow {
 
 impl NewRun {
     /// Whether this run may skip the queue: due now, and nothing the store must decide before
-    /// it may exist or start (a queue limit, a concurrency lane, a rate limit, a debounce, a
-    /// singleton key, a batch). Those runs are queued as before. An idempotency key does not
-    /// stop it (decision 0027): a run whose key is held is not stored at all, and the store
-    /// answers the replay instead, which gives the node's reservation back.
+    /// it may exist (a queue limit, a rate limit, a debounce, a singleton key, a batch), nor a
+    /// lane other than a `concurrency` limit alone (a throttle's lane is decided by claims).
+    /// Those runs are queued as before. An idempotency key does not stop it (decision 0027): a
+    /// run whose key is held is not stored at all, and the store answers the replay instead,
+    /// which gives the node's reservation back. Nor does a lane with its
+    /// [limit](NewRun::lane_limit) (decision 0034): the store starts such a run only while its
+    /// lane has room and no due run waits in it, and stores it queued otherwise, which gives
+    /// the reservation back too.
     #[must_use]
     pub fn may_start_at_once(&self, now: i64) -> bool {
-        self.not_before <= now && !self.needs_lookups() && self.flow_key.is_none() && self.batch.is_none()
+        self.not_before <= now
+            && !self.needs_lookups()
+            && (self.flow_key.is_none() || self.lane_limit.is_some())
+            && self.batch.is_none()
+    }
+
+    /// Whether the store must look at the run's lane before it stores it started: a run of a
+    /// `concurrency` lane that the accepting node wants to start at once.
+    #[must_use]
+    pub fn starts_in_lane(&self) -> Option<(&str, u32)> {
+        match (&self.start, &self.flow_key, self.lane_limit) {
+            (Some(_), Some(key), Some(limit)) => Some((key.as_str(), limit)),
+            _ => None,
+        }
     }
 
     /// Whether the store must read other runs before this one may exist: a queue limit, a rate
@@ -57,7 +74,8 @@ mod tests {
     use crate::component::{Component, FunctionSpec};
 
     const FILE: &str = "component: {name: c, version: 1.0.0, owner: t, description: d}\nfunctions:\n  \
-        - {name: echo, handler: {rust: echo}}\n  - {name: lim, handler: {rust: echo}, policy: {concurrency: 2}}\n";
+        - {name: echo, handler: {rust: echo}}\n  - {name: lim, handler: {rust: echo}, policy: {concurrency: 2}}\n  \
+        - {name: thr, handler: {rust: echo}, policy: {concurrency: 2, throttle: {limit: 1, period: 1s}}}\n";
 
     fn function(name: &str) -> FunctionSpec {
         let c = Component::parse(FILE, "c.yaml", "c.yaml".into(), ".".into()).expect("component");
@@ -103,9 +121,18 @@ mod tests {
         assert!(!capped.may_start_at_once(1_000));
         let laned = NewRun::of(&function("lim"), serde_json::json!({}), Trigger::Api, "c1", 1_000);
         assert!(laned.flow_key.is_some());
-        assert!(!laned.may_start_at_once(1_000));
-        // A lane is decided when the run is claimed, not when it is stored.
+        assert_eq!(laned.lane_limit, Some(2));
+        assert!(laned.may_start_at_once(1_000), "a concurrency lane alone: the store decides when it stores the run");
         assert!(!laned.needs_lookups());
+        assert_eq!(laned.starts_in_lane(), None, "not started, nothing to decide");
+        let starting = NewRun { start: Some(StartNow { owner: "a".into(), started_at: 1, lease_until: 2 }), ..laned.clone() };
+        assert_eq!(starting.starts_in_lane(), Some(("", 2)));
+        // A lane without its limit (a throttle's) is the claim's to decide.
+        let throttled = NewRun { lane_limit: None, ..laned };
+        assert!(!throttled.may_start_at_once(1_000));
+        let throttled = NewRun::of(&function("thr"), serde_json::json!({}), Trigger::Api, "c1", 1_000);
+        assert_eq!((throttled.flow_key.as_deref(), throttled.lane_limit), (Some(""), None));
+        assert!(!throttled.may_start_at_once(1_000));
     }
 
     #[test]

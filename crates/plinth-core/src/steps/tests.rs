@@ -68,6 +68,7 @@ fn the_envelope_keeps_the_steps_order() {
         max_queued: None,
         trigger: crate::Trigger::Api,
         flow_key: None,
+        lane_limit: None,
         rate: None,
         debounce: None,
         singleton: None,

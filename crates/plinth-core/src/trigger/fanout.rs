@@ -59,6 +59,7 @@ impl NewRun {
             request_hash: None,
             max_queued: function.policy.max_queued,
             trigger,
+            lane_limit: flow_key.as_ref().and_then(|_| crate::flow::lane_limit(&function.policy)),
             flow_key,
             rate,
             debounce,

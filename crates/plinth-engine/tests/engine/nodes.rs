@@ -126,6 +126,7 @@ async fn two_nodes_racing_never_run_one_run_twice_at_once() {
             max_queued: None,
             trigger: plinth_core::Trigger::Api,
             flow_key: None,
+            lane_limit: None,
             rate: None,
             debounce: None,
             singleton: None,

@@ -18,6 +18,7 @@ fn run(input: Value) -> Run {
         max_queued: None,
         trigger: plinth_core::Trigger::Api,
         flow_key: None,
+        lane_limit: None,
         rate: None,
         debounce: None,
         singleton: None,

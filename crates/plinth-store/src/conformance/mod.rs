@@ -15,6 +15,7 @@ pub(crate) mod copies;
 mod events;
 mod expiry;
 mod flow;
+mod lane_start;
 #[cfg(test)]
 pub(crate) mod lanes;
 mod leases;
@@ -30,6 +31,7 @@ pub use claims::*;
 pub use events::*;
 pub use expiry::*;
 pub use flow::*;
+pub use lane_start::*;
 pub use leases::*;
 pub use overview::*;
 pub use queue::*;
@@ -126,6 +128,9 @@ macro_rules! with_every_case {
             a_started_run_whose_node_died_is_rescued,
             a_start_is_ignored_where_the_queue_decides,
             a_keyed_run_starts_at_once_and_its_replay_starts_nothing,
+            a_lane_starts_its_runs_as_they_are_stored_up_to_its_limit,
+            a_lane_start_looks_only_at_its_own_lane,
+            runs_sent_together_start_no_more_than_the_limit,
         ];
     };
 }
@@ -170,6 +175,7 @@ const QUIET: Duration = Duration::from_millis(200);
 pub(crate) fn new_run(function: &str, at: i64) -> NewRun {
     NewRun {
         flow_key: None,
+        lane_limit: None,
         rate: None,
         debounce: None,
         singleton: None,

@@ -25,6 +25,7 @@ impl PostgresStore {
         match stored {
             Stored::Inserted => Ok(Enqueued::Created(run.into_stored())),
             Stored::KeyHeld => Box::pin(self.enqueue_single(NewRun { start: None, ..run })).await,
+            Stored::Queued => Ok(Enqueued::Created(NewRun { start: None, ..run }.into_stored())),
         }
     }
 

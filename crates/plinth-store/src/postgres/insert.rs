@@ -23,6 +23,9 @@ pub(crate) enum Stored {
     Inserted,
     /// Another run holds the run's idempotency key; nothing of this run was stored.
     KeyHeld,
+    /// The run is stored queued, not started as its node wanted: its lane had no room
+    /// (decision 0034).
+    Queued,
 }
 
 /// A run to insert, and where its answer goes.
@@ -192,9 +195,14 @@ pub(crate) async fn insert_batch(conn: &mut PgConnection, runs: &[&NewRun]) -> R
     }
     let mut tx = sqlx::Connection::begin(conn).await?;
     open_lanes(&mut tx, runs).await?;
-    let stored = store_rows(&mut tx, runs).await?;
+    let held = super::lanes::held_back(&mut tx, runs).await?;
+    // Why copies of the held runs only: they are stored without their lease, the others as sent.
+    let copies: Vec<Option<NewRun>> =
+        runs.iter().zip(&held).map(|(r, held)| held.then(|| NewRun { start: None, ..(*r).clone() })).collect();
+    let view: Vec<&NewRun> = runs.iter().zip(&copies).map(|(r, copy)| copy.as_ref().unwrap_or(*r)).collect();
+    let stored = store_rows(&mut tx, &view).await?;
     tx.commit().await?;
-    Ok(stored)
+    Ok(stored.into_iter().zip(held).map(|(s, held)| if held && s == Stored::Inserted { Stored::Queued } else { s }).collect())
 }
 
 /// Stores the batch's rows (their lanes open already) in one statement; what became of each.

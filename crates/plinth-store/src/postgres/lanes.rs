@@ -2,7 +2,9 @@
 //! and the bounded counts the held-runs gauges need.
 
 use crate::{LaneLoad, LaneRoom, StoreError};
-use sqlx::{PgPool, Row};
+use plinth_core::NewRun;
+use sqlx::{PgConnection, PgPool, Row};
+use std::collections::HashMap;
 
 fn count(row: &sqlx::postgres::PgRow, col: &str) -> Result<u64, StoreError> {
     Ok(u64::try_from(row.try_get::<i64, _>(col)?).unwrap_or(0))
@@ -70,4 +72,59 @@ pub(crate) async fn lane_room(pool: &PgPool, function: &str, cap: u32, keys: u32
             })
         })
         .collect()
+}
+
+/// Each lane `($1[i], $2[i])`: its running runs, counted up to its limit `$3[i]`, and whether a
+/// run of it is queued and due at `$4`, in the order of the arrays.
+pub(super) const LANE_COUNT: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM runs c WHERE c.function = u.function \
+       AND c.flow_key = u.key AND c.status = 'running' LIMIT u.cap) n), \
+     EXISTS (SELECT 1 FROM runs q WHERE q.function = u.function AND q.flow_key = u.key AND q.status = 'queued' \
+       AND q.next_attempt_at <= $4) \
+     FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS u(function, key, cap, ord) ORDER BY u.ord";
+
+/// Of a batch whose lanes are open, the runs its node wants started that must be stored queued
+/// instead (decision 0034): their lane has `limit` runs executing, counting the batch's own in
+/// its order, or a due run waiting in its queue (those come first). The lanes of such runs are
+/// locked as a claim locks them (`FOR NO KEY UPDATE`, in one order, waiting rather than
+/// skipping), then counted in a later statement, so the count sees every claim and batch that
+/// committed before the lock, and none commits on the lane until this batch does.
+pub(crate) async fn held_back(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<Vec<bool>, StoreError> {
+    let mut lanes: Vec<(&str, &str, u32)> =
+        runs.iter().filter_map(|r| r.starts_in_lane().map(|(key, limit)| (r.function.as_str(), key, limit))).collect();
+    if lanes.is_empty() {
+        return Ok(vec![false; runs.len()]);
+    }
+    lanes.sort_unstable();
+    lanes.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+    let functions: Vec<&str> = lanes.iter().map(|l| l.0).collect();
+    let keys: Vec<&str> = lanes.iter().map(|l| l.1).collect();
+    let limits: Vec<i64> = lanes.iter().map(|l| i64::from(l.2)).collect();
+    let now = runs.iter().map(|r| r.created_at).max().unwrap_or_default();
+    sqlx::query(
+        "SELECT 1 FROM flow_keys k JOIN unnest($1::text[], $2::text[]) AS u(function, key) \
+         ON k.function = u.function AND k.key = u.key ORDER BY k.function, k.key FOR NO KEY UPDATE OF k",
+    )
+    .bind(&functions)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    let rows: Vec<(i64, bool)> =
+        sqlx::query_as(LANE_COUNT).bind(&functions).bind(&keys).bind(&limits).bind(now).fetch_all(&mut *conn).await?;
+    let mut room: HashMap<(&str, &str), i64> = HashMap::with_capacity(lanes.len());
+    for (lane, (running, waiting)) in lanes.iter().zip(rows) {
+        room.insert((lane.0, lane.1), if waiting { 0 } else { i64::from(lane.2) - running });
+    }
+    Ok(runs
+        .iter()
+        .map(|r| {
+            let Some((key, _)) = r.starts_in_lane() else { return false };
+            match room.get_mut(&(r.function.as_str(), key)) {
+                Some(left) if *left > 0 => {
+                    *left -= 1;
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect())
 }

@@ -60,3 +60,25 @@ pub(crate) fn lane_room(conn: &Connection, function: &str, cap: u32, keys: u32, 
         })?
         .collect()
 }
+
+/// Whether a run of `key` of `function` may start as it is stored (decision 0034): fewer than
+/// `limit` of the lane's runs execute, and no due run waits in the lane's queue (those come
+/// first). Every write runs on the writer thread, so the answer holds until the run is stored.
+pub(crate) fn has_room(conn: &Connection, function: &str, key: &str, limit: u32, now: i64) -> rusqlite::Result<bool> {
+    let running: u32 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_lane_open WHERE function = ?1 AND flow_key = ?2 \
+             AND status = 'running' AND status IN ('queued', 'running', 'waiting') LIMIT ?3)",
+        )?
+        .query_row(params![function, key, limit], |r| r.get(0))?;
+    if running >= limit {
+        return Ok(false);
+    }
+    let waiting: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_lane_queue WHERE function = ?1 AND flow_key = ?2 \
+             AND status = 'queued' AND next_attempt_at <= ?3)",
+        )?
+        .query_row(params![function, key, now], |r| r.get(0))?;
+    Ok(!waiting)
+}

@@ -76,6 +76,11 @@ pub(crate) fn enqueue(conn: &Connection, mut run: NewRun) -> OpResult<Enqueued> 
     {
         return Err(StoreError::RateLimited { function: run.function, key: rate.key.clone(), retry_after });
     }
+    if let Some((key, limit)) = run.starts_in_lane()
+        && !super::lanes::has_room(conn, &run.function, key, limit, run.created_at)?
+    {
+        run.start = None;
+    }
     insert_run(conn, &run)?;
     Ok((Enqueued::Created(run.into_stored()), events))
 }

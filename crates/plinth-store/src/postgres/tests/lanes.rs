@@ -114,3 +114,47 @@ async fn a_keyed_claim_updates_the_runs_it_chose_by_id_never_by_scanning_the_tab
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// The lane count of a batch that starts runs as it stores them (decision 0034), beside 20,000
+/// ended runs, 3,000 runs of lane `hot` running, 2,000 of lane `busy` queued and 20,000 runs of
+/// another function queued and due, analyzed, under a generic plan as the store's connections
+/// keep: each lane read through its own entries of `runs_lane_open` and `runs_lane_queue`, never
+/// through `runs_due` (every due run of every function) nor `runs_leases` (every running run).
+#[tokio::test]
+async fn a_batch_counts_its_lanes_through_their_indexes_whatever_the_statistics() {
+    use super::plans::explained_scans;
+    use super::status_pages::executed;
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some((mut scratch, store)) = super::fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
+    let cols = "id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, flow_key, \
+        lease_owner, lease_expires_at, finished_at";
+    let fill = format!(
+        "INSERT INTO runs ({cols}) SELECT 'e' || lpad(g::text, 25, '0'), 'f', 'succeeded', 1, 3, 'null', 1, 1, 'c', 'k' || g % 100, \
+           NULL, NULL, 2 FROM generate_series(1, 20000) g; \
+         INSERT INTO runs ({cols}) SELECT 'r' || lpad(g::text, 25, '0'), 'f', \
+           CASE WHEN g <= 3000 THEN 'running' ELSE 'queued' END, 1, 3, 'null', 1, 1, 'c', \
+           CASE WHEN g <= 3000 THEN 'hot' ELSE 'busy' END, CASE WHEN g <= 3000 THEN 'elsewhere' END, \
+           CASE WHEN g <= 3000 THEN 9 END, NULL FROM generate_series(1, 5000) g; \
+         INSERT INTO runs ({cols}) SELECT 'q' || lpad(g::text, 25, '0'), 'other', 'queued', 0, 3, 'null', 1, 1, 'c', NULL, \
+           NULL, NULL, NULL FROM generate_series(1, 20000) g; ANALYZE runs"
+    );
+    conn.execute(fill.as_str()).await.expect("fill");
+    conn.execute(super::super::dedicated::GENERIC_PLANS).await.expect("generic plans");
+    let sql = super::super::lanes::LANE_COUNT;
+    conn.execute(format!("PREPARE counted(text[], text[], bigint[], bigint) AS {sql}").as_str()).await.expect("prepare");
+    let call = "counted('{f,f,f}', '{busy,hot,new}', '{4,4,4}', 5)";
+    let scans = explained_scans(&mut conn, call).await;
+    assert!(scans.iter().all(|(node, _, _)| node.starts_with("Index")), "runs read through indexes only: {scans:?}");
+    let indexes: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
+    assert_eq!(indexes, vec!["runs_lane_open", "runs_lane_queue"], "{scans:?}");
+    let (blocks, rows) = executed(&mut conn, call).await;
+    assert_eq!(rows, 3, "one row a lane");
+    assert!(blocks < 100, "a bounded read, not one per running or queued run: {blocks} blocks");
+    let counted: Vec<(i64, bool)> = sqlx::query_as(&format!("EXECUTE {call}")).fetch_all(&mut conn).await.expect("count");
+    assert_eq!(counted, vec![(0, true), (4, false), (0, false)], "busy: a due run waits; hot: full at 4; new: empty");
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
