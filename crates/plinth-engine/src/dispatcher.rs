@@ -122,8 +122,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         // is made at once instead, to take them.
         let queued_before = shared.queued_here.load(std::sync::atomic::Ordering::SeqCst);
         let skipped_before = shared.skipped_here.load(std::sync::atomic::Ordering::SeqCst);
+        // Why before the claim: a run of a lane that ends while the claim is made wakes this
+        // loop, whatever the claim finds, since the claim may have counted the run as running.
+        shared.lanes_due.store(true, std::sync::atomic::Ordering::SeqCst);
         match shared.store.claim(req).await {
             Ok(claimed) => {
+                shared.lanes_due.store(claimed.lanes_due, std::sync::atomic::Ordering::SeqCst);
                 let got = u32::try_from(claimed.runs.len()).unwrap_or(u32::MAX);
                 let backlog = got >= asked || shared.queued_here.load(std::sync::atomic::Ordering::SeqCst) != queued_before;
                 shared.backlog.store(backlog, std::sync::atomic::Ordering::SeqCst);
@@ -136,8 +140,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
                 if got < asked && !catch_up {
                     // Why: nothing is due for a free slot; an ending attempt need not wake this
-                    // loop. (One that frees a `concurrency` lane wakes it all the same: the
-                    // executor wakes it after the end of every run with a lane.)
+                    // loop. (One that frees a `concurrency` lane wakes it all the same while
+                    // the claim found due runs of a limited function: `lanes_due`.)
                     shared.slot_wanted.store(false, std::sync::atomic::Ordering::SeqCst);
                     // Nothing more is due now: sleep until woken or the next run falls due.
                     let mut pause = claimed.next_due.map_or(POLL, |due| pause_until(due, now, now_micros()));

@@ -110,6 +110,11 @@ pub(crate) struct Shared {
     /// found nothing due that a free slot could take. Why: with runs started as they are
     /// stored, a wake per ended attempt cost an empty claim per run.
     pub(crate) slot_wanted: std::sync::atomic::AtomicBool,
+    /// Whether the dispatcher's last claim found due runs of a function with flow limits
+    /// (`Claimed::lanes_due`): only then does the end of a run with a lane wake it. Why: with
+    /// the runs of a lane started as they are stored (decision 0034), a wake per ended run cost
+    /// an empty claim per run.
+    pub(crate) lanes_due: std::sync::atomic::AtomicBool,
     /// How many times this node sent a run to the queue for want of room (`queue_first`).
     pub(crate) queued_here: std::sync::atomic::AtomicU64,
     /// How many times this node sent a run to the queue because runs waited there (the
@@ -198,6 +203,7 @@ impl Engine {
             reserved: std::sync::atomic::AtomicUsize::new(0),
             backlog: std::sync::atomic::AtomicBool::new(false),
             slot_wanted: std::sync::atomic::AtomicBool::new(true),
+            lanes_due: std::sync::atomic::AtomicBool::new(true),
             room: std::sync::atomic::AtomicUsize::new(room),
             wave: std::sync::atomic::AtomicUsize::new(0),
             queued_here: std::sync::atomic::AtomicU64::new(0),

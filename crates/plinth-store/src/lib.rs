@@ -146,6 +146,10 @@ pub struct Claimed {
     pub next_due: Option<i64>,
     /// When a run that a throttle holds back may start (micros), if one does.
     pub throttled_until: Option<i64>,
+    /// Whether a function with flow limits asked for had due runs when the claim began: then
+    /// an attempt of such a function that ends may free the lane they wait for, and wakes the
+    /// dispatcher; otherwise no lane holds a due run back, and its end need not (decision 0034).
+    pub lanes_due: bool,
 }
 
 /// An attempt's end, fenced by the lease owner and the attempt number.

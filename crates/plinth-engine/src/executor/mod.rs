@@ -100,8 +100,9 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
         }
         shared.inflight.remove(&run.run_id, &stop);
         // Why: a run of a function with a `concurrency` limit frees its lane once its end is
-        // written; runs of that lane the last claim left due may start now.
-        if run.flow_key.is_some() {
+        // written; runs of that lane the last claim left due may start now. When that claim
+        // found none due, a run queued since has woken the dispatcher on its own.
+        if run.flow_key.is_some() && shared.lanes_due.load(std::sync::atomic::Ordering::SeqCst) {
             shared.wake.notify_one();
         }
     }

@@ -272,3 +272,34 @@ async fn a_backlog_left_by_a_burst_clears_while_the_clients_keep_sending() {
     );
     assert!(h.idle().await, "every slot is free again");
 }
+
+/// A run of a `concurrency` lane with room starts as it is stored (decision 0034); the next one,
+/// its lane full, is stored queued (its reservation given back) and starts from the queue once
+/// the first has ended, never beside it; a run of another lane starts at once meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_with_room_starts_its_run_at_once_and_a_full_one_queues_it() {
+    let h = Harness::started(&rust_fn("lane", "sleep", "{concurrency: {limit: 1, key: input.k}}"), |_| {}, config());
+    let starter = h.engine.as_ref().expect("engine").starter();
+    let first = start_at_once(&h, "lane", json!({"k": "a", "ms": 300})).await.expect("a free slot, a free lane");
+    let now = now_micros();
+    let mut second = h.new_run("lane", json!({"k": "a", "ms": 1}), now);
+    second.start = Some(starter.reserve("lane", now).expect("the node has free slots"));
+    let second = match h.store.enqueue(second).await.expect("enqueue") {
+        Enqueued::Created(run) => run,
+        other => panic!("a new run is created, got {other:?}"),
+    };
+    assert_eq!((second.status, second.attempt), (RunStatus::Queued, 0), "its lane is full: {second:?}");
+    starter.release();
+    let other = start_at_once(&h, "lane", json!({"k": "b", "ms": 1})).await.expect("another lane has room");
+    assert_eq!(h.wait_terminal(&other).await.status, RunStatus::Succeeded);
+    let first = h.wait_terminal(&first).await;
+    let second = h.wait_terminal(&second.run_id).await;
+    assert_eq!((outcomes(&first), outcomes(&second)), (vec!["succeeded".to_string()], vec!["succeeded".to_string()]));
+    assert!(
+        second.started_at >= first.finished_at,
+        "the lane's one place: {:?} started before {:?} ended",
+        second.started_at,
+        first.finished_at
+    );
+    assert!(h.idle().await, "every slot is free again");
+}

@@ -101,3 +101,29 @@ pub async fn runs_sent_together_start_no_more_than_the_limit(store: &dyn Store) 
     let stored = store.queue_depth().await.expect("depth");
     assert_eq!(stored, vec![("lim".to_string(), 4)], "the others are queued");
 }
+
+/// A claim says whether a function with flow limits had due runs when it began (the dispatcher
+/// then lets the end of such a run wake it): not for an empty queue, a run not due yet or due
+/// runs of a function without limits; yes for a due run its full lane holds back, and still
+/// for the claim that takes the last of them.
+pub async fn a_claim_says_whether_lanes_held_due_runs(store: &dyn Store) {
+    let t0 = now_micros();
+    assert!(!claim_lane(store, t0, "lim", 1).await.lanes_due, "nothing queued");
+    let later = NewRun { not_before: t0 + 60 * SEC, flow_key: Some("a".into()), ..new_run("lim", t0) };
+    enqueue(store, later).await;
+    enqueue(store, new_run("free", t0)).await;
+    assert!(!claim_lane(store, t0 + 1, "lim", 1).await.lanes_due, "a run not due yet");
+    let unlimited = super::claim(store, "w3", t0 + 1, &[("free", 1)]).await;
+    assert!(unlimited.runs.len() == 1 && !unlimited.lanes_due, "a due run without limits: {unlimited:?}");
+    let running = enqueue(store, starting("lim", "a", 1, "w1", t0 + 2)).await;
+    assert_eq!(running.status, RunStatus::Running);
+    let held = enqueue(store, starting("lim", "a", 1, "w1", t0 + 3)).await;
+    assert_eq!(held.status, RunStatus::Queued);
+    let full = claim_lane(store, t0 + SEC, "lim", 1).await;
+    assert!(full.lanes_due && full.runs.is_empty(), "a due run its full lane holds back: {full:?}");
+    assert!(finish(store, &running.run_id, "w1", 1, Finish::Succeeded(json!(1)), t0 + SEC).await);
+    let last = claim_lane(store, t0 + 2 * SEC, "lim", 1).await;
+    assert_eq!(last.runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), vec![held.run_id.as_str()]);
+    assert!(last.lanes_due, "it began with a due run");
+    assert!(!claim_lane(store, t0 + 3 * SEC, "lim", 1).await.lanes_due, "none left due");
+}

@@ -131,6 +131,7 @@ macro_rules! with_every_case {
             a_lane_starts_its_runs_as_they_are_stored_up_to_its_limit,
             a_lane_start_looks_only_at_its_own_lane,
             runs_sent_together_start_no_more_than_the_limit,
+            a_claim_says_whether_lanes_held_due_runs,
         ];
     };
 }

@@ -62,6 +62,7 @@ pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> 
     // free slot, and the attempt that frees one wakes the dispatcher.
     let (due, next_wake, next_due): (Vec<String>, Option<i64>, Option<i64>) =
         sqlx::query_as(DUE_SQL).bind(req.now).bind(&wanted).bind(crate::steps::FOREVER).fetch_one(&mut *tx).await?;
+    let lanes_due = due.iter().any(|f| req.limits.contains_key(f));
     let mut runs = Vec::new();
     let mut throttled_until = None;
     for (function, n) in req.wants.iter().filter(|(f, _)| due.contains(f)) {
@@ -94,7 +95,7 @@ pub(crate) async fn claim(conn: &mut sqlx::PgConnection, req: &ClaimRequest) -> 
     };
     tx.commit().await?;
     runs.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.run_id.cmp(&b.run_id)));
-    Ok(Claimed { runs, next_due, throttled_until })
+    Ok(Claimed { runs, next_due, throttled_until, lanes_due })
 }
 
 pub(crate) async fn heartbeat(pool: &PgPool, owner: &str, runs: &[(String, u32)], until: i64) -> Result<Heartbeat, StoreError> {

@@ -82,3 +82,14 @@ pub(crate) fn has_room(conn: &Connection, function: &str, key: &str, limit: u32,
         .query_row(params![function, key, now], |r| r.get(0))?;
     Ok(!waiting)
 }
+
+/// Whether any lane of `function` has a run queued and due at `now`. Why through `runs_queue`:
+/// it reads the function's own queued runs only (the first is due, but for delayed runs ahead
+/// of it), where `runs_due` would read the due runs of every function.
+pub(crate) fn any_due(conn: &Connection, function: &str, now: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_queue WHERE status = 'queued' AND function = ?1 \
+         AND next_attempt_at <= ?2)",
+    )?
+    .query_row(params![function, now], |r| r.get(0))
+}

@@ -157,6 +157,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
     );
     let mut runs = Vec::new();
     let mut throttled_until = None;
+    let mut lanes_due = false;
     for (function, n) in &req.wants {
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
         let n = (*n).min(remaining);
@@ -164,6 +165,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
             continue;
         }
         if let Some(rules) = req.limits.get(function) {
+            lanes_due = lanes_due || super::lanes::any_due(conn, function, req.now)?;
             let (taken, until) = super::flow::claim_lanes(conn, req, function, n, rules)?;
             runs.extend(taken);
             throttled_until = until.map(|t| throttled_until.map_or(t, |u: i64| u.min(t))).or(throttled_until);
@@ -190,7 +192,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    none(Claimed { runs, next_due, throttled_until })
+    none(Claimed { runs, next_due, throttled_until, lanes_due })
 }
 
 pub(crate) fn heartbeat(conn: &Connection, owner: &str, runs: &[(String, u32)], until: i64) -> OpResult<Heartbeat> {
