@@ -193,9 +193,20 @@ pub(crate) async fn insert_batch(conn: &mut PgConnection, runs: &[&NewRun]) -> R
     if super::flow::lanes_of(runs).is_empty() {
         return store_rows(conn, runs).await;
     }
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    open_lanes(&mut tx, runs).await?;
-    let held = super::lanes::held_back(&mut tx, runs).await?;
+    // Why: when every run with a lane is one to start, its lanes are opened and locked in one
+    // statement (two round trips fewer); when another batch created one of them meanwhile, the
+    // transaction starts over the long way.
+    let every_one_starts = runs.iter().all(|r| r.flow_key.is_none() || r.starts_in_lane().is_some());
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let locked = every_one_starts && super::lanes::open_and_lock(&mut tx, runs).await?;
+    if every_one_starts && !locked {
+        tx.rollback().await?;
+        tx = sqlx::Connection::begin(&mut *conn).await?;
+    }
+    if !locked {
+        open_lanes(&mut tx, runs).await?;
+    }
+    let held = super::lanes::held_back(&mut tx, runs, locked).await?;
     // Why copies of the held runs only: they are stored without their lease, the others as sent.
     let copies: Vec<Option<NewRun>> =
         runs.iter().zip(&held).map(|(r, held)| held.then(|| NewRun { start: None, ..(*r).clone() })).collect();

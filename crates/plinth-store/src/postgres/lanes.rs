@@ -82,32 +82,70 @@ pub(super) const LANE_COUNT: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM
        AND q.next_attempt_at <= $4) \
      FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS u(function, key, cap, ord) ORDER BY u.ord";
 
+/// The lanes of the runs in `runs` that its node wants started, once each, in lock order, with
+/// their limits.
+fn starting_lanes<'a>(runs: &[&'a NewRun]) -> Vec<(&'a str, &'a str, u32)> {
+    let mut lanes: Vec<(&str, &str, u32)> =
+        runs.iter().filter_map(|r| r.starts_in_lane().map(|(key, limit)| (r.function.as_str(), key, limit))).collect();
+    lanes.sort_unstable();
+    lanes.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+    lanes
+}
+
+/// Opens and locks, in one statement, the lanes of a batch whose every run with a lane is one its
+/// node wants started; false when a lane was neither found nor inserted by it (another batch
+/// committed it while this one waited), and the caller must roll back and take the long way
+/// ([`super::insert`]: `FOR KEY SHARE`, insert, then [`held_back`]). Why the insert goes first (the
+/// one-time condition on `ins` runs before the lanes are read and locked): a batch may wait
+/// there for another's uncommitted lane, and must hold no `FOR NO KEY UPDATE` lock while it
+/// waits, or the two could wait on each other. The lanes it inserts are its own until it commits.
+pub(crate) async fn open_and_lock(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<bool, StoreError> {
+    let lanes = starting_lanes(runs);
+    let functions: Vec<&str> = lanes.iter().map(|l| l.0).collect();
+    let keys: Vec<&str> = lanes.iter().map(|l| l.1).collect();
+    let now = runs.iter().map(|r| r.created_at).max().unwrap_or_default();
+    let (inserted, locked): (i64, i64) = sqlx::query_as(
+        "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(function, key)), \
+         ins AS (INSERT INTO flow_keys (function, key, served, touched_at) SELECT function, key, 0, $3 FROM u \
+           ORDER BY function, key ON CONFLICT (function, key) DO NOTHING RETURNING 1), \
+         held AS (SELECT 1 FROM flow_keys k JOIN u ON k.function = u.function AND k.key = u.key \
+           WHERE (SELECT COUNT(*) FROM ins) >= 0 ORDER BY k.function, k.key FOR NO KEY UPDATE OF k) \
+         SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM held)",
+    )
+    .bind(&functions)
+    .bind(&keys)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(usize::try_from(inserted + locked).unwrap_or(0) == lanes.len())
+}
+
 /// Of a batch whose lanes are open, the runs its node wants started that must be stored queued
 /// instead (decision 0034): their lane has `limit` runs executing, counting the batch's own in
 /// its order, or a due run waiting in its queue (those come first). The lanes of such runs are
 /// locked as a claim locks them (`FOR NO KEY UPDATE`, in one order, waiting rather than
-/// skipping), then counted in a later statement, so the count sees every claim and batch that
-/// committed before the lock, and none commits on the lane until this batch does.
-pub(crate) async fn held_back(conn: &mut PgConnection, runs: &[&NewRun]) -> Result<Vec<bool>, StoreError> {
-    let mut lanes: Vec<(&str, &str, u32)> =
-        runs.iter().filter_map(|r| r.starts_in_lane().map(|(key, limit)| (r.function.as_str(), key, limit))).collect();
+/// skipping), unless `locked` says [`open_and_lock`] did, then counted in a later statement, so
+/// the count sees every claim and batch that committed before the lock, and none commits on the
+/// lane until this batch does.
+pub(crate) async fn held_back(conn: &mut PgConnection, runs: &[&NewRun], locked: bool) -> Result<Vec<bool>, StoreError> {
+    let lanes = starting_lanes(runs);
     if lanes.is_empty() {
         return Ok(vec![false; runs.len()]);
     }
-    lanes.sort_unstable();
-    lanes.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
     let functions: Vec<&str> = lanes.iter().map(|l| l.0).collect();
     let keys: Vec<&str> = lanes.iter().map(|l| l.1).collect();
     let limits: Vec<i64> = lanes.iter().map(|l| i64::from(l.2)).collect();
     let now = runs.iter().map(|r| r.created_at).max().unwrap_or_default();
-    sqlx::query(
-        "SELECT 1 FROM flow_keys k JOIN unnest($1::text[], $2::text[]) AS u(function, key) \
-         ON k.function = u.function AND k.key = u.key ORDER BY k.function, k.key FOR NO KEY UPDATE OF k",
-    )
-    .bind(&functions)
-    .bind(&keys)
-    .execute(&mut *conn)
-    .await?;
+    if !locked {
+        sqlx::query(
+            "SELECT 1 FROM flow_keys k JOIN unnest($1::text[], $2::text[]) AS u(function, key) \
+             ON k.function = u.function AND k.key = u.key ORDER BY k.function, k.key FOR NO KEY UPDATE OF k",
+        )
+        .bind(&functions)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+    }
     let rows: Vec<(i64, bool)> =
         sqlx::query_as(LANE_COUNT).bind(&functions).bind(&keys).bind(&limits).bind(now).fetch_all(&mut *conn).await?;
     let mut room: HashMap<(&str, &str), i64> = HashMap::with_capacity(lanes.len());

@@ -158,3 +158,48 @@ async fn a_batch_counts_its_lanes_through_their_indexes_whatever_the_statistics(
     store.close().await;
     scratch.drop_now().await;
 }
+
+/// A batch that opens and locks its lanes in one statement, while another transaction creates
+/// one of them: the batch waits for it, finds the lane neither inserted by itself nor seen by its
+/// statement, and starts over the long way; its run is stored started all the same, and a second
+/// run of the full lane (limit 1) is stored queued.
+#[tokio::test]
+async fn a_lane_created_by_another_batch_meanwhile_sends_the_batch_the_long_way() {
+    use crate::{Enqueued, Store};
+    use plinth_core::run::StartNow;
+    use plinth_core::{NewRun, RunStatus};
+    use sqlx::{Connection, Executor, PgConnection};
+    let Some((mut scratch, store)) = fresh().await else { return };
+    let store = std::sync::Arc::new(store);
+    let mut other = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    other.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
+    other.execute("BEGIN").await.expect("begin");
+    other.execute("INSERT INTO flow_keys (function, key, served, touched_at) VALUES ('lim', 'z', 0, 1)").await.expect("lane");
+    let starting = |at: i64| NewRun {
+        flow_key: Some("z".into()),
+        lane_limit: Some(1),
+        start: Some(StartNow { owner: "w1".into(), started_at: at, lease_until: at + 30_000_000 }),
+        ..super::new_run("lim", serde_json::json!({}))
+    };
+    let run = starting(plinth_core::timefmt::now_micros());
+    let sent = tokio::spawn({
+        let store = store.clone();
+        async move { store.enqueue(run).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!sent.is_finished(), "the batch waits for the other transaction's lane");
+    other.execute("COMMIT").await.expect("commit");
+    let first = match sent.await.expect("joined").expect("stored") {
+        Enqueued::Created(run) => run,
+        other => panic!("a new run, got {other:?}"),
+    };
+    assert_eq!(first.status, RunStatus::Running, "the lane had room: {first:?}");
+    let second = match store.enqueue(starting(plinth_core::timefmt::now_micros())).await.expect("stored") {
+        Enqueued::Created(run) => run,
+        other => panic!("a new run, got {other:?}"),
+    };
+    assert_eq!(second.status, RunStatus::Queued, "the lane is full: {second:?}");
+    other.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
