@@ -119,6 +119,18 @@ pub async fn a_claim_says_whether_lanes_held_due_runs(store: &dyn Store) {
     assert_eq!(running.status, RunStatus::Running);
     let held = enqueue(store, starting("lim", "a", 1, "w1", t0 + 3)).await;
     assert_eq!(held.status, RunStatus::Queued);
+    let other = enqueue(store, new_run("free", t0 + 4)).await;
+    let req = ClaimRequest {
+        owner: "w4".into(),
+        now: t0 + SEC,
+        lease_until: t0 + SEC + LEASE,
+        wants: vec![("free".to_string(), 1), ("lim".to_string(), 1)],
+        limit: 1,
+        limits: std::sync::Arc::new(HashMap::from([("lim".to_string(), FlowLimit { concurrency: Some(1), throttle: None })])),
+    };
+    let no_room = store.claim(req).await.expect("claim");
+    assert_eq!(no_room.runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), vec![other.run_id.as_str()]);
+    assert!(no_room.lanes_due, "no slot left for `lim`, but its lane holds a due run back: {no_room:?}");
     let full = claim_lane(store, t0 + SEC, "lim", 1).await;
     assert!(full.lanes_due && full.runs.is_empty(), "a due run its full lane holds back: {full:?}");
     assert!(finish(store, &running.run_id, "w1", 1, Finish::Succeeded(json!(1)), t0 + SEC).await);

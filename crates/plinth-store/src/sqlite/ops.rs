@@ -159,13 +159,17 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
     let mut throttled_until = None;
     let mut lanes_due = false;
     for (function, n) in &req.wants {
+        // Why before the room is counted: a limited function this claim has no slot left for
+        // still says whether its lanes hold due runs.
+        if !lanes_due && req.limits.contains_key(function) {
+            lanes_due = super::lanes::any_due(conn, function, req.now)?;
+        }
         let remaining = u32::try_from(runs.len()).map_or(0, |taken| req.limit.saturating_sub(taken));
         let n = (*n).min(remaining);
         if n == 0 {
             continue;
         }
         if let Some(rules) = req.limits.get(function) {
-            lanes_due = lanes_due || super::lanes::any_due(conn, function, req.now)?;
             let (taken, until) = super::flow::claim_lanes(conn, req, function, n, rules)?;
             runs.extend(taken);
             throttled_until = until.map(|t| throttled_until.map_or(t, |u: i64| u.min(t))).or(throttled_until);
