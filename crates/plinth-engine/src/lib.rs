@@ -92,6 +92,8 @@ impl Default for EngineConfig {
 
 /// What the engine's tasks share.
 pub(crate) struct Shared {
+    /// This engine, for what must hold it (the starter a step's `send_event` hands the store).
+    pub(crate) me: std::sync::Weak<Shared>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) component: Arc<Live>,
     pub(crate) handlers: Arc<Handlers>,
@@ -188,7 +190,8 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let room = starter::room_for(&config, 0.0);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             store: store.clone(),
             component: component.clone(),
             handlers,

@@ -172,9 +172,9 @@ async fn handle(ctx: &BridgeContext, messages: Vec<jetstream::Message>) {
         return;
     }
     let dedup_after = now.saturating_sub(i64::try_from(ctx.dedup_window.as_micros()).unwrap_or(i64::MAX));
-    match ctx.store.ingest(batch, dedup_after).await {
-        Ok(ingested) => {
-            if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+    match plinth_store::ingest_starting(ctx.store.clone(), ctx.starter.clone(), batch, dedup_after, now).await {
+        Ok(plinth_store::IngestStarted { ingested, queued }) => {
+            if queued {
                 ctx.wake.notify_one();
             }
             tracing::debug!(events = ingested.len(), "NATS events stored");

@@ -25,8 +25,11 @@ pub struct BridgeContext {
     pub component: Arc<Live>,
     /// Metrics (bad messages count as `NatsBadMessage` errors).
     pub metrics: Arc<Metrics>,
-    /// Wakes the dispatcher after runs were stored.
+    /// Wakes the dispatcher after runs were stored queued.
     pub wake: Arc<Notify>,
+    /// This node's engine, which starts the events' runs as they are stored while it has free
+    /// slots (decision 0035); `None` queues them all.
+    pub starter: Option<Arc<dyn plinth_store::Starter>>,
     /// The largest message body taken, in bytes (the HTTP body limit).
     pub max_bytes: usize,
     /// How long an event id deduplicates.

@@ -12,6 +12,7 @@ mod limits;
 mod openapi;
 mod register;
 mod runs;
+mod start_events;
 mod start_now;
 
 use crate::{AppState, Readiness, router};

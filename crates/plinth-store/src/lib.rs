@@ -28,7 +28,7 @@ pub(crate) use flow::{rate_reason, singleton_reason};
 pub use list::{InputEq, ListFilter, Page};
 pub use notify::Notifier;
 pub use pace::{ONE_WRITER, PrunePace};
-pub use starter::Starter;
+pub use starter::{IngestStarted, Starter, ingest_starting};
 pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};
 pub use steps::FOREVER;
 

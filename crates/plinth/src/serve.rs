@@ -154,6 +154,7 @@ async fn run(
             component: component.clone(),
             metrics: metrics.clone(),
             wake: engine.waker(),
+            starter: Some(engine.starter()),
             max_bytes: usize::try_from(settings.body_limit).unwrap_or(usize::MAX),
             dedup_window: settings.event_dedup_window,
             stop: stop_bridge.clone(),

@@ -303,3 +303,37 @@ async fn a_lane_with_room_starts_its_run_at_once_and_a_full_one_queues_it() {
     );
     assert!(h.idle().await, "every slot is free again");
 }
+
+/// A step's `send_event` (decision 0035): the run its event starts is stored started on this
+/// node, its attempt begun the moment it is created (no claim), and runs here once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_a_steps_event_starts_begins_here_as_it_is_stored() {
+    let register = |h: &mut plinth_engine::Handlers| {
+        h.register("tell", |ctx: plinth_engine::HandlerContext, input: Value| async move {
+            let ids = ctx.send_event("tell", json!({"name": "shop/told", "data": input})).await?;
+            Ok(json!(ids))
+        });
+    };
+    let functions = "  - name: teller\n    steps: true\n    handler:\n      rust: tell\n  \
+        - name: told\n    handler:\n      rust: echo\n    triggers: [{event: shop/told}]\n  \
+        - name: laned\n    handler:\n      rust: echo\n    triggers: [{event: shop/told}]\n    policy: {concurrency: 1}\n";
+    let h = Harness::started(functions, register, config());
+    let teller = h.enqueue("teller", json!({"k": 1})).await;
+    let sent = h.wait_terminal(&teller).await;
+    assert_eq!(sent.status, RunStatus::Succeeded, "{sent:#?}");
+    let event_id = sent.output.as_ref().and_then(|o| o[0].as_str()).expect("the event's id").to_string();
+    let event = h.store.event(&event_id).await.expect("read").expect("the event is stored");
+    assert_eq!(event.run_ids.len(), 2, "told and laned: {event:?}");
+    let mut runs = Vec::new();
+    for id in &event.run_ids {
+        runs.push(h.wait_terminal(id).await);
+    }
+    runs.sort_by(|a, b| a.function.cmp(&b.function));
+    let (laned, told) = (&runs[0], &runs[1]);
+    let data = told.output.as_ref().map(|o| o["data"].clone());
+    assert_eq!((told.status, told.attempt, data), (RunStatus::Succeeded, 1, Some(json!({"k": 1}))), "{told:#?}");
+    assert_eq!(told.started_at, Some(told.created_at), "stored started: its attempt began as it was stored: {told:#?}");
+    assert_eq!(outcomes(told), ["succeeded"], "one attempt, never claimed");
+    assert_eq!(laned.status, RunStatus::Succeeded, "{laned:#?}");
+    assert!(laned.started_at > Some(laned.created_at), "a run with a lane is queued and claimed: {laned:#?}");
+}

@@ -184,10 +184,11 @@ pub async fn send_events(
         .map(|event| NewEvent::planned(&state.component.get(), event, correlation_id, now).traced(trace))
         .collect();
     let dedup_after = now.saturating_sub(i64::try_from(state.event_dedup_window.as_micros()).unwrap_or(i64::MAX));
-    let ingested = state.store.ingest(batch, dedup_after).await?;
-    if ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+    let stored = plinth_store::ingest_starting(state.store.clone(), state.starter.clone(), batch, dedup_after, now).await?;
+    if stored.queued {
         state.wake.notify_one();
     }
+    let ingested = stored.ingested;
     let started: usize = ingested.iter().filter(|i| !i.duplicate).map(|i| i.run_ids.len()).sum();
     tracing::debug!(events = ingested.len(), runs = started, "events accepted");
     Ok(ingested)

@@ -8,11 +8,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Default)]
-struct Recorder {
+pub(super) struct Recorder {
     grant: bool,
-    asked: AtomicUsize,
-    started: Mutex<Vec<Run>>,
-    released: AtomicUsize,
+    pub(super) asked: AtomicUsize,
+    pub(super) started: Mutex<Vec<Run>>,
+    pub(super) released: AtomicUsize,
 }
 
 impl plinth_store::Starter for Recorder {
@@ -31,7 +31,11 @@ impl plinth_store::Starter for Recorder {
 }
 
 fn with_starter(grant: bool) -> (Harness, Arc<Recorder>) {
-    let mut h = harness();
+    with_starter_on(harness(), grant)
+}
+
+/// `h` with a starter that grants every slot asked for (or none) and records what it was asked.
+pub(super) fn with_starter_on(mut h: Harness, grant: bool) -> (Harness, Arc<Recorder>) {
     let recorder = Arc::new(Recorder { grant, ..Recorder::default() });
     let mut state = Arc::try_unwrap(h.state).unwrap_or_else(|_| panic!("the state is not shared yet"));
     state.starter = Some(recorder.clone());

@@ -48,9 +48,9 @@ impl PostgresStore {
     pub(super) async fn ingest_all(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
         for _ in 0..3 {
             match timed(eventlog::ingest(&self.pool, &self.schema, events.clone(), dedup_after)).await? {
-                eventlog::Ingest::Done { ingested, woke, cascade } => {
+                eventlog::Ingest::Done { ingested, due, cascade } => {
                     self.announce(&cascade).await;
-                    if woke || ingested.iter().any(|i| !i.duplicate && !i.run_ids.is_empty()) {
+                    if due {
                         self.work_everywhere();
                     }
                     return Ok(ingested);

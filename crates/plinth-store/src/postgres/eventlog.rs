@@ -73,12 +73,13 @@ fn join_pending(run: &NewRun, open: &mut Pending, decided: &mut [Decided], keep:
     Some(target.run_id.clone())
 }
 
-/// What one ingest attempt did: stored the events (with whether a wait woke and the runs of
-/// this call that a later one of the same singleton key cancelled at once), or found unfinished
-/// runs of singleton keys (mode `cancel`) to cancel first; the caller cancels them through the
-/// store's cancel, which announces them, then tries again.
+/// What one ingest attempt did: stored the events (with whether runs became due in the queue,
+/// by a wait woken or a run stored queued or fed, and the runs of this call that a later one
+/// of the same singleton key cancelled at once), or found unfinished runs of singleton keys
+/// (mode `cancel`) to cancel first; the caller cancels them through the store's cancel, which
+/// announces them, then tries again.
 pub(crate) enum Ingest {
-    Done { ingested: Vec<Ingested>, woke: bool, cascade: super::steps::Cascade },
+    Done { ingested: Vec<Ingested>, due: bool, cascade: super::steps::Cascade },
     CancelFirst(Vec<String>),
 }
 
@@ -239,6 +240,9 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
         found(rows, &mut seen)?;
     }
     let runs: Vec<&NewRun> = decided.iter().filter(|d| inserted.contains(&d.0.id)).flat_map(|d| &d.1).collect();
+    // Why: a run stored started (decision 0035) is this node's already; only runs left in the
+    // queue (or fed into a batch or debounce, which may fall due) call for a claim.
+    let mut due = runs.iter().any(|r| r.start.is_none()) || decided.iter().any(|d| inserted.contains(&d.0.id) && !d.3.is_empty());
     if !runs.is_empty() {
         insert_many(&mut tx, &runs).await?;
     }
@@ -261,10 +265,9 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
             super::expiry::cancel_matching(&mut tx, &d.0, rules, &exclude, &mut cascade).await?;
         }
     }
-    let mut woke = false;
     let mut conds = super::waits::Conds::new();
     for d in decided.iter().filter(|d| inserted.contains(&d.0.id)) {
-        woke |= super::waits::match_event(&mut tx, &d.0, &mut conds).await?;
+        due |= super::waits::match_event(&mut tx, &d.0, &mut conds).await?;
     }
     tx.commit().await?;
     let stored: HashMap<String, Vec<String>> = decided
@@ -287,7 +290,7 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
             }
         })
         .collect();
-    Ok(Ingest::Done { ingested: out?, woke, cascade })
+    Ok(Ingest::Done { ingested: out?, due, cascade })
 }
 
 pub(crate) async fn prune_events(pool: &PgPool, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {

@@ -8,6 +8,7 @@ use plinth_core::steps::{MAX_INVOKE_DEPTH, Step, StepError, StepStatus, Suspensi
 use plinth_core::{Code, NewRun, Run, Trigger};
 use plinth_store::NewEvent;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the session goes after an answer.
@@ -244,6 +245,14 @@ pub(crate) async fn send_events(
         .map(|e| NewEvent::planned(&shared.component.get(), e, &run.correlation_id, now).traced(&trace))
         .collect();
     let window = micros(shared.config.event_dedup_window);
-    let stored = shared.store.ingest(planned, now - window).await.map_err(|e| Failure::Store(e.to_string()))?;
-    Ok(stored.into_iter().map(|i| i.event_id).collect())
+    // Why a starter: the runs the events start begin on this node while it has room (decision
+    // 0035), as those of `POST /events` do.
+    let starter = shared.me.upgrade().map(|s| Arc::new(crate::starter::EngineStarter(s)) as Arc<dyn plinth_store::Starter>);
+    let stored = plinth_store::ingest_starting(shared.store.clone(), starter, planned, now - window, now)
+        .await
+        .map_err(|e| Failure::Store(e.to_string()))?;
+    if stored.queued {
+        shared.wake.notify_one();
+    }
+    Ok(stored.ingested.into_iter().map(|i| i.event_id).collect())
 }
