@@ -113,20 +113,28 @@ pub(crate) async fn throughput(
 }
 
 /// Event-to-start on an idle server: one event at a time, each starting one run; the gap from
-/// the run's `created_at` (when the event was stored) to its `started_at` (the handler called).
-pub(crate) async fn event_to_start(client: &Client, samples: usize, progress: &mut Progress) -> Result<Vec<u64>, String> {
-    let mut gaps = Vec::with_capacity(samples);
+/// the run's `created_at` (when the event was accepted) to its `started_at` (its attempt
+/// begun: 0 for a run stored started, decision 0035), and the round trip from sending the
+/// event to the (no-op) run seen ended, which includes every write in between.
+pub(crate) async fn event_to_start(
+    client: &Client,
+    samples: usize,
+    progress: &mut Progress,
+) -> Result<(Vec<u64>, Vec<u64>), String> {
+    let (mut gaps, mut trips) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
     for i in 0..samples {
         // Lets the dispatcher go back to sleep, so each sample starts from idle.
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = std::time::Instant::now();
         let answer = client.send_events(json!({"name": "bench/run.started", "data": {"sample": i}}).to_string()).await?;
         let run_id = answer["run_ids"][0][0].as_str().ok_or_else(|| format!("the event started no run: {answer}"))?;
         let run = client.wait_run(run_id, 10).await?;
+        trips.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
         gaps.push(gap_micros(&run, "created_at", "started_at")?);
         progress.update(&format!("bench: event to start {}/{samples}", i + 1));
     }
     progress.done(&format!("bench: event to start, {samples} samples"));
-    Ok(gaps)
+    Ok((gaps, trips))
 }
 
 /// The lateness of the schedule's ticks (`created_at` minus `scheduled_at`) scheduled at or
@@ -160,7 +168,7 @@ pub(crate) struct Settings {
 pub(crate) async fn measure(client: &Client, s: &Settings, progress: &mut Progress) -> Result<(Value, Vec<Value>), String> {
     let stored = throughput(client, "bench/no.listener", s.events, s.concurrency, false, progress).await?;
     let with_runs = throughput(client, "bench/run.started", s.events, s.concurrency, true, progress).await?;
-    let to_start = event_to_start(client, s.samples, progress).await?;
+    let (to_start, to_end) = event_to_start(client, s.samples, progress).await?;
     let idle_since = plinth_core::timefmt::now_micros();
     progress.done(&format!("bench: watching the every-second schedule on the idle server for {}s", s.tick_seconds));
     tokio::time::sleep(Duration::from_secs(s.tick_seconds)).await;
@@ -174,6 +182,7 @@ pub(crate) async fn measure(client: &Client, s: &Settings, progress: &mut Progre
         "stored_no_trigger": stored.report(),
         "each_starting_a_run": with_runs.report(),
         "event_to_start": to_start,
+        "event_to_run_ended": stats::summarize(&to_end),
         "tick_lateness_idle": idle,
         "tick_lateness_whole_bench": stats::summarize(&all_ticks),
     });
@@ -185,7 +194,12 @@ pub(crate) async fn measure(client: &Client, s: &Settings, progress: &mut Progre
             TARGET_WITH_RUNS_PER_SECOND,
             Some(with_runs.end_to_end_rate()),
         ),
-        super::target("event-to-start p50 ms on an idle server", "<=", TARGET_EVENT_TO_START_P50_MS, to_start.map(|t| t.p50_ms)),
+        super::target(
+            "event-to-start p50 ms on an idle server (created_at to started_at; 0 when started as stored)",
+            "<=",
+            TARGET_EVENT_TO_START_P50_MS,
+            to_start.map(|t| t.p50_ms),
+        ),
         super::target("cron tick lateness p99 ms (idle)", "<=", TARGET_TICK_LATENESS_P99_MS, idle.map(|t| t.p99_ms)),
     ];
     Ok((report, targets))
