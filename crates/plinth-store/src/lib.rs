@@ -28,7 +28,7 @@ pub(crate) use flow::{rate_reason, singleton_reason};
 pub use list::{InputEq, ListFilter, Page};
 pub use notify::Notifier;
 pub use pace::{ONE_WRITER, PrunePace};
-pub use starter::{IngestStarted, Starter, ingest_starting};
+pub use starter::{IngestStarted, Resume, Starter, ingest_starting};
 pub use stats::{MinuteStat, NodeBeat, RunStats, bucket, bucket_middle, quantile};
 pub use steps::FOREVER;
 
@@ -245,8 +245,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores events and the runs they start, all in one transaction; an event whose id was
     /// received at or after `dedup_after` (micros) is not stored again and answers the first
     /// one's ids. A run whose function's queue is full (`max_queued`) is not stored: its event
-    /// records it as skipped.
-    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError>;
+    /// records it as skipped. Each new event ends the waits it matches; a woken run with no
+    /// lane is stored running, leased to this node, on a slot `resume` reserves in the write,
+    /// and `resume` starts it once the write is on disk (decision 0036); the others, and all
+    /// of them with no `resume`, are queued.
+    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64, resume: Resume) -> Result<Vec<Ingested>, StoreError>;
     /// The newest event with this id.
     async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError>;
     /// A page of events, newest first.

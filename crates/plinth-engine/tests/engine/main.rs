@@ -13,6 +13,7 @@ mod logs;
 mod nodes;
 mod overview;
 mod races;
+mod resume;
 mod schedules;
 mod scheduling;
 mod start_now;

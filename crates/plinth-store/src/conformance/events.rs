@@ -20,7 +20,7 @@ pub(super) fn started(function: &str, event: &Event) -> NewRun {
 }
 
 pub(super) async fn ingest(store: &dyn Store, events: Vec<NewEvent>, dedup_after: i64) -> Vec<crate::Ingested> {
-    match store.ingest(events, dedup_after).await {
+    match store.ingest(events, dedup_after, None).await {
         Ok(done) => done,
         Err(e) => panic!("ingest failed: {e}"),
     }

@@ -111,7 +111,7 @@ pub async fn cancel_on_events_cancel_the_runs_they_match(store: &dyn Store) {
         skipped: vec![],
         cancels: vec![rule("ship", cond, t0 - 60 * SEC), rule("pack", cond, t0 - 60 * SEC)],
     };
-    store.ingest(vec![planned], 0).await.expect("ingest");
+    store.ingest(vec![planned], 0, None).await.expect("ingest");
     let cancelled = get(store, &target).await;
     assert_eq!((cancelled.status, code(&cancelled).as_deref()), (RunStatus::Cancelled, Some("PLINTH_048")));
     assert_eq!(cancelled.error.as_ref().and_then(|e| e.event_id.as_deref()), Some("e-cancel"), "{cancelled:?}");

@@ -21,6 +21,7 @@ pub(crate) mod lanes;
 mod leases;
 mod overview;
 mod queue;
+mod resume;
 mod runs;
 mod start;
 mod steps;
@@ -35,6 +36,7 @@ pub use lane_start::*;
 pub use leases::*;
 pub use overview::*;
 pub use queue::*;
+pub use resume::*;
 pub use runs::*;
 pub use start::*;
 pub use steps::*;
@@ -132,6 +134,9 @@ macro_rules! with_every_case {
             a_lane_start_looks_only_at_its_own_lane,
             runs_sent_together_start_no_more_than_the_limit,
             a_claim_says_whether_lanes_held_due_runs,
+            an_event_resumes_the_run_it_wakes_where_it_arrives,
+            a_woken_run_with_a_lane_or_no_slot_is_queued,
+            only_a_wait_ended_asks_for_a_slot,
         ];
     };
 }

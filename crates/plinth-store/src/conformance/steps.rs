@@ -27,7 +27,7 @@ fn event(id: &str, order: &str, at: i64) -> Event {
 
 async fn ingest(store: &dyn Store, e: Event) {
     let planned = NewEvent { event: e, runs: vec![], skipped: vec![], cancels: vec![] };
-    if let Err(e) = store.ingest(vec![planned], 0).await {
+    if let Err(e) = store.ingest(vec![planned], 0, None).await {
         panic!("ingest failed: {e}");
     }
 }

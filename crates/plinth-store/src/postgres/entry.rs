@@ -45,10 +45,17 @@ impl PostgresStore {
 
     /// Stores events and their runs; unfinished runs of singleton keys (mode `cancel`) are
     /// cancelled through [`Store::cancel`], announced, before the events are stored.
-    pub(super) async fn ingest_all(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
+    pub(super) async fn ingest_all(
+        &self,
+        events: Vec<NewEvent>,
+        dedup_after: i64,
+        resume: crate::Resume,
+    ) -> Result<Vec<Ingested>, StoreError> {
         for _ in 0..3 {
-            match timed(eventlog::ingest(&self.pool, &self.schema, events.clone(), dedup_after)).await? {
-                eventlog::Ingest::Done { ingested, due, cascade } => {
+            let resumed = crate::starter::Resumed::new(resume.clone());
+            match timed(eventlog::ingest(&self.pool, &self.schema, events.clone(), dedup_after, resumed)).await? {
+                eventlog::Ingest::Done { ingested, due, cascade, resumed } => {
+                    resumed.start();
                     self.announce(&cascade).await;
                     if due {
                         self.work_everywhere();

@@ -79,11 +79,17 @@ fn join_pending(run: &NewRun, open: &mut Pending, decided: &mut [Decided], keep:
 /// (mode `cancel`) to cancel first; the caller cancels them through the store's cancel, which
 /// announces them, then tries again.
 pub(crate) enum Ingest {
-    Done { ingested: Vec<Ingested>, due: bool, cascade: super::steps::Cascade },
+    Done { ingested: Vec<Ingested>, due: bool, cascade: super::steps::Cascade, resumed: crate::starter::Resumed },
     CancelFirst(Vec<String>),
 }
 
-pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, dedup_after: i64) -> Result<Ingest, StoreError> {
+pub(crate) async fn ingest(
+    pool: &PgPool,
+    schema: &str,
+    events: Vec<NewEvent>,
+    dedup_after: i64,
+    mut resumed: crate::starter::Resumed,
+) -> Result<Ingest, StoreError> {
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
     sqlx::query("UPDATE events SET dedup_key = NULL WHERE dedup_key = ANY($1) AND received_at < $2")
@@ -267,7 +273,7 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
     }
     let mut conds = super::waits::Conds::new();
     for d in decided.iter().filter(|d| inserted.contains(&d.0.id)) {
-        due |= super::waits::match_event(&mut tx, &d.0, &mut conds).await?;
+        due |= super::waits::match_event(&mut tx, &d.0, &mut conds, &mut resumed).await?;
     }
     tx.commit().await?;
     let stored: HashMap<String, Vec<String>> = decided
@@ -290,7 +296,7 @@ pub(crate) async fn ingest(pool: &PgPool, schema: &str, events: Vec<NewEvent>, d
             }
         })
         .collect();
-    Ok(Ingest::Done { ingested: out?, due, cascade })
+    Ok(Ingest::Done { ingested: out?, due, cascade, resumed })
 }
 
 pub(crate) async fn prune_events(pool: &PgPool, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {

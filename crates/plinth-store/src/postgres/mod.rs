@@ -323,8 +323,8 @@ impl Store for PostgresStore {
         Ok(expired)
     }
 
-    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
-        self.ingest_all(events, dedup_after).await
+    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64, resume: crate::Resume) -> Result<Vec<Ingested>, StoreError> {
+        self.ingest_all(events, dedup_after, resume).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {

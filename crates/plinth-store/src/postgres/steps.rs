@@ -4,7 +4,7 @@
 
 use super::insert::insert_many;
 use super::read::get_run;
-use super::rows::{to_json, u32_col};
+use super::rows::{RUN_COLS, to_json, u32_col};
 use crate::steps::{FOREVER, cancelled_step, child_result, event_matches, parse_wait, run_var, wait_text};
 use crate::{FinishRequest, StoreError, cancelled_error};
 use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait};
@@ -223,6 +223,38 @@ pub(super) async fn wake(conn: &mut PgConnection, run_id: &str, now: i64) -> Res
     .await?
     .rows_affected();
     Ok(n > 0)
+}
+
+/// Moves a waiting run whose wait ended straight to running, leased by `lease`, with its next
+/// attempt begun (decision 0036): what a claim would write, without the queue. `None` when the
+/// run no longer waits.
+pub(super) async fn wake_started(
+    conn: &mut PgConnection,
+    run_id: &str,
+    now: i64,
+    lease: &plinth_core::run::StartNow,
+) -> Result<Option<Run>, StoreError> {
+    let sql = format!(
+        "WITH started AS ( \
+           UPDATE runs SET status = 'running', waiting_for = NULL, next_attempt_at = $1, attempt = attempt + 1, \
+             lease_owner = $3, lease_expires_at = $4, started_at = $5 \
+           WHERE id = $2 AND status = 'waiting' RETURNING {RUN_COLS}), \
+         recorded AS ( \
+           INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
+           SELECT id, attempt, $3, $5, 'running' FROM started \
+           ON CONFLICT (run_id, attempt) DO UPDATE SET owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, \
+             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL) \
+         SELECT {RUN_COLS} FROM started"
+    );
+    let row = sqlx::query(&sql)
+        .bind(now)
+        .bind(run_id)
+        .bind(&lease.owner)
+        .bind(lease.lease_until)
+        .bind(lease.started_at)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(super::rows::run_from_row).transpose()
 }
 
 /// Parents waiting on these ended runs get their results and are queued; whether any was.

@@ -3,8 +3,9 @@
 //! condition looks up the runs that hold the event's value (see [`crate::waitkey`]), so an
 //! event does not evaluate the condition of every run waiting on its name.
 
-use super::steps::{load_one, upsert, wake};
+use super::steps::{load_one, upsert, wake, wake_started};
 use crate::StoreError;
+use crate::starter::Resumed;
 use crate::steps::{matches_compiled, parse_wait, run_var};
 use crate::waitkey::{KeyEq, Probe};
 use plinth_core::Event;
@@ -17,7 +18,8 @@ use std::collections::HashMap;
 /// Rust: with it in SQL, stale statistics can make PostgreSQL walk every waiting run for each
 /// waiting step (seen: 0.4 s for 366 runs); without it the plan starts from the steps' index
 /// and reaches each run by its key.
-const CANDIDATES: &str = "SELECT s.run_id, r.function, r.input, s.id, s.wait, r.status FROM steps s JOIN runs r ON r.id = s.run_id \
+const CANDIDATES: &str = "SELECT s.run_id, r.function, r.input, s.id, s.wait, r.status, r.flow_key FROM steps s \
+     JOIN runs r ON r.id = s.run_id \
      WHERE s.wait_key = $1 AND s.status = 'waiting' AND s.op = 'wait_for_event' \
      AND (s.wait::jsonb ->> 'cond') IS NOT DISTINCT FROM $2";
 
@@ -25,9 +27,15 @@ const CANDIDATES: &str = "SELECT s.run_id, r.function, r.input, s.id, s.wait, r.
 /// whose waits all ended meanwhile just finds no run).
 pub(crate) type Conds = HashMap<String, Vec<Option<String>>>;
 
-/// Ends the waits `event` matches: each step gets the event, each run is queued; whether any
-/// run was woken.
-pub(crate) async fn match_event(conn: &mut PgConnection, event: &Event, known: &mut Conds) -> Result<bool, StoreError> {
+/// Ends the waits `event` matches: each step gets the event; each run is stored started on a
+/// slot `resumed` reserves when it has no lane (decision 0036), and queued otherwise. Whether
+/// any run was queued.
+pub(crate) async fn match_event(
+    conn: &mut PgConnection,
+    event: &Event,
+    known: &mut Conds,
+    resumed: &mut Resumed,
+) -> Result<bool, StoreError> {
     let conds = match known.get(&event.name) {
         Some(c) => c.clone(),
         None => {
@@ -74,9 +82,35 @@ pub(crate) async fn match_event(conn: &mut PgConnection, event: &Event, known: &
             // Locked now, and checked again: another ingest may have ended this wait meanwhile.
             let step_id: String = row.try_get("id")?;
             let Some(step) = load_one(conn, &run_id, &step_id).await? else { continue };
-            if step.status == StepStatus::Waiting && wake(conn, &run_id, event.received_at).await? {
+            if step.status != StepStatus::Waiting {
+                continue;
+            }
+            // Why only a run with no lane: a lane's limit is held by the claim (and the
+            // throttle's spacing by its state), which a run started here would pass by.
+            let lease = if row.try_get::<Option<String>, _>("flow_key")?.is_none() {
+                resumed.reserve(&function, plinth_core::timefmt::now_micros())
+            } else {
+                None
+            };
+            let ended = match lease {
+                Some(lease) => match wake_started(conn, &run_id, event.received_at, &lease).await? {
+                    Some(run) => {
+                        resumed.stored(run);
+                        true
+                    }
+                    None => {
+                        resumed.unused();
+                        false
+                    }
+                },
+                None => {
+                    let queued = wake(conn, &run_id, event.received_at).await?;
+                    woke |= queued;
+                    queued
+                }
+            };
+            if ended {
                 upsert(conn, &run_id, &step.succeed(event.as_input(), event.received_at)).await?;
-                woke = true;
             }
         }
     }

@@ -13,7 +13,13 @@ fn none<T>(v: T) -> OpResult<T> {
 }
 
 /// Stores events with the runs they start; each new event also ends the waits it matches.
-pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64) -> OpResult<Vec<Ingested>> {
+pub(crate) fn ingest(
+    conn: &Connection,
+    events: Vec<NewEvent>,
+    dedup_after: i64,
+    resume: crate::Resume,
+) -> OpResult<(Vec<Ingested>, crate::starter::Resumed)> {
+    let mut resumed = crate::starter::Resumed::new(resume);
     let mut expire = conn.prepare_cached("UPDATE events SET dedup_key = NULL WHERE dedup_key = ?1 AND received_at < ?2")?;
     let mut first = conn.prepare_cached("SELECT id, run_ids FROM events WHERE dedup_key = ?1")?;
     let mut insert = conn.prepare_cached(
@@ -77,10 +83,10 @@ pub(crate) fn ingest(conn: &Connection, events: Vec<NewEvent>, dedup_after: i64)
             to_json(&run_ids),
             to_json(&skipped),
         ])?;
-        super::steps::match_event(conn, &event, &mut woken)?;
+        super::steps::match_event(conn, &event, &mut woken, &mut resumed)?;
         out.push(Ingested { event_id: event.id, run_ids, duplicate: false });
     }
-    Ok((out, woken))
+    Ok(((out, resumed), woken))
 }
 
 pub(crate) fn prune_events(conn: &Connection, before: i64, dedup_before: i64, batch: u32) -> OpResult<u64> {

@@ -329,8 +329,10 @@ impl Store for SqliteStore {
         self.write(|r| Op::Expire(now, r)).await
     }
 
-    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64) -> Result<Vec<Ingested>, StoreError> {
-        self.write(|r| Op::Ingest(events, dedup_after, r)).await
+    async fn ingest(&self, events: Vec<NewEvent>, dedup_after: i64, resume: crate::Resume) -> Result<Vec<Ingested>, StoreError> {
+        let (ingested, resumed) = self.write(|r| Op::Ingest(events, dedup_after, resume, r)).await?;
+        resumed.start();
+        Ok(ingested)
     }
 
     async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {

@@ -4,10 +4,12 @@
 use super::ops::insert_run;
 use super::ops::{Events, OpResult};
 use super::read::get_run;
-use super::rows::to_json;
+use super::rows::{RUN_COLS, run_from_row, to_json};
+use crate::starter::Resumed;
 use crate::steps::{FOREVER, cancelled_step, child_result, event_matches, matches_compiled, parse_wait, run_var, wait_text};
 use crate::waitkey::{KeyEq, Probe};
 use crate::{FinishRequest, StoreError};
+use plinth_core::run::StartNow;
 use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait};
 use plinth_core::trigger::Expr;
 use plinth_core::{Event, NewRun, Run, RunStatus};
@@ -190,11 +192,34 @@ pub(crate) fn wake_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<i
     .query_row(params![FOREVER], |r| r.get(0))
 }
 
-/// Ends the waits this stored event matches: each step gets the event, each run is queued.
-/// The runs waiting on the event's name are taken one condition at a time (compiled once);
-/// a `event.data.A == run.input.B` condition looks up the runs by their value (see
-/// [`crate::waitkey`]).
-pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events) -> rusqlite::Result<()> {
+/// Moves a waiting run whose wait ended straight to running, leased by `lease`, with its next
+/// attempt begun (decision 0036): what a claim would write, without the queue. `None` when the
+/// run no longer waits.
+fn wake_started(conn: &Connection, run_id: &str, now: i64, lease: &StartNow) -> rusqlite::Result<Option<Run>> {
+    let sql = format!(
+        "UPDATE runs SET status = 'running', waiting_for = NULL, next_attempt_at = ?1, attempt = attempt + 1, \
+         lease_owner = ?3, lease_expires_at = ?4, started_at = ?5 WHERE id = ?2 AND status = 'waiting' RETURNING {RUN_COLS}"
+    );
+    let Some(run) = conn
+        .prepare_cached(&sql)?
+        .query_row(params![now, run_id, lease.owner, lease.lease_until, lease.started_at], run_from_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (run_id, attempt, owner, started_at, outcome) VALUES (?1, ?2, ?3, ?4, 'running')",
+    )?
+    .execute(params![run.run_id, run.attempt, lease.owner, lease.started_at])?;
+    Ok(Some(run))
+}
+
+/// Ends the waits this stored event matches: each step gets the event; each run is stored
+/// started on a slot `resumed` reserves when it has no lane (decision 0036), and queued
+/// otherwise. The runs waiting on the event's name are taken one condition at a time
+/// (compiled once); a `event.data.A == run.input.B` condition looks up the runs by their
+/// value (see [`crate::waitkey`]).
+pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events, resumed: &mut Resumed) -> rusqlite::Result<()> {
     let conds = conn
         .prepare_cached(
             "SELECT DISTINCT json_extract(wait, '$.cond') FROM steps \
@@ -211,7 +236,8 @@ pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events)
         }
         // Why: the run's status is checked here rather than in SQL, so the plan always starts
         // from the waiting steps' index and reaches each run by its key.
-        let base = "SELECT s.run_id, r.function, r.input, s.id, s.wait, r.status FROM steps s JOIN runs r ON r.id = s.run_id \
+        let base = "SELECT s.run_id, r.function, r.input, s.id, s.wait, r.status, r.flow_key FROM steps s \
+                    JOIN runs r ON r.id = s.run_id \
                     WHERE s.wait_key = ?1 AND s.status = 'waiting' AND s.op = 'wait_for_event' \
                     AND json_extract(s.wait, '$.cond') IS ?2";
         let rows: Vec<Candidate> = match probe.text() {
@@ -235,7 +261,7 @@ pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events)
             }
         };
         let compiled = cond.as_deref().map(|c| Expr::compile(c, &["event", "run"]));
-        for (run_id, function, input, step_id, wait, status) in rows {
+        for (run_id, function, input, step_id, wait, status, flow_key) in rows {
             if status != "waiting" {
                 continue;
             }
@@ -246,17 +272,28 @@ pub(crate) fn match_event(conn: &Connection, event: &Event, events: &mut Events)
             }
             let Some(step) = load_one(conn, &run_id, &step_id)? else { continue };
             upsert(conn, &run_id, &step.succeed(event.as_input(), event.received_at))?;
-            wake(conn, &run_id, event.received_at, events)?;
+            // Why only a run with no lane: a lane's limit is held by the claim (and the
+            // throttle's spacing by its state), which a run started here would pass by.
+            let lease = if flow_key.is_none() { resumed.reserve(&function, plinth_core::timefmt::now_micros()) } else { None };
+            let Some(lease) = lease else {
+                wake(conn, &run_id, event.received_at, events)?;
+                continue;
+            };
+            match wake_started(conn, &run_id, event.received_at, &lease)? {
+                Some(run) => resumed.stored(run),
+                None => resumed.unused(),
+            }
         }
     }
     Ok(())
 }
 
-/// A waiting step's run: id, function, input, the step's id, its wait and the run's status.
-type Candidate = (String, String, String, String, Option<String>, String);
+/// A waiting step's run: id, function, input, the step's id, its wait, the run's status and
+/// its lane.
+type Candidate = (String, String, String, String, Option<String>, String, Option<String>);
 
 fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 fn load_one(conn: &Connection, run_id: &str, step_id: &str) -> rusqlite::Result<Option<Step>> {

@@ -31,7 +31,7 @@ pub(crate) enum Op {
     Expire(i64, Reply<Vec<crate::Expired>>),
     Prune(i64, i64, u32, Reply<u64>),
     Probe(i64, Reply<()>),
-    Ingest(Vec<NewEvent>, i64, Reply<Vec<Ingested>>),
+    Ingest(Vec<NewEvent>, i64, crate::Resume, Reply<(Vec<Ingested>, crate::starter::Resumed)>),
     PruneEvents(i64, i64, u32, Reply<u64>),
     FireTick(String, i64, NewRun, Reply<Option<Run>>),
     SaveSteps(String, String, u32, Vec<Step>, Reply<bool>),
@@ -79,7 +79,7 @@ fn apply(conn: &Connection, op: Op) -> Option<Applied> {
         Op::Prune(before, keys_before, batch, reply) => settle(ops::prune(conn, before, keys_before, batch), reply),
         Op::Probe(now, reply) => settle(ops::probe(conn, now), reply),
         Op::Flow(what, reply) => settle(super::flow::upkeep(conn, &what), reply),
-        Op::Ingest(events, dedup_after, reply) => settle(super::events::ingest(conn, events, dedup_after), reply),
+        Op::Ingest(events, dedup_after, resume, reply) => settle(super::events::ingest(conn, events, dedup_after, resume), reply),
         Op::PruneEvents(before, dedup_before, batch, reply) => {
             settle(super::events::prune_events(conn, before, dedup_before, batch), reply)
         }

@@ -68,7 +68,10 @@ async fn the_rust_checkout_waits_resumes_and_pays() {
         ts: now / 1000,
         received_at: now,
     };
-    store.ingest(vec![NewEvent { event: approval, runs: vec![], skipped: vec![], cancels: vec![] }], 0).await.expect("ingest");
+    store
+        .ingest(vec![NewEvent { event: approval, runs: vec![], skipped: vec![], cancels: vec![] }], 0, None)
+        .await
+        .expect("ingest");
     let done = until(store.as_ref(), &id, RunStatus::Succeeded).await;
     assert_eq!(done.output.expect("output")["charge"], json!({"charged": 40, "by": "eve"}));
     let steps = store.steps(&id).await.expect("steps").expect("run");
