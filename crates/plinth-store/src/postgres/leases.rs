@@ -36,7 +36,7 @@ pub(super) fn claim_sql() -> String {
 /// their functions come from the update itself. Why a scalar subquery in the queue's order
 /// rather than `EXISTS`: PostgreSQL drops an `EXISTS` subquery's `ORDER BY`, and then read
 /// the due runs of every function through `runs_due` to find one of this function.
-const DUE_SQL: &str = "\
+pub(super) const DUE_SQL: &str = "\
 WITH woke AS (
   UPDATE runs SET status = 'queued', waiting_for = NULL
   WHERE id IN (SELECT id FROM runs WHERE status = 'waiting' AND next_attempt_at <= $1 FOR UPDATE SKIP LOCKED)

@@ -112,7 +112,7 @@ impl PostgresStore {
             tokio::spawn(batches::batch_loop(dedicated::Dedicated::new(pool.clone()), checkpoint_jobs)),
         ];
         Ok(Self {
-            claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS)),
+            claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::CLAIM_SETUP)),
             prune_from: upkeep::PruneFrom::default(),
             pool,
             notifier,

@@ -7,6 +7,7 @@
 
 mod batched_keys;
 mod checkpoints;
+mod claim_plans;
 mod copies;
 mod keys;
 mod lanes;

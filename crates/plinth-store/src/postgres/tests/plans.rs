@@ -29,7 +29,7 @@ fn scans_of_runs(plan: &Value, out: &mut Vec<(String, String, String)>) {
 
 /// The generic plan of `sql` (with `params` PostgreSQL types) in `schema`, as its scans of `runs`;
 /// `name` names the prepared statement (one per call on a connection).
-async fn generic_scans(
+pub(super) async fn generic_scans(
     conn: &mut PgConnection,
     schema: &str,
     name: &str,
@@ -75,7 +75,7 @@ const FINISH_PARAMS: [&str; 17] = [
     "text[]", "text[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "bigint[]", "bigint[]",
     "bigint[]", "bigint[]", "bigint[]", "text[]", "text[]", "bigint[]",
 ];
-const CLAIM_PARAMS: [&str; 5] = ["text", "bigint", "bigint", "text", "bigint"];
+pub(super) const CLAIM_PARAMS: [&str; 5] = ["text", "bigint", "bigint", "text", "bigint"];
 
 /// The ends' lock as it is written now, and as it was written before.
 const OLD_HELD: (&str, &str) = (
@@ -175,7 +175,7 @@ async fn the_claim_reads_the_queue_then_the_leased_runs_by_id_under_the_generic_
     scratch.drop_now().await;
 }
 
-async fn plan_cache_mode(dedicated: &mut Dedicated) -> Result<String, StoreError> {
+pub(super) async fn plan_cache_mode(dedicated: &mut Dedicated) -> Result<String, StoreError> {
     dedicated.run(async |c| Ok(sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *c).await?)).await
 }
 
