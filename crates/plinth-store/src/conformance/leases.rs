@@ -48,6 +48,27 @@ pub async fn heartbeat_extends_leases_and_reports(store: &dyn Store) {
     assert_eq!(get(store, &a).await.status, RunStatus::Succeeded, "rescue leaves finished runs alone");
 }
 
+/// A heartbeat of more runs than one statement renews on PostgreSQL (600, past two chunks of
+/// 256) renews every one, and reports the lost and cancelled ones wherever they sit in it.
+pub async fn a_heartbeat_of_many_runs_renews_each_and_reports_each(store: &dyn Store) {
+    let t0 = now_micros();
+    let mut ids = Vec::new();
+    for _ in 0..600 {
+        ids.push(enqueue_at(store, "echo", t0).await.run_id);
+    }
+    assert_eq!(claim(store, "w1", t0, &[("echo", 600)]).await.runs.len(), 600, "all claimed");
+    let (lost, cancelled) = (ids[300].clone(), ids[599].clone());
+    assert!(finish(store, &lost, "w1", 1, Finish::Succeeded(json!(1)), t0 + SEC).await);
+    assert!(matches!(store.cancel(&cancelled, t0 + SEC).await.expect("cancel"), CancelOutcome::Requested(_)));
+    let held: Vec<(String, u32)> = ids.iter().map(|id| (id.clone(), 1)).collect();
+    let hb = store.heartbeat("w1", held, t0 + 600 * SEC).await.expect("heartbeat");
+    assert_eq!(hb, Heartbeat { lost: vec![lost.clone()], cancel: vec![cancelled.clone()] });
+    let rescued = store.rescue(t0 + LEASE + SEC).await.expect("rescue");
+    assert!(rescued.is_empty(), "every lease was renewed, the last chunk's too: {} rescued", rescued.len());
+    let rescued = store.rescue(t0 + 601 * SEC).await.expect("rescue");
+    assert_eq!(rescued.len(), 599, "each renewed lease runs out at the new deadline");
+}
+
 /// A queued run is cancelled at once, for good.
 pub async fn cancel_of_a_queued_run(store: &dyn Store) {
     let t0 = now_micros();

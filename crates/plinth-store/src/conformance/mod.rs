@@ -79,6 +79,7 @@ macro_rules! with_every_case {
             finish_cancelled_is_terminal,
             attempts_are_recorded,
             heartbeat_extends_leases_and_reports,
+            a_heartbeat_of_many_runs_renews_each_and_reports_each,
             cancel_of_a_queued_run,
             cancel_of_a_running_run,
             cancel_of_finished_and_unknown_runs,
