@@ -230,6 +230,24 @@ pub(crate) fn wal_per_run(before: Option<u64>, after: Option<u64>, runs: usize) 
     (runs > 0).then(|| stats::round3(written as f64 / runs as f64))
 }
 
+/// Waits until no run is queued or running (every started run waits or ended), as the store
+/// says: an attempt is counted in `plinth_runs_total` before its end is written.
+pub(crate) async fn settled(client: &Client, label: &str, progress: &mut Progress) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let queued = client.get_json("/runs?status=queued&limit=1").await?;
+        let running = client.get_json("/runs?status=running&limit=1").await?;
+        if queued["runs"].as_array().is_some_and(Vec::is_empty) && running["runs"].as_array().is_some_and(Vec::is_empty) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{label}: runs still queued or running after 600s"));
+        }
+        progress.update(&format!("bench: {label}: waiting for the runs to end or park"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::client::finished_from_metrics;

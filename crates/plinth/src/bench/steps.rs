@@ -56,23 +56,6 @@ async fn start_many(
     Ok(ids)
 }
 
-/// Waits until no run is queued or running (every started run waits or ended).
-async fn settled(client: &Client, label: &str, progress: &mut Progress) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let queued = client.get_json("/runs?status=queued&limit=1").await?;
-        let running = client.get_json("/runs?status=running&limit=1").await?;
-        if queued["runs"].as_array().is_some_and(Vec::is_empty) && running["runs"].as_array().is_some_and(Vec::is_empty) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{label}: runs still queued or running after 600s"));
-        }
-        progress.update(&format!("bench: {label}: waiting for the runs to park"));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Wake lateness of `samples` one-second sleeps: the sleep step's end minus its due time.
 async fn wake_lateness(client: &Client, s: &Settings, progress: &mut Progress) -> Result<Vec<u64>, String> {
     let ids = start_many(client, s.samples, s.concurrency, |_| json!({"steps": 0, "sleep_ms": 1000})).await?;
@@ -172,7 +155,7 @@ pub(crate) async fn measure(client: &Client, s: &Settings, progress: &mut Progre
             |i| json!({"steps": 0, "wait_event": "bench/other", "key": format!("k{i}")}),
         )
         .await?;
-        settled(client, "parking runs", progress).await?;
+        load::settled(client, "parking runs", progress).await?;
         progress.done(&format!(
             "bench: {} runs wait on other events ({:.1}s to park)",
             s.waiting,
