@@ -167,9 +167,13 @@ pub(crate) async fn claim_lanes(
     Ok((runs, throttled_until))
 }
 
-/// Makes the statements of the caller's transaction planned for their parameters each time.
+/// Makes the statements of the caller's transaction planned for their parameters each time,
+/// with sorting allowed. Why sorting: the claims' connection forbids it for the queue's
+/// probe and pick (decision 0037), and the lanes' statements were planned and measured with it
+/// (their window functions sort either way). One round trip: a string with no parameters goes
+/// as a simple query, which may hold several statements.
 pub(super) async fn custom_plans(tx: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
+    sqlx::Executor::execute(&mut *tx, "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_sort = on").await?;
     Ok(())
 }
 

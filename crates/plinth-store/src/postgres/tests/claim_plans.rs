@@ -3,6 +3,7 @@
 //! connection keeps its settings across a reconnect.
 
 use super::super::dedicated::{CLAIM_SETUP, Dedicated};
+use super::super::flow::custom_plans;
 use super::super::leases::{DUE_SQL, claim_sql};
 use super::plans::{CLAIM_PARAMS, generic_scans, plan_cache_mode};
 use super::{database_url, fresh, side_pool};
@@ -60,6 +61,18 @@ async fn the_claims_connection_keeps_both_settings_across_a_reconnect() {
         claims.run(async |c| Ok(c.execute("SELECT no_such_column FROM pg_class").await.map(|_| ())?)).await;
     assert!(failed.is_err(), "a failed use drops the connection");
     assert_eq!(sort(&mut claims).await.expect("show"), "off", "the new connection is set up too");
+    let inside = claims
+        .run(async |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await?;
+            custom_plans(&mut tx).await?;
+            let s: String = sqlx::query_scalar("SHOW enable_sort").fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(s)
+        })
+        .await
+        .expect("a lanes' transaction");
+    assert_eq!(inside, "on", "the lanes' statements are planned with sorting allowed, as before");
+    assert_eq!(sort(&mut claims).await.expect("show"), "off", "for their transaction only");
     assert_eq!(sort(&mut Dedicated::new(pool.clone())).await.expect("show"), "on", "without a setup nothing is set");
     pool.close().await;
 }
