@@ -71,12 +71,9 @@ pub(super) fn take_sql() -> String {
          claimed AS ( \
            UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, started_at = $3 \
            WHERE runs.id = ANY(ARRAY(SELECT id FROM chosen)) AND runs.status = 'queued' RETURNING {RUN_COLS}), \
-         recorded AS ( \
-           INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
-           SELECT id, attempt, $1, $3, 'running' FROM claimed \
-           ON CONFLICT (run_id, attempt) DO UPDATE SET owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, \
-             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL) \
-         SELECT {RUN_COLS} FROM claimed"
+         {} \
+         SELECT {RUN_COLS} FROM claimed",
+        super::leases::recorded_attempts("claimed", "$1", "$3")
     )
 }
 

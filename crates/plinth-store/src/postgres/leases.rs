@@ -18,12 +18,22 @@ pub(super) fn claim_sql() -> String {
            WHERE id = ANY(ARRAY(SELECT id FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
              ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)) \
            RETURNING {RUN_COLS}), \
-         recorded AS ( \
+         {} \
+         SELECT {RUN_COLS} FROM claimed",
+        recorded_attempts("claimed", "$1", "$3")
+    )
+}
+
+/// The `recorded` step of a statement that leases runs: the attempt each run of `leased` (a
+/// step returning `id` and `attempt`) begins, held by `owner` from `at` (SQL expressions); a row
+/// left by an earlier lease of the same attempt number is replaced.
+pub(super) fn recorded_attempts(leased: &str, owner: &str, at: &str) -> String {
+    format!(
+        "recorded AS ( \
            INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
-           SELECT id, attempt, $1, $3, 'running' FROM claimed \
+           SELECT id, attempt, {owner}, {at}, 'running' FROM {leased} \
            ON CONFLICT (run_id, attempt) DO UPDATE SET owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, \
-             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL) \
-         SELECT {RUN_COLS} FROM claimed"
+             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL)"
     )
 }
 

@@ -239,12 +239,9 @@ pub(super) async fn wake_started(
            UPDATE runs SET status = 'running', waiting_for = NULL, next_attempt_at = $1, attempt = attempt + 1, \
              lease_owner = $3, lease_expires_at = $4, started_at = $5 \
            WHERE id = $2 AND status = 'waiting' RETURNING {RUN_COLS}), \
-         recorded AS ( \
-           INSERT INTO attempts (run_id, attempt, owner, started_at, outcome) \
-           SELECT id, attempt, $3, $5, 'running' FROM started \
-           ON CONFLICT (run_id, attempt) DO UPDATE SET owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, \
-             finished_at = NULL, outcome = 'running', error = NULL, duration_us = NULL) \
-         SELECT {RUN_COLS} FROM started"
+         {} \
+         SELECT {RUN_COLS} FROM started",
+        super::leases::recorded_attempts("started", "$3", "$5")
     );
     let row = sqlx::query(&sql)
         .bind(now)
