@@ -53,7 +53,7 @@ impl PostgresStore {
     ) -> Result<Vec<Ingested>, StoreError> {
         for _ in 0..3 {
             let resumed = crate::starter::Resumed::new(resume.clone());
-            match timed(eventlog::ingest(&self.pool, &self.schema, events.clone(), dedup_after, resumed)).await? {
+            match timed(eventlog::ingest(&self.pool, &self.schema, &events, dedup_after, resumed)).await? {
                 eventlog::Ingest::Done { ingested, due, cascade, resumed } => {
                     resumed.start();
                     self.announce(&cascade).await;
@@ -68,8 +68,13 @@ impl PostgresStore {
                         self.cancel(&id, now).await?;
                     }
                 }
+                eventlog::Ingest::Raced => {}
             }
         }
-        Err(StoreError::Unavailable("singleton keys kept getting new runs while the events were stored; try again".into()))
+        Err(StoreError::Unavailable(
+            "singleton keys kept getting new runs, or the same event ids kept arriving at once, while the events were stored; \
+             try again"
+                .into(),
+        ))
     }
 }

@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "runs_by_function_status", include_str!("migrations/0017_runs_by_function_status.sql")),
     (18, "run_keys", include_str!("migrations/0018_run_keys.sql")),
     (19, "runs_by_status_dropped", include_str!("migrations/0019_runs_by_status_dropped.sql")),
+    (20, "events_one_id_index", include_str!("migrations/0020_events_one_id_index.sql")),
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks; returns how many.

@@ -335,8 +335,8 @@ impl Store for PostgresStore {
         timed(eventlog::list_events(&self.pool, &filter)).await
     }
 
-    async fn prune_events(&self, before: i64, dedup_before: i64, batch: u32) -> Result<u64, StoreError> {
-        timed(eventlog::prune_events(&self.pool, before, dedup_before, batch)).await
+    async fn prune_events(&self, before: i64, _dedup_before: i64, batch: u32) -> Result<u64, StoreError> {
+        timed(eventlog::prune_events(&self.pool, before, batch)).await
     }
 
     async fn fire_tick(&self, function: &str, tick: i64, run: NewRun) -> Result<Option<Run>, StoreError> {

@@ -9,6 +9,7 @@ mod batched_keys;
 mod checkpoints;
 mod claim_plans;
 mod copies;
+mod event_ids;
 mod keys;
 mod lanes;
 mod nodes;
