@@ -13,6 +13,7 @@ mod connect;
 mod dedicated;
 mod entry;
 mod eventlog;
+mod eventread;
 mod events;
 mod expiry;
 mod finish;
@@ -328,11 +329,11 @@ impl Store for PostgresStore {
     }
 
     async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        timed(eventlog::get_event(&self.pool, id)).await
+        timed(eventread::get_event(&self.pool, id)).await
     }
 
     async fn events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
-        timed(eventlog::list_events(&self.pool, &filter)).await
+        timed(eventread::list_events(&self.pool, &filter)).await
     }
 
     async fn prune_events(&self, before: i64, _dedup_before: i64, batch: u32) -> Result<u64, StoreError> {
@@ -348,7 +349,7 @@ impl Store for PostgresStore {
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
-        timed(eventlog::schedules(&self.pool)).await
+        timed(eventread::schedules(&self.pool)).await
     }
 
     async fn steps(&self, run_id: &str) -> Result<Option<Vec<Step>>, StoreError> {
