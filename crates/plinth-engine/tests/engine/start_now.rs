@@ -132,9 +132,12 @@ async fn a_run_that_waits_here_too_long_goes_back_to_the_queue_uncounted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_cancelled_while_it_waits_here_ends_cancelled_unstarted() {
-    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_millis(300), ..config() };
+    // Why 2 s here and a first run of 6 s: the cancel must be stored before the give-back
+    // finds it, and the slot must still be busy then; with 300 ms a loaded CI machine gave
+    // the run back before the cancel was stored (outcome `released`, then cancelled queued).
+    let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_secs(2), ..config() };
     let h = Harness::started(&rust_fn("nap", "sleep", ""), |_| {}, config);
-    let first = start_at_once(&h, "nap", json!({"ms": 1500})).await.expect("the one slot");
+    let first = start_at_once(&h, "nap", json!({"ms": 6000})).await.expect("the one slot");
     let waits = start_at_once(&h, "nap", json!({"ms": 1})).await.expect("room to wait here");
     h.store.cancel(&waits, now_micros()).await.expect("cancel");
     let run = h.wait_terminal(&waits).await;
