@@ -238,9 +238,10 @@ pub(crate) async fn ingest(
     book.save(&mut tx, &periods).await?;
     let col = |f: &dyn Fn(&Decided) -> String| decided.iter().map(f).collect::<Vec<String>>();
     let num = |f: &dyn Fn(&Decided) -> i64| decided.iter().map(f).collect::<Vec<i64>>();
-    // Why no `ON CONFLICT`: its speculative insertion cost about a third of PostgreSQL's time
-    // per event (decision 0038); an id stored by another transaction since `seen_ids` read
-    // fails the whole statement instead, and the caller tries again, then finds it.
+    // Why no `ON CONFLICT`: its speculative insertion took about a sixth of PostgreSQL's time
+    // per event in `pgbench` (decision 0038); an id stored by another transaction since
+    // `seen_ids` read fails the whole statement instead, and the caller tries again, then
+    // finds it.
     let stored = sqlx::query(
         "INSERT INTO events (pk, id, name, data, ts, received_at, dedup_key, run_ids, skipped) \
          SELECT pk, id, name, data, ts, received_at, id, run_ids, skipped \
