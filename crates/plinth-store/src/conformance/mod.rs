@@ -103,6 +103,7 @@ macro_rules! with_every_case {
             ingest_stores_an_id_repeated_in_one_call_once,
             steps_are_fenced_and_read_in_order,
             a_sleep_waits_then_its_timer_wakes_the_run,
+            due_sleeps_keep_the_queues_order,
             an_event_wakes_the_waits_it_matches,
             an_event_already_stored_ends_a_new_wait,
             keyed_waits_wake_only_their_key,

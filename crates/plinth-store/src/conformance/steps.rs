@@ -80,6 +80,43 @@ pub async fn a_sleep_waits_then_its_timer_wakes_the_run(store: &dyn Store) {
     assert!(again.waiting_for.is_none());
 }
 
+/// A due sleep takes its place in the queue's order at a claim (priority, then due time) and
+/// is leased as a woken run would be; the due sleeps a claim does not take (no slot here, a
+/// function not asked for) are queued for any node; a sleep not yet due stays waiting.
+pub async fn due_sleeps_keep_the_queues_order(store: &dyn Store) {
+    let t0 = plinth_core::timefmt::now_micros();
+    let mut sleepers = Vec::new();
+    for (function, until) in [("flow", 10), ("flow", 12), ("other", 10), ("flow", 100)] {
+        let run = running(store, function, json!({}), t0).await;
+        let nap = suspended(Step::reached("nap", "sleep", 0, t0), Wait::Sleep { until: t0 + until * SEC });
+        assert!(finish(store, &run.run_id, "w1", run.attempt, nap, t0).await);
+        sleepers.push(run.run_id);
+    }
+    let urgent = super::enqueue(store, plinth_core::NewRun { priority: 5, ..new_run("flow", t0) }).await.run_id;
+    let later = super::enqueue_at(store, "flow", t0 + 20 * SEC).await.run_id;
+    let now = t0 + 30 * SEC;
+
+    let two = claim(store, "w2", now, &[("flow", 2)]).await;
+    assert_eq!(two.runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>(), [urgent.clone(), sleepers[0].clone()]);
+    let woken = &two.runs[1];
+    assert_eq!((woken.status, woken.attempt, woken.started_at), (RunStatus::Running, 1, Some(now)), "{woken:?}");
+    assert!(woken.waiting_for.is_none() && woken.next_attempt_at.is_none(), "{woken:?}");
+    assert_eq!(get(store, &woken.run_id).await, *woken, "stored as returned");
+    for id in [&sleepers[1], &sleepers[2]] {
+        let left = get(store, id).await;
+        assert!(left.status == RunStatus::Queued && left.waiting_for.is_none(), "a due sleep not taken is queued: {left:?}");
+    }
+    assert_eq!(get(store, &sleepers[3]).await.status, RunStatus::Waiting, "not due yet");
+
+    let none = claim(store, "w3", now, &[("flow", 0)]).await;
+    assert!(none.runs.is_empty(), "zero wanted takes nothing: {none:?}");
+    let rest = claim(store, "w3", now, &[("flow", 5)]).await;
+    let rest_ids = super::sorted(rest.runs.iter().map(|r| r.run_id.clone()).collect());
+    assert_eq!(rest_ids, super::sorted(vec![sleepers[1].clone(), later]), "then the other due sleep, and the queued run");
+    let other = claim(store, "w3", now, &[("other", 5)]).await;
+    assert_eq!(other.runs.iter().map(|r| (r.run_id.clone(), r.attempt)).collect::<Vec<_>>(), [(sleepers[2].clone(), 1)]);
+}
+
 /// An event wakes the runs whose wait it matches (condition over `event` and `run`), only when
 /// received after the wait began; the step holds the event.
 pub async fn an_event_wakes_the_waits_it_matches(store: &dyn Store) {

@@ -28,8 +28,10 @@ pub(crate) const GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan
 /// function, then sorted, once per wanted function. With 28,000 runs of one function queued
 /// the probe took 97 ms; during a burst of 200,000 event runs, 350 to 773 ms per claim
 /// (session 37). Sorting cannot be forbidden outright; this makes a plan that needs one the
-/// last resort.
-pub(crate) const CLAIM_SETUP: &str = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off";
+/// last resort. Why no JIT: a plan that sorts all the same (the lease of a function's due
+/// waits merges them with its queue, a few dozen rows) is priced past the JIT thresholds by
+/// that penalty, and compiling it took 235 to 296 ms per claim (session 39).
+pub(crate) const CLAIM_SETUP: &str = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off; SET jit = off";
 
 #[derive(Debug)]
 pub(crate) struct Dedicated {

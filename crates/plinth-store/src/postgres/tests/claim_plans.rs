@@ -4,11 +4,13 @@
 
 use super::super::dedicated::{CLAIM_SETUP, Dedicated};
 use super::super::flow::custom_plans;
-use super::super::leases::{DUE_SQL, claim_sql};
+use super::super::leases::{DUE_SQL, WAKE_LEFT_SQL, claim_sql, claim_with_waits_sql};
 use super::plans::{CLAIM_PARAMS, generic_scans, plan_cache_mode};
 use super::{database_url, fresh, side_pool};
 use crate::StoreError;
 use sqlx::{Connection, Executor, PgConnection};
+
+const DUE_PARAMS: [&str; 4] = ["bigint", "text[]", "bigint", "text[]"];
 
 /// Statistics taken while nothing was queued, then a burst of 30,000 queued runs of one
 /// function that no ANALYZE has seen yet: on the claims' connection, the claim's probe of each
@@ -30,25 +32,42 @@ async fn the_claim_reads_each_functions_queue_when_the_statistics_saw_none_queue
         scans.iter().filter(|(_, index, cond)| index == "runs_due" && cond.contains("<=")).count()
     };
     // The check is not vacuous: with sorting allowed, both read the due runs of every function.
-    let scans = generic_scans(&mut conn, &schema, "due_sorting", DUE_SQL, &["bigint", "text[]", "bigint"]).await;
+    let scans = generic_scans(&mut conn, &schema, "due_sorting", DUE_SQL, &DUE_PARAMS).await;
     assert_eq!(due_reads(&scans), 1, "the probe sorted the due runs: {scans:?}");
     let scans = generic_scans(&mut conn, &schema, "claim_sorting", &claim_sql(), &CLAIM_PARAMS).await;
     assert_eq!(due_reads(&scans), 1, "the pick sorted the due runs: {scans:?}");
 
     conn.execute(CLAIM_SETUP).await.expect("the claims' setup");
-    let scans = generic_scans(&mut conn, &schema, "due", DUE_SQL, &["bigint", "text[]", "bigint"]).await;
+    let scans = generic_scans(&mut conn, &schema, "due", DUE_SQL, &DUE_PARAMS).await;
     assert_eq!(due_reads(&scans), 0, "{scans:?}");
     assert!(scans.iter().any(|(_, index, _)| index == "runs_queue"), "the probe reads the function's queue: {scans:?}");
     let scans = generic_scans(&mut conn, &schema, "claim", &claim_sql(), &CLAIM_PARAMS).await;
     let indexes: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
     assert_eq!(indexes, ["runs_queue", "runs_pkey"], "{scans:?}");
+    // A function with due waits: its queue in order, its due waits in due order (never every
+    // run of the function waiting on an event), the candidates and the leased runs by key.
+    conn.execute(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
+         SELECT 'w' || lpad(g::text, 25, '0'), 'burst', 'waiting', 0, 3, 'null', g, 9000000000000000000, 'c' \
+         FROM generate_series(1, 20000) g",
+    )
+    .await
+    .expect("20,000 runs waiting on events");
+    let scans = generic_scans(&mut conn, &schema, "claim_waits", &claim_with_waits_sql(), &CLAIM_PARAMS).await;
+    let indexes: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
+    assert_eq!(indexes, ["runs_queue", "runs_waiting", "runs_pkey", "runs_pkey"], "{scans:?}");
+    let scans = generic_scans(&mut conn, &schema, "due_waits", DUE_SQL, &DUE_PARAMS).await;
+    assert!(scans.iter().filter(|(_, index, _)| index == "runs_waiting").count() >= 2, "the due waits in due order: {scans:?}");
+    assert!(!scans.iter().any(|(_, index, _)| index == "runs_by_function_status"), "{scans:?}");
+    let scans = generic_scans(&mut conn, &schema, "wake_left", WAKE_LEFT_SQL, &["bigint", "text[]"]).await;
+    assert!(scans.iter().any(|(_, index, _)| index == "runs_waiting"), "{scans:?}");
     conn.close().await.expect("close");
     store.close().await;
     scratch.drop_now().await;
 }
 
 #[tokio::test]
-async fn the_claims_connection_keeps_both_settings_across_a_reconnect() {
+async fn the_claims_connection_keeps_its_settings_across_a_reconnect() {
     let Some(url) = database_url() else { return };
     let pool = side_pool(&url).await;
     let mut claims = Dedicated::with_setup(pool.clone(), CLAIM_SETUP);
@@ -57,6 +76,8 @@ async fn the_claims_connection_keeps_both_settings_across_a_reconnect() {
     };
     assert_eq!(plan_cache_mode(&mut claims).await.expect("show"), "force_generic_plan");
     assert_eq!(sort(&mut claims).await.expect("show"), "off");
+    let jit: String = claims.run(async |c| Ok(sqlx::query_scalar("SHOW jit").fetch_one(&mut *c).await?)).await.expect("show");
+    assert_eq!(jit, "off", "no JIT for the claims' short statements");
     let failed: Result<(), StoreError> =
         claims.run(async |c| Ok(c.execute("SELECT no_such_column FROM pg_class").await.map(|_| ())?)).await;
     assert!(failed.is_err(), "a failed use drops the connection");

@@ -8,6 +8,7 @@
 mod batched_keys;
 mod checkpoints;
 mod claim_plans;
+mod claim_waits;
 mod copies;
 mod event_ids;
 mod keys;
