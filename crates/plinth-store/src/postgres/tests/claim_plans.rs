@@ -76,12 +76,15 @@ async fn the_claims_connection_keeps_its_settings_across_a_reconnect() {
     };
     assert_eq!(plan_cache_mode(&mut claims).await.expect("show"), "force_generic_plan");
     assert_eq!(sort(&mut claims).await.expect("show"), "off");
-    let jit: String = claims.run(async |c| Ok(sqlx::query_scalar("SHOW jit").fetch_one(&mut *c).await?)).await.expect("show");
-    assert_eq!(jit, "off", "no JIT for the claims' short statements");
+    let jit = async |d: &mut Dedicated| -> Result<String, StoreError> {
+        d.run(async |c| Ok(sqlx::query_scalar("SHOW jit").fetch_one(&mut *c).await?)).await
+    };
+    assert_eq!(jit(&mut claims).await.expect("show"), "off", "no JIT for the claims' short statements");
     let failed: Result<(), StoreError> =
         claims.run(async |c| Ok(c.execute("SELECT no_such_column FROM pg_class").await.map(|_| ())?)).await;
     assert!(failed.is_err(), "a failed use drops the connection");
     assert_eq!(sort(&mut claims).await.expect("show"), "off", "the new connection is set up too");
+    assert_eq!(jit(&mut claims).await.expect("show"), "off", "the new connection is set up too");
     let inside = claims
         .run(async |c| {
             let mut tx = sqlx::Connection::begin(&mut *c).await?;
