@@ -149,11 +149,14 @@ async fn a_run_cancelled_while_it_waits_here_ends_cancelled_unstarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_cancelled_while_it_waits_here_never_starts_when_the_slot_frees() {
     // Why `echo`: a handler that ends on its first poll would win against the stop if it
-    // were started at all. Why a long wait here: the slot frees before any give-back.
+    // were started at all. Why a long wait here: the slot frees before any give-back. Why a
+    // first run of 2 s: the cancel must reach the node before the slot frees; with 400 ms a
+    // loaded CI machine freed the slot first, and the run, not yet known as cancelled there,
+    // was started and echoed.
     let config = EngineConfig { workers: 1, wait_here_at_most: Duration::from_secs(60), ..config() };
     let functions = [rust_fn("nap", "sleep", ""), rust_fn("echo", "echo", "")].concat();
     let h = Harness::started(&functions, |_| {}, config);
-    let first = start_at_once(&h, "nap", json!({"ms": 400})).await.expect("the one slot");
+    let first = start_at_once(&h, "nap", json!({"ms": 2000})).await.expect("the one slot");
     let waits = start_at_once(&h, "echo", json!({"said": "hi"})).await.expect("room to wait here");
     h.store.cancel(&waits, now_micros()).await.expect("cancel");
     // Why: the cancel reaches the node through its listener; give it a moment before the slot frees.
