@@ -1,13 +1,40 @@
 //! The loop the batched writes share (new runs in insert.rs, attempts' ends in finish.rs, their
-//! checkpoints in checkpoints.rs): the requests that arrive while a batch commits go together
+//! checkpoints in checkpoints.rs, handlers' log lines in logs.rs): the requests that arrive while a batch commits go together
 //! into the next statement, so a busy node pays one statement and one commit for many runs.
 
-use super::dedicated::Dedicated;
+use super::dedicated::{self, Dedicated};
+use super::{checkpoints, finish, insert, logs};
 use crate::StoreError;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use std::collections::HashSet;
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Where each kind of batched write is sent: one loop each, on a connection of its own.
+pub(crate) struct Writers {
+    pub(crate) finishes: mpsc::Sender<finish::Job>,
+    pub(crate) inserts: mpsc::Sender<insert::Job>,
+    pub(crate) checkpoints: mpsc::Sender<checkpoints::Job>,
+    pub(crate) logs: mpsc::Sender<logs::Job>,
+}
+
+impl Writers {
+    /// Starts the loops; their tasks end when the writers are dropped.
+    pub(crate) fn start(pool: &PgPool) -> (Self, Vec<JoinHandle<()>>) {
+        let (finishes, finish_jobs) = mpsc::channel(1024);
+        let (inserts, insert_jobs) = mpsc::channel(1024);
+        let (checkpoints, checkpoint_jobs) = mpsc::channel(1024);
+        let (logs, log_jobs) = mpsc::channel(1024);
+        let tasks = vec![
+            tokio::spawn(batch_loop(Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS), finish_jobs)),
+            tokio::spawn(batch_loop(Dedicated::new(pool.clone()), insert_jobs)),
+            tokio::spawn(batch_loop(Dedicated::new(pool.clone()), checkpoint_jobs)),
+            tokio::spawn(batch_loop(Dedicated::with_setup(pool.clone(), logs::LOG_SETUP), log_jobs)),
+        ];
+        (Self { finishes, inserts, checkpoints, logs }, tasks)
+    }
+}
 
 /// A request and where its answer goes.
 pub(crate) type Job<R> = (R, oneshot::Sender<Result<<R as Batched>::Answer, StoreError>>);

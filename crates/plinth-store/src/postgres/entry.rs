@@ -18,7 +18,7 @@ impl PostgresStore {
         // Why: the wait is bounded like every other call, so a batch stuck on an unreachable
         // database answers 503 rather than a hang.
         let stored = timed(async {
-            self.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
+            self.writers.inserts.send((run.clone(), tx)).await.map_err(|_| gone())?;
             rx.await.map_err(|_| gone())?
         })
         .await?;

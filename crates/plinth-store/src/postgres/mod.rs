@@ -23,6 +23,7 @@ mod lanes;
 mod leader;
 mod leases;
 mod limits;
+mod logs;
 mod migrate;
 mod rates;
 mod read;
@@ -49,7 +50,7 @@ use plinth_core::{NewRun, Run, RunStatus};
 use sqlx::postgres::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The PostgreSQL store.
@@ -59,9 +60,8 @@ pub struct PostgresStore {
     schema: String,
     events: Arc<events::Events>,
     leader: leader::Leader,
-    finishes: mpsc::Sender<finish::Job>,
-    inserts: mpsc::Sender<insert::Job>,
-    checkpoints: mpsc::Sender<checkpoints::Job>,
+    /// The batched writes' loops.
+    writers: batches::Writers,
     /// The dispatcher's connection for claims.
     claims: tokio::sync::Mutex<dedicated::Dedicated>,
     /// Where the pruner's next batch starts.
@@ -99,19 +99,12 @@ impl PostgresStore {
         }
         let notifier = Arc::new(Notifier::default());
         let events = Arc::new(events::Events::new(schema));
-        let (finishes, finish_jobs) = mpsc::channel(1024);
-        let (inserts, insert_jobs) = mpsc::channel(1024);
-        let (checkpoints, checkpoint_jobs) = mpsc::channel(1024);
-        let tasks = vec![
+        let (writers, batch_tasks) = batches::Writers::start(&pool);
+        let mut tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
             tokio::spawn(events::send_loop(dedicated::Dedicated::new(pool.clone()), events.clone())),
-            tokio::spawn(batches::batch_loop(
-                dedicated::Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS),
-                finish_jobs,
-            )),
-            tokio::spawn(batches::batch_loop(dedicated::Dedicated::new(pool.clone()), insert_jobs)),
-            tokio::spawn(batches::batch_loop(dedicated::Dedicated::new(pool.clone()), checkpoint_jobs)),
         ];
+        tasks.extend(batch_tasks);
         Ok(Self {
             claims: tokio::sync::Mutex::new(dedicated::Dedicated::with_setup(pool.clone(), dedicated::CLAIM_SETUP)),
             prune_from: upkeep::PruneFrom::default(),
@@ -120,9 +113,7 @@ impl PostgresStore {
             schema: schema.to_string(),
             events,
             leader: leader::Leader::new(lock_key(&["plinth-leader", schema]), schema),
-            finishes,
-            inserts,
-            checkpoints,
+            writers,
             tasks,
         })
     }
@@ -223,7 +214,7 @@ impl Store for PostgresStore {
             let (tx, rx) = oneshot::channel();
             let gone = || StoreError::Unavailable("the store is shutting down".into());
             timed(async {
-                self.finishes.send((req, tx)).await.map_err(|_| gone())?;
+                self.writers.finishes.send((req, tx)).await.map_err(|_| gone())?;
                 rx.await.map_err(|_| gone())?
             })
             .await?
@@ -246,7 +237,7 @@ impl Store for PostgresStore {
     }
 
     async fn append_logs(&self, run_id: &str, attempt: u32, lines: Vec<LogLine>) -> Result<(), StoreError> {
-        timed(upkeep::append_logs(&self.pool, run_id, attempt, &lines)).await
+        timed(logs::append(&self.writers.logs, logs::Lines { run_id: run_id.into(), attempt, lines })).await
     }
 
     async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError> {
@@ -358,7 +349,7 @@ impl Store for PostgresStore {
 
     async fn save_steps(&self, run_id: &str, owner: &str, attempt: u32, steps: Vec<Step>) -> Result<bool, StoreError> {
         let save = checkpoints::Save { run_id: run_id.into(), owner: owner.into(), attempt, steps };
-        timed(checkpoints::save(&self.checkpoints, &self.pool, save)).await
+        timed(checkpoints::save(&self.writers.checkpoints, &self.pool, save)).await
     }
 
     async fn enqueue_with_steps(&self, run: NewRun, steps: Vec<Step>) -> Result<Run, StoreError> {

@@ -1,32 +1,7 @@
-//! Logs, pruning and the health probe.
+//! Pruning and the health probe.
 
-use crate::{LogLine, StoreError};
+use crate::StoreError;
 use sqlx::PgPool;
-
-pub(crate) async fn append_logs(pool: &PgPool, run_id: &str, attempt: u32, lines: &[LogLine]) -> Result<(), StoreError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let seqs: Vec<i64> = lines.iter().map(|l| i64::from(l.seq)).collect();
-    let stamps: Vec<i64> = lines.iter().map(|l| l.ts).collect();
-    // Why: PostgreSQL text cannot hold NUL, which a handler may write to stderr.
-    let texts: Vec<String> = lines.iter().map(|l| l.line.replace('\0', "\u{fffd}")).collect();
-    // Why: only lines of a run that exists are kept, so pruning the run prunes all its lines;
-    // a line sent again (same attempt and seq) is kept once, the first one.
-    sqlx::query(
-        "INSERT INTO run_logs (run_id, attempt, seq, ts, line) \
-         SELECT $1, $2, l.seq, l.ts, l.line FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS l(seq, ts, line) \
-         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1) ON CONFLICT DO NOTHING",
-    )
-    .bind(run_id)
-    .bind(i64::from(attempt))
-    .bind(&seqs)
-    .bind(&stamps)
-    .bind(&texts)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
 
 /// How long a pruning statement may wait for a row lock another transaction holds, and how long
 /// it may run at all: past either it fails, and the pruner tries again at its next pass.

@@ -13,6 +13,7 @@ mod copies;
 mod event_ids;
 mod keys;
 mod lanes;
+mod logs;
 mod nodes;
 mod plans;
 mod prune;
