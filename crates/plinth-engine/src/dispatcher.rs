@@ -46,9 +46,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         // for one or two runs, took the one a schedule had just queued, and read as a backlog
         // (all it asked for), which then sent every new run to the queue. A run stored started
         // that finds the slots taken waits on this node for one (`InFlight::admit`).
-        let waiting = shared.inflight.waiting();
-        let busy = shared.inflight.busy() + waiting;
-        let free = shared.config.workers.saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX));
+        let load = shared.inflight.load();
+        let waiting = load.waiting;
+        let busy = load.busy + waiting;
+        // Why the room too: the sessions of step functions writing a step hold no slot
+        // (decision 0040); without it, every write would let one more run be claimed, until the
+        // node held all the queue. Without such sessions this bounds nothing more: the room
+        // is at least the slots.
+        let free = shared
+            .config
+            .workers
+            .saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX))
+            .min(u32::try_from(shared.room().saturating_sub(load.held())).unwrap_or(u32::MAX));
         let mut probe = false;
         let backlog = shared.backlog.load(std::sync::atomic::Ordering::SeqCst);
         // Why a probe: while runs wait here, every slot stays taken and no claim is made, so a

@@ -143,7 +143,7 @@ pub(crate) async fn exec(spec: &CommandSpec, env: &AttemptEnv<'_>, payload: Vec<
             None => (Vec::new(), false),
         }
     });
-    let sink = LogSink::new(env.store.clone(), &env.run.run_id, env.run.attempt, env.config.max_log_bytes);
+    let sink = LogSink::new(env.store.clone(), &env.run.run_id, env.run.attempt, env.config.max_log_bytes, env.log_seq.clone());
     let stderr = child.stderr.take();
     let err_quit = linger(ended_token.clone());
     let err_task = tokio::spawn(async move {

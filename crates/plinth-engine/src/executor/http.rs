@@ -186,7 +186,8 @@ impl HttpHandlers {
             }
         };
         let line = format!("http: POST {} {summary} in {elapsed_ms} ms", redacted(&target.url));
-        let log = LogLine { seq: 0, ts: plinth_core::timefmt::now_micros(), line };
+        let seq = env.log_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = LogLine { seq, ts: plinth_core::timefmt::now_micros(), line };
         if let Err(e) = env.store.append_logs(&run.run_id, run.attempt, vec![log]).await {
             tracing::warn!(error = %e, "cannot store the HTTP handler's log line");
         }

@@ -3,6 +3,7 @@
 use plinth_core::timefmt::now_micros;
 use plinth_store::{LogLine, Store};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The longest line kept; the rest of a longer line is cut.
@@ -18,7 +19,9 @@ pub(crate) struct LogSink {
     attempt: u32,
     budget: u64,
     used: u64,
-    seq: u32,
+    /// The attempt's next line number, shared by all its calls (a step function's session
+    /// makes several; each call's lines follow the last one's).
+    seq: Arc<AtomicU32>,
     pending: Vec<LogLine>,
     dropped_lines: u64,
     dropped_bytes: u64,
@@ -26,14 +29,14 @@ pub(crate) struct LogSink {
 }
 
 impl LogSink {
-    pub(crate) fn new(store: Arc<dyn Store>, run_id: &str, attempt: u32, budget: u64) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, run_id: &str, attempt: u32, budget: u64, seq: Arc<AtomicU32>) -> Self {
         Self {
             store,
             run_id: run_id.to_string(),
             attempt,
             budget,
             used: 0,
-            seq: 0,
+            seq,
             pending: Vec::new(),
             dropped_lines: 0,
             dropped_bytes: 0,
@@ -51,8 +54,7 @@ impl LogSink {
             return;
         }
         self.used += len;
-        self.pending.push(LogLine { seq: self.seq, ts: now_micros(), line });
-        self.seq += 1;
+        self.pending.push(LogLine { seq: self.seq.fetch_add(1, Ordering::Relaxed), ts: now_micros(), line });
         if self.pending.len() >= FLUSH_LINES {
             self.flush().await;
         }
@@ -81,7 +83,7 @@ impl LogSink {
                 "[plinth] {} more lines ({} bytes) dropped: the log limit of {} bytes per attempt was reached",
                 self.dropped_lines, self.dropped_bytes, self.budget
             );
-            self.pending.push(LogLine { seq: self.seq, ts: now_micros(), line: note });
+            self.pending.push(LogLine { seq: self.seq.fetch_add(1, Ordering::Relaxed), ts: now_micros(), line: note });
         }
         self.flush().await;
         self.last_line

@@ -26,6 +26,11 @@ pub(crate) struct AttemptEnv<'a> {
     pub(crate) base_dir: &'a Path,
     pub(crate) timeout: Duration,
     pub(crate) stop: &'a CancellationToken,
+    /// The admission holding the attempt's worker slot.
+    pub(crate) slot: &'a Stop,
+    /// The number of the attempt's next log line: each call of a step function's session
+    /// adds its lines after the last call's.
+    pub(crate) log_seq: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// How the handler's attempt ended, before policy is applied.
@@ -78,11 +83,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
             tracing::info!("attempt started");
             handle(&shared, &run, &stop).await
         };
-        if let Some((next, stop)) = shared.inflight.handler_done(&run.run_id, &stop) {
-            spawn(shared.clone(), next, stop);
-        } else if shared.slot_wanted.load(std::sync::atomic::Ordering::SeqCst) {
-            shared.wake.notify_one();
-        }
+        slot_freed(&shared, shared.inflight.handler_done(&run.run_id, &stop));
         let duration = started.elapsed();
         let finish = decide(&shared, &run, end, stop.reason());
         shared.metrics.in_flight(&run.function, -1);
@@ -108,6 +109,16 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
     }
     .instrument(span)
     .await;
+}
+
+/// Starts the run a freed slot went to, if any; otherwise tells the dispatcher, when it waits
+/// for a slot, that one is free.
+pub(crate) fn slot_freed(shared: &Arc<Shared>, next: Option<(Run, Stop)>) {
+    if let Some((next, stop)) = next {
+        spawn(shared.clone(), next, stop);
+    } else if shared.slot_wanted.load(std::sync::atomic::Ordering::SeqCst) {
+        shared.wake.notify_one();
+    }
 }
 
 /// Gives back to the queue a run that waited on this node for a slot too long, its attempt not
@@ -144,6 +155,8 @@ async fn handle(shared: &Arc<Shared>, run: &Run, stop: &Stop) -> AttemptEnd {
         base_dir: &component.base_dir,
         timeout,
         stop: stop.token(),
+        slot: stop,
+        log_seq: Arc::default(),
     };
     if spec.steps
         && let Some(handler @ (HandlerKind::Command(_) | HandlerKind::Http(_) | HandlerKind::Inngest(_))) = spec.handler.get()
@@ -181,7 +194,7 @@ async fn in_process_attempt(
         match in_process_memo(shared, run).await {
             Ok(memo) => {
                 steps::spans::resumed(run, &memo);
-                Some(Arc::new(in_process::StepState::new(shared.clone(), run.clone(), memo)))
+                Some(Arc::new(in_process::StepState::new(shared.clone(), run.clone(), stop.clone(), memo)))
             }
             Err(end) => return end,
         }

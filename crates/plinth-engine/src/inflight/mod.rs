@@ -1,5 +1,9 @@
 //! The attempts executing on this node, with their cancel tokens and per-function counts.
 
+mod away;
+
+use away::Resuming;
+
 use plinth_core::Run;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,6 +66,8 @@ struct Entry {
     /// Whether its handler is still at work (false once it returned and only its end is
     /// being written).
     busy: bool,
+    /// Whether its session gave up its slot while it writes a step (`away.rs`).
+    away: bool,
 }
 
 #[derive(Default)]
@@ -78,6 +84,11 @@ struct Inner {
     arrivals: u64,
     /// Handlers that returned since the node started: the rate at which slots free.
     ended: u64,
+    /// Step functions' sessions that wrote a step without their slot and wait for one again,
+    /// in the order they came back (`away.rs`).
+    resuming: std::collections::VecDeque<Resuming>,
+    /// Sessions writing a step without their slot.
+    away: usize,
 }
 
 impl Inner {
@@ -85,6 +96,9 @@ impl Inner {
     fn forget(&mut self, e: &Entry) {
         if e.busy {
             self.busy = self.busy.saturating_sub(1);
+        }
+        if e.away {
+            self.away = self.away.saturating_sub(1);
         }
         if let Some(n) = self.per_function.get_mut(&e.function) {
             *n = n.saturating_sub(1);
@@ -97,6 +111,24 @@ struct Waiting {
     run: Run,
     stop: Stop,
     since: std::time::Instant,
+}
+
+/// What [`InFlight::load`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// The attempts whose handler is at work: the worker slots taken.
+    pub(crate) busy: usize,
+    /// Runs stored started here and sessions back from a step's write, waiting for a slot.
+    pub(crate) waiting: usize,
+    /// Sessions writing a step without their slot.
+    pub(crate) away: usize,
+}
+
+impl Load {
+    /// Everything that holds or wants a slot here: what the node's `room` bounds.
+    pub(crate) fn held(&self) -> usize {
+        self.busy + self.waiting + self.away
+    }
 }
 
 /// The in-flight table.
@@ -115,7 +147,7 @@ impl InFlight {
         let stop = Stop::default();
         let mut inner = self.lock();
         *inner.per_function.entry(function.to_string()).or_default() += 1;
-        let entry = Entry { attempt, function: function.to_string(), stop: stop.clone(), busy: true };
+        let entry = Entry { attempt, function: function.to_string(), stop: stop.clone(), busy: true, away: false };
         if let Some(old) = inner.runs.insert(run_id.to_string(), entry) {
             inner.forget(&old);
         }
@@ -130,7 +162,7 @@ impl InFlight {
         let mut inner = self.lock();
         *inner.per_function.entry(run.function.clone()).or_default() += 1;
         let free = inner.busy < workers;
-        let entry = Entry { attempt: run.attempt, function: run.function.clone(), stop: stop.clone(), busy: free };
+        let entry = Entry { attempt: run.attempt, function: run.function.clone(), stop: stop.clone(), busy: free, away: false };
         if let Some(old) = inner.runs.insert(run.run_id.clone(), entry) {
             inner.forget(&old);
         }
@@ -158,26 +190,34 @@ impl InFlight {
     /// Marks the attempt's handler as returned: its slot is free for another attempt while
     /// its end is written. Why: the end is written in batches; holding the slot through the
     /// write halved the attempts a node could start per second with its slots. The slot goes
-    /// to the first run waiting for one, if any: returned to start now.
+    /// to the first session coming back from a step's write, else to the first run waiting
+    /// for one, if any: returned to start now.
     pub(crate) fn handler_done(&self, run_id: &str, stop: &Stop) -> Option<(Run, Stop)> {
         let mut inner = self.lock();
-        let was_busy =
-            inner.runs.get_mut(run_id).filter(|e| e.stop.same(stop)).is_some_and(|e| std::mem::replace(&mut e.busy, false));
-        if was_busy {
-            inner.busy = inner.busy.saturating_sub(1);
-            inner.ended += 1;
+        let e = inner.runs.get_mut(run_id).filter(|e| e.stop.same(stop))?;
+        let (was_busy, was_away) = (std::mem::replace(&mut e.busy, false), std::mem::replace(&mut e.away, false));
+        inner.ended += 1;
+        if was_away {
+            inner.away = inner.away.saturating_sub(1);
         }
-        let (_, Waiting { run, stop, .. }) = inner.waiting.pop_first()?;
-        if let Some(e) = inner.runs.get_mut(&run.run_id) {
-            e.busy = true;
+        if !was_busy {
+            return None;
         }
-        inner.busy += 1;
-        Some((run, stop))
+        inner.busy = inner.busy.saturating_sub(1);
+        inner.hand_over()
     }
 
     /// Runs stored started here that wait for a slot.
+    #[cfg(test)]
     pub(crate) fn waiting(&self) -> usize {
         self.lock().waiting.len()
+    }
+
+    /// What the node holds, for the dispatcher and the starter: slots taken, runs and sessions
+    /// waiting here for one, sessions away from theirs.
+    pub(crate) fn load(&self) -> Load {
+        let inner = self.lock();
+        Load { busy: inner.busy, waiting: inner.waiting.len() + inner.resuming.len(), away: inner.away }
     }
 
     /// Handlers that returned since the node started.
@@ -197,6 +237,7 @@ impl InFlight {
     }
 
     /// The attempts whose handler is at work: the worker slots taken.
+    #[cfg(test)]
     pub(crate) fn busy(&self) -> usize {
         self.lock().busy
     }
@@ -230,120 +271,4 @@ impl InFlight {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_per_function_and_stops_with_first_reason() {
-        let f = InFlight::default();
-        let s = f.insert("a", 1, "echo");
-        let b = f.insert("b", 2, "echo");
-        assert_eq!(f.running("echo"), 2);
-        assert_eq!(f.running("other"), 0);
-        assert!(f.stop("a", StopReason::Cancel));
-        assert!(!f.stop("zzz", StopReason::Cancel));
-        f.release_all();
-        assert_eq!(s.reason(), StopReason::Cancel);
-        assert!(s.token().is_cancelled());
-        assert_eq!(f.busy(), 2);
-        f.handler_done("a", &s);
-        f.handler_done("a", &s);
-        f.handler_done("ghost", &s);
-        f.handler_done("b", &s);
-        assert_eq!((f.busy(), f.len()), (1, 2), "a's slot is free, its lease still held; b is not a's");
-        f.remove("a", &s);
-        f.remove("a", &s);
-        f.remove("b", &s);
-        assert_eq!(f.running("echo"), 1);
-        assert_eq!(f.busy(), 1, "removing a run whose handler returned frees nothing twice");
-        assert_eq!(f.leases(), vec![("b".to_string(), 2)]);
-        f.remove("b", &b);
-        assert_eq!((f.busy(), f.len()), (0, 0));
-    }
-
-    fn run(id: &str, priority: i32) -> Run {
-        Run {
-            run_id: id.into(),
-            function: "f".into(),
-            status: plinth_core::RunStatus::Running,
-            attempt: 1,
-            max_attempts: 1,
-            input: serde_json::Value::Null,
-            output: None,
-            error: None,
-            created_at: 0,
-            started_at: Some(0),
-            finished_at: None,
-            next_attempt_at: None,
-            correlation_id: "c".into(),
-            idempotency_key: None,
-            trigger: plinth_core::Trigger::Api,
-            waiting_for: None,
-            priority,
-            cancel_requested: false,
-            attempts: None,
-            flow_key: None,
-            held_by: None,
-            traceparent: None,
-            tracestate: None,
-        }
-    }
-
-    #[test]
-    fn runs_waiting_here_start_by_priority_then_in_order() {
-        let f = InFlight::default();
-        let (_, first) = f.admit(run("busy", 0), 1).expect("the free slot");
-        for (id, p) in [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", -1)] {
-            assert!(f.admit(run(id, p), 1).is_none(), "{id} waits: the slot is taken");
-        }
-        assert_eq!((f.busy(), f.waiting(), f.len()), (1, 5, 6));
-        let mut order = Vec::new();
-        let (mut done, mut stop) = ("busy".to_string(), first);
-        while let Some((next, next_stop)) = f.handler_done(&done, &stop) {
-            f.remove(&done, &stop);
-            order.push(next.run_id.clone());
-            (done, stop) = (next.run_id, next_stop);
-        }
-        assert_eq!(order, ["b", "d", "a", "c", "e"]);
-        f.remove(&done, &stop);
-        assert_eq!((f.busy(), f.waiting(), f.len()), (0, 0, 0));
-    }
-
-    #[test]
-    fn only_runs_waiting_long_enough_are_taken_out() {
-        let f = InFlight::default();
-        let (_, busy) = f.admit(run("busy", 0), 1).expect("the free slot");
-        assert!(f.take_overdue(std::time::Duration::ZERO).is_empty(), "nothing waits");
-        assert!(f.admit(run("old", 0), 1).is_none());
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        assert!(f.admit(run("new", 0), 1).is_none());
-        assert!(f.take_overdue(std::time::Duration::from_secs(60)).is_empty(), "none waited a minute");
-        let taken: Vec<String> =
-            f.take_overdue(std::time::Duration::from_millis(20)).into_iter().map(|(r, _)| r.run_id).collect();
-        assert_eq!(taken, ["old"]);
-        assert_eq!(f.waiting(), 1, "the newer run still waits");
-        assert_eq!(f.len(), 3, "the run taken out keeps its lease until its end is written");
-        let (next, _) = f.handler_done("busy", &busy).expect("the newer run gets the slot");
-        assert_eq!(next.run_id, "new");
-    }
-
-    #[test]
-    fn an_old_admission_leaves_a_new_one_of_the_same_run_alone() {
-        let f = InFlight::default();
-        let (_, busy) = f.admit(run("busy", 0), 1).expect("the free slot");
-        assert!(f.admit(run("r", 0), 1).is_none(), "r waits");
-        let (_, old) = f.take_overdue(std::time::Duration::ZERO).pop().expect("r given back");
-        // r is claimed again by this node before the give-back's task forgets it.
-        f.handler_done("busy", &busy);
-        f.remove("busy", &busy);
-        let (_, new) = f.admit(run("r", 0), 1).expect("r starts on the free slot");
-        f.remove("r", &old);
-        assert_eq!((f.len(), f.busy(), f.leases()), (1, 1, vec![("r".to_string(), 1)]), "the new admission stays");
-        assert_eq!(f.running("f"), 1, "r counted once, busy's count gone");
-        assert!(f.handler_done("r", &old).is_none());
-        assert_eq!(f.busy(), 1, "the old admission frees no slot of the new one");
-        f.handler_done("r", &new);
-        f.remove("r", &new);
-        assert_eq!((f.len(), f.busy()), (0, 0));
-    }
-}
+mod tests;

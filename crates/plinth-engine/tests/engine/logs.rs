@@ -87,3 +87,58 @@ async fn a_line_is_stored_while_the_handler_still_runs() {
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!(h.logs(&id).await.len(), 1, "the line is stored once");
 }
+
+/// A step function behind HTTP: answers one step per call until it has `n`, then finishes.
+async fn steps_endpoint(n: usize) -> String {
+    let app = axum::Router::new().route(
+        "/steps",
+        axum::routing::post(move |body: String| async move {
+            let done =
+                serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["steps"].as_object().map(|m| m.len()));
+            match done {
+                Some(k) if k < n => (
+                    axum::http::StatusCode::PARTIAL_CONTENT,
+                    axum::Json(json!({"ops": [{"op": "step", "id": format!("s{k}"), "output": k}]})),
+                ),
+                Some(k) => (axum::http::StatusCode::OK, axum::Json(json!({"steps": k}))),
+                None => (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"message": "not an envelope"}))),
+            }
+        }),
+    );
+    crate::harness::serve_app(app).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_call_of_a_step_session_leaves_its_line_in_order() {
+    let base = steps_endpoint(3).await;
+    let f = format!("  - name: three\n    steps: true\n    handler:\n      http: {{url: '{base}/steps'}}\n");
+    let h = Harness::started(&f, |_| {}, config());
+    let id = h.enqueue("three", json!({})).await;
+    let run = h.wait_terminal(&id).await;
+    assert_eq!((run.status, run.output.clone()), (RunStatus::Succeeded, Some(json!({"steps": 3}))), "{run:#?}");
+    let logs = h.logs(&id).await;
+    let got: Vec<(u32, u32, bool)> =
+        logs.iter().map(|e| (e.attempt, e.line.seq, e.line.line.starts_with("http: POST"))).collect();
+    assert_eq!(got, [(1, 0, true), (1, 1, true), (1, 2, true), (1, 3, true)], "one line per call, numbered in order: {logs:#?}");
+    let answers: Vec<bool> = logs.iter().map(|e| e.line.line.contains("answered 206")).collect();
+    assert_eq!(answers, [true, true, true, false], "three steps, then the function's end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_step_sessions_calls_add_their_lines_after_the_last_calls() {
+    // The first call (no step stored) says so on stderr and reaches step `a`; the second,
+    // seeing `a` in its envelope, says so and finishes.
+    let script = "read -r envelope; case \"$envelope\" in *'\"a\":'*) echo second call >&2; echo '{\"output\": 2}';; \
+                  *) echo first call >&2; echo more >&2; echo '{\"ops\": [{\"op\": \"step\", \"id\": \"a\", \"output\": 1}]}';; esac";
+    let f = format!("{}    steps: true\n", sh_fn("two", script, ""));
+    let h = Harness::started(&f, |_| {}, config());
+    let id = h.enqueue("two", json!({})).await;
+    let run = h.wait_terminal(&id).await;
+    assert_eq!((run.status, run.output.clone()), (RunStatus::Succeeded, Some(json!(2))), "{run:#?}");
+    let got: Vec<(u32, String)> = h.logs(&id).await.into_iter().map(|e| (e.line.seq, e.line.line)).collect();
+    assert_eq!(got, [(0, "first call".to_string()), (1, "more".to_string()), (2, "second call".to_string())]);
+    // A second run numbers its own lines from 0.
+    let other = h.enqueue("two", json!({})).await;
+    h.wait_terminal(&other).await;
+    assert_eq!(h.logs(&other).await.first().map(|e| e.line.seq), Some(0));
+}

@@ -17,5 +17,6 @@ mod resume;
 mod schedules;
 mod scheduling;
 mod start_now;
+mod step_writes;
 mod steps_rust;
 mod trace;

@@ -9,6 +9,7 @@
 use super::{HandlerContext, HandlerError};
 use crate::Shared;
 use crate::executor::steps::{apply, put};
+use crate::inflight::Stop;
 use plinth_core::steps::protocol::ProtocolError;
 use plinth_core::steps::{MAX_STEP_ID, Step, StepError, StepStatus, Suspension, Wait};
 use plinth_core::timefmt::now_micros;
@@ -49,6 +50,8 @@ fn protocol(e: ProtocolError) -> HandlerError {
 pub(crate) struct StepState {
     shared: Arc<Shared>,
     run: Run,
+    /// The admission holding the attempt's worker slot, given up while a step is written.
+    slot: Stop,
     inner: Mutex<Inner>,
 }
 
@@ -73,9 +76,9 @@ enum Found {
 }
 
 impl StepState {
-    pub(crate) fn new(shared: Arc<Shared>, run: Run, memo: Vec<Step>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, run: Run, slot: Stop, memo: Vec<Step>) -> Self {
         let order = memo.iter().filter(|s| s.status.is_done()).map(|s| s.id.clone()).collect();
-        Self { shared, run, inner: Mutex::new(Inner { memo, order, pos: 0, counts: HashMap::new() }) }
+        Self { shared, run, slot, inner: Mutex::new(Inner { memo, order, pos: 0, counts: HashMap::new() }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -114,15 +117,22 @@ impl StepState {
         }
     }
 
-    /// Commits a step before the code after it runs.
+    /// Commits a step before the code after it runs, the worker slot given up meanwhile
+    /// (decision 0040).
     async fn checkpoint(&self, step: Step) -> Result<(), HandlerError> {
         crate::executor::steps::spans::finished(&self.run, std::slice::from_ref(&step));
+        crate::executor::slot_freed(&self.shared, self.shared.inflight.step_away(&self.run.run_id, &self.slot));
         let saved =
             self.shared.store.save_steps(&self.run.run_id, &self.shared.config.owner, self.run.attempt, vec![step.clone()]).await;
         match saved {
             Ok(true) => {
-                let mut inner = self.lock();
-                put(&mut inner.memo, step);
+                put(&mut self.lock().memo, step);
+                if crate::executor::steps::slot_again(&self.shared, &self.run, &self.slot).await.is_err() {
+                    // Why: stopped from outside while it waited for a slot; the engine ends the
+                    // attempt as stopped when it sees the stop, so the code after the step
+                    // never runs.
+                    std::future::pending::<()>().await;
+                }
                 Ok(())
             }
             Ok(false) => Err(signal(Signal::Lost)),

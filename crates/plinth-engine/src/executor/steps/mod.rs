@@ -10,6 +10,7 @@ pub(crate) mod spans;
 
 use super::{AttemptEnd, AttemptEnv};
 use crate::Shared;
+use crate::inflight::Stop;
 pub(crate) use apply::put;
 use apply::{Failure, Next, step_failed};
 use call::Called;
@@ -17,6 +18,7 @@ use plinth_core::steps::protocol::{self, Answer, Op, ProtocolError};
 use plinth_core::steps::{Step, StepError, StepStatus, Suspension, Wait};
 use plinth_core::timefmt::now_micros;
 use plinth_core::{Code, HandlerKind, RunError};
+use std::sync::Arc;
 
 fn failed(e: ProtocolError) -> AttemptEnd {
     AttemptEnd::Failed(RunError::new(e.code, e.message))
@@ -102,8 +104,38 @@ pub(crate) async fn save(shared: &Shared, run: &plinth_core::Run, dirty: &mut Ve
     }
 }
 
+/// Saves `dirty` with the attempt's worker slot given up meanwhile (decision 0040); with
+/// `back`, then takes a slot again, as the next call needs one. A write that fails ends the
+/// attempt without a slot.
+pub(crate) async fn save_away(
+    shared: &Arc<Shared>,
+    run: &plinth_core::Run,
+    slot: &Stop,
+    dirty: &mut Vec<Step>,
+    back: bool,
+) -> Result<(), AttemptEnd> {
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    super::slot_freed(shared, shared.inflight.step_away(&run.run_id, slot));
+    save(shared, run, dirty).await?;
+    if back { slot_again(shared, run, slot).await } else { Ok(()) }
+}
+
+/// Takes a worker slot again after a step's write, waiting for one if need be; a stop from
+/// outside (cancel, shutdown, lost lease) ends the wait.
+pub(crate) async fn slot_again(shared: &Shared, run: &plinth_core::Run, slot: &Stop) -> Result<(), AttemptEnd> {
+    let workers = usize::try_from(shared.config.workers).unwrap_or(usize::MAX);
+    let Some(wait) = shared.inflight.come_back(&run.run_id, slot, workers) else { return Ok(()) };
+    tokio::select! {
+        // Why either answer goes on: the sender is dropped only when the admission is gone.
+        _ = wait => Ok(()),
+        () = slot.token().cancelled() => Err(AttemptEnd::Stopped),
+    }
+}
+
 /// Runs one attempt of a step function.
-pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &AttemptEnv<'_>) -> AttemptEnd {
+pub(crate) async fn session(shared: &Arc<Shared>, handler: &HandlerKind<'_>, env: &AttemptEnv<'_>) -> AttemptEnd {
     let run = env.run;
     let mut memo = match shared.store.steps(&run.run_id).await {
         Ok(Some(m)) => m,
@@ -120,7 +152,7 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
         }
         let now = now_micros();
         let pending = settle(&mut memo, &mut dirty, now);
-        if let Err(end) = save(shared, run, &mut dirty).await {
+        if let Err(end) = save_away(shared, run, env.slot, &mut dirty, true).await {
             return end;
         }
         let targets = match pending {
@@ -146,20 +178,20 @@ pub(crate) async fn session(shared: &Shared, handler: &HandlerKind<'_>, env: &At
         match next {
             Ok(None) => {}
             Ok(Some(Ok(output))) => {
-                if let Err(end) = save(shared, run, &mut dirty).await {
+                if let Err(end) = save_away(shared, run, env.slot, &mut dirty, false).await {
                     return end;
                 }
                 return AttemptEnd::Succeeded(output);
             }
             Ok(Some(Err(suspension))) => {
-                if let Err(end) = save(shared, run, &mut dirty).await {
+                if let Err(end) = save_away(shared, run, env.slot, &mut dirty, false).await {
                     return end;
                 }
                 return AttemptEnd::Suspended(suspension);
             }
             Err(end) => return end,
         }
-        if let Err(end) = save(shared, run, &mut dirty).await {
+        if let Err(end) = save_away(shared, run, env.slot, &mut dirty, true).await {
             return end;
         }
     }
