@@ -20,6 +20,18 @@ pub(crate) fn config() -> EngineConfig {
     EngineConfig { lease: Duration::from_secs(2), kill_grace: Duration::from_millis(200), ..Default::default() }
 }
 
+/// The PostgreSQL database of the tests that need one (`PLINTH_TEST_DATABASE_URL`); without
+/// it, `what` says loudly that it is skipped, except under CI, where it fails.
+pub(crate) fn database_url(what: &str) -> Option<String> {
+    if let Some(url) = std::env::var("PLINTH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        return Some(url);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "PLINTH_TEST_DATABASE_URL must be set under CI: {what} cannot be skipped there");
+    eprintln!("\n!!!!! {what} SKIPPED: PLINTH_TEST_DATABASE_URL is not set !!!!!\n");
+    None
+}
+
 /// A function whose handler is the command `argv`; `policy` is a YAML flow mapping or "".
 pub(crate) fn command_fn(name: &str, argv: &[&str], policy: &str) -> String {
     let argv = serde_json::to_string(argv).expect("argv as JSON");

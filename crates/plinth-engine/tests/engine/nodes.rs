@@ -1,7 +1,7 @@
 //! Two engines ("nodes") on one PostgreSQL schema, racing to claim the same runs. Needs
 //! `PLINTH_TEST_DATABASE_URL`; without it the test says it is skipped (and fails under CI).
 
-use crate::harness::{component, rust_fn};
+use crate::harness::{component, database_url, rust_fn};
 use plinth_core::metrics::Metrics;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{NewRun, RunStatus};
@@ -12,16 +12,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn database_url() -> Option<String> {
-    if let Some(url) = std::env::var("PLINTH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        return Some(url);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(!ci, "PLINTH_TEST_DATABASE_URL must be set under CI: the multi-node engine test cannot be skipped there");
-    eprintln!("\n!!!!! multi-node engine test SKIPPED: PLINTH_TEST_DATABASE_URL is not set !!!!!\n");
-    None
-}
 
 /// Per run: how many nodes execute it right now, the most ever at once, and executions.
 #[derive(Default)]
@@ -88,7 +78,7 @@ async fn overview(store: &dyn Store, runs: u64) -> (Vec<plinth_store::NodeBeat>,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_racing_never_run_one_run_twice_at_once() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the multi-node engine test") else { return };
     let schema = format!("plinth_test_{}", plinth_core::ids::new_run_id().to_lowercase());
     let dir = tempfile::tempdir().expect("temp dir");
     let comp = Arc::new(component(&rust_fn("track", "track", "{retries: {max_attempts: 1}}"), dir.path().to_path_buf()));

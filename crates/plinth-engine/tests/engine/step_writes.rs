@@ -4,7 +4,7 @@
 //! taken by the test holds the step's write for as long as the test needs. Needs
 //! `PLINTH_TEST_DATABASE_URL`; without it the tests say they are skipped (and fail under CI).
 
-use crate::harness::{component, rust_fn};
+use crate::harness::{component, database_url, rust_fn};
 use plinth_core::metrics::Metrics;
 use plinth_core::timefmt::now_micros;
 use plinth_core::{NewRun, RunStatus};
@@ -16,16 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
-
-fn database_url() -> Option<String> {
-    if let Some(url) = std::env::var("PLINTH_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        return Some(url);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(!ci, "PLINTH_TEST_DATABASE_URL must be set under CI: the step-write tests cannot be skipped there");
-    eprintln!("\n!!!!! step-write engine tests SKIPPED: PLINTH_TEST_DATABASE_URL is not set !!!!!\n");
-    None
-}
 
 /// What the handlers tell the test, and what the test tells them.
 #[derive(Default)]
@@ -138,6 +128,20 @@ impl Node {
         tx
     }
 
+    /// Starts a run of `two`, holds its first step's write (the test's lock on its row) and
+    /// enqueues a run of `other` with `input`: their ids, and the transaction holding the lock.
+    async fn two_held_in_its_first_write(
+        &self,
+        s: &Signals,
+        input: Value,
+    ) -> (String, String, sqlx::Transaction<'static, sqlx::Postgres>) {
+        let two = self.enqueue("two", json!({})).await;
+        assert!(within("the step function reaches its first step", &s.in_first, 10).await);
+        let held = self.hold_row(&two).await;
+        let other = self.enqueue("other", input).await;
+        (two, other, held)
+    }
+
     async fn stop(mut self) {
         if let Some(e) = self.engine.take() {
             e.shutdown(Duration::from_secs(5)).await;
@@ -157,13 +161,10 @@ async fn within(what: &str, n: &Notify, secs: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_run_starts_on_the_slot_while_a_step_is_written() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the step-write engine tests") else { return };
     let s = Arc::new(Signals::default());
     let node = Node::start(url, s.clone()).await;
-    let two = node.enqueue("two", json!({})).await;
-    assert!(within("the step function reaches its first step", &s.in_first, 10).await);
-    let held = node.hold_row(&two).await;
-    let other = node.enqueue("other", json!({})).await;
+    let (two, other, held) = node.two_held_in_its_first_write(&s, json!({})).await;
     // Why a second: the other run may not start while the step function holds the only slot,
     // and a second is long for it to start once the slot is free.
     let early = tokio::time::timeout(Duration::from_secs(1), s.other_started.notified()).await.is_ok();
@@ -185,13 +186,10 @@ async fn another_run_starts_on_the_slot_while_a_step_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_waiting_for_its_slot_again_is_cancelled_and_the_slot_goes_on() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the step-write engine tests") else { return };
     let s = Arc::new(Signals::default());
     let node = Node::start(url, s.clone()).await;
-    let two = node.enqueue("two", json!({})).await;
-    assert!(within("the step function reaches its first step", &s.in_first, 10).await);
-    let held = node.hold_row(&two).await;
-    let other = node.enqueue("other", json!({"hold": true})).await;
+    let (two, other, held) = node.two_held_in_its_first_write(&s, json!({"hold": true})).await;
     s.first_go.notify_one();
     assert!(within("the other run starts while the first step is written", &s.other_started, 3).await);
     // The step is written now; the session waits for the slot the other run holds.
