@@ -124,15 +124,16 @@ impl StepState {
         crate::executor::slot_freed(&self.shared, self.shared.inflight.step_away(&self.run.run_id, &self.slot));
         let saved =
             self.shared.store.save_steps(&self.run.run_id, &self.shared.config.owner, self.run.attempt, vec![step.clone()]).await;
+        // Why whatever the write answered: the handler's code goes on after this call (it may
+        // handle a failed write), and it runs on a slot.
+        if crate::executor::steps::slot_again(&self.shared, &self.run, &self.slot).await.is_err() {
+            // Why: stopped from outside while it waited for a slot; the engine ends the attempt
+            // as stopped when it sees the stop, so the code after the step never runs.
+            std::future::pending::<()>().await;
+        }
         match saved {
             Ok(true) => {
                 put(&mut self.lock().memo, step);
-                if crate::executor::steps::slot_again(&self.shared, &self.run, &self.slot).await.is_err() {
-                    // Why: stopped from outside while it waited for a slot; the engine ends the
-                    // attempt as stopped when it sees the stop, so the code after the step
-                    // never runs.
-                    std::future::pending::<()>().await;
-                }
                 Ok(())
             }
             Ok(false) => Err(signal(Signal::Lost)),
