@@ -8,6 +8,7 @@ mod lanes;
 pub(crate) mod migrate;
 mod ops;
 mod read;
+mod readers;
 mod rows;
 mod stats;
 mod steps;
@@ -21,9 +22,10 @@ use crate::{
 use async_trait::async_trait;
 use plinth_core::steps::Step;
 use plinth_core::{NewRun, Run};
-use rusqlite::{Connection, OpenFlags};
+use readers::Readers;
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use writer::Op;
@@ -83,39 +85,6 @@ pub fn path_from_url(url: &str) -> Result<PathBuf, String> {
         return Err(format!("`{url}` is not a SQLite URL; write it like sqlite://.plinth/plinth.db"));
     }
     Ok(PathBuf::from(path))
-}
-
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl Readers {
-    const MAX_IDLE: usize = 8;
-    /// Each reader's page cache, in KiB.
-    const CACHE_KIB: u32 = 256;
-
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(c) = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
-            return Ok(c);
-        }
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        stable_plans(&conn)?;
-        // Why: a reader's page cache is dropped whenever the writer commits (WAL), so on a busy
-        // store it rarely helps, while up to nine readers at SQLite's default 2 MiB each grew the
-        // server by over 12 MiB as the file grew (bench: 100,000 waiting runs parked). The
-        // kernel's page cache still holds the file.
-        conn.execute_batch(&format!("PRAGMA cache_size = -{};", Self::CACHE_KIB))?;
-        Ok(conn)
-    }
-
-    fn put(&self, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < Self::MAX_IDLE {
-            idle.push(conn);
-        }
-    }
 }
 
 /// Keeps a cached statement's plan whatever values are bound to it.
@@ -179,7 +148,7 @@ impl SqliteStore {
             .name("plinth-sqlite-writer".into())
             .spawn(move || writer::run(conn, rx, &writer_notifier))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        let readers = Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
+        let readers = Arc::new(Readers::new(path));
         Ok(Self { tx, readers, notifier, path: path.to_path_buf() })
     }
 
@@ -208,15 +177,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let result = f(&conn);
-            readers.put(conn);
-            result.map_err(StoreError::from)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+        self.readers.read(f).await
     }
 
     /// Runs SQL on the writer connection. For tests that simulate a read-only or full disk

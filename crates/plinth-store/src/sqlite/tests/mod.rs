@@ -15,6 +15,7 @@ use tempfile::TempDir;
 
 mod lanes;
 mod pages;
+mod readers;
 
 pub(super) fn fresh() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("a temporary folder");
