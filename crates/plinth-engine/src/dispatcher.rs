@@ -58,6 +58,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             .workers
             .saturating_sub(u32::try_from(busy).unwrap_or(u32::MAX))
             .min(u32::try_from(shared.room().saturating_sub(load.held())).unwrap_or(u32::MAX));
+        // Why: with as many ends being written as the room, nothing is claimed until some are
+        // written (`Load::full`); the attempt that writes one wakes this loop.
+        if load.ending >= shared.room() {
+            if !sleep(&shared, POLL).await {
+                return;
+            }
+            continue;
+        }
         let mut probe = false;
         let backlog = shared.backlog.load(std::sync::atomic::Ordering::SeqCst);
         // Why a probe: while runs wait here, every slot stays taken and no claim is made, so a

@@ -36,7 +36,7 @@ impl plinth_store::Starter for EngineStarter {
         // what the node completed (decision 0028). A run that waits here too long goes back
         // to the queue (`give_back_overdue`), so a busy node keeps no run from an idle one.
         let room = shared.room();
-        if shared.inflight.load().held() >= room {
+        if shared.inflight.load().full(room) {
             queue_first(shared);
             return None;
         }

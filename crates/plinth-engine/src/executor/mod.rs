@@ -99,7 +99,11 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Run, stop: Stop) {
             Some(finish) => record(&shared, &run, finish, duration).await,
             None => tracing::warn!("lease lost during the attempt; another worker owns the run now"),
         }
-        shared.inflight.remove(&run.run_id, &stop);
+        // Why: a node full of ends being written claims nothing (`Load::full`); the dispatcher,
+        // if it waits for room, is told there is some.
+        if shared.inflight.remove(&run.run_id, &stop) && shared.slot_wanted.load(std::sync::atomic::Ordering::SeqCst) {
+            shared.wake.notify_one();
+        }
         // Why: a run of a function with a `concurrency` limit frees its lane once its end is
         // written; runs of that lane the last claim left due may start now. When that claim
         // found none due, a run queued since has woken the dispatcher on its own.

@@ -102,7 +102,7 @@ mod tests {
         assert_eq!((load.busy, load.waiting, load.away, load.held()), (0, 0, 1, 1), "away, its lease held");
         assert_eq!(f.len(), 1);
         assert!(f.come_back("a", &a, 1).is_none(), "the slot is free: a takes it at once");
-        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0 });
+        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0, ending: 0 });
         f.handler_done("a", &a);
         f.remove("a", &a);
         assert_eq!(f.load().held(), 0);
@@ -117,11 +117,11 @@ mod tests {
         let (b, b_stop) = f.step_away("a", &a).expect("a's write lets b start");
         assert_eq!(b.run_id, "b");
         let mut back = f.come_back("a", &a, 1).expect("b holds the slot: a waits");
-        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 1, away: 0 });
+        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 1, away: 0, ending: 0 });
         assert!(back.try_recv().is_err(), "not told yet");
         assert!(f.handler_done("b", &b_stop).is_none(), "the slot goes to a, not to a new run");
         assert!(back.try_recv().is_ok(), "a is told the slot is its own");
-        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0 });
+        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0, ending: 1 });
     }
 
     #[test]
@@ -152,7 +152,7 @@ mod tests {
         assert!(f.step_away("ghost", &a).is_none());
         assert_eq!(f.load().busy, 1, "a keeps its slot");
         assert!(f.come_back("a", &a, 1).is_none(), "a is not away");
-        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0 }, "nothing counted twice");
+        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0, ending: 0 }, "nothing counted twice");
         f.step_away("a", &a);
         f.remove("a", &a);
         assert_eq!(f.load().held(), 0, "a removed while away leaves no count behind");
@@ -167,7 +167,7 @@ mod tests {
         f.step_away("a", &a);
         let (_, b) = f.admit(run("b", 0), 1).expect("the slot a gave up");
         assert!(f.handler_done("a", &a).is_none(), "a's last step written, it ends without a slot");
-        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0 }, "b's slot is still b's");
+        assert_eq!(f.load(), super::super::Load { busy: 1, waiting: 0, away: 0, ending: 1 }, "b's slot is still b's");
         f.remove("a", &a);
         f.handler_done("b", &b);
         f.remove("b", &b);

@@ -68,6 +68,8 @@ struct Entry {
     busy: bool,
     /// Whether its session gave up its slot while it writes a step (`away.rs`).
     away: bool,
+    /// Whether its handler returned and only its end is being written.
+    ending: bool,
 }
 
 #[derive(Default)]
@@ -89,6 +91,8 @@ struct Inner {
     resuming: std::collections::VecDeque<Resuming>,
     /// Sessions writing a step without their slot.
     away: usize,
+    /// Attempts whose handler returned and whose end is being written.
+    ending: usize,
 }
 
 impl Inner {
@@ -99,6 +103,9 @@ impl Inner {
         }
         if e.away {
             self.away = self.away.saturating_sub(1);
+        }
+        if e.ending {
+            self.ending = self.ending.saturating_sub(1);
         }
         if let Some(n) = self.per_function.get_mut(&e.function) {
             *n = n.saturating_sub(1);
@@ -122,12 +129,27 @@ pub(crate) struct Load {
     pub(crate) waiting: usize,
     /// Sessions writing a step without their slot.
     pub(crate) away: usize,
+    /// Attempts whose handler returned and whose end is being written.
+    pub(crate) ending: usize,
 }
 
 impl Load {
     /// Everything that holds or wants a slot here: what the node's `room` bounds.
     pub(crate) fn held(&self) -> usize {
         self.busy + self.waiting + self.away
+    }
+
+    /// Whether the node may take no more runs: what holds or wants a slot fills the room, or
+    /// as many ends as the room wait to be written.
+    ///
+    /// Why the ends: a handler's slot is free as soon as it returns, so when ends are written
+    /// slower than handlers return, each slot freed let one more run be claimed and its end
+    /// wait with the others. On PostgreSQL, 200,000 runs started by events and drained from
+    /// the queue held 250 MB of such attempts at once (their tasks and runs), freed only when
+    /// the queue was empty. Why a bound of their own rather than a share of the room: counted
+    /// in it, they shrank each claim to the few runs a batch of ends had just made room for.
+    pub(crate) fn full(&self, room: usize) -> bool {
+        self.held() >= room || self.ending >= room
     }
 }
 
@@ -147,7 +169,7 @@ impl InFlight {
         let stop = Stop::default();
         let mut inner = self.lock();
         *inner.per_function.entry(function.to_string()).or_default() += 1;
-        let entry = Entry { attempt, function: function.to_string(), stop: stop.clone(), busy: true, away: false };
+        let entry = Entry { attempt, function: function.to_string(), stop: stop.clone(), busy: true, away: false, ending: false };
         if let Some(old) = inner.runs.insert(run_id.to_string(), entry) {
             inner.forget(&old);
         }
@@ -162,7 +184,14 @@ impl InFlight {
         let mut inner = self.lock();
         *inner.per_function.entry(run.function.clone()).or_default() += 1;
         let free = inner.busy < workers;
-        let entry = Entry { attempt: run.attempt, function: run.function.clone(), stop: stop.clone(), busy: free, away: false };
+        let entry = Entry {
+            attempt: run.attempt,
+            function: run.function.clone(),
+            stop: stop.clone(),
+            busy: free,
+            away: false,
+            ending: false,
+        };
         if let Some(old) = inner.runs.insert(run.run_id.clone(), entry) {
             inner.forget(&old);
         }
@@ -196,6 +225,9 @@ impl InFlight {
         let mut inner = self.lock();
         let e = inner.runs.get_mut(run_id).filter(|e| e.stop.same(stop))?;
         let (was_busy, was_away) = (std::mem::replace(&mut e.busy, false), std::mem::replace(&mut e.away, false));
+        if !std::mem::replace(&mut e.ending, true) {
+            inner.ending += 1;
+        }
         inner.ended += 1;
         if was_away {
             inner.away = inner.away.saturating_sub(1);
@@ -217,7 +249,7 @@ impl InFlight {
     /// waiting here for one, sessions away from theirs.
     pub(crate) fn load(&self) -> Load {
         let inner = self.lock();
-        Load { busy: inner.busy, waiting: inner.waiting.len() + inner.resuming.len(), away: inner.away }
+        Load { busy: inner.busy, waiting: inner.waiting.len() + inner.resuming.len(), away: inner.away, ending: inner.ending }
     }
 
     /// Handlers that returned since the node started.
@@ -225,15 +257,17 @@ impl InFlight {
         self.lock().ended
     }
 
-    /// Forgets the admission `stop` belongs to, once its end is written.
-    pub(crate) fn remove(&self, run_id: &str, stop: &Stop) {
+    /// Forgets the admission `stop` belongs to, once its end is written; whether it was an
+    /// end being written (room the node has again).
+    pub(crate) fn remove(&self, run_id: &str, stop: &Stop) -> bool {
         let mut inner = self.lock();
         if !inner.runs.get(run_id).is_some_and(|e| e.stop.same(stop)) {
-            return;
+            return false;
         }
-        if let Some(e) = inner.runs.remove(run_id) {
+        inner.runs.remove(run_id).is_some_and(|e| {
             inner.forget(&e);
-        }
+            e.ending
+        })
     }
 
     /// The attempts whose handler is at work: the worker slots taken.

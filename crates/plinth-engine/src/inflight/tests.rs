@@ -112,3 +112,42 @@ fn an_old_admission_leaves_a_new_one_of_the_same_run_alone() {
     f.remove("r", &new);
     assert_eq!((f.len(), f.busy()), (0, 0));
 }
+
+#[test]
+fn ends_being_written_fill_the_room_on_their_own_and_are_counted_once() {
+    let f = InFlight::default();
+    let a = f.insert("a", 1, "echo");
+    let b = f.insert("b", 1, "echo");
+    assert!(f.load().full(2), "two handlers at work fill a room of two");
+    assert!(!f.load().full(3));
+    f.handler_done("a", &a);
+    f.handler_done("a", &a);
+    assert_eq!((f.load().busy, f.load().ending), (1, 1), "a's end counted once, however often it is told");
+    f.handler_done("b", &b);
+    let load = f.load();
+    assert_eq!((load.held(), load.ending), (0, 2), "no slot held, two ends unwritten");
+    assert!(load.full(2), "as many ends as the room: the node takes no more");
+    assert!(!load.full(3));
+    assert!(f.remove("a", &a), "an end written gives room back");
+    assert!(!f.load().full(2));
+    assert_eq!(f.load().ending, 1);
+}
+
+#[test]
+fn removing_what_was_not_an_end_being_written_gives_no_room() {
+    let f = InFlight::default();
+    let a = f.insert("a", 1, "echo");
+    assert!(!f.remove("a", &Stop::default()), "a stale admission removes nothing");
+    assert!(!f.remove("ghost", &a), "nor does a run that is not here");
+    assert_eq!(f.len(), 1);
+    assert!(!f.remove("a", &a), "a run removed before its handler returned was no end being written");
+    assert_eq!((f.len(), f.load().ending, f.load().busy), (0, 0, 0));
+    let b = f.insert("b", 1, "echo");
+    f.handler_done("b", &b);
+    let c = f.insert("b", 2, "echo");
+    assert_eq!(f.load().ending, 0, "an admission replaced takes its end's count with it");
+    assert!(!f.remove("b", &b), "the old admission is gone");
+    f.handler_done("b", &c);
+    assert!(f.remove("b", &c));
+    assert_eq!(f.load(), Load { busy: 0, waiting: 0, away: 0, ending: 0 });
+}

@@ -3,6 +3,7 @@
 
 mod command;
 mod edges;
+mod end_writes;
 mod harness;
 mod http;
 mod in_process;
