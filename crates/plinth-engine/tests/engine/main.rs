@@ -13,6 +13,7 @@ mod live;
 mod logs;
 mod nodes;
 mod overview;
+mod pg_node;
 mod races;
 mod resume;
 mod schedules;

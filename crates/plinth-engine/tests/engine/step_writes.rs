@@ -4,13 +4,12 @@
 //! taken by the test holds the step's write for as long as the test needs. Needs
 //! `PLINTH_TEST_DATABASE_URL`; without it the tests say they are skipped (and fail under CI).
 
-use crate::harness::{component, database_url, rust_fn};
-use plinth_core::metrics::Metrics;
+use crate::harness::{database_url, rust_fn};
+use crate::pg_node::PgNode;
+use plinth_core::RunStatus;
 use plinth_core::timefmt::now_micros;
-use plinth_core::{NewRun, RunStatus};
-use plinth_engine::{Engine, EngineConfig, HandlerContext, Handlers};
-use plinth_store::postgres::{PostgresStore, drop_schema};
-use plinth_store::{CancelOutcome, Store};
+use plinth_engine::{EngineConfig, HandlerContext, Handlers};
+use plinth_store::CancelOutcome;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,92 +62,30 @@ fn handlers(s: Arc<Signals>) -> Handlers {
 }
 
 /// A node of one worker slot on a scratch schema, the step function `two` and the plain `other`.
-struct Node {
-    url: String,
-    schema: String,
-    store: Arc<dyn Store>,
-    engine: Option<Engine>,
-    component: Arc<plinth_core::component::Component>,
-    _dir: tempfile::TempDir,
+async fn start(url: String, signals: Arc<Signals>) -> PgNode {
+    let functions = format!(
+        "{}    steps: true\n{}",
+        rust_fn("two", "two", "{retries: {max_attempts: 1}}"),
+        rust_fn("other", "other", "{retries: {max_attempts: 1}}")
+    );
+    // Why one slot: a run other than the session's can start only on the slot the session
+    // gave up.
+    let config = EngineConfig { workers: 1, claim_batch: 1, lease: Duration::from_secs(5), ..Default::default() };
+    PgNode::start(url, &functions, handlers(signals), config).await
 }
 
-impl Node {
-    async fn start(url: String, signals: Arc<Signals>) -> Self {
-        let schema = format!("plinth_test_{}", plinth_core::ids::new_run_id().to_lowercase());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let functions = format!(
-            "{}    steps: true\n{}",
-            rust_fn("two", "two", "{retries: {max_attempts: 1}}"),
-            rust_fn("other", "other", "{retries: {max_attempts: 1}}")
-        );
-        let component = Arc::new(component(&functions, dir.path().to_path_buf()));
-        let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url, &schema).await.expect("connect"));
-        // Why one slot: a run other than the session's can start only on the slot the session
-        // gave up.
-        let config = EngineConfig { workers: 1, claim_batch: 1, lease: Duration::from_secs(5), ..Default::default() };
-        let engine = Engine::start(
-            store.clone(),
-            Arc::new(plinth_core::component::Live::new((*component).clone())),
-            Arc::new(handlers(signals)),
-            Arc::new(Metrics::new("p", "t")),
-            config,
-        );
-        Self { url, schema, store, engine: Some(engine), component, _dir: dir }
-    }
-
-    async fn enqueue(&self, function: &str, input: Value) -> String {
-        let (_, spec) = self.component.function(function).expect("function in the component");
-        let run = NewRun::of(spec, input, plinth_core::Trigger::Api, "corr", now_micros());
-        let id = run.run_id.clone();
-        self.store.enqueue(run).await.expect("enqueue");
-        if let Some(e) = &self.engine {
-            e.waker().notify_one();
-        }
-        id
-    }
-
-    async fn wait_terminal(&self, id: &str) -> plinth_core::Run {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let run = self.store.get(id, true).await.expect("get").expect("the run exists");
-            if run.status.is_terminal() || std::time::Instant::now() > deadline {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Locks the run's row from a connection of the test's own: the step's write, which locks
-    /// the row it saves for, waits until the returned transaction ends.
-    async fn hold_row(&self, id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
-        let pool = sqlx::PgPool::connect(&self.url).await.expect("the test's connection");
-        let mut tx = pool.begin().await.expect("begin");
-        let sql = format!("SELECT 1 FROM \"{}\".runs WHERE id = $1 FOR UPDATE", self.schema);
-        sqlx::query(&sql).bind(id).execute(&mut *tx).await.expect("lock the run's row");
-        tx
-    }
-
-    /// Starts a run of `two`, holds its first step's write (the test's lock on its row) and
-    /// enqueues a run of `other` with `input`: their ids, and the transaction holding the lock.
-    async fn two_held_in_its_first_write(
-        &self,
-        s: &Signals,
-        input: Value,
-    ) -> (String, String, sqlx::Transaction<'static, sqlx::Postgres>) {
-        let two = self.enqueue("two", json!({})).await;
-        assert!(within("the step function reaches its first step", &s.in_first, 10).await);
-        let held = self.hold_row(&two).await;
-        let other = self.enqueue("other", input).await;
-        (two, other, held)
-    }
-
-    async fn stop(mut self) {
-        if let Some(e) = self.engine.take() {
-            e.shutdown(Duration::from_secs(5)).await;
-        }
-        drop(self.store);
-        drop_schema(&self.url, &self.schema).await.expect("drop the scratch schema");
-    }
+/// Starts a run of `two`, holds its first step's write (the test's lock on its row) and
+/// enqueues a run of `other` with `input`: their ids, and the transaction holding the lock.
+async fn two_held_in_its_first_write(
+    node: &PgNode,
+    s: &Signals,
+    input: Value,
+) -> (String, String, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let two = node.enqueue("two", json!({})).await;
+    assert!(within("the step function reaches its first step", &s.in_first, 10).await);
+    let held = node.hold_row(&two).await;
+    let other = node.enqueue("other", input).await;
+    (two, other, held)
 }
 
 async fn within(what: &str, n: &Notify, secs: u64) -> bool {
@@ -163,8 +100,8 @@ async fn within(what: &str, n: &Notify, secs: u64) -> bool {
 async fn another_run_starts_on_the_slot_while_a_step_is_written() {
     let Some(url) = database_url("the step-write engine tests") else { return };
     let s = Arc::new(Signals::default());
-    let node = Node::start(url, s.clone()).await;
-    let (two, other, held) = node.two_held_in_its_first_write(&s, json!({})).await;
+    let node = start(url, s.clone()).await;
+    let (two, other, held) = two_held_in_its_first_write(&node, &s, json!({})).await;
     // Why a second: the other run may not start while the step function holds the only slot,
     // and a second is long for it to start once the slot is free.
     let early = tokio::time::timeout(Duration::from_secs(1), s.other_started.notified()).await.is_ok();
@@ -188,8 +125,8 @@ async fn another_run_starts_on_the_slot_while_a_step_is_written() {
 async fn a_session_waiting_for_its_slot_again_is_cancelled_and_the_slot_goes_on() {
     let Some(url) = database_url("the step-write engine tests") else { return };
     let s = Arc::new(Signals::default());
-    let node = Node::start(url, s.clone()).await;
-    let (two, other, held) = node.two_held_in_its_first_write(&s, json!({"hold": true})).await;
+    let node = start(url, s.clone()).await;
+    let (two, other, held) = two_held_in_its_first_write(&node, &s, json!({"hold": true})).await;
     s.first_go.notify_one();
     assert!(within("the other run starts while the first step is written", &s.other_started, 3).await);
     // The step is written now; the session waits for the slot the other run holds.
