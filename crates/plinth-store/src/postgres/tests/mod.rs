@@ -15,6 +15,7 @@ mod keys;
 mod lanes;
 mod logs;
 mod nodes;
+mod page_plans;
 mod plans;
 mod prune;
 mod status_pages;
