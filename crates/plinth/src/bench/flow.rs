@@ -109,6 +109,20 @@ async fn fill(client: &Client, n: usize, concurrency: usize, progress: &mut Prog
     Ok(())
 }
 
+/// Runs `n` no-op runs to their end, one at a time. Why: the page of succeeded runs of any
+/// function is then full on both sides of the comparison; otherwise it held only the schedule's
+/// few runs when first read and more after the fill (a longer page, not a slower store).
+async fn ended(client: &Client, n: usize) -> Result<(), String> {
+    for _ in 0..n {
+        let id = client.submit("noop").await?;
+        let run = client.wait_run(&id, 10).await?;
+        if run.get("status").and_then(Value::as_str) != Some("succeeded") {
+            return Err(format!("run {id} did not succeed: {run}"));
+        }
+    }
+    Ok(())
+}
+
 /// A free key's pickup on an empty store, then with `backlog` runs queued under one saturated
 /// key, on a server of its own.
 pub(crate) async fn backlog(opts: &ServerOptions, s: &Settings, progress: &mut Progress) -> Result<(Value, Vec<Value>), String> {
@@ -120,12 +134,16 @@ pub(crate) async fn backlog(opts: &ServerOptions, s: &Settings, progress: &mut P
     // page's worth of runs queued (a store with 5 runs answers a shorter page, not a faster one).
     let page = super::reads::BASE_QUEUE.min(s.backlog);
     fill(&client, page, s.concurrency, progress).await?;
+    ended(&client, super::reads::BASE_QUEUE).await?;
     let empty_reads = super::reads::time(&client, "hold", s.samples).await?;
     let started = std::time::Instant::now();
     fill(&client, s.backlog - page, s.concurrency, progress).await?;
     let fill_seconds = started.elapsed().as_secs_f64();
-    let loaded = free_pickup(&client, s.samples, "backlog", progress).await?;
+    // Why the reads before the pickups: the pickups' runs are runs of `hold` that succeed, so
+    // the page of its succeeded runs holds the first pickups' on both sides; read after the
+    // second, it held twice as many (a longer page, not a slower store).
     let loaded_reads = super::reads::time(&client, "hold", s.samples).await?;
+    let loaded = free_pickup(&client, s.samples, "backlog", progress).await?;
     // Why: the backlog never drains (its key's one place is held for ten minutes); the server is
     // killed with it rather than stopped.
     drop(server);
