@@ -53,7 +53,9 @@ pub(crate) fn list_query(f: &ListFilter) -> (String, Vec<Arg>) {
         // the generic plan, costed for an average function's share, and planned every read of
         // it anew (0.20 ms a call against 0.11 with 100,000 runs queued; decision 0044, "Later").
         args.push(Arg::Text(func.clone()));
-        clauses.push(if fixed { "function = ANY((SELECT ARRAY[$1::text])::text[])" } else { "function = ANY(ARRAY[$1])" }.to_string());
+        clauses.push(
+            if fixed { "function = ANY((SELECT ARRAY[$1::text])::text[])" } else { "function = ANY(ARRAY[$1])" }.to_string(),
+        );
     }
     // `clause` with `{}` where its argument goes.
     let mut add = |clause: &str, arg: Arg| {
