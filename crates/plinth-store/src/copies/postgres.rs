@@ -120,3 +120,20 @@ pub async fn analyze(url: &str, schema: &str) -> Result<(), StoreError> {
     conn.close().await?;
     Ok(())
 }
+
+/// Writes the database's dirty pages now (`CHECKPOINT`) and waits for it, so that the checkpoint
+/// a fill's write-ahead log forced is over before anything is timed; false when this role may
+/// not (PostgreSQL 15 wants a superuser or `pg_checkpoint`).
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn checkpoint(url: &str) -> Result<bool, StoreError> {
+    let mut conn = PgConnection::connect(url).await?;
+    let done = match sqlx::query("CHECKPOINT").execute(&mut conn).await {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => false,
+        Err(e) => return Err(e.into()),
+    };
+    conn.close().await?;
+    Ok(done)
+}

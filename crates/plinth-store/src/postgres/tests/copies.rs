@@ -4,7 +4,7 @@ use super::{database_url, fresh};
 use crate::StoreError;
 use crate::conformance::copies::{copies_are_runs_like_any_other, plan, templates};
 use crate::copies::RunCopies;
-use crate::copies::postgres::{analyze, copy_runs, data_directory, schema_bytes};
+use crate::copies::postgres::{analyze, checkpoint, copy_runs, data_directory, schema_bytes};
 use plinth_core::timefmt::now_micros;
 
 #[tokio::test]
@@ -33,4 +33,25 @@ async fn copies_are_written_into_the_schema_and_read_back_as_runs() {
     assert!(data_directory(&url).await.expect("ask").is_some(), "the test role may read the data directory");
     store.close().await;
     scratch.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_written_by_a_role_that_may_and_declined_for_one_that_may_not() {
+    let Some(url) = database_url() else { return };
+    assert!(checkpoint(&url).await.expect("checkpoint"), "the test role may checkpoint");
+
+    // A role of its own, without `pg_checkpoint`: told no, not failed.
+    let role = format!("plinth_no_checkpoint_{}", std::process::id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+    let create = format!("CREATE ROLE {role} LOGIN");
+    sqlx::Executor::execute(&mut admin, create.as_str()).await.expect("role");
+    // Why `role` in the start-up options: the session then runs as that role (`SET ROLE`).
+    let as_role = format!("{url}{}options=-crole%3D{role}", if url.contains('?') { '&' } else { '?' });
+    let declined = checkpoint(&as_role).await;
+    let drop = format!("DROP ROLE {role}");
+    sqlx::Executor::execute(&mut admin, drop.as_str()).await.expect("drop the role");
+    assert!(!declined.expect("asked"), "a role without the right is told no");
+
+    // No database there: an error, not a yes.
+    assert!(checkpoint("postgres://postgres@127.0.0.1:1/postgres").await.is_err(), "unreachable");
 }

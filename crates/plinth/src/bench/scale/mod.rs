@@ -163,7 +163,7 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     };
     fill_seconds += fill::copy(&place, backlog, progress).await?;
     let after = fill::store_bytes(&place).await?;
-    fill::settle(&place).await?;
+    fill::settle(&place, progress).await?;
     progress.done(&format!("bench: scale: {} finished and {} queued runs written in {fill_seconds:.1} s", s.history, s.backlog));
     let full_claims = fill::claim_cost(&place, FREE, HELD, s.samples).await?;
 
