@@ -114,8 +114,8 @@ pub(crate) async fn copy(place: &Place, mut copies: RunCopies, progress: &mut Pr
 /// with `max_wal_size` at 1 GB) were still writing when the full store was timed (the last one
 /// ran 88 s), so its paced `POST /run` window met the fill's checkpoint, not the store's size
 /// (p99 25.7 against 7.3 ms, p90 4.2 against 4.5; session 43). Runs arriving one by one over
-/// days leave no such backlog. SQLite's plans do not rest on statistics, and its fill commits
-/// its own pages.
+/// days leave no such backlog. SQLite's plans do not rest on statistics, and it has no
+/// background checkpoint to wait for.
 pub(crate) async fn settle(place: &Place, progress: &mut Progress) -> Result<(), String> {
     match place {
         Place::Sqlite(_) => Ok(()),
