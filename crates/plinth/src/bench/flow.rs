@@ -111,11 +111,11 @@ async fn fill(client: &Client, n: usize, concurrency: usize, progress: &mut Prog
 
 /// Runs `n` no-op runs to their end, one at a time. Why: the page of succeeded runs of any
 /// function is then full on both sides of the comparison; otherwise it held only the schedule's
-/// few runs when first read and more after the fill (a longer page, not a slower store). Why
-/// again after the fill: the schedule's runs of the fill's minute filled that page on its own,
-/// and a run of a schedule renders larger (its input and trigger are objects): with 100,000
-/// runs queued a page of 50 of them read in 0.97 to 1.09 ms, one of 48 no-op runs in 0.78 to
-/// 0.82 (0.72 to 0.90 with 100 queued; session 43).
+/// few runs on the small side (a longer page, not a slower store). Why on both after the fill:
+/// the schedule's runs of the fill's minute filled that page on their own, and a run of a
+/// schedule renders larger (its input and trigger are objects): with 100,000 runs queued a page
+/// of 50 of them read in 0.97 to 1.09 ms, one of 48 no-op runs in 0.78 to 0.82 (0.72 to 0.90
+/// with 100 queued; session 43).
 async fn ended(client: &Client, n: usize) -> Result<(), String> {
     for _ in 0..n {
         let id = client.submit("noop").await?;
@@ -128,26 +128,34 @@ async fn ended(client: &Client, n: usize) -> Result<(), String> {
 }
 
 /// A free key's pickup on an empty store, then with `backlog` runs queued under one saturated
-/// key, on a server of its own.
+/// key, on a server of its own; and the reads of that server against a second one, on a store
+/// of its own, holding what the first held before its fill.
 pub(crate) async fn backlog(opts: &ServerOptions, s: &Settings, progress: &mut Progress) -> Result<(Value, Vec<Value>), String> {
     let server = Server::start(opts, Duration::from_secs(30))?;
     let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
     client.ready(Duration::from_secs(10)).await?;
+    let base_server = Server::start(&opts.own_store("base", "base"), Duration::from_secs(30))?;
+    let base = Client::new(std::slice::from_ref(&base_server.addr), s.concurrency)?;
+    base.ready(Duration::from_secs(10)).await?;
     let empty = free_pickup(&client, s.samples, "empty", progress).await?;
+    // Why the same pickups on the second server: their runs are runs of `hold` that succeed, so
+    // the page of its succeeded runs holds as many on both.
+    free_pickup(&base, s.samples, "empty", progress).await?;
     // Why: the reads are compared with full pages on both sides, so the small side has a
     // page's worth of runs queued (a store with 5 runs answers a shorter page, not a faster one).
     let page = super::reads::BASE_QUEUE.min(s.backlog);
-    fill(&client, page, s.concurrency, progress).await?;
-    ended(&client, super::reads::BASE_QUEUE).await?;
-    let empty_reads = super::reads::time(&client, "hold", s.samples).await?;
+    fill(&base, page, s.concurrency, progress).await?;
     let started = std::time::Instant::now();
-    fill(&client, s.backlog - page, s.concurrency, progress).await?;
+    fill(&client, s.backlog, s.concurrency, progress).await?;
     let fill_seconds = started.elapsed().as_secs_f64();
     ended(&client, super::reads::BASE_QUEUE).await?;
+    ended(&base, super::reads::BASE_QUEUE).await?;
     // Why the reads before the pickups: the pickups' runs are runs of `hold` that succeed, so
     // the page of its succeeded runs holds the first pickups' on both sides; read after the
     // second, it held twice as many (a longer page, not a slower store).
-    let loaded_reads = super::reads::time(&client, "hold", s.samples).await?;
+    let mut both = super::reads::time_each(&[&base, &client], "hold", s.samples).await?;
+    let (loaded_reads, empty_reads) = (both.swap_remove(1), both.swap_remove(0));
+    drop(base_server);
     let loaded = free_pickup(&client, s.samples, "backlog", progress).await?;
     // Why: the backlog never drains (its key's one place is held for ten minutes); the server is
     // killed with it rather than stopped.

@@ -1,5 +1,6 @@
-//! The reads an operator makes, timed on one server with 100 runs queued and again with a
-//! backlog queued: the first page of runs, pages of the backlog's function (queued, and
+//! The reads an operator makes, timed on a server with 100 runs queued and on one with a
+//! backlog queued (in turn, [`time_each`]; or one after the other, as the scale part's servers
+//! on one store are): the first page of runs, pages of the backlog's function (queued, and
 //! succeeded, which it has none of but the flow part's pickups), a page of succeeded runs of any
 //! function, the newest run of that function (with the backlog, the back of its queue), the
 //! dashboard's overview and `/metrics`. Each is a ratio of p50s, flat at 1.5 at most (issue 16).
@@ -37,35 +38,49 @@ pub(crate) fn reads(function: &str, newest: &str) -> Vec<(&'static str, String)>
 /// the burst opened, not how large the table is.
 const WARM_UP: usize = 150;
 
-/// `samples` GETs of `path` one after another, after [`WARM_UP`] that must answer 200: the
-/// latencies (micros).
-async fn time_get(client: &Client, path: &str, samples: usize) -> Result<Vec<u64>, String> {
-    for _ in 0..WARM_UP {
-        let (status, body) = client.get_text(path).await?;
-        if status != 200 {
-            return Err(format!("GET {path} answered {status}: {}", body.chars().take(300).collect::<String>()));
+/// Every read of [`reads`] for the runs of `function`, timed on each of `clients` (servers that
+/// all have runs of it): one report per client, in order. Each read is warmed up with
+/// [`WARM_UP`] GETs per server, then its `samples` GETs go to the servers in turn. Why in turn:
+/// read one after the other (the empty side, the fill, the full side), the same page's p50 on
+/// the same empty side moved from 0.64 to 1.17 ms between two runs of the bench on a shared
+/// machine, more than the backlog moved it (session 43); read in turn, both sides meet the
+/// same moments.
+pub(crate) async fn time_each(clients: &[&Client], function: &str, samples: usize) -> Result<Vec<Value>, String> {
+    let mut newest = Vec::with_capacity(clients.len());
+    for client in clients {
+        let page = client.get_json(&format!("/runs?function={function}&limit=1")).await?;
+        let id = page["runs"][0]["run_id"].as_str().ok_or_else(|| format!("`{function}` has no run to read: {page}"))?;
+        newest.push(id.to_string());
+    }
+    let mut out = vec![Map::new(); clients.len()];
+    for (i, (name, _)) in reads(function, "").into_iter().enumerate() {
+        let paths: Vec<String> = newest.iter().map(|id| reads(function, id).swap_remove(i).1).collect();
+        for _ in 0..WARM_UP {
+            for (client, path) in clients.iter().zip(&paths) {
+                let (status, body) = client.get_text(path).await?;
+                if status != 200 {
+                    return Err(format!("GET {path} answered {status}: {}", body.chars().take(300).collect::<String>()));
+                }
+            }
+        }
+        let mut micros = vec![Vec::with_capacity(samples); clients.len()];
+        for _ in 0..samples.max(1) {
+            for ((client, path), micros) in clients.iter().zip(&paths).zip(micros.iter_mut()) {
+                let t = Instant::now();
+                client.get_text(path).await?;
+                micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+        }
+        for ((report, path), micros) in out.iter_mut().zip(paths).zip(micros) {
+            report.insert(name.to_string(), json!({"path": path, "latency": stats::summarize(&micros)}));
         }
     }
-    let mut micros = Vec::with_capacity(samples);
-    for _ in 0..samples.max(1) {
-        let t = Instant::now();
-        client.get_text(path).await?;
-        micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
-    }
-    Ok(micros)
+    Ok(out.into_iter().map(Value::Object).collect())
 }
 
 /// Times every read of [`reads`] for the runs of `function`, which must have at least one.
 pub(crate) async fn time(client: &Client, function: &str, samples: usize) -> Result<Value, String> {
-    let page = client.get_json(&format!("/runs?function={function}&limit=1")).await?;
-    let newest =
-        page["runs"][0]["run_id"].as_str().ok_or_else(|| format!("`{function}` has no run to read: {page}"))?.to_string();
-    let mut out = Map::new();
-    for (name, path) in reads(function, &newest) {
-        let micros = time_get(client, &path, samples).await?;
-        out.insert(name.to_string(), json!({"path": path, "latency": stats::summarize(&micros)}));
-    }
-    Ok(Value::Object(out))
+    Ok(time_each(&[client], function, samples).await?.swap_remove(0))
 }
 
 /// Each read's p50 ratio (`loaded` over `empty`, both from [`time`]) and its target.

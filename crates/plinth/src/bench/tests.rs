@@ -140,7 +140,10 @@ fn every_store_of_its_own_has_its_schema_dropped() {
     let base = scale_options(&opts).own_store("base", "base");
     assert_eq!(base.dir, std::path::PathBuf::from("/tmp/b/scale/base"), "a folder inside the scale measure's");
     let schemas = own_schemas("plinth_bench_a");
-    for own in [scale_options(&opts), base, opts.own_store("flow-backlog", "flow"), opts.own_store("dashboard", "ui")] {
+    let flow = opts.own_store("flow-backlog", "flow");
+    let flow_base = flow.own_store("base", "base");
+    assert_eq!(flow_base.dir, std::path::PathBuf::from("/tmp/b/flow-backlog/base"), "a folder inside the flow part's");
+    for own in [scale_options(&opts), base, flow, flow_base, opts.own_store("dashboard", "ui")] {
         let (url, schema) = own.postgres.expect("on PostgreSQL still");
         assert_eq!(url, "postgres://h/db");
         assert!(schemas.contains(&schema), "{schema} is dropped at the end: {schemas:?}");
