@@ -126,8 +126,8 @@ async fn run(args: &BenchArgs) -> Result<Value, String> {
 
 /// Every schema the benchmark's servers use: its own, and those of the servers on stores of
 /// their own (`ServerOptions::own_store`).
-fn own_schemas(schema: &str) -> [String; 6] {
-    ["", "_flow", "_flow_base", "_ui", "_scale", "_scale_base"].map(|suffix| format!("{schema}{suffix}"))
+fn own_schemas(schema: &str) -> [String; 7] {
+    ["", "_flow", "_flow_base", "_ui", "_scale", "_scale_base", "_scale_twin"].map(|suffix| format!("{schema}{suffix}"))
 }
 
 /// The flat-at-scale measure's servers: a folder and a schema of their own.

@@ -1,6 +1,6 @@
-//! The reads an operator makes, timed on a server with 100 runs queued and on one with a
-//! backlog queued (in turn, [`time_each`]; or one after the other, as the scale part's servers
-//! on one store are): the first page of runs, pages of the backlog's function (queued, and
+//! The reads an operator makes, timed in turn ([`time_each`]) on a server with 100 runs queued
+//! and on one with a backlog queued (the flow part's), or with the scale part's full store: the
+//! first page of runs, pages of the backlog's function (queued, and
 //! succeeded, which it has none of but the flow part's pickups), a page of succeeded runs of any
 //! function, the newest run of that function (with the backlog, the back of its queue), the
 //! dashboard's overview and `/metrics`. Each is a ratio of p50s, flat at 1.5 at most (issue 16).
@@ -76,11 +76,6 @@ pub(crate) async fn time_each(clients: &[&Client], function: &str, samples: usiz
         }
     }
     Ok(out.into_iter().map(Value::Object).collect())
-}
-
-/// Times every read of [`reads`] for the runs of `function`, which must have at least one.
-pub(crate) async fn time(client: &Client, function: &str, samples: usize) -> Result<Value, String> {
-    Ok(time_each(&[client], function, samples).await?.swap_remove(0))
 }
 
 /// Each read's p50 ratio (`loaded` over `empty`, both from [`time`]) and its target.

@@ -143,7 +143,9 @@ fn every_store_of_its_own_has_its_schema_dropped() {
     let flow = opts.own_store("flow-backlog", "flow");
     let flow_base = flow.own_store("base", "base");
     assert_eq!(flow_base.dir, std::path::PathBuf::from("/tmp/b/flow-backlog/base"), "a folder inside the flow part's");
-    for own in [scale_options(&opts), base, flow, flow_base, opts.own_store("dashboard", "ui")] {
+    let twin = scale_options(&opts).own_store("twin", "twin");
+    assert_eq!(twin.dir, std::path::PathBuf::from("/tmp/b/scale/twin"), "a folder inside the scale measure's");
+    for own in [scale_options(&opts), base, twin, flow, flow_base, opts.own_store("dashboard", "ui")] {
         let (url, schema) = own.postgres.expect("on PostgreSQL still");
         assert_eq!(url, "postgres://h/db");
         assert!(schemas.contains(&schema), "{schema} is dropped at the end: {schemas:?}");

@@ -3,9 +3,11 @@
 //! kept, each as a ratio that should stay within 1.5x; then `POST /run`'s p99 while the pruner
 //! deletes `--prune-runs` old runs. The disk is checked before anything is written, the store is
 //! filled with copies of real runs while no server runs, and the bytes a finished run takes are
-//! reported. Four servers of its own, one after the other, the first three on one store:
-//! 1. empty: pickup, paced `POST /run`, the reads; then the claim, timed through the store;
-//! 2. filled (retention far away): the same figures;
+//! reported. Five servers of its own, the first three on one store:
+//! 1. empty: pickup and paced `POST /run`; then the claim, timed through the store;
+//! 2. filled (retention far away): the same figures, then the reads, sent in turn to it and to a
+//!    twin of the empty store (a store of its own, given the same runs as 1 was), so both sides
+//!    of each read meet the same moments of the machine;
 //! 3. filled, with a retention that makes the old runs prunable: `POST /run` while they go;
 //! 4. on an empty store of its own: the same paced `POST /run` for as long as 3 took.
 
@@ -48,6 +50,18 @@ struct Figures {
     reads: Value,
 }
 
+/// Gives a store's first server what the empty side holds when it is measured: one run of
+/// [`HELD`] holding its key and [`super::reads::BASE_QUEUE`] queued behind it.
+async fn hold_the_key(client: &Client) -> Result<(), String> {
+    let input: Value = serde_json::from_str(HOLD_INPUT).map_err(|e| e.to_string())?;
+    for _ in 0..=super::reads::BASE_QUEUE {
+        client.submit_input(HELD, &input).await?;
+    }
+    Ok(())
+}
+
+/// The pickup and paced `POST /run` of one side; its reads are timed apart, in turn with the
+/// other side's (`reads: Null` until then).
 async fn figures(client: &Client, s: &Settings, tag: &str, progress: &mut Progress) -> Result<Figures, String> {
     // Why the round trip, not `created_at` to `started_at`: a run started as it is stored
     // (decision 0019) has the two equal, so that gap is 0 on both sides and its ratio says
@@ -64,8 +78,7 @@ async fn figures(client: &Client, s: &Settings, tag: &str, progress: &mut Progre
         idempotent: false,
     };
     let paced = load::round(client, load, &format!("scale ({tag}): paced POST /run"), progress).await?;
-    let reads = super::reads::time(client, HELD, s.samples).await?;
-    Ok(Figures { pickup, paced, reads })
+    Ok(Figures { pickup, paced, reads: Value::Null })
 }
 
 fn summary(f: &Figures, claims: &[u64]) -> Value {
@@ -111,11 +124,8 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     let server = Server::start(&far, Duration::from_secs(60))?;
     let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
     client.ready(Duration::from_secs(10)).await?;
-    client.submit_input(HELD, &serde_json::from_str(HOLD_INPUT).map_err(|e| e.to_string())?).await?;
-    for _ in 0..super::reads::BASE_QUEUE {
-        client.submit_input(HELD, &serde_json::from_str(HOLD_INPUT).map_err(|e| e.to_string())?).await?;
-    }
-    let empty = figures(&client, s, "empty", progress).await?;
+    hold_the_key(&client).await?;
+    let mut empty = figures(&client, s, "empty", progress).await?;
     let finished = some_run(&client, FREE, "succeeded").await?;
     let queued = some_run(&client, HELD, "queued").await?;
     // Why: a run of `hold` holds its key for ten minutes; the server is killed, not stopped.
@@ -167,12 +177,23 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     progress.done(&format!("bench: scale: {} finished and {} queued runs written in {fill_seconds:.1} s", s.history, s.backlog));
     let full_claims = fill::claim_cost(&place, FREE, HELD, s.samples).await?;
 
-    // 2. The full store.
+    // 2. The full store, its reads in turn with the empty store's twin. Why a twin: read one
+    // after the other (the empty store, the fill, the full store), the newest run of the
+    // function read 1.23 and 1.73 times slower full in two runs of one build (session 44),
+    // while read in turn in the flow part it stayed within 1.36; the empty store itself is full
+    // by now.
+    let (twin_opts, twin) = twin(&far, s, progress).await?;
     let server = Server::start(&far, Duration::from_secs(120))?;
     let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
     client.ready(Duration::from_secs(30)).await?;
-    let full = figures(&client, s, "full", progress).await?;
-    drop(server);
+    let mut full = figures(&client, s, "full", progress).await?;
+    let both = super::reads::time_each(&[&twin.1, &client], HELD, s.samples).await?;
+    [empty.reads, full.reads] =
+        both.try_into().map_err(|_| "the reads of two servers gave another count of reports".to_string())?;
+    drop((server, twin));
+    if twin_opts.postgres.is_none() {
+        let _ = std::fs::remove_dir_all(&twin_opts.dir);
+    }
     progress.done("bench: scale: the full store measured");
 
     // 3. The pruner at work.
@@ -197,6 +218,18 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
         map.insert("disk".into(), disk);
     }
     Ok((report, targets))
+}
+
+/// A server on an empty store of its own (schema `<schema>_twin`), given what the empty store
+/// held when it was measured: the held key and its queue, the pickups and the paced round.
+async fn twin(far: &ServerOptions, s: &Settings, progress: &mut Progress) -> Result<(ServerOptions, (Server, Client)), String> {
+    let opts = far.own_store("twin", "twin");
+    let server = Server::start(&opts, Duration::from_secs(60))?;
+    let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
+    client.ready(Duration::from_secs(10)).await?;
+    hold_the_key(&client).await?;
+    figures(&client, s, "empty twin", progress).await?;
+    Ok((opts, (server, client)))
 }
 
 fn p(v: &Value, pointer: &str) -> Option<f64> {
