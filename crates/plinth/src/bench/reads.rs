@@ -1,7 +1,7 @@
 //! The reads an operator makes, timed in turn ([`time_each`]) on a server with 100 runs queued
-//! and on one with a backlog queued (the flow part's), or with the scale part's full store: the
-//! first page of runs, pages of the backlog's function (queued, and
-//! succeeded, which it has none of but the flow part's pickups), a page of succeeded runs of any
+//! and on one with a backlog queued (the flow part's), or on an empty store and a full one (the
+//! scale part's): the first page of runs, pages of the backlog's function (queued, and
+//! succeeded, which it has none of but the pickups), a page of succeeded runs of any
 //! function, the newest run of that function (with the backlog, the back of its queue), the
 //! dashboard's overview and `/metrics`. Each is a ratio of p50s, flat at 1.5 at most (issue 16).
 
@@ -78,7 +78,7 @@ pub(crate) async fn time_each(clients: &[&Client], function: &str, samples: usiz
     Ok(out.into_iter().map(Value::Object).collect())
 }
 
-/// Each read's p50 ratio (`loaded` over `empty`, both from [`time`]) and its target.
+/// Each read's p50 ratio (`loaded` over `empty`, both from [`time_each`]) and its target.
 pub(crate) fn compare(empty: &Value, loaded: &Value, backlog: usize) -> (Value, Vec<Value>) {
     let mut ratios = Map::new();
     let mut targets = Vec::new();

@@ -179,9 +179,9 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
 
     // 2. The full store, its reads in turn with the empty store's twin. Why a twin: read one
     // after the other (the empty store, the fill, the full store), the newest run of the
-    // function read 1.23 and 1.73 times slower full in two runs of one build (session 44),
-    // while read in turn in the flow part it stayed within 1.36; the empty store itself is full
-    // by now.
+    // function read 1.19 and 1.73 times the empty store's in two runs of one build (session
+    // 44), while read in turn in the flow part it stayed within 1.36; and the empty store
+    // itself is full by now.
     let (twin_opts, twin) = twin(&far, s, progress).await?;
     let server = Server::start(&far, Duration::from_secs(120))?;
     let client = Client::new(std::slice::from_ref(&server.addr), s.concurrency)?;
@@ -220,8 +220,8 @@ pub(crate) async fn measure(opts: &ServerOptions, s: &Settings, progress: &mut P
     Ok((report, targets))
 }
 
-/// A server on an empty store of its own (schema `<schema>_twin`), given what the empty store
-/// held when it was measured: the held key and its queue, the pickups and the paced round.
+/// A server on an empty store of its own (schema `<schema>_scale_twin`), given what the empty
+/// store held when it was measured: the held key and its queue, the pickups and the paced round.
 async fn twin(far: &ServerOptions, s: &Settings, progress: &mut Progress) -> Result<(ServerOptions, (Server, Client)), String> {
     let opts = far.own_store("twin", "twin");
     let server = Server::start(&opts, Duration::from_secs(60))?;
