@@ -14,6 +14,7 @@ pub struct Notifier {
     cancels: broadcast::Sender<String>,
     ended: broadcast::Sender<String>,
     work: Arc<Notify>,
+    asked: Arc<Notify>,
 }
 
 impl Default for Notifier {
@@ -23,6 +24,7 @@ impl Default for Notifier {
             cancels: broadcast::channel(1024).0,
             ended: broadcast::channel(4096).0,
             work: Arc::new(Notify::new()),
+            asked: Arc::new(Notify::new()),
         }
     }
 }
@@ -39,6 +41,11 @@ impl Notifier {
     /// read the store again.
     pub fn resync(&self) {
         self.work.notify_one();
+        self.recheck();
+    }
+
+    /// Wakes every waiter, which reads its run again.
+    pub fn recheck(&self) {
         let mut map = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (_, list) in map.drain() {
             for s in list {
@@ -56,7 +63,16 @@ impl Notifier {
         // Why: waiters that timed out leave closed senders behind; drop them as we pass.
         list.retain(|s| !s.is_closed());
         list.push(tx);
+        drop(map);
+        self.asked.notify_one();
         rx
+    }
+
+    /// Notified when a waiter is registered: a store shared by several nodes asks the others to
+    /// announce their ends while some waiter here waits ([`Notifier::waiting`]).
+    #[must_use]
+    pub fn asked(&self) -> Arc<Notify> {
+        self.asked.clone()
     }
 
     /// Drops the closed waiters of `run_id` (after a long-poll timed out).
@@ -156,6 +172,21 @@ mod tests {
         assert_eq!(n.waiting(), 0);
         // The dispatcher's wake-up is kept until someone waits for it.
         tokio::time::timeout(std::time::Duration::from_secs(1), n.work().notified()).await.expect("work wake-up kept");
+    }
+
+    #[tokio::test]
+    async fn a_new_waiter_is_told_and_a_recheck_wakes_the_waiters_only() {
+        let n = Notifier::default();
+        let asked = n.asked();
+        let a = n.wait_terminal("a");
+        tokio::time::timeout(std::time::Duration::from_secs(1), asked.notified()).await.expect("the waiter is told");
+        n.recheck();
+        assert!(a.await.is_ok(), "woken to read again");
+        assert_eq!(n.waiting(), 0);
+        let quiet = tokio::time::timeout(std::time::Duration::from_millis(50), n.work().notified()).await;
+        assert!(quiet.is_err(), "a recheck does not wake the dispatcher");
+        n.recheck();
+        assert_eq!(n.waiting(), 0, "a recheck with nobody waiting is harmless");
     }
 
     #[tokio::test]

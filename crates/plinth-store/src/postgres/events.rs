@@ -6,15 +6,17 @@
 //! dispatcher's and long-polls' fallback reads cover a notice that is lost. Notices are sent
 //! after the commit that caused them, coalesced: a send in progress gathers what happens
 //! meanwhile into the next one, so a busy node sends a few notices per batch of commits
-//! rather than one per run.
+//! rather than one per run. Ends are announced only while another node waits for some
+//! (`interest`, decision 0045).
 
 use super::dedicated::Dedicated;
+use super::interest::Wanted;
 use super::{OP_TIMEOUT, lock_key};
 use crate::Notifier;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// PostgreSQL refuses a payload of 8000 bytes or more; ids are sent in chunks below this.
@@ -24,6 +26,10 @@ const MAX_PAYLOAD: usize = 7000;
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Pending {
     work: bool,
+    /// This node waits for ends (`i`).
+    ask: bool,
+    /// This node started announcing its ends (`a`): the askers' waiters read again.
+    answer: bool,
     terminal: Vec<String>,
     cancels: Vec<String>,
 }
@@ -32,10 +38,11 @@ struct Pending {
 #[derive(Debug)]
 pub(crate) struct Events {
     /// Tells this store's own notices from the others', which it has already acted on.
-    node: String,
-    channel: String,
+    pub(super) node: String,
+    pub(super) channel: String,
     pending: Mutex<Pending>,
     signal: Notify,
+    wanted: Wanted,
 }
 
 impl Events {
@@ -45,6 +52,7 @@ impl Events {
             channel: channel(schema),
             pending: Mutex::new(Pending::default()),
             signal: Notify::new(),
+            wanted: Wanted::new(),
         }
     }
 
@@ -58,8 +66,11 @@ impl Events {
         self.add(|p| p.work = true);
     }
 
-    /// Runs reached a terminal state.
+    /// Runs reached a terminal state: announced while another node waits for ends.
     pub(crate) fn terminal<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        if !self.wanted.at(Instant::now()) {
+            return;
+        }
         let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
         if !ids.is_empty() {
             self.add(|p| p.terminal.extend(ids));
@@ -71,7 +82,25 @@ impl Events {
         self.add(|p| p.cancels.push(id.to_string()));
     }
 
-    fn take(&self) -> Vec<String> {
+    /// This node waits for ends.
+    pub(crate) fn ask(&self) {
+        self.add(|p| p.ask = true);
+    }
+
+    /// Another node waits for ends: announce them for a while, and answer if that starts it.
+    fn asked(&self) {
+        if self.wanted.asked(Instant::now()) {
+            self.add(|p| p.answer = true);
+        }
+    }
+
+    /// Whether this node's ends are announced now.
+    #[cfg(test)]
+    pub(super) fn wanted_now(&self) -> bool {
+        self.wanted.at(Instant::now())
+    }
+
+    pub(super) fn take(&self) -> Vec<String> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         payloads(&self.node, &pending)
     }
@@ -82,11 +111,14 @@ fn channel(schema: &str) -> String {
     format!("plinth_{:016x}", lock_key(&["plinth-events", schema]))
 }
 
-/// `<kind> <node> [id,id,...]`: kind `w` (work), `t` (terminal) or `c` (cancel).
+/// `<kind> <node> [id,id,...]`: kind `w` (work), `i` (waits for ends), `a` (announces its
+/// ends from now on), `t` (terminal) or `c` (cancel).
 fn payloads(node: &str, p: &Pending) -> Vec<String> {
     let mut out = Vec::new();
-    if p.work {
-        out.push(format!("w {node}"));
+    for (kind, set) in [('w', p.work), ('i', p.ask), ('a', p.answer)] {
+        if set {
+            out.push(format!("{kind} {node}"));
+        }
     }
     for (kind, ids) in [('t', &p.terminal), ('c', &p.cancels)] {
         let mut current = String::new();
@@ -111,6 +143,8 @@ fn payloads(node: &str, p: &Pending) -> Vec<String> {
 #[derive(Debug, PartialEq, Eq)]
 enum Notice<'a> {
     Work,
+    Ask,
+    Answer,
     Terminal(Vec<&'a str>),
     Cancel(Vec<&'a str>),
 }
@@ -125,6 +159,8 @@ fn parse<'a>(payload: &'a str, own_node: &str) -> Option<Notice<'a>> {
     let mut ids = || parts.next().map(|s| s.split(',').filter(|id| !id.is_empty()).collect()).unwrap_or_default();
     match kind {
         "w" => Some(Notice::Work),
+        "i" => Some(Notice::Ask),
+        "a" => Some(Notice::Answer),
         "t" => Some(Notice::Terminal(ids())),
         "c" => Some(Notice::Cancel(ids())),
         _ => None,
@@ -175,7 +211,7 @@ pub(crate) async fn listen_loop(pool: PgPool, events: Arc<Events>, notifier: Arc
                 notifier.resync();
                 loop {
                     match listener.try_recv().await {
-                        Ok(Some(n)) => act(&notifier, parse(n.payload(), &events.node)),
+                        Ok(Some(n)) => act(&notifier, &events, parse(n.payload(), &events.node)),
                         // The connection dropped and was made again: notices may be lost.
                         Ok(None) => notifier.resync(),
                         Err(e) => {
@@ -200,9 +236,12 @@ async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error>
     tokio::time::timeout(OP_TIMEOUT, connect).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
-fn act(notifier: &Notifier, notice: Option<Notice<'_>>) {
+fn act(notifier: &Notifier, events: &Events, notice: Option<Notice<'_>>) {
     match notice {
         Some(Notice::Work) => notifier.work().notify_one(),
+        Some(Notice::Ask) => events.asked(),
+        // Why: ends committed before that node began announcing were not announced.
+        Some(Notice::Answer) => notifier.recheck(),
         Some(Notice::Terminal(ids)) => notifier.terminal(ids),
         Some(Notice::Cancel(ids)) => {
             for id in ids {
@@ -220,7 +259,7 @@ mod tests {
     #[test]
     fn payloads_carry_the_node_and_chunk_long_id_lists() {
         let ids: Vec<String> = (0..600).map(|i| format!("{i:026}")).collect();
-        let p = Pending { work: true, terminal: ids.clone(), cancels: vec!["c1".into()] };
+        let p = Pending { work: true, terminal: ids.clone(), cancels: vec!["c1".into()], ..Pending::default() };
         let out = payloads("n1", &p);
         assert_eq!(out[0], "w n1");
         assert!(out.iter().all(|s| s.len() < 8000), "every payload fits PostgreSQL's limit");
@@ -250,6 +289,9 @@ mod tests {
         assert_eq!(parse("t n2", "n1"), Some(Notice::Terminal(vec![])), "no ids is harmless");
         assert_eq!(parse("c n2 a,,b", "n1"), Some(Notice::Cancel(vec!["a", "b"])));
         assert_eq!(parse("w n2", "n1"), Some(Notice::Work));
+        assert_eq!(parse("i n2", "n1"), Some(Notice::Ask));
+        assert_eq!(parse("a n2 x", "n1"), Some(Notice::Answer), "ids after an answer are ignored");
+        assert_eq!(parse("i n1", "n1"), None, "our own ask");
     }
 
     #[test]
@@ -264,11 +306,41 @@ mod tests {
     async fn gathered_events_are_taken_once() {
         let e = Events::new("s");
         e.work();
+        e.terminal(["r0"]);
+        e.asked();
+        e.ask();
         e.terminal(["r1", "r2"]);
         e.terminal(std::iter::empty());
         e.cancel("r3");
         let node = e.node.clone();
-        assert_eq!(e.take(), vec![format!("w {node}"), format!("t {node} r1,r2"), format!("c {node} r3")]);
+        assert_eq!(
+            e.take(),
+            vec![
+                format!("w {node}"),
+                format!("i {node}"),
+                format!("a {node}"),
+                format!("t {node} r1,r2"),
+                format!("c {node} r3")
+            ],
+            "an end before another node asked is not announced"
+        );
         assert!(e.take().is_empty());
+        e.asked();
+        assert!(e.take().is_empty(), "a second ask while announcing is not answered");
+    }
+
+    #[tokio::test]
+    async fn an_ask_starts_the_announcing_and_an_answer_makes_the_waiters_read_again() {
+        let (notifier, e) = (Notifier::default(), Events::new("s"));
+        act(&notifier, &e, parse("t n2 r1", "n1"));
+        let waiter = notifier.wait_terminal("r1");
+        act(&notifier, &e, parse("a n2", "n1"));
+        assert!(waiter.await.is_ok(), "woken by the answer");
+        act(&notifier, &e, parse("i n2", "n1"));
+        e.terminal(["r2"]);
+        let node = e.node.clone();
+        assert_eq!(e.take(), vec![format!("a {node}"), format!("t {node} r2")]);
+        act(&notifier, &e, None);
+        assert_eq!(notifier.waiting(), 0);
     }
 }

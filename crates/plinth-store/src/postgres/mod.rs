@@ -19,6 +19,7 @@ mod expiry;
 mod finish;
 mod flow;
 mod insert;
+mod interest;
 mod lanes;
 mod leader;
 mod leases;
@@ -103,6 +104,7 @@ impl PostgresStore {
         let mut tasks = vec![
             tokio::spawn(events::listen_loop(pool.clone(), events.clone(), notifier.clone())),
             tokio::spawn(events::send_loop(dedicated::Dedicated::new(pool.clone()), events.clone())),
+            tokio::spawn(interest::ask_loop(events.clone(), notifier.clone())),
         ];
         tasks.extend(batch_tasks);
         Ok(Self {

@@ -73,16 +73,60 @@ async fn an_enqueue_on_one_node_wakes_the_other_but_not_another_schema() {
     scratch.drop_now().await;
 }
 
+/// Enqueues a run on `node` and claims it there, ready to be ended.
+async fn running(node: &PostgresStore, owner: &str) -> plinth_core::Run {
+    let Enqueued::Created(run) = node.enqueue(new_run("echo", json!(1))).await.expect("enqueue") else { panic!("created") };
+    let claimed = claim_all(node, owner, "echo", 1).await;
+    assert_eq!(claimed.len(), 1, "the run is claimed");
+    claimed.into_iter().next().unwrap_or(run)
+}
+
+/// Waits until `node` announces its ends, as it does once another node asked.
+async fn wanted(node: &PostgresStore) {
+    let started = Instant::now();
+    while !node.events.wanted_now() {
+        assert!(started.elapsed() < Duration::from_secs(3), "the node hears that another one waits");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_ended_on_one_node_ends_a_long_poll_on_the_other() {
     let Some((mut scratch, a, b)) = two_nodes().await else { return };
-    let Enqueued::Created(run) = a.enqueue(new_run("echo", json!(1))).await.expect("enqueue") else { panic!("created") };
-    let claimed = claim_all(&a, "node-a", "echo", 1).await;
-    let mut waiter = b.notifier().wait_terminal(&run.run_id);
+    // Ended before `a` heard that `b` waits, as when `b` read the run just before the end and
+    // registered its waiter just after: nothing announced the end, but `a`'s answer to the ask
+    // makes `b`'s waiter read again, so the wait ends all the same.
+    let first = running(&a, "node-a").await;
+    assert!(a.finish(succeeded(&first.run_id, "node-a", first.attempt)).await.expect("finish"));
+    let mut waiter = b.notifier().wait_terminal(&first.run_id);
+    tokio::time::timeout(Duration::from_secs(2), &mut waiter).await.expect("b is told to read again").expect("fired");
+    // Once `a` announces its ends, only the waiter of the run that ended is woken.
+    let second = running(&a, "node-a").await;
+    let mut waiter = b.notifier().wait_terminal(&second.run_id);
     let mut unrelated = b.notifier().wait_terminal("01ARZ3NDEKTSV4RRFFQ69G5FAV");
-    assert!(a.finish(succeeded(&run.run_id, "node-a", claimed[0].attempt)).await.expect("finish"));
+    wanted(&a).await;
+    assert!(a.finish(succeeded(&second.run_id, "node-a", second.attempt)).await.expect("finish"));
     tokio::time::timeout(Duration::from_secs(2), &mut waiter).await.expect("b hears the run ended").expect("fired");
     assert!(unrelated.try_recv().is_err(), "a waiter for another run keeps waiting");
+    a.close().await;
+    b.close().await;
+    scratch.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ends_are_not_announced_while_no_other_node_waits() {
+    let Some((mut scratch, a, b)) = two_nodes().await else { return };
+    let url = database_url().expect("set");
+    let mut heard = sqlx::postgres::PgListener::connect(&url).await.expect("listener");
+    heard.listen(&a.events.channel).await.expect("listen");
+    let run = running(&a, "node-a").await;
+    assert!(a.finish(succeeded(&run.run_id, "node-a", run.attempt)).await.expect("finish"));
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok(n)) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), heard.recv()).await {
+        assert!(!n.payload().starts_with('t'), "no end announced while nobody waits: {}", n.payload());
+    }
+    assert!(!a.events.wanted_now() && !b.events.wanted_now(), "neither node was asked");
+    let _ = heard.unlisten_all().await;
     a.close().await;
     b.close().await;
     scratch.drop_now().await;
