@@ -101,6 +101,17 @@ impl Notifier {
         }
     }
 
+    /// Drops every waiter that stopped waiting (a request that returned or timed out, whether or
+    /// not it called [`Notifier::forget_closed`]); how many runs still have a waiter.
+    pub fn prune_closed(&self) -> usize {
+        let mut map = self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, list| {
+            list.retain(|s| !s.is_closed());
+            !list.is_empty()
+        });
+        map.len()
+    }
+
     /// How many runs have waiters (for tests and leak checks).
     #[must_use]
     pub fn waiting(&self) -> usize {
@@ -160,6 +171,19 @@ mod tests {
         assert_eq!(n.waiting(), 0);
         n.forget_closed("never");
         n.terminal(["x"]);
+    }
+
+    #[tokio::test]
+    async fn pruning_drops_the_waiters_that_stopped_waiting_only() {
+        let n = Notifier::default();
+        assert_eq!(n.prune_closed(), 0, "nobody waits");
+        drop(n.wait_terminal("gone"));
+        let _kept = n.wait_terminal("kept");
+        let _also = n.wait_terminal("kept");
+        drop(n.wait_terminal("kept"));
+        assert_eq!(n.waiting(), 2, "a waiter that stopped stays until pruned");
+        assert_eq!(n.prune_closed(), 1, "only the run with an open waiter is left");
+        assert_eq!(n.waiting(), 1);
     }
 
     #[tokio::test]

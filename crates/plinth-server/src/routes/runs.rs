@@ -234,7 +234,13 @@ pub(crate) async fn show(
     loop {
         // Why: the waiter is registered before the read, so a finish in between is not missed.
         let waiter = (wait > 0.0).then(|| notifier.wait_terminal(&id));
-        let mut run = state.store.get(&id, true).await?.ok_or_else(|| not_found(&id))?;
+        let found = state.store.get(&id, true).await;
+        let Ok(Some(mut run)) = found else {
+            // Why: a waiter left behind would keep this node asking the others for their ends.
+            drop(waiter);
+            notifier.forget_closed(&id);
+            return Err(found.map_or_else(Into::into, |_| not_found(&id)));
+        };
         run.held_by = super::flow::held_by(&state, &run).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let Some(waiter) = waiter.filter(|_| !run.status.is_terminal() && !left.is_zero()) else {

@@ -135,6 +135,9 @@ async fn wait_times_out_and_rejects_bad_values() {
     assert_problem(&h.get(&format!("/runs/{id}?wait=61")).await, 400, "PLINTH_014");
     assert_problem(&h.get(&format!("/runs/{id}?wait=soon")).await, 400, "PLINTH_014");
     assert_problem(&h.get(&format!("/runs/{id}?color=red")).await, 400, "PLINTH_014");
+    let unknown = h.get("/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV?wait=5").await;
+    assert_problem(&unknown, 404, "PLINTH_006");
+    assert_eq!(h.state.store.notifier().waiting(), 0, "a wait for a run that is not there leaves no waiter behind");
 }
 
 #[tokio::test]

@@ -60,7 +60,9 @@ pub(crate) async fn ask_loop(events: Arc<Events>, notifier: Arc<Notifier>) {
     let asked = notifier.asked();
     loop {
         asked.notified().await;
-        while notifier.waiting() > 0 {
+        // Why pruned: a waiter whose request ended without forgetting it (an error, a run not
+        // found) would otherwise keep this node asking, and every other node announcing.
+        while notifier.prune_closed() > 0 {
             events.ask();
             tokio::time::sleep(REFRESH).await;
         }
@@ -104,10 +106,12 @@ mod tests {
         let waiter = notifier.wait_terminal("r1");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(events.take(), vec![format!("i {}", events.node)], "asked once the waiter registered");
+        tokio::time::sleep(REFRESH + Duration::from_millis(400)).await;
+        assert_eq!(events.take(), vec![format!("i {}", events.node)], "asked again while the waiter waits");
         drop(waiter);
-        notifier.forget_closed("r1");
-        tokio::time::sleep(REFRESH + Duration::from_millis(100)).await;
-        assert!(events.take().is_empty(), "no refresh once nobody waits");
+        tokio::time::sleep(REFRESH + Duration::from_millis(400)).await;
+        assert!(events.take().is_empty(), "no refresh once nobody waits, though the waiter was never forgotten");
+        assert_eq!(notifier.waiting(), 0, "and the closed waiter is gone");
         task.abort();
     }
 }

@@ -32,7 +32,12 @@ pub(crate) async fn live(State(ui): State<Ui>, Path(id): Path<String>) -> Respon
             let notifier = ui.app.store.notifier();
             // Why: the waiter is registered before the read, so an end in between is not missed.
             let ended = notifier.wait_terminal(&id);
-            let run = ui.app.store.get(&id, false).await.ok().flatten()?;
+            let Some(run) = ui.app.store.get(&id, false).await.ok().flatten() else {
+                // Why: a waiter left behind would keep this node asking the others for their ends.
+                drop(ended);
+                notifier.forget_closed(&id);
+                return None;
+            };
             let steps = ui.app.store.steps(&id).await.ok().flatten().map_or(0, |s| s.len());
             let logs = ui.app.store.logs(&id).await.ok().flatten().map_or(0, |l| l.len());
             let now = mark(&run, steps, logs);

@@ -34,6 +34,28 @@ async fn runs_are_served_from_postgres_and_survive_a_restart() {
     assert_eq!((code, run["output"].clone()), (200, json!({"n": 1})), "the run is still there after a restart: {run}");
 }
 
+/// A long-poll on one node returns a run the other node accepted and ran, both ways round: the
+/// waiting node asks the other to announce its ends (decision 0045).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_node_returns_a_run_the_other_ran() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema { url: url.clone(), name: format!("plinth_cli_two_{}", std::process::id()) };
+    let (dir, config) = component_dir(
+        "component: {name: pg, version: '1'}\nfunctions:\n  - name: slow\n    handler: {command: {argv: [sh, -c, 'sleep 0.3; cat']}}\n",
+    );
+    let args = ["--database-url", url.as_str(), "--database-schema", schema.name.as_str()];
+    let c = client();
+    let a = Served::start(&config, &args, dir.path());
+    let b = Served::start(&config, &args, dir.path());
+    for (i, (accepting, waiting)) in [(&a, &b), (&b, &a)].into_iter().enumerate() {
+        let id = submit(&c, accepting, "slow", json!({"i": i})).await;
+        let (code, run) = send(c.get(waiting.url(&format!("/runs/{id}?wait=20")))).await;
+        assert_eq!((code, run["status"].as_str(), run["output"].clone()), (200, Some("succeeded"), json!({"i": i})), "{run}");
+    }
+    let (code, run) = send(c.get(b.url("/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV?wait=1"))).await;
+    assert_eq!(code, 404, "an unknown run is not found, waited for or not: {run}");
+}
+
 #[test]
 fn an_unreachable_postgres_stops_start_up_without_echoing_the_password() {
     let (dir, config) = component_dir(COMPONENT);
