@@ -69,7 +69,7 @@ impl Notifier {
     }
 
     /// Notified when a waiter is registered: a store shared by several nodes asks the others to
-    /// announce their ends while some waiter here waits ([`Notifier::waiting`]).
+    /// announce their ends while some waiter here waits ([`Notifier::prune_closed`]).
     #[must_use]
     pub fn asked(&self) -> Arc<Notify> {
         self.asked.clone()
