@@ -27,7 +27,7 @@ impl Writers {
         let (checkpoints, checkpoint_jobs) = mpsc::channel(1024);
         let (logs, log_jobs) = mpsc::channel(1024);
         let tasks = vec![
-            tokio::spawn(batch_loop(Dedicated::with_setup(pool.clone(), dedicated::GENERIC_PLANS), finish_jobs)),
+            tokio::spawn(batch_loop(Dedicated::with_setup(pool.clone(), dedicated::ENDS_SETUP), finish_jobs)),
             tokio::spawn(batch_loop(Dedicated::new(pool.clone()), insert_jobs)),
             tokio::spawn(batch_loop(Dedicated::new(pool.clone()), checkpoint_jobs)),
             tokio::spawn(batch_loop(Dedicated::with_setup(pool.clone(), logs::LOG_SETUP), log_jobs)),

@@ -18,7 +18,20 @@ use sqlx::{PgConnection, PgPool};
 /// at 2,389 of its 2,572 calls (0.44 ms each). Both statements are written so that their
 /// generic plan reads each run by primary key (claim in leases.rs, ends in finish.rs). The
 /// flow-control lanes ask for custom plans in their own transactions (flow.rs).
+/// The store's own connections set it with more ([`ENDS_SETUP`], [`CLAIM_SETUP`], the log
+/// lines'); alone, it is what the plan tests compare against.
+#[cfg(test)]
 pub(crate) const GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan";
+
+/// The batched ends' connection: [`GENERIC_PLANS`], and each run and attempt read by its key in
+/// a nested loop, whatever the statistics. Why: the plan is made on the connection's first
+/// batch, often while the tables are empty. On one table the ends read by primary key all the
+/// same (finish.rs). On tables partitioned by run id (decision 0026's plan), the plan made on
+/// empty partitions hashed every partition for each batch; in a nested loop keyed by the run's
+/// id, PostgreSQL prunes the partitions a run is not in as the statement runs, so a batch reads
+/// one partition whatever their number (`postgres/tests/partitioned.rs`, session 46).
+pub(crate) const ENDS_SETUP: &str = "SET plan_cache_mode = force_generic_plan; SET enable_hashjoin = off; \
+    SET enable_mergejoin = off; SET enable_material = off; SET enable_seqscan = off";
 
 /// The claims' connection: [`GENERIC_PLANS`], and no sort where an index can give the order.
 /// Why: the claim's probe of each wanted function and its pick of a function's runs ask for

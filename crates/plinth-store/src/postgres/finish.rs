@@ -81,18 +81,18 @@ WITH input AS (
   AS i(id, owner, attempt, n_status, c_status, n_output, c_output, n_error, c_error, n_next, c_next, n_attempt, c_attempt,
     now, outcome, attempt_error, duration_us) ORDER BY id COLLATE \"C\"),
 held AS (
-  SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
+  SELECT i.*, h.cancel FROM input i CROSS JOIN LATERAL (
     SELECT r.cancel_requested AS cancel FROM runs r
     WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = (SELECT 'running'::text)
     FOR UPDATE) h),
 decided AS (
   SELECT i.id, i.attempt, i.now, i.outcome, i.attempt_error, i.duration_us,
-    CASE WHEN h.cancel THEN i.c_status ELSE i.n_status END AS status,
-    CASE WHEN h.cancel THEN i.c_output ELSE i.n_output END AS output,
-    CASE WHEN h.cancel THEN i.c_error ELSE i.n_error END AS error,
-    CASE WHEN h.cancel THEN i.c_next ELSE i.n_next END AS next,
-    CASE WHEN h.cancel THEN i.c_attempt ELSE i.n_attempt END AS new_attempt
-  FROM input i JOIN held h ON h.id = i.id),
+    CASE WHEN i.cancel THEN i.c_status ELSE i.n_status END AS status,
+    CASE WHEN i.cancel THEN i.c_output ELSE i.n_output END AS output,
+    CASE WHEN i.cancel THEN i.c_error ELSE i.n_error END AS error,
+    CASE WHEN i.cancel THEN i.c_next ELSE i.n_next END AS next,
+    CASE WHEN i.cancel THEN i.c_attempt ELSE i.n_attempt END AS new_attempt
+  FROM held i),
 ended AS (
   UPDATE runs r SET status = d.status, output = d.output,
     error = CASE WHEN d.status = 'cancelled' AND r.cancel_error IS NOT NULL THEN r.cancel_error

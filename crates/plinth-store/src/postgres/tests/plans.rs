@@ -71,7 +71,7 @@ async fn crowded(conn: &mut PgConnection, schema: &str) {
     conn.execute(format!("ANALYZE \"{schema}\".runs").as_str()).await.expect("analyze");
 }
 
-const FINISH_PARAMS: [&str; 17] = [
+pub(super) const FINISH_PARAMS: [&str; 17] = [
     "text[]", "text[]", "bigint[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "bigint[]", "bigint[]",
     "bigint[]", "bigint[]", "bigint[]", "text[]", "text[]", "bigint[]",
 ];
@@ -79,11 +79,11 @@ pub(super) const CLAIM_PARAMS: [&str; 5] = ["text", "bigint", "bigint", "text", 
 
 /// The ends' lock as it is written now, and as it was written before.
 const OLD_HELD: (&str, &str) = (
-    "SELECT i.id, h.cancel FROM input i CROSS JOIN LATERAL (
+    "SELECT i.*, h.cancel FROM input i CROSS JOIN LATERAL (
     SELECT r.cancel_requested AS cancel FROM runs r
     WHERE r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = (SELECT 'running'::text)
     FOR UPDATE) h",
-    "SELECT r.id, r.cancel_requested AS cancel FROM runs r JOIN input i
+    "SELECT i.*, r.cancel_requested AS cancel FROM runs r JOIN input i
     ON r.id = i.id AND r.lease_owner = i.owner AND r.attempt = i.attempt AND r.status = 'running'
   ORDER BY r.id FOR UPDATE OF r",
 );
