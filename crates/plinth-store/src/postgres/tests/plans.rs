@@ -4,7 +4,7 @@
 //! function's runs in one status is read through its own index.
 
 use super::super::checkpoints::SAVE_SQL;
-use super::super::dedicated::{Dedicated, GENERIC_PLANS};
+use super::super::dedicated::{Dedicated, ENDS_SETUP, GENERIC_PLANS};
 use super::super::finish::FINISH_SQL;
 use super::super::flow::{LANE_SETUP, LANE_SQL};
 use super::super::leases::claim_sql;
@@ -98,6 +98,14 @@ async fn the_batched_ends_read_each_run_by_its_id_under_the_generic_plan() {
     for (node, index, cond) in &scans {
         assert!(node == "Index Scan" && cond.contains("(id = "), "each run is read by its id, not {node} {index} {cond}");
     }
+    // And so with the settings the ends' connection adds to generic plans.
+    conn.execute(ENDS_SETUP).await.expect("the ends' settings");
+    let scans = generic_scans(&mut conn, &scratch.schema, "set_ends", FINISH_SQL, &FINISH_PARAMS).await;
+    assert!(scans.len() >= 2, "the ends lock and update runs: {scans:?}");
+    for (node, index, cond) in &scans {
+        assert!(node == "Index Scan" && cond.contains("(id = "), "with the ends' settings, not {node} {index} {cond}");
+    }
+    conn.execute("RESET ALL").await.expect("reset");
 
     // The check is not vacuous: the ends as they were written before (the runs joined to the
     // input and locked in one go) get a generic plan that reads every running run.
