@@ -72,7 +72,11 @@ impl Columns {
 /// partial index of the running runs) instead, which statistics taken while few runs ran make
 /// look empty: each end then walked every running run (3,937 each, 0.3 to 1 s a batch of 64,
 /// with the 4,000 runs of 1,000 keyed lanes running); a value the planner cannot see when it
-/// plans proves no partial index's predicate, so the primary key is the only way left.
+/// plans proves no partial index's predicate, so the primary key is the only way left. Why the
+/// lock carries the input's columns: the connection forbids hash joins ([`ENDS_SETUP`]), and
+/// joining the input to the locked runs again would then be a loop of the batch over itself.
+///
+/// [`ENDS_SETUP`]: super::dedicated::ENDS_SETUP
 pub(super) const FINISH_SQL: &str = "\
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
