@@ -1,6 +1,10 @@
 //! Round-robin between keys, black-box on SQLite: one tenant has 5,000 runs queued (each takes
-//! 50 ms, four workers), another tenant sends one run. Served first-in first-out it would wait
-//! about a minute; served round-robin it starts at the next free worker.
+//! 200 ms, four workers), another tenant sends one run. Served first-in first-out it would wait
+//! about four minutes; served round-robin it starts at the next free worker.
+//!
+//! Why 200 ms: the four workers drain the backlog while it is being sent. At 50 ms a run they ended
+//! about a thousand runs during the 19 s a debug build on a slow CI machine took to accept 5,000,
+//! leaving fewer queued than the test needs; at 200 ms they end about 20 a second.
 
 use crate::harness::{Served, client, send, submit, wait_status};
 use plinth_core::timefmt::parse_rfc3339;
@@ -19,7 +23,7 @@ async fn a_single_run_of_another_key_overtakes_a_backlog() {
         "component: {name: fair, version: 0.1.0, owner: tests}\n\
          functions:\n\
          \x20 - name: work\n\
-         \x20   handler: {command: {argv: [sh, -c, 'sleep 0.05; cat']}}\n\
+         \x20   handler: {command: {argv: [sh, -c, 'sleep 0.2; cat']}}\n\
          \x20   policy: {concurrency: {limit: 100, key: input.tenant}}\n",
     )
     .expect("component.yaml");
@@ -51,7 +55,7 @@ async fn a_single_run_of_another_key_overtakes_a_backlog() {
     #[allow(clippy::cast_precision_loss)]
     let waited_ms = (started - created) as f64 / 1000.0;
     eprintln!("fairness: with {big_queued} runs of one key queued, another key's run started after {waited_ms:.1} ms");
-    // Why: first-in first-out, the run would wait for the backlog, about 60 s (5,000 × 50 ms over
+    // Why: first-in first-out, the run would wait for the backlog, about 250 s (5,000 × 200 ms over
     // 4 workers); the bound is far below that and far above a noisy machine's pauses.
     assert!(waited_ms < 2_000.0, "the single run waited {waited_ms:.1} ms behind the backlog");
     let (_, page) = send(c.get(served.url("/functions/work/keys"))).await;
