@@ -43,8 +43,13 @@ pub(crate) const ENDS_SETUP: &str = "SET plan_cache_mode = force_generic_plan; S
 /// (session 37). Sorting cannot be forbidden outright; this makes a plan that needs one the
 /// last resort. Why no JIT: a plan that sorts all the same (the lease of a function's due
 /// waits merges them with its queue, a few dozen rows) is priced past the JIT thresholds by
-/// that penalty, and compiling it took 235 to 296 ms per claim (session 39).
-pub(crate) const CLAIM_SETUP: &str = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off; SET jit = off";
+/// that penalty, and compiling it took 235 to 296 ms per claim (session 39). Why no hash or
+/// merge join: the runs a claim picks are updated through a join on their id
+/// ([`super::leases::claim_sql`]), which must stay a nested loop reading each one by primary key
+/// (on tables partitioned by run id, the loop's id is what prunes the other partitions as the
+/// statement runs; hashed, the picked runs were matched against every partition read whole).
+pub(crate) const CLAIM_SETUP: &str = "SET plan_cache_mode = force_generic_plan; SET enable_sort = off; SET jit = off; \
+    SET enable_hashjoin = off; SET enable_mergejoin = off";
 
 #[derive(Debug)]
 pub(crate) struct Dedicated {

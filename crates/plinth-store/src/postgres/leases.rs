@@ -6,17 +6,23 @@ use plinth_core::{Code, RunError, RunStatus};
 use sqlx::{PgPool, Row};
 
 /// Leases up to `n` due runs of one function in one statement, and records their attempts.
-/// `SKIP LOCKED` lets nodes claiming at once take different runs instead of waiting. The ids
-/// come as an array (`= ANY(ARRAY(..))`) so that the statement's one generic plan (see
-/// [`super::dedicated::GENERIC_PLANS`]) reads the queue's index and then the leased rows by
-/// primary key whatever the `LIMIT`; with `IN (..)` the generic plan read the whole table.
+/// `SKIP LOCKED` lets nodes claiming at once take different runs instead of waiting. The runs
+/// picked from the queue's index are then updated through a join on their id, which the
+/// claims' connection makes a nested loop (see [`super::dedicated::CLAIM_SETUP`]): each picked
+/// run is read by primary key whatever the statistics. Why a join rather than `id =
+/// ANY(ARRAY(..))` (the form of decision 0018): on tables partitioned by run id (decision 0026),
+/// PostgreSQL prunes partitions for a value the nested loop passes in, but not for an array
+/// computed as the statement runs, so the array form read the primary key of every partition
+/// and, in a plan made while a partition was empty, scanned that partition whole.
 pub(super) fn claim_sql() -> String {
     format!(
-        "WITH claimed AS ( \
-           UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, \
+        "WITH picked AS ( \
+           SELECT id AS pid FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
+             ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         claimed AS ( \
+           UPDATE runs r SET status = 'running', attempt = r.attempt + 1, lease_owner = $1, lease_expires_at = $2, \
              started_at = $3 \
-           WHERE id = ANY(ARRAY(SELECT id FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
-             ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)) \
+           FROM picked p WHERE r.id = p.pid \
            RETURNING {RUN_COLS}), \
          {} \
          SELECT {RUN_COLS} FROM claimed",
@@ -35,15 +41,19 @@ pub(super) fn claim_sql() -> String {
 /// claim's last statement ([`WAKE_LEFT_SQL`]) queues the due waits it did not take.
 pub(super) fn claim_with_waits_sql() -> String {
     format!(
-        "WITH claimed AS ( \
-           UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, \
+        "WITH queued AS ( \
+           SELECT id, priority, next_attempt_at FROM runs WHERE status = 'queued' AND function = $4 \
+             AND next_attempt_at <= $3 ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         woken AS ( \
+           SELECT id, priority, next_attempt_at FROM runs WHERE status = 'waiting' AND function = $4 \
+             AND next_attempt_at <= $3 ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         picked AS ( \
+           SELECT id AS pid FROM (SELECT * FROM queued UNION ALL SELECT * FROM woken) c \
+             ORDER BY priority DESC, next_attempt_at, id LIMIT $5), \
+         claimed AS ( \
+           UPDATE runs r SET status = 'running', attempt = r.attempt + 1, lease_owner = $1, lease_expires_at = $2, \
              started_at = $3, waiting_for = NULL \
-           WHERE id = ANY(ARRAY(SELECT id FROM runs WHERE id = ANY( \
-             ARRAY(SELECT id FROM runs WHERE status = 'queued' AND function = $4 AND next_attempt_at <= $3 \
-               ORDER BY priority DESC, next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             || ARRAY(SELECT id FROM runs WHERE status = 'waiting' AND function = $4 AND next_attempt_at <= $3 \
-               ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED)) \
-             ORDER BY priority DESC, next_attempt_at, id LIMIT $5)) \
+           FROM picked p WHERE r.id = p.pid \
            RETURNING {RUN_COLS}), \
          {} \
          SELECT {RUN_COLS} FROM claimed",

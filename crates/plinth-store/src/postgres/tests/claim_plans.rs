@@ -45,7 +45,7 @@ async fn the_claim_reads_each_functions_queue_when_the_statistics_saw_none_queue
     let indexes: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
     assert_eq!(indexes, ["runs_queue", "runs_pkey"], "{scans:?}");
     // A function with due waits: its queue in order, its due waits in due order (never every
-    // run of the function waiting on an event), the candidates and the leased runs by key.
+    // run of the function waiting on an event), then the leased runs by key.
     conn.execute(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
          SELECT 'w' || lpad(g::text, 25, '0'), 'burst', 'waiting', 0, 3, 'null', g, 9000000000000000000, 'c' \
@@ -55,7 +55,7 @@ async fn the_claim_reads_each_functions_queue_when_the_statistics_saw_none_queue
     .expect("20,000 runs waiting on events");
     let scans = generic_scans(&mut conn, &schema, "claim_waits", &claim_with_waits_sql(), &CLAIM_PARAMS).await;
     let indexes: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
-    assert_eq!(indexes, ["runs_queue", "runs_waiting", "runs_pkey", "runs_pkey"], "{scans:?}");
+    assert_eq!(indexes, ["runs_queue", "runs_waiting", "runs_pkey"], "{scans:?}");
     let scans = generic_scans(&mut conn, &schema, "due_waits", DUE_SQL, &DUE_PARAMS).await;
     assert!(scans.iter().filter(|(_, index, _)| index == "runs_waiting").count() >= 2, "the due waits in due order: {scans:?}");
     assert!(!scans.iter().any(|(_, index, _)| index == "runs_by_function_status"), "{scans:?}");
@@ -90,13 +90,17 @@ async fn the_claims_connection_keeps_its_settings_across_a_reconnect() {
             let mut tx = sqlx::Connection::begin(&mut *c).await?;
             custom_plans(&mut tx).await?;
             let s: String = sqlx::query_scalar("SHOW enable_sort").fetch_one(&mut *tx).await?;
+            let h: String = sqlx::query_scalar("SHOW enable_hashjoin").fetch_one(&mut *tx).await?;
             tx.commit().await?;
-            Ok(s)
+            Ok((s, h))
         })
         .await
         .expect("a lanes' transaction");
-    assert_eq!(inside, "on", "the lanes' statements are planned with sorting allowed, as before");
+    assert_eq!(inside, ("on".into(), "on".into()), "the lanes' statements are planned with sorts and hash joins, as before");
     assert_eq!(sort(&mut claims).await.expect("show"), "off", "for their transaction only");
+    let hash: String =
+        claims.run(async |c| Ok(sqlx::query_scalar("SHOW enable_hashjoin").fetch_one(&mut *c).await?)).await.expect("show");
+    assert_eq!(hash, "off", "the claim's join on the picked runs' ids stays a nested loop");
     assert_eq!(sort(&mut Dedicated::new(pool.clone())).await.expect("show"), "on", "without a setup nothing is set");
     pool.close().await;
 }

@@ -16,6 +16,7 @@ mod lanes;
 mod logs;
 mod nodes;
 mod page_plans;
+mod partition_plans;
 mod partitioned;
 mod plans;
 mod prune;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::plans::FINISH_PARAMS;
 
-const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The run tables and the column each is partitioned by.
 const TABLES: [(&str, &str); 4] = [("runs", "id"), ("attempts", "run_id"), ("run_logs", "run_id"), ("steps", "run_id")];
