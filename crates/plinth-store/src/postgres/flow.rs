@@ -165,14 +165,14 @@ pub(crate) async fn claim_lanes(
 }
 
 /// Makes the statements of the caller's transaction planned for their parameters each time,
-/// with sorting, hash joins and merge joins allowed. Why: the claims' connection forbids them
-/// for the queue's probe and pick (decision 0037, and [`super::dedicated::CLAIM_SETUP`]), and
-/// the lanes' statements were planned and measured with them (their window functions sort
-/// either way). One round trip: a string with no parameters goes as a simple query, which may
-/// hold several statements.
+/// with sorting, hash joins, merge joins and sequential scans allowed. Why: the claims'
+/// connection forbids them for the queue's probe and pick (decision 0037, and
+/// [`super::dedicated::CLAIM_SETUP`]), and the lanes' statements were planned and measured with
+/// them (their window functions sort either way). One round trip: a string with no parameters
+/// goes as a simple query, which may hold several statements.
 pub(super) async fn custom_plans(tx: &mut PgConnection) -> Result<(), StoreError> {
     let sql = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_sort = on; SET LOCAL enable_hashjoin = on; \
-        SET LOCAL enable_mergejoin = on";
+        SET LOCAL enable_mergejoin = on; SET LOCAL enable_seqscan = on";
     sqlx::Executor::execute(&mut *tx, sql).await?;
     Ok(())
 }

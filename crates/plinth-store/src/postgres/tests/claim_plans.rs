@@ -91,16 +91,20 @@ async fn the_claims_connection_keeps_its_settings_across_a_reconnect() {
             custom_plans(&mut tx).await?;
             let s: String = sqlx::query_scalar("SHOW enable_sort").fetch_one(&mut *tx).await?;
             let h: String = sqlx::query_scalar("SHOW enable_hashjoin").fetch_one(&mut *tx).await?;
+            let q: String = sqlx::query_scalar("SHOW enable_seqscan").fetch_one(&mut *tx).await?;
             tx.commit().await?;
-            Ok((s, h))
+            Ok((s, h, q))
         })
         .await
         .expect("a lanes' transaction");
-    assert_eq!(inside, ("on".into(), "on".into()), "the lanes' statements are planned with sorts and hash joins, as before");
+    assert_eq!(inside, ("on".into(), "on".into(), "on".into()), "the lanes' statements are planned as before");
     assert_eq!(sort(&mut claims).await.expect("show"), "off", "for their transaction only");
     let hash: String =
         claims.run(async |c| Ok(sqlx::query_scalar("SHOW enable_hashjoin").fetch_one(&mut *c).await?)).await.expect("show");
     assert_eq!(hash, "off", "the claim's join on the picked runs' ids stays a nested loop");
+    let seq: String =
+        claims.run(async |c| Ok(sqlx::query_scalar("SHOW enable_seqscan").fetch_one(&mut *c).await?)).await.expect("show");
+    assert_eq!(seq, "off", "no table read whole in a plan made while it was empty");
     assert_eq!(sort(&mut Dedicated::new(pool.clone())).await.expect("show"), "on", "without a setup nothing is set");
     pool.close().await;
 }

@@ -6,7 +6,7 @@
 use super::database_url;
 use super::partitioned::{DAY_MICROS, fresh_partitioned};
 use crate::postgres::dedicated::CLAIM_SETUP;
-use crate::postgres::leases::{claim_sql, claim_with_waits_sql};
+use crate::postgres::leases::{DUE_SQL, WAKE_LEFT_SQL, claim_sql, claim_with_waits_sql};
 use crate::postgres::read::list_query;
 use crate::{ListFilter, Store};
 use plinth_core::ids::id_floor;
@@ -105,6 +105,88 @@ async fn the_claim_leases_its_runs_in_their_partition_only() {
     let other = at("claim", 10).replace("'f'", "'g'");
     conn.execute(format!("EXECUTE {other}").as_str()).await.expect("claim of another function");
     assert_eq!(leased(&mut conn, "node-a").await.0, 50, "nothing more leased");
+    conn.close().await.expect("close");
+    scratch.drop_now().await;
+}
+
+/// The partitions of `runs` that `call` reads whole: the sequential scans of its plan, those
+/// that ran when `run` (the call is then rolled back).
+async fn read_whole(conn: &mut PgConnection, call: &str, run: bool) -> Vec<String> {
+    fn walk(plan: &Value, run: bool, out: &mut Vec<String>) {
+        let text = |k: &str| plan.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let ran = !run || plan.get("Actual Loops").and_then(Value::as_u64).unwrap_or(0) > 0;
+        if ran && text("Node Type") == "Seq Scan" && text("Relation Name").starts_with("runs_") {
+            out.push(text("Relation Name"));
+        }
+        for child in plan.get("Plans").and_then(Value::as_array).into_iter().flatten() {
+            walk(child, run, out);
+        }
+    }
+    let mut tx = conn.begin().await.expect("begin");
+    let options = if run { "ANALYZE, FORMAT JSON" } else { "FORMAT JSON" };
+    let explained: Value =
+        sqlx::query_scalar(&format!("EXPLAIN ({options}) EXECUTE {call}")).fetch_one(&mut *tx).await.expect("explain");
+    tx.rollback().await.expect("rollback");
+    let mut read = Vec::new();
+    walk(&explained[0]["Plan"], run, &mut read);
+    read.sort();
+    read.dedup();
+    read
+}
+
+/// The claim's probe (which also wakes the due waits of functions it leases from the queue)
+/// and its last statement (which queues the due waits it did not lease), prepared on the
+/// claims' connection while every partition is empty, then run with 5,000 runs queued and 30
+/// due waits in today's partition: neither reads a partition whole. With sequential scans
+/// allowed (the claims' settings before session 47), the plan made on empty partitions read
+/// every partition whole, on every claim.
+#[tokio::test]
+async fn the_claims_probe_reads_no_partition_whole() {
+    let Some((mut scratch, store)) = fresh_partitioned().await else { return };
+    store.close().await;
+    let url = database_url().expect("set");
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let now = now_micros();
+    let calls =
+        [format!("due({now}, ARRAY['f', 'g'], 9000000000000000000, ARRAY['g'])"), format!("wake_left({now}, ARRAY['f'])")];
+    let prepare = async |conn: &mut PgConnection, extra: &str| {
+        conn.execute(format!("SET search_path TO \"{}\"; {CLAIM_SETUP}{extra}", scratch.schema).as_str())
+            .await
+            .expect("the settings");
+        conn.execute(format!("PREPARE due(bigint, text[], bigint, text[]) AS {DUE_SQL}").as_str()).await.expect("prepare");
+        conn.execute(format!("PREPARE wake_left(bigint, text[]) AS {WAKE_LEFT_SQL}").as_str()).await.expect("prepare");
+    };
+    // The check is not vacuous: with sequential scans allowed, the plans made on empty
+    // partitions read them all whole. (Checked on the plan as it is made: a node keeps it, but
+    // here the DDL of tests running beside this one may make PostgreSQL plan it again.)
+    let mut before = PgConnection::connect(&url).await.expect("connect");
+    prepare(&mut before, "; SET enable_seqscan = on").await;
+    for call in &calls {
+        assert_eq!(read_whole(&mut before, call, false).await.len(), 12, "{call} with sequential scans allowed");
+    }
+    before.close().await.expect("close");
+    prepare(&mut conn, "").await;
+    for call in &calls {
+        assert!(read_whole(&mut conn, call, false).await.is_empty(), "{call} planned on empty partitions");
+        conn.execute(format!("EXECUTE {call}").as_str()).await.expect("on empty partitions");
+    }
+    let prefix = id_floor(now / DAY_MICROS * DAY_MICROS)[..10].to_string();
+    let fill = format!(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
+         SELECT '{prefix}' || lpad(g::text, 16, '0'), 'f', CASE WHEN g <= 30 THEN 'waiting' ELSE 'queued' END, 0, 3, 'null', \
+           1, g, 'c' FROM generate_series(1, 5030) g"
+    );
+    conn.execute(fill.as_str()).await.expect("filled");
+    for call in &calls {
+        assert!(read_whole(&mut conn, call, true).await.is_empty(), "{call} read a partition whole");
+    }
+    // And the probe answers: `f` has due runs and its 30 due waits are woken; `g` has none.
+    let (due, waits, _, _): (Vec<String>, Vec<String>, Option<i64>, Option<i64>) =
+        sqlx::query_as(&format!("EXECUTE {}", calls[0])).fetch_one(&mut conn).await.expect("the probe");
+    assert_eq!((due, waits), (vec!["f".to_string()], Vec::<String>::new()));
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE status = 'waiting'").fetch_one(&mut conn).await.expect("count");
+    assert_eq!(waiting, 0, "the due waits of `f` were queued");
     conn.close().await.expect("close");
     scratch.drop_now().await;
 }
