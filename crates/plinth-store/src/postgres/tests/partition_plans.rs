@@ -56,6 +56,18 @@ async fn leased(conn: &mut PgConnection, owner: &str) -> (i64, i64, i64) {
     .expect("the leased runs")
 }
 
+/// Fills today's partition (the day of `now`) with 30 runs of `f` waiting and due, then 5,000
+/// queued, due in id order.
+async fn fill_today(conn: &mut PgConnection, now: i64) {
+    let prefix = id_floor(now / DAY_MICROS * DAY_MICROS)[..10].to_string();
+    let fill = format!(
+        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
+         SELECT '{prefix}' || lpad(g::text, 16, '0'), 'f', CASE WHEN g <= 30 THEN 'waiting' ELSE 'queued' END, 0, 3, 'null', \
+           1, g, 'c' FROM generate_series(1, 5030) g"
+    );
+    conn.execute(fill.as_str()).await.expect("filled");
+}
+
 /// The claim and the claim of a function with due waits, each prepared on the claims'
 /// connection while every partition is empty (as a node does on its first claim), then run
 /// with 5,000 runs queued and 30 due waits in today's partition: each leased run is read by
@@ -79,13 +91,7 @@ async fn the_claim_leases_its_runs_in_their_partition_only() {
     for name in ["claim", "claim_waits", "claim_array"] {
         conn.execute(format!("EXECUTE {}", at(name, 10)).as_str()).await.expect("a claim on empty partitions");
     }
-    let prefix = id_floor(now / DAY_MICROS * DAY_MICROS)[..10].to_string();
-    let fill = format!(
-        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
-         SELECT '{prefix}' || lpad(g::text, 16, '0'), 'f', CASE WHEN g <= 30 THEN 'waiting' ELSE 'queued' END, 0, 3, 'null', \
-           1, g, 'c' FROM generate_series(1, 5030) g"
-    );
-    conn.execute(fill.as_str()).await.expect("filled");
+    fill_today(&mut conn, now).await;
 
     assert_eq!(leased_from(&mut conn, &at("claim", 10)).await, ["runs_p8"], "each picked run read in today's partition");
     assert_eq!(leased_from(&mut conn, &at("claim_waits", 10)).await, ["runs_p8"], "and so with due waits among them");
@@ -170,13 +176,7 @@ async fn the_claims_probe_reads_no_partition_whole() {
         assert!(read_whole(&mut conn, call, false).await.is_empty(), "{call} planned on empty partitions");
         conn.execute(format!("EXECUTE {call}").as_str()).await.expect("on empty partitions");
     }
-    let prefix = id_floor(now / DAY_MICROS * DAY_MICROS)[..10].to_string();
-    let fill = format!(
-        "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
-         SELECT '{prefix}' || lpad(g::text, 16, '0'), 'f', CASE WHEN g <= 30 THEN 'waiting' ELSE 'queued' END, 0, 3, 'null', \
-           1, g, 'c' FROM generate_series(1, 5030) g"
-    );
-    conn.execute(fill.as_str()).await.expect("filled");
+    fill_today(&mut conn, now).await;
     for call in &calls {
         assert!(read_whole(&mut conn, call, true).await.is_empty(), "{call} read a partition whole");
     }
