@@ -30,15 +30,22 @@ fn updated(plan: &Value, under_update: bool, out: &mut Vec<String>) {
     }
 }
 
+/// The plan of `EXECUTE {call}` (JSON), with what ran when `run`; the call is rolled back.
+async fn plan_of(conn: &mut PgConnection, call: &str, run: bool) -> Value {
+    let mut tx = conn.begin().await.expect("begin");
+    let options = if run { "ANALYZE, FORMAT JSON" } else { "FORMAT JSON" };
+    let explained: Value =
+        sqlx::query_scalar(&format!("EXPLAIN ({options}) EXECUTE {call}")).fetch_one(&mut *tx).await.expect("explain");
+    tx.rollback().await.expect("rollback");
+    explained[0]["Plan"].clone()
+}
+
 /// The partitions of `runs` whose rows the claim `call` looked up to lease them, sorted; the
 /// claim is rolled back.
 async fn leased_from(conn: &mut PgConnection, call: &str) -> Vec<String> {
-    let mut tx = conn.begin().await.expect("begin");
-    let explained: Value =
-        sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {call}")).fetch_one(&mut *tx).await.expect("explain");
-    tx.rollback().await.expect("rollback");
+    let explained = plan_of(conn, call, true).await;
     let mut read = Vec::new();
-    updated(&explained[0]["Plan"], false, &mut read);
+    updated(&explained, false, &mut read);
     read.sort();
     read
 }
@@ -128,13 +135,9 @@ async fn read_whole(conn: &mut PgConnection, call: &str, run: bool) -> Vec<Strin
             walk(child, run, out);
         }
     }
-    let mut tx = conn.begin().await.expect("begin");
-    let options = if run { "ANALYZE, FORMAT JSON" } else { "FORMAT JSON" };
-    let explained: Value =
-        sqlx::query_scalar(&format!("EXPLAIN ({options}) EXECUTE {call}")).fetch_one(&mut *tx).await.expect("explain");
-    tx.rollback().await.expect("rollback");
+    let explained = plan_of(conn, call, run).await;
     let mut read = Vec::new();
-    walk(&explained[0]["Plan"], run, &mut read);
+    walk(&explained, run, &mut read);
     read.sort();
     read.dedup();
     read
