@@ -19,7 +19,8 @@ use sqlx::{PgConnection, PgPool};
 /// generic plan reads each run by primary key (claim in leases.rs, ends in finish.rs). The
 /// flow-control lanes ask for custom plans in their own transactions (flow.rs).
 /// The store's own connections set it with more ([`ENDS_SETUP`], [`CLAIM_SETUP`], the log
-/// lines'); alone, it is what the plan tests compare against.
+/// lines'); the whole pool sets it on partitioned run tables
+/// ([`super::connect::PARTITIONED_SETUP`]); alone, it is what the plan tests compare against.
 #[cfg(test)]
 pub(crate) const GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan";
 

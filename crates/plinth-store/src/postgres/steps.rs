@@ -12,7 +12,7 @@ use plinth_core::{Event, NewRun, Run, RunStatus};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
-const STEP_COLS: &str = "id, seq, op, status, attempts, started_at, finished_at, output, error, wait";
+pub(super) const STEP_COLS: &str = "id, seq, op, status, attempts, started_at, finished_at, output, error, wait";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("a step row: {e}"))

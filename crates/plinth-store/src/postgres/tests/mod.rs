@@ -19,6 +19,7 @@ mod page_plans;
 mod partition_plans;
 mod partitioned;
 mod plans;
+mod pool_plans;
 mod prune;
 mod status_pages;
 

@@ -31,7 +31,7 @@ fn updated(plan: &Value, under_update: bool, out: &mut Vec<String>) {
 }
 
 /// The plan of `EXECUTE {call}` (JSON), with what ran when `run`; the call is rolled back.
-async fn plan_of(conn: &mut PgConnection, call: &str, run: bool) -> Value {
+pub(super) async fn plan_of(conn: &mut PgConnection, call: &str, run: bool) -> Value {
     let mut tx = conn.begin().await.expect("begin");
     let options = if run { "ANALYZE, FORMAT JSON" } else { "FORMAT JSON" };
     let explained: Value =
@@ -65,7 +65,7 @@ async fn leased(conn: &mut PgConnection, owner: &str) -> (i64, i64, i64) {
 
 /// Fills today's partition (the day of `now`) with 30 runs of `f` waiting and due, then 5,000
 /// queued, due in id order.
-async fn fill_today(conn: &mut PgConnection, now: i64) {
+pub(super) async fn fill_today(conn: &mut PgConnection, now: i64) {
     let prefix = id_floor(now / DAY_MICROS * DAY_MICROS)[..10].to_string();
     let fill = format!(
         "INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id) \
