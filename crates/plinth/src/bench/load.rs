@@ -184,7 +184,10 @@ pub(crate) async fn round(client: &Client, load: Load, label: &str, progress: &m
             });
         }
         if Instant::now() >= deadline {
-            return Err(format!("{label}: only {ended} of {accepted} runs ended within 120s after the last submission"));
+            return Err(format!(
+                "{label}: only {ended} of {accepted} runs ended within 120s after the last submission; {}",
+                unended(client, function).await
+            ));
         }
         progress.update(&format!("bench: {label}: {accepted} submitted, {ended} ended"));
         // Why: each poll reads /metrics, which counts the queue; polling faster would load the
@@ -230,6 +233,49 @@ pub(crate) fn wal_per_run(before: Option<u64>, after: Option<u64>, runs: usize) 
     (runs > 0).then(|| stats::round3(written as f64 / runs as f64))
 }
 
+/// The statuses a round's missing runs could be in, as the list of runs reads them.
+const UNENDED: [&str; 3] = ["queued", "running", "waiting"];
+
+/// What the store holds of `function`'s runs that have not ended, for a round that timed out:
+/// the bench counts ends from `/metrics`, so this tells a run stuck in the store from an end
+/// the metrics missed. Never fails: what it could not read says so.
+async fn unended(client: &Client, function: &str) -> String {
+    let mut pages = Vec::with_capacity(UNENDED.len());
+    for status in UNENDED {
+        let page = client.get_json(&format!("/runs?function={function}&status={status}&limit=100")).await;
+        pages.push((status, page.unwrap_or_else(Value::String)));
+    }
+    let first = pages.iter().find_map(|(_, page)| page["runs"][0]["run_id"].as_str().map(str::to_string));
+    let run = match first {
+        Some(id) => Some(client.get_json(&format!("/runs/{id}")).await.unwrap_or_else(Value::String)),
+        None => None,
+    };
+    describe_unended(function, &pages, run.as_ref())
+}
+
+/// The sentence of [`unended`]: how many runs of each status (100 reads "100 or more"), and
+/// the first such run as the server answers it, cut to 600 characters.
+fn describe_unended(function: &str, pages: &[(&str, Value)], first: Option<&Value>) -> String {
+    let counts: Vec<String> = pages
+        .iter()
+        .map(|(status, page)| match page["runs"].as_array() {
+            Some(runs) if runs.len() >= 100 => format!("{status} 100 or more"),
+            Some(runs) => format!("{status} {}", runs.len()),
+            None => format!("{status} unknown ({})", page.as_str().unwrap_or("no list of runs")),
+        })
+        .collect();
+    let mut out = format!("the store has, of {function}: {}", counts.join(", "));
+    match first {
+        Some(run) => {
+            let text = run.to_string();
+            let cut: String = text.chars().take(600).collect();
+            out += &format!("; the first: {cut}{}", if cut.len() < text.len() { "..." } else { "" });
+        }
+        None => out += "; none of them unended: the missing ends are the metrics'",
+    }
+    out
+}
+
 /// Waits until no run is queued or running (every started run waits or ended), as the store
 /// says: an attempt is counted in `plinth_runs_total` before its end is written.
 pub(crate) async fn settled(client: &Client, label: &str, progress: &mut Progress) -> Result<(), String> {
@@ -253,6 +299,43 @@ mod tests {
     use super::super::client::finished_from_metrics;
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_timed_out_round_tells_what_the_store_holds() {
+        let pages = [
+            ("queued", json!({"runs": [], "next_cursor": null})),
+            ("running", json!({"runs": [{"run_id": "r1"}, {"run_id": "r2"}]})),
+            ("waiting", json!({"runs": vec![json!({"run_id": "w"}); 100]})),
+        ];
+        let run = json!({"run_id": "r1", "status": "running", "attempt": 1});
+        assert_eq!(
+            describe_unended("f", &pages, Some(&run)),
+            "the store has, of f: queued 0, running 2, waiting 100 or more; \
+             the first: {\"attempt\":1,\"run_id\":\"r1\",\"status\":\"running\"}"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_round_with_nothing_unended_blames_the_metrics() {
+        let empty = json!({"runs": []});
+        let pages = [("queued", empty.clone()), ("running", empty.clone()), ("waiting", empty)];
+        assert_eq!(
+            describe_unended("f", &pages, None),
+            "the store has, of f: queued 0, running 0, waiting 0; none of them unended: the missing ends are the metrics'"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_round_says_what_it_could_not_read() {
+        let pages = [("queued", Value::String("GET /runs: connection refused".into())), ("running", json!({"error": "x"}))];
+        let long = json!({"run_id": "r", "output": "x".repeat(1_000)});
+        let said = describe_unended("f", &pages, Some(&long));
+        assert!(said.starts_with(
+            "the store has, of f: queued unknown (GET /runs: connection refused), running unknown (no list of runs); the first: "
+        ));
+        assert!(said.ends_with("..."), "a long run is cut: {said}");
+        assert!(said.len() < 800, "{}", said.len());
+    }
 
     #[test]
     fn finished_runs_are_summed_from_metrics() {
