@@ -156,6 +156,12 @@ impl Metrics {
         self.run_duration.get([function]).observe(seconds);
     }
 
+    /// Counts an attempt's end that no handler saw: one whose lease the rescuer took back
+    /// (`outcome` as the run goes on). No duration is observed: nobody saw the attempt end.
+    pub fn run_taken_back(&self, function: &str, outcome: &str) {
+        self.runs_total.get([function, outcome]).inc();
+    }
+
     /// Moves the in-flight gauge of a function.
     pub fn in_flight(&self, function: &str, delta: i64) {
         self.runs_in_flight.get([function]).inc_by(delta);

@@ -69,6 +69,8 @@ pub(crate) struct Harness {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) component: Arc<Component>,
     pub(crate) engine: Option<Engine>,
+    /// The metrics the engine counts into, once started.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Harness {
@@ -77,7 +79,7 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("db"), Synchronous::Normal).expect("open store");
         let component = Arc::new(component(functions, dir.path().to_path_buf()));
-        Self { dir, store: Arc::new(store), component, engine: None }
+        Self { dir, store: Arc::new(store), component, engine: None, metrics: Arc::new(Metrics::new("plinth", "t")) }
     }
 
     /// Starts the engine with the built-in handlers plus `extra`.
@@ -89,7 +91,7 @@ impl Harness {
             self.store.clone(),
             Arc::new(plinth_core::component::Live::new((*self.component).clone())),
             Arc::new(handlers),
-            Arc::new(Metrics::new("plinth", "t")),
+            self.metrics.clone(),
             config,
         );
         self.engine = Some(engine);

@@ -74,6 +74,11 @@ async fn a_run_held_by_a_dead_worker_is_rescued_and_retried() {
     let lost = run.attempts.as_ref().expect("attempts")[0].error.as_ref().expect("the lost attempt's error");
     assert_eq!(lost.code, "PLINTH_025");
     assert!(lost.message.contains("dead-node"), "{}", lost.message);
+    let metrics = h.metrics.render();
+    for (outcome, n) in [("retrying", 1), ("succeeded", 1)] {
+        let line = format!("plinth_runs_total{{component=\"t\",function=\"job\",status=\"{outcome}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "the attempt taken back and the retry are counted, {line}:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
