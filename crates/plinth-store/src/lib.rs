@@ -169,6 +169,9 @@ pub struct FinishRequest {
     pub duration: Duration,
 }
 
+/// The most runs one [`Store::adopt`] takes in; the rest wait for the next call.
+pub const ADOPT_MOST: u32 = 1000;
+
 /// A lease renewal's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Heartbeat {
@@ -238,6 +241,11 @@ pub trait Store: Send + Sync + 'static {
     async fn logs(&self, run_id: &str) -> Result<Option<Vec<LogEntry>>, StoreError>;
     /// Takes back runs whose lease expired before `now`.
     async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError>;
+    /// Renews to `lease_until`, and returns, up to [`ADOPT_MOST`] runs leased to `owner`
+    /// whose lease ends before `stale_before`: runs its node may not know it holds, because
+    /// the answer of the write that leased them (a claim, a run stored started) was lost while
+    /// the write committed. The node starts those it does not hold (decision 0026).
+    async fn adopt(&self, owner: &str, stale_before: i64, lease_until: i64) -> Result<Vec<Run>, StoreError>;
     /// Forgets the idempotency keys of runs created before `keys_before`, then deletes up to
     /// `batch` runs that finished before `before` (micros), with their logs. A run whose key
     /// is still remembered is kept, so a retention shorter than the key window loses no key.

@@ -245,3 +245,38 @@ pub async fn rescue_takes_back_expired_leases(store: &dyn Store) {
     assert_eq!(again_retried.attempt, 2, "the lost attempt counted");
     assert!(store.rescue(now + 1).await.expect("rescue").is_empty(), "new leases are not rescued");
 }
+
+/// `adopt` renews and returns the runs leased to its owner whose lease ends before the bound,
+/// and no other: not a fresher lease, not another owner's run, not a run that ended. A run it
+/// renewed is not taken back by the rescue, and its attempt ends with its lease as before.
+pub async fn adopt_takes_in_its_owners_stale_leases_only(store: &dyn Store) {
+    let t0 = now_micros();
+    let stale = enqueue_at(store, "echo", t0).await.run_id;
+    let ended = enqueue_at(store, "echo", t0).await.run_id;
+    assert_eq!(claim(store, "w1", t0, &[("echo", 2)]).await.runs.len(), 2, "both claimed");
+    assert!(finish(store, &ended, "w1", 1, Finish::Succeeded(json!(1)), t0 + SEC).await);
+    let fresh = enqueue_at(store, "echo", t0).await.run_id;
+    claim_one(store, "w1", "echo", t0 + 20 * SEC).await;
+    let foreign = enqueue_at(store, "other", t0).await.run_id;
+    claim_one(store, "w2", "other", t0).await;
+    let until = t0 + 200 * SEC;
+
+    let none = store.adopt("w1", t0 + LEASE, until).await.expect("adopt");
+    assert!(none.is_empty(), "a lease that ends at the bound is not older than it: {none:?}");
+    let adopted = store.adopt("w1", t0 + LEASE + 1, until).await.expect("adopt");
+    let got: Vec<_> = adopted.iter().map(|r| (r.run_id.clone(), r.status, r.attempt, r.function.clone())).collect();
+    assert_eq!(got, vec![(stale.clone(), RunStatus::Running, 1, "echo".to_string())], "only w1's stale lease");
+    let again = store.adopt("w1", t0 + LEASE + 1, until).await.expect("adopt");
+    assert!(again.is_empty(), "a renewed lease is no longer stale: {again:?}");
+    let nobody = store.adopt("w3", t0 + 1000 * SEC, until).await.expect("adopt");
+    assert!(nobody.is_empty(), "an owner with no leases takes in nothing: {nobody:?}");
+
+    let rescued = store.rescue(t0 + 20 * SEC + LEASE + 1).await.expect("rescue");
+    let ids: Vec<_> = rescued.iter().map(|r| r.run_id.clone()).collect();
+    assert_eq!(sorted(ids), sorted(vec![fresh.clone(), foreign.clone()]), "the adopted lease was renewed past the rescue");
+    assert!(finish(store, &stale, "w1", 1, Finish::Succeeded(json!("late")), t0 + 100 * SEC).await, "its lease holds");
+    let done = store.get(&stale, true).await.expect("get").expect("exists");
+    let outcomes: Vec<_> = done.attempts.expect("attempts").iter().map(|a| a.outcome.clone()).collect();
+    assert_eq!((done.status, outcomes), (RunStatus::Succeeded, vec!["succeeded".to_string()]), "one attempt, never lost");
+    assert_eq!(get(store, &ended).await.status, RunStatus::Succeeded, "an ended run is left alone");
+}

@@ -85,6 +85,7 @@ macro_rules! with_every_case {
             cancel_of_finished_and_unknown_runs,
             notifier_wakes_terminal_waiters_and_workers,
             rescue_takes_back_expired_leases,
+            adopt_takes_in_its_owners_stale_leases_only,
             prune_deletes_only_old_finished_runs,
             idempotency_keys_expire_after_their_window,
             enqueue_refuses_beyond_max_queued,

@@ -1,8 +1,8 @@
 //! Claims, heartbeats and the rescue of lost leases.
 
 use super::rows::{RUN_COLS, run_from_row, to_json};
-use crate::{ClaimRequest, Claimed, Heartbeat, Rescued, StoreError, cancelled_error};
-use plinth_core::{Code, RunError, RunStatus};
+use crate::{ADOPT_MOST, ClaimRequest, Claimed, Heartbeat, Rescued, StoreError, cancelled_error};
+use plinth_core::{Code, Run, RunError, RunStatus};
 use sqlx::{PgPool, Row};
 
 /// Leases up to `n` due runs of one function in one statement, and records their attempts.
@@ -216,6 +216,25 @@ async fn heartbeat_chunk(pool: &PgPool, owner: &str, runs: &[(String, u32)], unt
         }
     }
     Ok(hb)
+}
+
+/// The statement of [`adopt`]: `$1` owner, `$2` stale before, `$3` the new lease, `$4` most.
+pub(super) fn adopt_sql() -> String {
+    format!(
+        "WITH stale AS (SELECT id AS sid FROM runs WHERE status = 'running' AND lease_expires_at < $2 AND lease_owner = $1 \
+           ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE runs r SET lease_expires_at = $3 FROM stale WHERE r.id = stale.sid RETURNING {RUN_COLS}"
+    )
+}
+
+/// Renews and returns the runs leased to `owner` whose lease ends before `stale_before`
+/// ([`crate::Store::adopt`]). Why `SKIP LOCKED`: a run locked now is being ended, renewed or
+/// rescued; the next call sees it again if it is still stale. Why in lease order: the rescue's
+/// index (`runs_leases`) holds them in that order, so the statement reads only stale leases.
+pub(crate) async fn adopt(pool: &PgPool, owner: &str, stale_before: i64, until: i64) -> Result<Vec<Run>, StoreError> {
+    let rows =
+        sqlx::query(&adopt_sql()).bind(owner).bind(stale_before).bind(until).bind(i64::from(ADOPT_MOST)).fetch_all(pool).await?;
+    rows.iter().map(run_from_row).collect()
 }
 
 pub(crate) async fn rescue(pool: &PgPool, now: i64) -> Result<Vec<Rescued>, StoreError> {

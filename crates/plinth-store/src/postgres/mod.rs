@@ -199,6 +199,10 @@ impl Store for PostgresStore {
         timed(leases::heartbeat(&self.pool, owner, &runs, lease_until)).await
     }
 
+    async fn adopt(&self, owner: &str, stale_before: i64, lease_until: i64) -> Result<Vec<Run>, StoreError> {
+        timed(leases::adopt(&self.pool, owner, stale_before, lease_until)).await
+    }
+
     async fn finish(&self, req: FinishRequest) -> Result<bool, StoreError> {
         let run_id = req.run_id.clone();
         let recorded = if let plinth_core::Finish::Suspended(s) = &req.finish {

@@ -5,6 +5,7 @@ mod events;
 mod expiry;
 mod flow;
 mod lanes;
+mod leases;
 pub(crate) mod migrate;
 mod ops;
 mod read;
@@ -237,6 +238,11 @@ impl Store for SqliteStore {
 
     async fn rescue(&self, now: i64) -> Result<Vec<Rescued>, StoreError> {
         self.write(|r| Op::Rescue(now, r)).await
+    }
+
+    async fn adopt(&self, owner: &str, stale_before: i64, lease_until: i64) -> Result<Vec<Run>, StoreError> {
+        let owner = owner.to_string();
+        self.write(|r| Op::Adopt(owner, stale_before, lease_until, r)).await
     }
 
     async fn prune(&self, before: i64, keys_before: i64, batch: u32) -> Result<u64, StoreError> {

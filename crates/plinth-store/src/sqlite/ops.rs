@@ -2,10 +2,8 @@
 
 use super::read::get_run;
 use super::rows::{RUN_COLS, run_from_row, to_json};
-use crate::{
-    CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, Heartbeat, LogLine, Rescued, StoreError, cancelled_error,
-};
-use plinth_core::{Code, NewRun, Run, RunError, RunStatus};
+use crate::{CancelOutcome, ClaimRequest, Claimed, Enqueued, FinishRequest, LogLine, StoreError, cancelled_error};
+use plinth_core::{NewRun, Run, RunError, RunStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// What a committed write announces.
@@ -199,22 +197,6 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> OpResult<Claimed> 
     none(Claimed { runs, next_due, throttled_until, lanes_due })
 }
 
-pub(crate) fn heartbeat(conn: &Connection, owner: &str, runs: &[(String, u32)], until: i64) -> OpResult<Heartbeat> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE runs SET lease_expires_at = ?1 WHERE id = ?2 AND lease_owner = ?3 AND attempt = ?4 \
-         AND status = 'running' RETURNING cancel_requested",
-    )?;
-    let mut hb = Heartbeat::default();
-    for (id, attempt) in runs {
-        match stmt.query_row(params![until, id, owner, attempt], |r| r.get::<_, i64>(0)).optional()? {
-            None => hb.lost.push(id.clone()),
-            Some(0) => {}
-            Some(_) => hb.cancel.push(id.clone()),
-        }
-    }
-    none(hb)
-}
-
 pub(crate) fn finish(conn: &Connection, req: FinishRequest) -> OpResult<bool> {
     let held: Option<i64> = conn
         .prepare_cached(
@@ -317,54 +299,6 @@ pub(crate) fn cancel_with(
         }
         _ => CancelOutcome::AlreadyTerminal(run),
     })
-}
-
-pub(crate) fn rescue(conn: &Connection, now: i64) -> OpResult<Vec<Rescued>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, function, attempt, max_attempts, COALESCE(lease_owner, ''), cancel_requested FROM runs \
-         INDEXED BY runs_leases WHERE status = 'running' AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT 1000",
-    )?;
-    let expired = stmt
-        .query_map(params![now], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut update = conn.prepare_cached(
-        "UPDATE runs SET status = ?1, error = CASE WHEN ?1 = 'cancelled' THEN COALESCE(cancel_error, ?2) ELSE ?2 END, \
-         finished_at = ?3, next_attempt_at = ?4, lease_owner = NULL, \
-         lease_expires_at = NULL WHERE id = ?5",
-    )?;
-    let mut attempt_update = conn.prepare_cached(
-        "UPDATE attempts SET finished_at = ?1, outcome = 'lease_expired', error = ?2 WHERE run_id = ?3 AND attempt = ?4",
-    )?;
-    let mut rescued = Vec::with_capacity(expired.len());
-    let mut events = Events::default();
-    for (id, function, attempt, max_attempts, owner, cancel_requested) in expired {
-        let lost =
-            RunError::new(Code::LeaseExpired, format!("worker {owner} stopped renewing its lease during attempt {attempt}"));
-        let (status, error) = if cancel_requested != 0 {
-            (RunStatus::Cancelled, cancelled_error())
-        } else if attempt >= max_attempts {
-            (RunStatus::Failed, lost.clone())
-        } else {
-            (RunStatus::Queued, lost.clone())
-        };
-        let terminal = status.is_terminal();
-        update.execute(params![status.as_str(), to_json(&error), terminal.then_some(now), now, id])?;
-        attempt_update.execute(params![now, to_json(&lost), id, attempt])?;
-        if terminal {
-            events.terminal.push(id.clone());
-        }
-        rescued.push(Rescued { run_id: id, function, attempt, owner, status });
-    }
-    Ok((rescued, events))
 }
 
 pub(crate) fn prune(conn: &Connection, before: i64, keys_before: i64, batch: u32) -> OpResult<u64> {

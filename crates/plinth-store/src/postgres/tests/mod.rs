@@ -5,6 +5,7 @@
 //! They need `PLINTH_TEST_DATABASE_URL` (e.g. postgres://postgres@127.0.0.1:5432/postgres).
 //! Without it they say loudly that they are skipped and pass, except under CI, where they fail.
 
+mod adopt_plans;
 mod batched_keys;
 mod checkpoints;
 mod claim_plans;
