@@ -96,6 +96,34 @@ struct Inner {
 }
 
 impl Inner {
+    /// See [`InFlight::admit`].
+    fn admit(&mut self, run: Run, workers: usize) -> Option<(Run, Stop)> {
+        let stop = Stop::default();
+        *self.per_function.entry(run.function.clone()).or_default() += 1;
+        let free = self.busy < workers;
+        let entry = Entry {
+            attempt: run.attempt,
+            function: run.function.clone(),
+            stop: stop.clone(),
+            busy: free,
+            away: false,
+            ending: false,
+        };
+        if let Some(old) = self.runs.insert(run.run_id.clone(), entry) {
+            self.forget(&old);
+        }
+        if free {
+            self.busy += 1;
+            return Some((run, stop));
+        }
+        // Why by priority: a run of higher priority that waits on this node would have been
+        // claimed first from the queue; it starts first here too.
+        self.arrivals += 1;
+        let key = (std::cmp::Reverse(run.priority), self.arrivals);
+        self.waiting.insert(key, Waiting { run, stop, since: std::time::Instant::now() });
+        None
+    }
+
     /// Takes out what an entry replaced or removed counted.
     fn forget(&mut self, e: &Entry) {
         if e.busy {
@@ -111,6 +139,17 @@ impl Inner {
             *n = n.saturating_sub(1);
         }
     }
+}
+
+/// What [`InFlight::adopt`] did with a run.
+#[derive(Debug)]
+pub(crate) enum Adopted {
+    /// The node held it already: nothing changed.
+    Held,
+    /// Taken in, to start now. (Boxed: the other answers carry nothing.)
+    Start(Box<Run>, Stop),
+    /// Taken in, waiting for a slot.
+    Waits,
 }
 
 /// A run stored started on this node, waiting here for a slot.
@@ -180,31 +219,20 @@ impl InFlight {
     /// Takes in a run stored started on this node: it is given back to start now when fewer
     /// than `workers` handlers are at work, and waits for a slot otherwise (its lease held).
     pub(crate) fn admit(&self, run: Run, workers: usize) -> Option<(Run, Stop)> {
-        let stop = Stop::default();
+        self.lock().admit(run, workers)
+    }
+
+    /// Takes in, as [`InFlight::admit`] does, a run leased to this node that it may not know
+    /// it holds ([`plinth_store::Store::adopt`]); leaves alone one it holds already.
+    pub(crate) fn adopt(&self, run: Run, workers: usize) -> Adopted {
         let mut inner = self.lock();
-        *inner.per_function.entry(run.function.clone()).or_default() += 1;
-        let free = inner.busy < workers;
-        let entry = Entry {
-            attempt: run.attempt,
-            function: run.function.clone(),
-            stop: stop.clone(),
-            busy: free,
-            away: false,
-            ending: false,
-        };
-        if let Some(old) = inner.runs.insert(run.run_id.clone(), entry) {
-            inner.forget(&old);
+        if inner.runs.contains_key(&run.run_id) {
+            return Adopted::Held;
         }
-        if free {
-            inner.busy += 1;
-            return Some((run, stop));
+        match inner.admit(run, workers) {
+            Some((run, stop)) => Adopted::Start(Box::new(run), stop),
+            None => Adopted::Waits,
         }
-        // Why by priority: a run of higher priority that waits on this node would have been
-        // claimed first from the queue; it starts first here too.
-        inner.arrivals += 1;
-        let key = (std::cmp::Reverse(run.priority), inner.arrivals);
-        inner.waiting.insert(key, Waiting { run, stop, since: std::time::Instant::now() });
-        None
     }
 
     /// Takes out the runs that have waited here for a slot `longer` or more: the caller gives

@@ -151,3 +151,23 @@ fn removing_what_was_not_an_end_being_written_gives_no_room() {
     assert!(f.remove("b", &c));
     assert_eq!(f.load(), Load { busy: 0, waiting: 0, away: 0, ending: 0 });
 }
+
+#[test]
+fn adopting_takes_in_an_unknown_run_and_leaves_a_held_one_alone() {
+    let f = InFlight::default();
+    let held = f.admit(run("held", 0), 2).expect("a free slot").1;
+    assert!(matches!(f.adopt(run("held", 0), 2), Adopted::Held), "a run the node holds is not taken in twice");
+    assert_eq!((f.len(), f.busy(), f.running("f")), (1, 1, 1), "nothing changed");
+    assert!(!held.token().is_cancelled(), "the held attempt goes on");
+
+    match f.adopt(run("lost", 0), 2) {
+        Adopted::Start(r, _) => assert_eq!(r.run_id, "lost"),
+        other => panic!("a free slot starts the run at once: {other:?}"),
+    }
+    assert!(matches!(f.adopt(run("late", 0), 2), Adopted::Waits), "with both slots taken it waits for one");
+    assert_eq!((f.len(), f.busy(), f.waiting()), (3, 2, 1));
+    let mut leases = f.leases();
+    leases.sort();
+    assert_eq!(leases.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), ["held", "late", "lost"], "all three renewed");
+    assert!(matches!(f.adopt(run("late", 0), 2), Adopted::Held), "a run waiting here is held too");
+}

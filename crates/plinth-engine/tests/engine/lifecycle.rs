@@ -81,6 +81,38 @@ async fn a_run_held_by_a_dead_worker_is_rescued_and_retried() {
     }
 }
 
+/// A claim whose answer was lost leaves runs leased to a live node that never started them;
+/// the node finds them by its heartbeat and runs them in the attempt they were leased for,
+/// before the rescuer would take them back as lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_leased_to_this_node_by_a_lost_answer_starts_here_in_its_attempt() {
+    let mut h = Harness::new(&rust_fn("job", "echo", "{retries: {max_attempts: 1}}"));
+    let id = h.enqueue("job", json!({"n": 8})).await;
+    // Why six seconds: the heartbeat (every two) takes the run in once its lease is older than
+    // three, two seconds or more before the rescuer could take it back.
+    let cfg = EngineConfig { lease: Duration::from_secs(6), owner: "this-node".into(), ..config() };
+    let now = now_micros();
+    let lease_until = now + i64::try_from(cfg.lease.as_micros()).expect("lease");
+    let req = ClaimRequest {
+        owner: cfg.owner.clone(),
+        now,
+        lease_until,
+        wants: vec![("job".into(), 1)],
+        limit: 1,
+        limits: Default::default(),
+    };
+    assert_eq!(h.store.claim(req).await.expect("claim").runs.len(), 1, "the claim committed; its answer is dropped");
+
+    h.start(|_| {}, cfg);
+    let run = h.wait_terminal(&id).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.output, Some(json!({"n": 8})));
+    assert_eq!(run.attempt, 1);
+    assert_eq!(outcomes(&run), ["succeeded"], "its one attempt was not lost");
+    let metrics = h.metrics.render();
+    assert!(!metrics.contains("LeaseExpired"), "no lease ran out:\n{metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_releases_a_long_run_back_to_the_queue() {
     let mut h = Harness::started(&sh_fn("sleeper", SLEEPER, ""), |_| {}, config());
