@@ -11,6 +11,7 @@ mod inngest_signed;
 mod lifecycle;
 mod live;
 mod logs;
+mod lost_claim;
 mod nodes;
 mod overview;
 mod pg_node;

@@ -1,5 +1,5 @@
 //! One node on a scratch PostgreSQL schema, for the tests that hold a write with a row lock of
-//! their own (`step_writes.rs`, `end_writes.rs`).
+//! their own (`step_writes.rs`, `end_writes.rs`) or slow a commit down (`lost_claim.rs`).
 
 use crate::harness::component;
 use plinth_core::metrics::Metrics;
@@ -73,6 +73,13 @@ impl PgNode {
         let sql = format!("SELECT 1 FROM \"{}\".runs WHERE id = $1 FOR UPDATE", self.schema);
         sqlx::query(&sql).bind(id).execute(&mut *tx).await.expect("lock the run's row");
         tx
+    }
+
+    /// Runs `sql` (one statement or several) with the node's schema first on the search path.
+    pub(crate) async fn execute(&self, sql: &str) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await.expect("the test's connection");
+        let sql = format!("SET search_path TO \"{}\"; {sql}", self.schema);
+        sqlx::Executor::execute(&mut conn, sql.as_str()).await.expect("the test's statements");
     }
 
     pub(crate) async fn stop(mut self) {
