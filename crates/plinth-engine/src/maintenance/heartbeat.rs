@@ -17,7 +17,11 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>) {
         if !leases.is_empty() {
             renew(&shared, leases).await;
         }
-        adopt(&shared).await;
+        // Why not once the node is shutting down: it starts no more work then; a run it
+        // lost track of comes back through the rescuer, as every run of a node that stopped.
+        if !shared.no_claims.is_cancelled() {
+            adopt(&shared).await;
+        }
     }
 }
 
