@@ -71,6 +71,36 @@ pub async fn lanes_hold_their_limit_across_claims(store: &dyn Store) {
     assert!(capped.runs.is_empty(), "a function without lanes claims nothing through them");
 }
 
+/// Lanes whose running runs fill their limit give no run, however many runs they hold queued,
+/// and go to the back of the line, so that a lane with room behind more full lanes than a claim
+/// looks at is reached by the next claim; a lane's room is its limit minus its running runs.
+pub async fn full_lanes_give_nothing_and_let_the_next_lanes_through(store: &dyn Store) {
+    let t0 = now_micros();
+    // Why 20: a claim of one run looks at 17 lanes, so the lane with room is not among them.
+    for i in 0..20 {
+        for j in 0..3 {
+            enqueue(store, in_lane("jam", &format!("full-{i:02}"), t0 + i * 10 + j)).await;
+        }
+    }
+    let served = enqueue(store, in_lane("jam", "zz-free", t0 + 500)).await;
+    let now = t0 + SEC;
+    let holding = claim_limited(store, "w1", now, "jam", 100, 1).await;
+    assert_eq!(holding.runs.len(), 21, "one run of each lane starts: {:?}", per_lane(&holding.runs));
+    // Why: served last, the lane with room is now behind the twenty full ones.
+    assert!(finish(store, &served.run_id, "w1", 1, Finish::Succeeded(json!(null)), now).await);
+    let free = enqueue(store, in_lane("jam", "zz-free", now)).await;
+    let full = claim_limited(store, "w2", now + SEC, "jam", 1, 1).await;
+    assert!(full.runs.is_empty(), "every lane looked at is full: {:?}", ids(&full.runs));
+    assert!(full.lanes_due, "the full lanes still hold due runs");
+    let next = claim_limited(store, "w2", now + 2 * SEC, "jam", 1, 1).await;
+    assert_eq!(ids(&next.runs), vec![free.run_id.clone()], "the lane with room, behind the full ones, gives its run");
+    let wider = claim_limited(store, "w2", now + 3 * SEC, "jam", 100, 2).await;
+    assert_eq!(wider.runs.len(), 20, "a limit of two makes room for one more in each full lane: {:?}", per_lane(&wider.runs));
+    assert!(per_lane(&wider.runs).values().all(|n| *n == 1), "one each: {:?}", per_lane(&wider.runs));
+    let none = claim_limited(store, "w3", now + 4 * SEC, "jam", 100, 2).await;
+    assert!(none.runs.is_empty(), "nothing more while every lane holds two: {:?}", ids(&none.runs));
+}
+
 /// A lane with many queued runs does not starve a lane with one: lanes take turns, and inside
 /// one claim every lane gives its first run before any gives its second.
 pub async fn lanes_are_served_round_robin(store: &dyn Store) {

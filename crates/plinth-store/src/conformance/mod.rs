@@ -113,6 +113,7 @@ macro_rules! with_every_case {
             cancel_of_a_waiting_run_cancels_its_child,
             a_step_retry_requeues_and_a_rerun_keeps_steps,
             lanes_hold_their_limit_across_claims,
+            full_lanes_give_nothing_and_let_the_next_lanes_through,
             lanes_are_served_round_robin,
             a_lane_keeps_priority_and_due_times,
             lanes_report_their_load,

@@ -49,25 +49,24 @@ pub(crate) async fn open_lanes(conn: &mut PgConnection, mut pairs: Vec<(&str, &s
     Ok(())
 }
 
-/// Takes up to `$7` due runs from the lanes `$6` (already locked, in turn order): per lane at
-/// most the limit `$5` minus its running runs and at most its throttle's cap `$8`, round-robin
-/// across lanes (every lane's first run, then every lane's second...). Records the attempts;
+/// Takes up to `$6` due runs from the lanes `$5` (already locked, in turn order): per lane at
+/// most its room `$7` (the limit minus its running runs, within its throttle's cap, counted as
+/// the lanes were locked), round-robin across lanes (every lane's first run, then every lane's
+/// second...). Records the attempts;
 /// answers the runs. The chosen runs are updated by id (`= ANY(ARRAY(...))`, an index probe
 /// each): joined to `runs` instead, the custom plan hashed them against a sequential scan of the
 /// whole table whenever its estimate found that cheaper, as it does on a table of tens of
 /// thousands of runs, and the scan grew with every dead version a keyed round left.
 pub(super) fn take_sql() -> String {
     format!(
-        "WITH lanes AS ( \
-           SELECT k.key, k.ord, GREATEST(LEAST(k.cap, $5 - (SELECT COUNT(*) FROM runs c WHERE c.function = $4 \
-             AND c.flow_key = k.key AND c.status = 'running')), 0) AS room \
-           FROM unnest($6::text[], $8::bigint[]) WITH ORDINALITY AS k(key, cap, ord)), \
+        "WITH lanes AS (SELECT k.key, k.ord, GREATEST(k.cap, 0) AS room \
+           FROM unnest($5::text[], $7::bigint[]) WITH ORDINALITY AS k(key, cap, ord)), \
          picked AS ( \
            SELECT p.id, l.ord, row_number() OVER (PARTITION BY l.ord ORDER BY p.priority DESC, p.next_attempt_at, p.id) AS rn \
            FROM lanes l CROSS JOIN LATERAL (SELECT q.id, q.priority, q.next_attempt_at FROM runs q \
              WHERE q.function = $4 AND q.flow_key = l.key AND q.status = 'queued' AND q.next_attempt_at <= $3 \
              ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT l.room FOR UPDATE SKIP LOCKED) p), \
-         chosen AS (SELECT id FROM picked ORDER BY rn, ord LIMIT $7), \
+         chosen AS (SELECT id FROM picked ORDER BY rn, ord LIMIT $6), \
          claimed AS ( \
            UPDATE runs SET status = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2, started_at = $3 \
            WHERE runs.id = ANY(ARRAY(SELECT id FROM chosen)) AND runs.status = 'queued' RETURNING {RUN_COLS}), \
@@ -76,6 +75,22 @@ pub(super) fn take_sql() -> String {
         super::leases::recorded_attempts("claimed", "$1", "$3")
     )
 }
+
+/// The next lanes of a function in turn order, locked (those another claim holds are skipped):
+/// key, throttle's theoretical arrival time, 0 running runs (no concurrency limit here), and
+/// `true` for "may hold due runs".
+const LANES_SQL: &str = "SELECT key, tat, 0::bigint, true FROM flow_keys WHERE function = $1 \
+    ORDER BY served, key LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED";
+/// [`LANES_SQL`] under a concurrency limit `$3` at `$4`: each lane's running runs counted
+/// (`runs_lane_open`), and, for a lane with room, whether it holds a due run: the first in the
+/// order of `runs_lane_queue`, as the take reads it (an `EXISTS` there was planned through
+/// `runs_due`, every due run of every function).
+pub(super) const LANES_COUNTED_SQL: &str = "SELECT k.key, k.tat, c.running, CASE WHEN c.running < $3 THEN (SELECT 1 FROM runs q \
+      WHERE q.function = $1 AND q.flow_key = k.key AND q.status = 'queued' AND q.next_attempt_at <= $4 \
+      ORDER BY q.priority DESC, q.next_attempt_at, q.id LIMIT 1) IS NOT NULL ELSE false END \
+    FROM flow_keys k CROSS JOIN LATERAL (SELECT COUNT(*) AS running FROM runs c WHERE c.function = $1 \
+      AND c.flow_key = k.key AND c.status = 'running') c \
+    WHERE k.function = $1 ORDER BY k.served, k.key LIMIT $2 FOR NO KEY UPDATE OF k SKIP LOCKED";
 
 /// Leases up to `n` due runs of `function` as its lanes' rules allow, across nodes; answers the
 /// runs, and when a run its throttle holds back may start.
@@ -89,34 +104,44 @@ pub(crate) async fn claim_lanes(
     // Why: a few more lanes than runs wanted, so that full or empty lanes do not leave the
     // claim short; other nodes skip the lanes locked here and serve the next ones.
     let batch = i64::from(n.saturating_add(16).min(512));
-    // Why: after five runs of the take statement PostgreSQL may keep a generic plan, made
-    // without the function and the time; with a large backlog it scanned the function's whole
-    // queue (keyed runs/s 0.24 of unkeyed, 0.82 with custom plans; decision 0009).
-    custom_plans(tx).await?;
-    let lanes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT key, tat FROM flow_keys WHERE function = $1 ORDER BY served, key LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
-    )
-    .bind(function)
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
+    // Why the running runs counted here, and the take given each lane's room: a lane stays
+    // locked until the transaction ends, and a run of a lane starts only through its lock, so
+    // its count can only fall meanwhile. When no lane has both room and a due run, the take is
+    // not sent. Why: with a backlog behind a full key, every claim of the node planned and ran
+    // the take for nothing (the claims' connection at 8 to 9 % of the machine while the scale
+    // bench paced `POST /run` beside 10,000 runs queued behind one full key).
+    let limit = rules.concurrency.map_or(i64::from(u32::MAX), i64::from);
+    let lanes_sql = if rules.concurrency.is_some() { LANES_COUNTED_SQL } else { LANES_SQL };
+    let lanes: Vec<(String, i64, i64, bool)> =
+        sqlx::query_as(lanes_sql).bind(function).bind(batch).bind(limit).bind(req.now).fetch_all(&mut *tx).await?;
     if lanes.is_empty() {
         return Ok((Vec::new(), None));
     }
-    let keys: Vec<&str> = lanes.iter().map(|(k, _)| k.as_str()).collect();
-    let caps: Vec<i64> =
-        lanes.iter().map(|(_, tat)| i64::from(rules.throttle.map_or(n, |g| g.admit(*tat, req.now, n).0))).collect();
-    let rows = sqlx::query(&take_sql())
-        .bind(&req.owner)
-        .bind(req.lease_until)
-        .bind(req.now)
-        .bind(function)
-        .bind(rules.concurrency.map_or(i64::from(u32::MAX), i64::from))
-        .bind(&keys)
-        .bind(i64::from(n))
-        .bind(&caps)
-        .fetch_all(&mut *tx)
-        .await?;
+    let keys: Vec<&str> = lanes.iter().map(|(k, _, _, _)| k.as_str()).collect();
+    let caps: Vec<i64> = lanes
+        .iter()
+        .map(|(_, tat, running, _)| {
+            i64::from(rules.throttle.map_or(n, |g| g.admit(*tat, req.now, n).0)).min(limit - running).max(0)
+        })
+        .collect();
+    let rows = if !lanes.iter().zip(&caps).any(|((_, _, _, due), cap)| *due && *cap > 0) {
+        Vec::new()
+    } else {
+        // Why: after five runs of the take statement PostgreSQL may keep a generic plan, made
+        // without the function and the time; with a large backlog it scanned the function's
+        // whole queue (keyed runs/s 0.24 of unkeyed, 0.82 with custom plans; decision 0009).
+        custom_plans(tx).await?;
+        sqlx::query(&take_sql())
+            .bind(&req.owner)
+            .bind(req.lease_until)
+            .bind(req.now)
+            .bind(function)
+            .bind(&keys)
+            .bind(i64::from(n))
+            .bind(&caps)
+            .fetch_all(&mut *tx)
+            .await?
+    };
     let runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
     // Why: the lanes looked at up to the last one served go to the back of the line; when none
     // gave a run, all of them do, so the next claim looks at others.
@@ -130,7 +155,7 @@ pub(crate) async fn claim_lanes(
     let bumped = if last.is_none() && every_lane_seen { 0 } else { seen };
     let mut tats = Vec::with_capacity(seen);
     let mut throttled_until: Option<i64> = None;
-    for (key, tat) in &lanes[..seen] {
+    for (key, tat, _, _) in &lanes[..seen] {
         let Some(g) = rules.throttle else {
             tats.push(*tat);
             continue;

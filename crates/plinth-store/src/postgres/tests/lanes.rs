@@ -98,18 +98,65 @@ async fn a_keyed_claim_updates_the_runs_it_chose_by_id_never_by_scanning_the_tab
     conn.execute(fill).await.expect("fill");
     conn.execute("SET plan_cache_mode = force_custom_plan").await.expect("custom plans");
     let sql = super::super::flow::take_sql();
-    conn.execute(format!("PREPARE take(text, bigint, bigint, text, bigint, text[], bigint, bigint[]) AS {sql}").as_str())
+    conn.execute(format!("PREPARE take(text, bigint, bigint, text, text[], bigint, bigint[]) AS {sql}").as_str())
         .await
         .expect("prepare");
     let keys = (100..260).map(|g| format!("k{g}")).collect::<Vec<_>>().join(",");
-    let caps = vec!["144"; 160].join(",");
-    let call = format!("take('me', 2000000, 1000, 'f', 4, '{{{keys}}}', 144, '{{{caps}}}')");
+    let caps = vec!["2"; 160].join(",");
+    let call = format!("take('me', 2000000, 1000, 'f', '{{{keys}}}', 144, '{{{caps}}}')");
     let scans = explained_scans(&mut conn, &call).await;
     assert!(scans.iter().all(|(node, _, _)| node.starts_with("Index")), "runs read through indexes only: {scans:?}");
     assert!(
         scans.iter().any(|(_, index, cond)| index == "runs_pkey" && cond.contains("ANY")),
         "the chosen runs found by id: {scans:?}"
     );
+    conn.close().await.expect("close");
+    store.close().await;
+    scratch.drop_now().await;
+}
+
+/// The lanes a keyed claim locks, under the claims' connection's generic plans, on 20,000 runs
+/// over 1,000 lanes (two running in each, eighteen queued and due), analyzed: each lane's
+/// running runs are counted through `runs_lane_open` and its due runs looked for through
+/// `runs_lane_queue`, never by reading the table; a lane with room says it holds a due run, a
+/// full one does not look, nor does an empty one find any.
+#[tokio::test]
+async fn a_keyed_claim_counts_its_lanes_through_their_indexes() {
+    use super::plans::explained_scans;
+    use sqlx::{Connection, Executor, PgConnection, Row};
+    let Some((mut scratch, store)) = super::fresh().await else { return };
+    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
+    let fill = "INSERT INTO flow_keys (function, key, served, touched_at) SELECT 'f', 'k' || g, 0, 1 FROM generate_series(0, 999) g; \
+        INSERT INTO flow_keys (function, key, served, touched_at) VALUES ('f', '', 0, 1); \
+        INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
+          flow_key, lease_owner, lease_expires_at) \
+          SELECT lpad(g::text, 26, '0'), 'f', CASE WHEN g % 20 < 2 THEN 'running' ELSE 'queued' END, 0, 3, 'null', g, 1, 'c', \
+            'k' || (g / 20), CASE WHEN g % 20 < 2 THEN 'elsewhere' END, CASE WHEN g % 20 < 2 THEN 9 END \
+          FROM generate_series(0, 19999) g; \
+        ANALYZE runs; ANALYZE flow_keys";
+    conn.execute(fill).await.expect("fill");
+    conn.execute(crate::postgres::dedicated::CLAIM_SETUP).await.expect("the claims' settings");
+    let sql = super::super::flow::LANES_COUNTED_SQL;
+    conn.execute(format!("PREPARE lanes(text, bigint, bigint, bigint) AS {sql}").as_str()).await.expect("prepare");
+    for _ in 0..6 {
+        conn.execute("EXECUTE lanes('f', 40, 4, 1000)").await.expect("a generic plan is made");
+    }
+    let scans = explained_scans(&mut conn, "lanes('f', 40, 4, 1000)").await;
+    assert!(scans.iter().all(|(node, _, _)| node.starts_with("Index")), "runs read through indexes only: {scans:?}");
+    let used: Vec<&str> = scans.iter().map(|(_, index, _)| index.as_str()).collect();
+    assert!(used.contains(&"runs_lane_open") && used.contains(&"runs_lane_queue"), "each lane through its entries: {scans:?}");
+    let read = |rows: Vec<sqlx::postgres::PgRow>| -> Vec<(String, i64, bool)> {
+        rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(2), r.get::<bool, _>(3))).collect()
+    };
+    let room = read(sqlx::query("EXECUTE lanes('f', 2000, 4, 1000)").fetch_all(&mut conn).await.expect("lanes"));
+    assert_eq!(room.len(), 1001, "every lane, the empty one too");
+    assert!(room.iter().filter(|(k, _, _)| !k.is_empty()).all(|(_, running, due)| *running == 2 && *due), "room and due runs");
+    assert!(room.iter().any(|(k, running, due)| k.is_empty() && *running == 0 && !*due), "the empty lane holds no due run");
+    let full = read(sqlx::query("EXECUTE lanes('f', 2000, 2, 1000)").fetch_all(&mut conn).await.expect("lanes"));
+    assert!(full.iter().all(|(_, _, due)| !*due), "full lanes do not look for due runs");
+    let early = read(sqlx::query("EXECUTE lanes('f', 2000, 4, 0)").fetch_all(&mut conn).await.expect("lanes"));
+    assert!(early.iter().all(|(_, _, due)| !*due), "runs not yet due are not due");
     conn.close().await.expect("close");
     store.close().await;
     scratch.drop_now().await;
