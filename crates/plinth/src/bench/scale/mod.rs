@@ -9,7 +9,8 @@
 //!    twin of the empty store (a store of its own, given the same runs as 1 was), so both sides
 //!    of each read meet the same moments of the machine;
 //! 3. filled, with a retention that makes the old runs prunable: `POST /run` while they go;
-//! 4. on an empty store of its own: the same paced `POST /run` for as long as 3 took.
+//! 4. on an empty store of its own, holding the key as 1 did: the same paced `POST /run` for as
+//!    long as 3 took.
 
 mod fill;
 mod pruning;
