@@ -76,6 +76,28 @@ async fn the_gauges_read_only_the_lanes_with_queued_runs_whatever_else_the_lanes
     scratch.drop_now().await;
 }
 
+/// 1,000 lanes of function `f` (`k0` to `k999`), 20 runs each: two running on another node,
+/// eighteen queued and due from time 1; analyzed.
+const THOUSAND_LANES: &str = "INSERT INTO flow_keys (function, key, served, touched_at) \
+      SELECT 'f', 'k' || g, 0, 1 FROM generate_series(0, 999) g; \
+    INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
+      flow_key, lease_owner, lease_expires_at) \
+      SELECT lpad(g::text, 26, '0'), 'f', CASE WHEN g % 20 < 2 THEN 'running' ELSE 'queued' END, 0, 3, 'null', g, 1, 'c', \
+        'k' || (g / 20), CASE WHEN g % 20 < 2 THEN 'elsewhere' END, CASE WHEN g % 20 < 2 THEN 9 END \
+      FROM generate_series(0, 19999) g; \
+    ANALYZE runs";
+
+/// A fresh store holding [`THOUSAND_LANES`], and a connection of its own on its schema, or
+/// `None` when the tests are skipped.
+async fn thousand_lanes() -> Option<(super::Scratch, crate::postgres::PostgresStore, sqlx::PgConnection)> {
+    use sqlx::{Connection, Executor};
+    let (scratch, store) = fresh().await?;
+    let mut conn = sqlx::PgConnection::connect(&database_url().expect("set")).await.expect("connect");
+    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
+    conn.execute(THOUSAND_LANES).await.expect("fill");
+    Some((scratch, store, conn))
+}
+
 /// A keyed claim's take statement, planned for each call (as the claim runs it) on a table of
 /// 20,000 runs over 1,000 lanes (two running in each), analyzed: the runs it chose are updated
 /// through the primary key. Joined to `runs`, they were hashed against a sequential scan of the
@@ -84,18 +106,8 @@ async fn the_gauges_read_only_the_lanes_with_queued_runs_whatever_else_the_lanes
 #[tokio::test]
 async fn a_keyed_claim_updates_the_runs_it_chose_by_id_never_by_scanning_the_table() {
     use super::plans::explained_scans;
-    use sqlx::{Connection, Executor, PgConnection};
-    let Some((mut scratch, store)) = super::fresh().await else { return };
-    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
-    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
-    let fill = "INSERT INTO flow_keys (function, key, served, touched_at) SELECT 'f', 'k' || g, 0, 1 FROM generate_series(0, 999) g; \
-        INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
-          flow_key, lease_owner, lease_expires_at) \
-          SELECT lpad(g::text, 26, '0'), 'f', CASE WHEN g % 20 < 2 THEN 'running' ELSE 'queued' END, 0, 3, 'null', g, 1, 'c', \
-            'k' || (g / 20), CASE WHEN g % 20 < 2 THEN 'elsewhere' END, CASE WHEN g % 20 < 2 THEN 9 END \
-          FROM generate_series(0, 19999) g; \
-        ANALYZE runs";
-    conn.execute(fill).await.expect("fill");
+    use sqlx::{Connection, Executor};
+    let Some((mut scratch, store, mut conn)) = thousand_lanes().await else { return };
     conn.execute("SET plan_cache_mode = force_custom_plan").await.expect("custom plans");
     let sql = super::super::flow::take_sql();
     conn.execute(format!("PREPARE take(text, bigint, bigint, text, text[], bigint, bigint[]) AS {sql}").as_str())
@@ -123,19 +135,11 @@ async fn a_keyed_claim_updates_the_runs_it_chose_by_id_never_by_scanning_the_tab
 #[tokio::test]
 async fn a_keyed_claim_counts_its_lanes_through_their_indexes() {
     use super::plans::explained_scans;
-    use sqlx::{Connection, Executor, PgConnection, Row};
-    let Some((mut scratch, store)) = super::fresh().await else { return };
-    let mut conn = PgConnection::connect(&database_url().expect("set")).await.expect("connect");
-    conn.execute(format!("SET search_path TO \"{}\"", scratch.schema).as_str()).await.expect("search path");
-    let fill = "INSERT INTO flow_keys (function, key, served, touched_at) SELECT 'f', 'k' || g, 0, 1 FROM generate_series(0, 999) g; \
-        INSERT INTO flow_keys (function, key, served, touched_at) VALUES ('f', '', 0, 1); \
-        INSERT INTO runs (id, function, status, attempt, max_attempts, input, created_at, next_attempt_at, correlation_id, \
-          flow_key, lease_owner, lease_expires_at) \
-          SELECT lpad(g::text, 26, '0'), 'f', CASE WHEN g % 20 < 2 THEN 'running' ELSE 'queued' END, 0, 3, 'null', g, 1, 'c', \
-            'k' || (g / 20), CASE WHEN g % 20 < 2 THEN 'elsewhere' END, CASE WHEN g % 20 < 2 THEN 9 END \
-          FROM generate_series(0, 19999) g; \
-        ANALYZE runs; ANALYZE flow_keys";
-    conn.execute(fill).await.expect("fill");
+    use sqlx::{Connection, Executor, Row};
+    let Some((mut scratch, store, mut conn)) = thousand_lanes().await else { return };
+    conn.execute("INSERT INTO flow_keys (function, key, served, touched_at) VALUES ('f', '', 0, 1); ANALYZE flow_keys")
+        .await
+        .expect("an empty lane");
     conn.execute(crate::postgres::dedicated::CLAIM_SETUP).await.expect("the claims' settings");
     let sql = super::super::flow::LANES_COUNTED_SQL;
     conn.execute(format!("PREPARE lanes(text, bigint, bigint, bigint) AS {sql}").as_str()).await.expect("prepare");
